@@ -1,0 +1,131 @@
+package blobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"time"
+)
+
+// Store is the object-store interface every coffer component talks to.
+// Keys are relative to the store's prefix (for s3://bucket/prefix, the
+// key "a/b" is stored as "prefix/a/b"). Metadata keys are lower-case user
+// metadata names without the "x-amz-meta-" prefix.
+type Store interface {
+	// Put stores body (exactly size bytes) under key. With IfNoneMatch it
+	// fails with ErrPreconditionFailed when the key exists; with IfMatch
+	// when the current ETag differs.
+	Put(ctx context.Context, key string, body io.Reader, size int64, opts PutOptions) (ObjectInfo, error)
+	// Get returns the bytes [opts.Offset, opts.Offset+opts.Length) of key
+	// (Length < 0: to the end). With IfMatch it fails with
+	// ErrPreconditionFailed when the object changed.
+	Get(ctx context.Context, key string, opts GetOptions) (io.ReadCloser, ObjectInfo, error)
+	// Head returns an object's size, ETag and metadata.
+	Head(ctx context.Context, key string) (ObjectInfo, error)
+	// List yields the keys under prefix in lexical order. With a
+	// delimiter, keys sharing a prefix up to the delimiter are rolled up
+	// into one Entry with IsPrefix set. Pagination is hidden.
+	List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry, error]
+	// Copy copies src to dst server-side. With Metadata non-nil, dst gets
+	// exactly that metadata (REPLACE directive), else src's. With IfMatch,
+	// the copy fails with ErrPreconditionFailed when src's ETag differs.
+	Copy(ctx context.Context, src, dst string, opts CopyOptions) (ObjectInfo, error)
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// DeleteMany removes keys in batches; missing keys are not errors.
+	DeleteMany(ctx context.Context, keys []string) error
+	// Multipart starts a multipart upload of key. Most callers use Upload,
+	// which drives it in parallel.
+	Multipart(ctx context.Context, key string, opts PutOptions) (MultipartUpload, error)
+	// Close releases connections and other resources.
+	Close() error
+}
+
+// MultipartUpload is one multipart upload in progress. UploadPart may be
+// called concurrently for distinct part numbers.
+type MultipartUpload interface {
+	// UploadPart uploads part number n (1-based) with a per-part checksum.
+	UploadPart(ctx context.Context, n int, body []byte) (Part, error)
+	// Complete assembles the parts (in part-number order) into the object.
+	Complete(ctx context.Context, parts []Part) (ObjectInfo, error)
+	// Abort discards the upload and every part stored so far.
+	Abort(ctx context.Context) error
+}
+
+// Part identifies an uploaded part for Complete.
+type Part struct {
+	Number   int
+	ETag     string
+	Size     int64
+	Checksum string // base64 checksum the server confirmed, if any
+}
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	Key          string
+	Size         int64
+	ETag         string
+	LastModified time.Time
+	Metadata     map[string]string
+}
+
+// Entry is one item of a listing: an object, or (IsPrefix) a common
+// prefix ending in the delimiter.
+type Entry struct {
+	Key          string
+	IsPrefix     bool
+	Size         int64
+	ETag         string
+	LastModified time.Time
+}
+
+// PutOptions apply to Put, Multipart and Upload.
+type PutOptions struct {
+	Metadata    map[string]string
+	IfNoneMatch bool   // create only: fail if the key exists
+	IfMatch     string // replace only: fail unless the current ETag is this
+}
+
+// GetOptions select a byte range and a version.
+type GetOptions struct {
+	Offset  int64
+	Length  int64 // < 0: to the end of the object
+	IfMatch string
+}
+
+// CopyOptions control a server-side copy.
+type CopyOptions struct {
+	Metadata map[string]string // nil: keep the source's metadata
+	IfMatch  string            // x-amz-copy-source-if-match
+}
+
+// Typed errors callers branch on with errors.Is.
+var (
+	ErrNotFound           = errors.New("object not found")
+	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrAccessDenied       = errors.New("access denied")
+	ErrSSEKey             = errors.New("SSE-C key missing or wrong")
+	ErrSSECRefused        = errors.New("bucket refuses SSE-C")
+	ErrThrottled          = errors.New("throttled")
+	ErrTransient          = errors.New("transient failure")
+	ErrInvalidKey         = errors.New("invalid key")
+)
+
+// Error carries the operation and key of a failure; Err is one of the
+// typed errors above where one applies, else the underlying error.
+type Error struct {
+	Op  string
+	Key string
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %v", e.Op, e.Err)
+	}
+	return fmt.Sprintf("%s %q: %v", e.Op, e.Key, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }

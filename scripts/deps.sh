@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the integration tests use, when missing.
+set -euo pipefail
+need=()
+command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v rsync >/dev/null || need+=(rsync)
+command -v restic >/dev/null || need+=(restic)
+command -v diff >/dev/null || need+=(diffutils)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing packages: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" >/dev/null
