@@ -1,0 +1,26 @@
+// Package fs is coffer's filesystem core: it maps canonical paths ("/",
+// "/a/b") onto objects of a blobstore.Store, without FUSE. The go-fuse
+// adapter (package fs/fusefs) and the offline commands (ls, cat, get,
+// put, rm) both drive a *Volume.
+//
+// Layout (DESIGN.md §3): in client mode a path /a/b is the object key
+// enc(a)/enc(b), each segment encrypted under its canonical parent path;
+// bodies are cipher envelopes and attributes are sealed in coffer-*
+// metadata bound to the path. In "none" mode names, bodies and the
+// s3fs-style metadata (mode, uid, gid, mtime) are plain, so s3fs,
+// rclone and the AWS CLI read the same bucket. A directory is a marker
+// object "<dir key>/" or just a common prefix (an implicit directory).
+//
+// Invariants:
+//   - No plaintext file data or name is written to local disk: writes go
+//     to sealed staging files (cache/staging), cached chunks are sealed.
+//   - No byte of a stored object is returned before its chunk
+//     authenticated; a failure is EIO for that file only.
+//   - Reads of an opened version carry If-Match, so versions never mix.
+//   - Every upload uses a fresh ObjectKey; metadata-only changes (chmod,
+//     rename) keep the file ID, so cached chunks stay valid.
+//   - Errors returned by Volume methods carry a syscall.Errno (see Errno).
+//
+// It must never log or return key material, plaintext names in client
+// mode at levels above debug, or file contents.
+package fs

@@ -1,0 +1,155 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// ConfigKey is the object key of a volume's config, relative to the
+// store's prefix. The ".coffer/" prefix is reserved in every mode.
+const ConfigKey = ".coffer/config"
+
+// reservedName is the root entry that is never listed nor created.
+const reservedName = ".coffer"
+
+// Encryption modes of a volume (DESIGN.md §4).
+const (
+	EncryptionClient = "client"
+	EncryptionNone   = "none"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultWritebackDelay    = 2 * time.Second
+	DefaultUploadConcurrency = 8
+	DefaultPartSize          = 16 << 20
+	DefaultMetadataTTL       = 10 * time.Second
+	DefaultCacheSize         = 1 << 30
+	DefaultHeadConcurrency   = 32
+)
+
+// Options configure OpenVolume.
+type Options struct {
+	Store blobstore.Store
+	// Roots are the root keys tried, in order, to open the config.
+	Roots []*cipher.RootKey
+	// Encryption is the mode the user asked for ("client" or "none");
+	// it must match the volume's. Empty means "client".
+	Encryption string
+	// SSE is the server-side encryption the store was opened with; its
+	// mode must match the volume's. In "none" mode its first SSE-C key
+	// also seeds the local secret.
+	SSE blobstore.SSEConfig
+	// Config is the config already read with ReadConfig (optional: read
+	// again when nil).
+	Config *cipher.Config
+	// CacheDir holds everything written locally (block cache, staging).
+	// Empty: a temporary directory removed by Close.
+	CacheDir string
+	// CacheSize bounds the disk block cache in bytes (0: DefaultCacheSize).
+	CacheSize int64
+	// MemCacheSize bounds the in-memory plaintext chunk cache (0: 64 MiB).
+	MemCacheSize int64
+	// WritebackDelay is how long a closed file waits before its upload
+	// (0: DefaultWritebackDelay; negative: upload at once).
+	WritebackDelay time.Duration
+	// UploadConcurrency bounds concurrent uploads and parts.
+	UploadConcurrency int
+	// PartSize is the multipart part size in bytes.
+	PartSize int64
+	// MetadataTTL is how long attributes and listings are trusted
+	// (0: DefaultMetadataTTL; negative: not cached).
+	MetadataTTL time.Duration
+	// ReadOnly refuses every change with EROFS.
+	ReadOnly bool
+	// UID and GID own implicit directories and are the default owner of
+	// new files when the context names no caller (see WithCaller).
+	UID, GID uint32
+	Logger   *slog.Logger
+}
+
+// ReadConfig fetches and parses the config object of the volume in
+// store without authenticating it (Open authenticates). Callers use it
+// to learn the volume ID, e.g. to choose the cache directory.
+func ReadConfig(ctx context.Context, store blobstore.Store) (*cipher.Config, error) {
+	_, cfg, err := readConfig(ctx, store)
+	return cfg, err
+}
+
+func readConfig(ctx context.Context, store blobstore.Store) (blobstore.ObjectInfo, *cipher.Config, error) {
+	rc, info, err := store.Get(ctx, ConfigKey, blobstore.GetOptions{Length: -1})
+	if errors.Is(err, blobstore.ErrNotFound) {
+		return info, nil, fmt.Errorf("no coffer volume in this store (%s is missing): run coffer init first: %w", ConfigKey, err)
+	}
+	if err != nil {
+		return info, nil, fmt.Errorf("reading volume config: %w", err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return info, nil, fmt.Errorf("reading volume config: %w", err)
+	}
+	cfg, err := cipher.ParseConfig(data)
+	if err != nil {
+		return info, nil, fmt.Errorf("volume config: %w", err)
+	}
+	return info, cfg, nil
+}
+
+// VolumeID returns the hex volume ID of cfg, the name of its default
+// cache directory.
+func VolumeID(cfg *cipher.Config) string {
+	id := cfg.VolumeID()
+	return hex.EncodeToString(id[:])
+}
+
+// InitVolume writes the config of a new volume to store, refusing to
+// replace an existing one (conditional create).
+func InitVolume(ctx context.Context, store blobstore.Store, cfg *cipher.Config, kr *cipher.Keyring) error {
+	data, err := cfg.Marshal(kr)
+	if err != nil {
+		return fmt.Errorf("init: %w", err)
+	}
+	_, err = store.Put(ctx, ConfigKey, bytes.NewReader(data), int64(len(data)), blobstore.PutOptions{IfNoneMatch: true})
+	if errors.Is(err, blobstore.ErrPreconditionFailed) {
+		return fmt.Errorf("init: a coffer volume already exists in this store (%s); mount it, or choose another bucket or prefix: %w", ConfigKey, err)
+	}
+	if err != nil {
+		return fmt.Errorf("init: writing %s: %w", ConfigKey, err)
+	}
+	return nil
+}
+
+// checkModes compares what the user asked for with what the volume is.
+func checkModes(cfg *cipher.Config, encryption string, sse blobstore.SSEConfig) error {
+	if encryption == "" {
+		encryption = EncryptionClient
+	}
+	if cfg.Encryption != encryption {
+		return fmt.Errorf("volume uses --encryption %s but --encryption %s was given", cfg.Encryption, encryption)
+	}
+	want := string(sse.Mode)
+	if cfg.SSE != want {
+		return fmt.Errorf("volume uses --sse %s but --sse %s was given", sseName(cfg.SSE), sseName(want))
+	}
+	if cfg.SSE == string(blobstore.SSEKMS) && cfg.SSEKMSKeyID != "" && sse.KMSKeyID != "" && cfg.SSEKMSKeyID != sse.KMSKeyID {
+		return fmt.Errorf("volume uses --sse-kms-key-id %s but %s was given", cfg.SSEKMSKeyID, sse.KMSKeyID)
+	}
+	return nil
+}
+
+func sseName(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
