@@ -5,37 +5,7 @@ package cipher
 // declarations into the files where they belong); signatures change only
 // in agreement with the callers in fs/ and cache/.
 
-import (
-	"errors"
-	"io"
-)
-
-// Object body geometry (DESIGN.md §3).
-const (
-	ChunkSize       = 64 << 10 // plaintext bytes per chunk
-	HeaderSize      = 20       // "CFR" | 0x01 | file ID
-	ChunkOverhead   = 28       // nonce (12) + tag (16)
-	EmptyObjectSize = HeaderSize + ChunkOverhead
-	FileIDSize      = 16
-	NameMax         = 255  // bytes in one name
-	KeyMax          = 1024 // bytes in one object key
-)
-
-// Typed errors.
-var (
-	ErrAuth           = errors.New("authentication failed")        // any AEAD or MAC failure on stored data
-	ErrInvalidSize    = errors.New("invalid object size")          // size not produced by any plaintext
-	ErrNotConfig      = errors.New("not a coffer config")          // unparseable config object
-	ErrConfigTampered = errors.New("config failed authentication") // MAC mismatch
-	ErrNoKeyOpens     = errors.New("no listed root key opens this volume")
-	ErrKeyFileMode    = errors.New("key file is readable by group or others")
-	ErrNameTooLong    = errors.New("name too long")
-	ErrBadName        = errors.New("invalid encrypted name")
-	ErrBadMetadata    = errors.New("missing or malformed coffer metadata")
-)
-
 type (
-	FileID   [FileIDSize]byte
 	VolumeID [16]byte
 )
 
@@ -135,14 +105,8 @@ type Attr struct {
 	MtimeNs int64
 }
 
-// ObjectKey is one object version's DEK with its file ID and generation.
-type ObjectKey struct { /* opaque */
-}
-
 // NewObjectKey makes a fresh file ID and DEK under the current generation.
 func (k *Keyring) NewObjectKey() (*ObjectKey, error) { panic("unimplemented") }
-
-func (o *ObjectKey) FileID() FileID { panic("unimplemented") }
 
 // SealMetadata returns the coffer-* metadata (without the x-amz-meta-
 // prefix) of an object at canonical path with attributes a.
@@ -155,30 +119,6 @@ func (k *Keyring) SealMetadata(o *ObjectKey, path string, a Attr) (map[string]st
 func (k *Keyring) OpenMetadata(meta map[string]string, path string) (*ObjectKey, Attr, error) {
 	panic("unimplemented")
 }
-
-// NewEncrypter writes the object body (header and sealed chunks) to w as
-// plaintext arrives; Close seals the final chunk. Memory: one chunk.
-func (o *ObjectKey) NewEncrypter(w io.Writer) io.WriteCloser { panic("unimplemented") }
-
-// NewPartEncrypter encrypts one multipart part that starts at chunk
-// firstChunk (the header is written when firstChunk is 0); last marks
-// the part holding the object's final chunk. Parts must hold whole chunks
-// except the last.
-func (o *ObjectKey) NewPartEncrypter(w io.Writer, firstChunk uint64, last bool) io.WriteCloser {
-	panic("unimplemented")
-}
-
-// OpenChunk verifies and decrypts chunk index of an object whose
-// plaintext size is plainSize, appending the plaintext to dst.
-func (o *ObjectKey) OpenChunk(dst, sealed []byte, index int64, plainSize int64) ([]byte, error) {
-	panic("unimplemented")
-}
-
-// Offset arithmetic (offsets.go).
-func CipherSize(plain int64) int64                           { panic("unimplemented") }
-func PlainSize(cipherSize int64) (int64, error)              { panic("unimplemented") }
-func ChunkCount(plainSize int64) int64                       { panic("unimplemented") } // 1 for the empty file
-func ChunkCipherRange(index, plainSize int64) (off, n int64) { panic("unimplemented") }
 
 // Names encrypts and decrypts path segments (client mode).
 type Names struct { /* opaque */

@@ -1,0 +1,17 @@
+package cipher
+
+import "errors"
+
+// Typed errors. Callers branch on them with errors.Is; the messages that
+// wrap them add context (which object, which file) but never key bytes.
+var (
+	ErrAuth           = errors.New("authentication failed")        // any AEAD or MAC failure on stored data
+	ErrInvalidSize    = errors.New("invalid object size")          // size not produced by any plaintext
+	ErrNotConfig      = errors.New("not a coffer config")          // unparseable config object
+	ErrConfigTampered = errors.New("config failed authentication") // MAC mismatch
+	ErrNoKeyOpens     = errors.New("no listed root key opens this volume")
+	ErrKeyFileMode    = errors.New("key file is readable by group or others")
+	ErrNameTooLong    = errors.New("name too long")
+	ErrBadName        = errors.New("invalid encrypted name")
+	ErrBadMetadata    = errors.New("missing or malformed coffer metadata")
+)
