@@ -1,12 +1,12 @@
 package blobstore
 
-import (
-	"context"
-	"errors"
-)
+import "context"
 
-// openS3 is a placeholder until the S3 backend lands: engineer 3
-// replaces this file with one that calls NewS3.
+// openS3 opens the S3 backend for Open.
 func openS3(ctx context.Context, bucket, prefix string, opts Options) (Store, error) {
-	return nil, &Error{Op: "open", Key: "s3://" + bucket, Err: errors.New("S3 backend not built yet")}
+	s, err := NewS3(ctx, bucket, prefix, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -1,0 +1,260 @@
+package blobstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Tuning of the S3 client. Retries cover 5xx, throttling and dropped
+// connections; a failed dial is retried only a few times with short
+// waits so that a wrong or unreachable endpoint fails within seconds.
+const (
+	s3MaxAttempts     = 6
+	s3MaxBackoff      = 8 * time.Second
+	s3DialAttempts    = 3
+	s3DialTimeout     = 5 * time.Second
+	s3ReadTimeout     = 2 * time.Minute // no byte for this long: the connection is dead
+	s3DefaultRegion   = "us-east-1"
+	maxCopyObjectSize = 5 << 30 // CopyObject's limit; larger copies use UploadPartCopy
+	copyPartSize      = 512 << 20
+	maxKeyLen         = 1024
+)
+
+// S3 is the S3 backend: a Store over one bucket and key prefix, on
+// aws-sdk-go-v2, applying the configured server-side encryption to every
+// request that needs it. It is safe for concurrent use.
+type S3 struct {
+	client    *s3.Client
+	http      aws.HTTPClient
+	bucket    string
+	prefix    string // "" or "dir/" : prepended to every key
+	sse       SSEConfig
+	ckeys     []sseCKey // sse-c: newest first
+	endpoint  string    // for error messages
+	unsigned  bool      // payloads of PutObject/UploadPart go UNSIGNED-PAYLOAD
+	copyLimit int64     // above this size Copy uses UploadPartCopy
+	copyPart  int64     // part size of a multipart copy
+}
+
+var _ Store = (*S3)(nil)
+
+// NewS3 opens bucket (keys under prefix, which has no leading or trailing
+// slash) with the AWS SDK's configuration chain (environment, shared
+// profiles, AWS_ENDPOINT_URL_S3, IMDS) overridden by opts. It does no
+// I/O beyond what the SDK's configuration loading does: a wrong
+// endpoint, bucket or credential shows on the first request, with an
+// error that says which.
+func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error) {
+	if bucket == "" {
+		return nil, errors.New("s3: no bucket given: use s3://bucket[/prefix]")
+	}
+	if err := opts.SSE.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Endpoint != "" {
+		if err := checkEndpoint(opts.Endpoint, opts.AllowHTTP); err != nil {
+			return nil, err
+		}
+	}
+	conc := opts.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+
+	httpClient := awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = s3DialTimeout }).
+		WithTransportOptions(func(tr *http.Transport) {
+			// Reads and uploads can both run at full concurrency.
+			tr.MaxIdleConns = 2*conc + 4
+			tr.MaxIdleConnsPerHost = 2*conc + 4
+			tr.MaxConnsPerHost = 0
+		}).
+		WithReadTimeout(s3ReadTimeout)
+
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = s3MaxAttempts
+				o.MaxBackoff = s3MaxBackoff
+				// The client-side retry quota would turn a burst of
+				// failed parts into hard failures; attempts stay bounded
+				// per request instead.
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+	}
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.AccessKeyID != "" || opts.SecretAccessKey != "" {
+		if opts.AccessKeyID == "" || opts.SecretAccessKey == "" {
+			return nil, errors.New("s3: static credentials need both an access key ID and a secret key")
+		}
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
+	}
+	// The SDK may have replaced the client (AWS_CA_BUNDLE); freeze what it
+	// made so the per-service defaults no longer rebuild it and Close can
+	// release its connections.
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		cfg.HTTPClient = bc.Freeze()
+	}
+
+	var endpointErr error
+	s := &S3{
+		http:      cfg.HTTPClient,
+		bucket:    bucket,
+		sse:       opts.SSE,
+		copyLimit: maxCopyObjectSize,
+		copyPart:  copyPartSize,
+	}
+	if prefix = strings.Trim(prefix, "/"); prefix != "" {
+		s.prefix = prefix + "/"
+	}
+	s.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		o.UsePathStyle = o.UsePathStyle || opts.PathStyle
+		if o.BaseEndpoint != nil {
+			// An endpoint from AWS_ENDPOINT_URL_S3 gets the same check.
+			endpointErr = checkEndpoint(*o.BaseEndpoint, opts.AllowHTTP)
+			s.endpoint = *o.BaseEndpoint
+			if o.Region == "" {
+				o.Region = s3DefaultRegion
+			}
+		}
+		o.APIOptions = append(o.APIOptions, addDialBudget)
+	})
+	if endpointErr != nil {
+		return nil, endpointErr
+	}
+	if s.client.Options().Region == "" {
+		return nil, errors.New("s3: no AWS region configured: pass --region or set AWS_REGION (or a region in the AWS profile)")
+	}
+	if s.endpoint == "" {
+		s.endpoint = "https://s3." + s.client.Options().Region + ".amazonaws.com"
+	}
+	s.unsigned = unsignedPayloadOK(s.endpoint)
+	for _, k := range opts.SSE.CKeys {
+		s.ckeys = append(s.ckeys, newSSECKey(k))
+	}
+	return s, nil
+}
+
+// checkEndpoint accepts https:// endpoints, and http:// ones only on a
+// loopback host or when allowHTTP is set: over plain HTTP on a network,
+// SSE-C keys and object data would travel in the clear.
+func checkEndpoint(endpoint string, allowHTTP bool) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("s3: endpoint %q is not a URL like https://host[:port]", endpoint)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if allowHTTP || isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("s3: refusing plain http:// endpoint %s: requests, data and SSE-C keys would cross the network unencrypted; use https:// or pass --allow-http", u.Host)
+	}
+	return fmt.Errorf("s3: endpoint %q: scheme must be https:// (or http:// on loopback)", endpoint)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// unsignedPayloadOK reports whether request bodies may skip the SigV4
+// payload hash: over TLS the channel protects them (the SDK's own
+// default), and on loopback no one sits between client and server. It
+// saves a SHA-256 pass over every byte uploaded; parts still carry their
+// own CRC32C checksum.
+func unsignedPayloadOK(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	return u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname()))
+}
+
+// Close releases idle connections.
+func (s *S3) Close() error {
+	if c, ok := s.http.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	return nil
+}
+
+// String names the store without any key material.
+func (s *S3) String() string {
+	return fmt.Sprintf("s3://%s/%s (%s, %s)", s.bucket, strings.TrimSuffix(s.prefix, "/"), s.endpoint, s.sse)
+}
+
+// GoString keeps %#v from printing SSE-C keys.
+func (s *S3) GoString() string { return "blobstore.S3{" + s.String() + "}" }
+
+// fullKey maps a store key to the bucket key, rejecting keys S3 cannot
+// hold.
+func (s *S3) fullKey(key string) (string, error) {
+	if key == "" {
+		return "", fmt.Errorf("%w: empty key", ErrInvalidKey)
+	}
+	if !utf8.ValidString(key) {
+		return "", fmt.Errorf("%w: S3 keys must be valid UTF-8", ErrInvalidKey)
+	}
+	full := s.prefix + key
+	if len(full) > maxKeyLen {
+		return "", fmt.Errorf("%w: %d bytes with the prefix, S3 allows %d", ErrInvalidKey, len(full), maxKeyLen)
+	}
+	return full, nil
+}
+
+// copySource is the x-amz-copy-source value for a bucket key: every byte
+// outside the unreserved set percent-encoded, '/' kept.
+func (s *S3) copySource(full string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.WriteString(s.bucket)
+	b.WriteByte('/')
+	for i := 0; i < len(full); i++ {
+		c := full[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '~', c == '/':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}

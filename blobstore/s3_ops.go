@@ -1,0 +1,376 @@
+package blobstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+// unsignedPayload makes a body-carrying request skip the SigV4 payload
+// hash (see unsignedPayloadOK).
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
+
+// payloadOpts are the per-request options of a request with a body.
+// A body that cannot be rewound cannot be hashed before sending, so it
+// goes unsigned even where payloads are otherwise signed.
+func (s *S3) payloadOpts(body io.Reader) []func(*s3.Options) {
+	if _, seekable := body.(io.ReadSeeker); s.unsigned || !seekable {
+		return []func(*s3.Options){unsignedPayload}
+	}
+	return nil
+}
+
+// Put stores body under key with PutObject. A body that is an
+// io.ReadSeeker can be resent, so failed attempts are retried; other
+// readers get one attempt.
+func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, opts PutOptions) (ObjectInfo, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return ObjectInfo{}, &Error{Op: "s3 put", Key: key, Err: err}
+	}
+	if size < 0 {
+		return ObjectInfo{}, &Error{Op: "s3 put", Key: key, Err: fmt.Errorf("negative size %d", size)}
+	}
+	if body == nil || size == 0 {
+		body = bytes.NewReader(nil)
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &full,
+		Body:          body,
+		ContentLength: aws.Int64(size),
+		Metadata:      opts.Metadata,
+	}
+	if opts.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if opts.IfMatch != "" {
+		in.IfMatch = aws.String(opts.IfMatch)
+	}
+	var k *sseCKey
+	in.ServerSideEncryption, in.SSEKMSKeyId, k = s.sseWrite()
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = ssecHeaders(k)
+	out, err := s.client.PutObject(ctx, in, s.payloadOpts(body)...)
+	if err != nil {
+		return ObjectInfo{}, s.refineSSECRefusal(ctx, s.fail("put", key, err, reqWrite, k != nil))
+	}
+	return ObjectInfo{
+		Key:          key,
+		Size:         size,
+		ETag:         aws.ToString(out.ETag),
+		LastModified: time.Now(),
+		Metadata:     opts.Metadata,
+	}, nil
+}
+
+// Get returns a ranged GetObject body. Reading past the end yields an
+// empty body, as on a file.
+func (s *S3) Get(ctx context.Context, key string, opts GetOptions) (io.ReadCloser, ObjectInfo, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return nil, ObjectInfo{}, &Error{Op: "s3 get", Key: key, Err: err}
+	}
+	if opts.Offset < 0 {
+		return nil, ObjectInfo{}, &Error{Op: "s3 get", Key: key, Err: fmt.Errorf("negative offset %d", opts.Offset)}
+	}
+	if opts.Length == 0 {
+		info, err := s.head(ctx, key, opts.IfMatch)
+		if err != nil {
+			return nil, ObjectInfo{}, err
+		}
+		return io.NopCloser(bytes.NewReader(nil)), info, nil
+	}
+	var rng *string
+	switch {
+	case opts.Length < 0 && opts.Offset > 0:
+		rng = aws.String(fmt.Sprintf("bytes=%d-", opts.Offset))
+	case opts.Length > 0:
+		rng = aws.String(fmt.Sprintf("bytes=%d-%d", opts.Offset, opts.Offset+opts.Length-1))
+	}
+	out, err := withReadKeys(s, func(k *sseCKey) (*s3.GetObjectOutput, error) {
+		in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &full, Range: rng}
+		if opts.IfMatch != "" {
+			in.IfMatch = aws.String(opts.IfMatch)
+		}
+		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = ssecHeaders(k)
+		out, err := s.client.GetObject(ctx, in)
+		return out, s.fail("get", key, err, reqRead, k != nil)
+	})
+	if err != nil {
+		if isInvalidRange(err) {
+			// The range starts at or past the end (S3 also says so for
+			// any range of an empty object): an empty read.
+			info, herr := s.head(ctx, key, opts.IfMatch)
+			if herr != nil {
+				return nil, ObjectInfo{}, herr
+			}
+			if opts.Offset >= info.Size {
+				return io.NopCloser(bytes.NewReader(nil)), info, nil
+			}
+		}
+		return nil, ObjectInfo{}, err
+	}
+	info := ObjectInfo{
+		Key:          key,
+		Size:         objectSize(out.ContentRange, aws.ToInt64(out.ContentLength)),
+		ETag:         aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+		Metadata:     out.Metadata,
+	}
+	return out.Body, info, nil
+}
+
+func isInvalidRange(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var st interface{ HTTPStatusCode() int }
+	return errors.As(err, &st) && st.HTTPStatusCode() == 416
+}
+
+// objectSize is the full object size from a Content-Range
+// ("bytes 0-9/123"), or the body length when the response is whole.
+func objectSize(contentRange *string, length int64) int64 {
+	if contentRange == nil {
+		return length
+	}
+	cr := *contentRange
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 {
+		return length
+	}
+	n, err := strconv.ParseInt(cr[i+1:], 10, 64)
+	if err != nil {
+		return length
+	}
+	return n
+}
+
+// Head returns key's size, ETag and metadata.
+func (s *S3) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	return s.head(ctx, key, "")
+}
+
+func (s *S3) head(ctx context.Context, key, ifMatch string) (ObjectInfo, error) {
+	return withReadKeys(s, func(k *sseCKey) (ObjectInfo, error) {
+		return s.headWithMatch(ctx, key, k, ifMatch)
+	})
+}
+
+// headWith heads key with one given SSE-C key (nil: none).
+func (s *S3) headWith(ctx context.Context, key string, k *sseCKey) (ObjectInfo, error) {
+	return s.headWithMatch(ctx, key, k, "")
+}
+
+func (s *S3) headWithMatch(ctx context.Context, key string, k *sseCKey, ifMatch string) (ObjectInfo, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return ObjectInfo{}, &Error{Op: "s3 head", Key: key, Err: err}
+	}
+	in := &s3.HeadObjectInput{Bucket: &s.bucket, Key: &full}
+	if ifMatch != "" {
+		in.IfMatch = aws.String(ifMatch)
+	}
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = ssecHeaders(k)
+	out, err := s.client.HeadObject(ctx, in)
+	if err != nil {
+		return ObjectInfo{}, s.fail("head", key, err, reqRead, k != nil)
+	}
+	return ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+		Metadata:     out.Metadata,
+	}, nil
+}
+
+// List pages through ListObjectsV2 and yields entries with the store
+// prefix removed, objects and common prefixes merged in key order.
+func (s *S3) List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix + prefix)}
+		if delimiter != "" {
+			in.Delimiter = aws.String(delimiter)
+		}
+		pages := s3.NewListObjectsV2Paginator(s.client, in)
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				yield(Entry{}, s.fail("list", prefix, err, reqNoObject, false))
+				return
+			}
+			objs, prefs := page.Contents, page.CommonPrefixes
+			for len(objs) > 0 || len(prefs) > 0 {
+				var e Entry
+				var full string
+				if len(prefs) == 0 || (len(objs) > 0 && aws.ToString(objs[0].Key) < aws.ToString(prefs[0].Prefix)) {
+					o := objs[0]
+					objs = objs[1:]
+					full = aws.ToString(o.Key)
+					e = Entry{Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), LastModified: aws.ToTime(o.LastModified)}
+				} else {
+					full = aws.ToString(prefs[0].Prefix)
+					prefs = prefs[1:]
+					e = Entry{IsPrefix: true}
+				}
+				rel, ok := strings.CutPrefix(full, s.prefix)
+				if !ok || rel == "" {
+					continue
+				}
+				e.Key = rel
+				if !yield(e, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Copy copies src to dst server-side: CopyObject, or UploadPartCopy for
+// sources above 5 GiB. In sse-c mode the source is opened with each
+// SSE-C key in turn and the copy is written under the newest.
+func (s *S3) Copy(ctx context.Context, src, dst string, opts CopyOptions) (ObjectInfo, error) {
+	info, err := withReadKeys(s, func(k *sseCKey) (ObjectInfo, error) {
+		return s.copyWith(ctx, src, dst, -1, opts, k)
+	})
+	return info, s.refineSSECRefusal(ctx, err)
+}
+
+// copyWith copies with srcKey opening an SSE-C source. size is the
+// source size when known, else -1.
+func (s *S3) copyWith(ctx context.Context, src, dst string, size int64, opts CopyOptions, srcKey *sseCKey) (ObjectInfo, error) {
+	fullSrc, err := s.fullKey(src)
+	if err != nil {
+		return ObjectInfo{}, &Error{Op: "s3 copy", Key: src, Err: err}
+	}
+	fullDst, err := s.fullKey(dst)
+	if err != nil {
+		return ObjectInfo{}, &Error{Op: "s3 copy", Key: dst, Err: err}
+	}
+	if size > s.copyLimit {
+		return s.copyMultipart(ctx, fullSrc, dst, fullDst, size, opts, srcKey)
+	}
+	in := &s3.CopyObjectInput{
+		Bucket:     &s.bucket,
+		Key:        &fullDst,
+		CopySource: aws.String(s.copySource(fullSrc)),
+	}
+	if opts.Metadata != nil {
+		in.MetadataDirective = types.MetadataDirectiveReplace
+		in.Metadata = opts.Metadata
+	}
+	if opts.IfMatch != "" {
+		in.CopySourceIfMatch = aws.String(opts.IfMatch)
+	}
+	var dstKey *sseCKey
+	in.ServerSideEncryption, in.SSEKMSKeyId, dstKey = s.sseWrite()
+	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = ssecHeaders(dstKey)
+	in.CopySourceSSECustomerAlgorithm, in.CopySourceSSECustomerKey, in.CopySourceSSECustomerKeyMD5 = ssecHeaders(srcKey)
+	out, err := s.client.CopyObject(ctx, in)
+	if err != nil {
+		if size < 0 && isCopyTooLarge(err) {
+			info, herr := s.headWithMatch(ctx, src, srcKey, opts.IfMatch)
+			if herr != nil {
+				return ObjectInfo{}, herr
+			}
+			return s.copyMultipart(ctx, fullSrc, dst, fullDst, info.Size, opts, srcKey)
+		}
+		return ObjectInfo{}, s.fail("copy", dst, err, reqCopy, srcKey != nil || dstKey != nil)
+	}
+	info := ObjectInfo{Key: dst, Size: -1, Metadata: opts.Metadata}
+	if r := out.CopyObjectResult; r != nil {
+		info.ETag = aws.ToString(r.ETag)
+		info.LastModified = aws.ToTime(r.LastModified)
+	}
+	return info, nil
+}
+
+// isCopyTooLarge recognises S3's refusal of a CopyObject source above
+// 5 GiB ("The specified copy source is larger than the maximum allowable
+// size for a copy source").
+func isCopyTooLarge(err error) bool {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	m := strings.ToLower(apiErr.ErrorMessage())
+	return apiErr.ErrorCode() == "EntityTooLarge" ||
+		(apiErr.ErrorCode() == "InvalidRequest" && strings.Contains(m, "copy source is larger"))
+}
+
+// Delete removes key; a missing key is not an error.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return &Error{Op: "s3 delete", Key: key, Err: err}
+	}
+	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &full})
+	if err = s.fail("delete", key, err, reqWrite, false); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// deleteBatch is DeleteObjects' limit of keys per request.
+const deleteBatch = 1000
+
+// DeleteMany removes keys with DeleteObjects, 1000 per request.
+func (s *S3) DeleteMany(ctx context.Context, keys []string) error {
+	for start := 0; start < len(keys); start += deleteBatch {
+		batch := keys[start:min(start+deleteBatch, len(keys))]
+		objs := make([]types.ObjectIdentifier, len(batch))
+		for i, key := range batch {
+			full, err := s.fullKey(key)
+			if err != nil {
+				return &Error{Op: "s3 delete", Key: key, Err: err}
+			}
+			objs[i] = types.ObjectIdentifier{Key: aws.String(full)}
+		}
+		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: &s.bucket,
+			Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return s.fail("delete", batch[0], err, reqWrite, false)
+		}
+		for _, e := range out.Errors {
+			code := aws.ToString(e.Code)
+			if code == "NoSuchKey" {
+				continue
+			}
+			key := strings.TrimPrefix(aws.ToString(e.Key), s.prefix)
+			return &Error{Op: "s3 delete", Key: key, Err: deleteError(code, aws.ToString(e.Message))}
+		}
+	}
+	return nil
+}
+
+// deleteError types one DeleteObjects per-key failure.
+func deleteError(code, msg string) error {
+	err := fmt.Errorf("DeleteObjects: %s: %s", code, msg)
+	switch code {
+	case "AccessDenied":
+		return &s3Failure{kind: ErrAccessDenied, cause: err}
+	case "SlowDown":
+		return &s3Failure{kind: ErrThrottled, cause: err}
+	case "InternalError", "ServiceUnavailable":
+		return &s3Failure{kind: ErrTransient, cause: err}
+	}
+	return err
+}
