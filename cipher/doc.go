@@ -1,0 +1,130 @@
+// Package cipher is coffer's cryptographic core: root keys, the keyring and
+// its config object, per-object data keys (DEKs) and their wrapping, the
+// chunked object envelope, sealed attributes, name encryption, and sealing
+// of local files. It implements DESIGN.md §2, §3 and §9; this comment
+// records every choice DESIGN.md leaves open.
+//
+// Callers never handle a nonce, a tag or an AAD layout: they ask to seal or
+// open a chunk of an object, the metadata of an object at a path, a name in
+// a directory, a block of a local file, and get verified bytes or an error.
+//
+// # Invariants
+//
+//   - Every AEAD is AES-256-GCM with a fresh random 12-byte nonce stored in
+//     front of the ciphertext (nonce | ciphertext | tag), and every key is
+//     derived per object, per file or per purpose (HKDF-SHA256), so no key
+//     nears the 2^32 random-nonce limit.
+//   - Every seal binds its context in the AAD (volume, generation, file ID,
+//     chunk index and finality, path), so ciphertext moved to another place
+//     does not open.
+//   - Bytes are returned only after they verified. Errors on stored data
+//     wrap ErrAuth, ErrInvalidSize, ErrBadMetadata, ErrBadName,
+//     ErrNotConfig, ErrConfigTampered or ErrNoKeyOpens.
+//
+// # What it must never do
+//
+// Put key bytes, passphrases or plaintext names in an error or a log (the
+// package does not log at all); touch the network; import another coffer
+// package; keep package-level mutable state.
+//
+// # Decisions beyond DESIGN.md
+//
+// Key derivation. HKDF-SHA256 with 32-byte outputs. DEK -> chunk key (info
+// "chunk") and attribute key (info "attr"), as DESIGN.md names them; name
+// secret -> EME key ("coffer name eme") and tweak key ("coffer name
+// tweak"); config secret -> config MAC key ("coffer config mac"); KEK_g ->
+// DEK wrap key (salt = file ID, info "coffer dek wrap"); local secret ->
+// local file key (salt = the file's 32-byte salt, info "coffer local").
+// LocalSecretFromKey(k) = HKDF(k, info "coffer local secret from key"), for
+// the local secret of --encryption none with SSE-C.
+//
+// Config object. The outer object is exactly
+// {"format":1,"body":B,"mac":M} as json.Marshal writes it; ParseConfig
+// accepts only that canonical form (Open reports any other as
+// ErrConfigTampered), so a change of any byte is detected even though the
+// MAC covers the body alone. The body JSON has the fields volume_id,
+// encryption, sse, sse_kms_key_id, keys[] and keyring; unknown fields are
+// refused (a newer format must not be half-read). All binary fields are
+// base64url without padding, decoded strictly. ParseConfig fills no
+// exported field: only Open, after the MAC verified, does
+// (ClaimedEncryption exposes the unverified mode for error messages only).
+//
+// Keyring wrapping, a refinement of DESIGN.md's "one wrapped copy of the
+// keyring per root key": the keyring is sealed once, under a random
+// keyring-wrapping key (KWK), with AAD "coffer keyring v1" | volume ID, and
+// each root key entry carries the KWK. So `coffer rotate` (a new KEK
+// generation) rewrites one sealed keyring with only one root key at hand.
+// An entry receives the KWK by HPKE (RFC 9180: DHKEM(X25519), HKDF-SHA256,
+// AES-256-GCM) to a key pair derived from its root key, info "coffer kwk
+// v1" | volume ID | key ID | 0x00 | kind; the entry stores the public key.
+// Sealing to public keys is what lets `key remove` (and `passwd`) replace
+// the KWK for every remaining entry without their root keys: after a
+// removal, Marshal draws a new KWK and a new config secret, so the removed
+// key opens no config written afterwards and cannot forge its MAC. (What a
+// removed key kept, an old keyring with its name secret and old KEKs,
+// stays usable to its holder, as DESIGN.md §9 says; `coffer rotate` then
+// adds a KEK generation it never sees.)
+//
+// Root keys. A sym key is 32 bytes; its entry key pair comes from
+// HKDF(key, "coffer root sym") and its ID is the first 8 bytes of
+// HKDF(key, "coffer key id") in hex, a fingerprint that names the key
+// without revealing it. A passphrase entry has a random 8-byte hex ID, a
+// random 16-byte salt and its own Argon2id parameters (default time 3,
+// 64 MiB, 4 threads); its key pair comes from
+// HKDF(Argon2id(passphrase, salt), "coffer root passphrase"). Open tells a
+// wrong key (ErrNoKeyOpens) from a tampered config (ErrConfigTampered) by
+// the entry's public key: a key whose derived public key matches an entry
+// but that then fails to unwrap, open or verify means tampering. Parameters
+// outside time 1..16, memory 8*threads KiB..2 GiB, threads 1..16 are
+// refused at parse time, before any Argon2 work (a forged config cannot
+// exhaust memory); a config lists at most 64 keys and is at most 1 MiB.
+// Entries of kinds this version does not know are kept verbatim and
+// skipped; a key removal that would need to rewrap them is refused.
+//
+// Config without client-side encryption ("none"). There is no keyring, so
+// the MAC key is HKDF("coffer config without client-side encryption",
+// "coffer config mac"), a fixed public key: it guards against accidental
+// corruption only, not against anyone who can write the bucket. Such a
+// config lists no keys.
+//
+// Key files. LoadKeyFile takes 32 raw bytes or the base64 (standard or URL
+// alphabet, padded or not, trailing newline allowed) of 32 bytes; it checks
+// the mode on the open file and refuses group/other access with
+// ErrKeyFileMode and "run chmod 600 FILE". WriteKeyFile writes base64 plus
+// a newline (O_EXCL, 0600), printable so it can be backed up. A passphrase
+// file's first line is the passphrase (trailing CR/LF stripped, empty
+// refused, at most 4 KiB).
+//
+// DEKs and metadata. coffer-v is "1"; coffer-fid the 16-byte file ID;
+// coffer-kek the generation in canonical decimal (1..2^32-1); coffer-dek is
+// nonce | wrapped DEK | tag (60 bytes) under HKDF(KEK_g, salt = file ID,
+// "coffer dek wrap") with AAD "coffer dek v1" | volume ID | generation
+// (uint32 big-endian) | file ID. SealMetadata always wraps under the
+// current generation. Metadata names are looked up exactly, then
+// case-insensitively.
+//
+// Attributes. Plaintext is version (1) | mode u32 | uid u32 | gid u32 |
+// mtime ns i64, big-endian, 21 bytes; sealed under the attribute key with
+// AAD volume ID | file ID | canonical path; coffer-attr holds nonce |
+// ciphertext | tag (49 bytes).
+//
+// Envelope. As DESIGN.md §3. The streaming encrypter holds one chunk of
+// plaintext because a chunk is known to be final only at Close; parts of a
+// multipart upload are encrypted independently (NewPartEncrypter) given
+// their first chunk index. The whole-body decrypter checks the header's file
+// ID against the metadata's and that the body ends exactly after the final
+// chunk; an early end is ErrAuth (truncation). The random-access reader
+// does not fetch the header: it is in every chunk's AAD.
+//
+// Names. PKCS#7 always adds 1..16 bytes, so an encrypted name is 16..256
+// bytes before base64url. Decoding accepts only encodings coffer produces:
+// a segment over 200 bytes must be hashed, a hashed one must carry a long
+// encoding over 200 bytes whose SHA-256 matches; lengths are checked before
+// EME (which panics on bad lengths), then padding, then the name rules.
+// Encrypting "", ".", "..", or a name with '/' or NUL is ErrBadName; over
+// 255 bytes ErrNameTooLong.
+//
+// Local files. One AES-GCM key per file, HKDF(local secret, salt, "coffer
+// local"); each block sealed with a random nonce and AAD "coffer local v1" |
+// uint64 big-endian block index, so blocks cannot move within the file.
+package cipher

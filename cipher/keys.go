@@ -1,0 +1,210 @@
+package cipher
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// RootKind names the kind of a root key; later kinds (kms, hpke) slot in.
+type RootKind string
+
+const (
+	KindSym        RootKind = "sym"
+	KindPassphrase RootKind = "passphrase"
+)
+
+// Argon2Params are the Argon2id parameters of one passphrase entry, stored
+// beside its salt in the config.
+type Argon2Params struct {
+	Time      uint32
+	MemoryKiB uint32
+	Threads   uint8
+}
+
+// DefaultArgon2 is what new passphrase entries use: about half a second and
+// 64 MiB on a current core.
+func DefaultArgon2() Argon2Params { return Argon2Params{Time: 3, MemoryKiB: 64 << 10, Threads: 4} }
+
+// Limits on stored Argon2 parameters, checked before any work is done, so a
+// forged config cannot make Open allocate gigabytes or spin for minutes.
+const (
+	argonMaxTime     = 16
+	argonMaxMemory   = 2 << 20 // KiB: 2 GiB
+	argonMaxThreads  = 16
+	argonSaltSize    = 16
+	passphraseMaxLen = 4 << 10
+	keyFileMaxLen    = 4 << 10
+)
+
+func (p Argon2Params) check() error {
+	if p.Time < 1 || p.Time > argonMaxTime || p.Threads < 1 || p.Threads > argonMaxThreads ||
+		p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > argonMaxMemory {
+		return fmt.Errorf("argon2id parameters out of range (time %d, memory %d KiB, threads %d)", p.Time, p.MemoryKiB, p.Threads)
+	}
+	return nil
+}
+
+// RootKey unlocks a keyring: a 32-byte key file or a passphrase. Its String
+// never shows the secret.
+type RootKey struct {
+	kind   RootKind
+	secret []byte
+	argon  Argon2Params // for entries this key adds; tests lower it
+}
+
+// NewSymKey makes a sym root key from 32 key bytes.
+func NewSymKey(key []byte) (*RootKey, error) {
+	if len(key) != keySize {
+		return nil, fmt.Errorf("sym key is %d bytes, want %d", len(key), keySize)
+	}
+	return &RootKey{kind: KindSym, secret: bytes.Clone(key)}, nil
+}
+
+// NewPassphraseKey makes a passphrase root key.
+func NewPassphraseKey(passphrase []byte) (*RootKey, error) {
+	if len(passphrase) == 0 {
+		return nil, errors.New("empty passphrase")
+	}
+	if len(passphrase) > passphraseMaxLen {
+		return nil, fmt.Errorf("passphrase longer than %d bytes", passphraseMaxLen)
+	}
+	return &RootKey{kind: KindPassphrase, secret: bytes.Clone(passphrase), argon: DefaultArgon2()}, nil
+}
+
+func (r *RootKey) Kind() RootKind { return r.kind }
+
+func (r *RootKey) String() string   { return fmt.Sprintf("root key (%s)", r.kind) }
+func (r *RootKey) GoString() string { return r.String() }
+
+// symID is the key ID of a sym key: a fingerprint derived from the key, so
+// the same key file always has the same ID and `key remove ID` can name it.
+func symID(key []byte) string {
+	return hex.EncodeToString(deriveKey(key, nil, infoKeyID)[:8])
+}
+
+// randomID is the key ID of a passphrase entry.
+func randomID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// wrapKEM is the KEM each root key entry uses to receive the keyring-wrapping
+// key (see doc.go): X25519 with a key pair derived from the root key.
+func wrapKEM() hpke.KEM { return hpke.DHKEM(ecdh.X25519()) }
+
+// entryKey derives the private key of one config entry from the root key.
+// For passphrases this runs Argon2id with the entry's stored parameters.
+func (r *RootKey) entryKey(salt []byte, p Argon2Params) (hpke.PrivateKey, error) {
+	var ikm []byte
+	switch r.kind {
+	case KindSym:
+		ikm = deriveKey(r.secret, nil, infoRootSym)
+	case KindPassphrase:
+		if err := p.check(); err != nil {
+			return nil, err
+		}
+		ikm = deriveKey(argon2.IDKey(r.secret, salt, p.Time, p.MemoryKiB, p.Threads, keySize), nil, infoRootPass)
+	default:
+		return nil, fmt.Errorf("root key kind %q not supported", r.kind)
+	}
+	return wrapKEM().DeriveKeyPair(ikm)
+}
+
+// LoadKeyFile reads a sym key file: 32 raw bytes, or their base64 (standard
+// or URL alphabet, padded or not, trailing newline allowed). It refuses files
+// readable by group or others (ErrKeyFileMode, with the chmod 600 advice).
+func LoadKeyFile(path string) (*RootKey, error) {
+	data, err := readPrivateFile(path, keyFileMaxLen)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) == keySize {
+		return NewSymKey(data)
+	}
+	text := bytes.TrimRight(data, "\r\n")
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if key, err := enc.DecodeString(string(text)); err == nil && len(key) == keySize {
+			return NewSymKey(key)
+		}
+	}
+	// Never echo the content: it may be a key.
+	return nil, fmt.Errorf("key file %s: want 32 bytes or their base64, found %d bytes of something else", path, len(data))
+}
+
+// WriteKeyFile creates path with 32 fresh random bytes, base64 with a
+// trailing newline (printable, so it can be backed up on paper), mode 0600.
+// It refuses to overwrite an existing file.
+func WriteKeyFile(path string) error {
+	key := make([]byte, keySize)
+	rand.Read(key)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create key file: %w", err)
+	}
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write key file %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadPassphraseFile reads a passphrase (first line, trailing CR/LF
+// stripped) from a file with the same permission rule as key files.
+func LoadPassphraseFile(path string) (*RootKey, error) {
+	data, err := readPrivateFile(path, passphraseMaxLen+2)
+	if err != nil {
+		return nil, err
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	line = bytes.TrimRight(line, "\r")
+	if len(line) == 0 {
+		return nil, fmt.Errorf("passphrase file %s: first line is empty", path)
+	}
+	return NewPassphraseKey(line)
+}
+
+// readPrivateFile reads at most limit bytes of a file that only its owner
+// may read. The mode is checked on the open file, not the path.
+func readPrivateFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %04o; run chmod 600 %s", ErrKeyFileMode, path, st.Mode().Perm(), path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
