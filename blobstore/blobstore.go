@@ -88,7 +88,9 @@ type PutOptions struct {
 	IfMatch     string // replace only: fail unless the current ETag is this
 }
 
-// GetOptions select a byte range and a version.
+// GetOptions select a byte range and a version. A range starting at or
+// past the end of the object (and Length 0) yields an empty body, not an
+// error; a range running past the end is cut at the end.
 type GetOptions struct {
 	Offset  int64
 	Length  int64 // < 0: to the end of the object
@@ -110,7 +112,7 @@ var (
 	ErrSSECRefused        = errors.New("bucket refuses SSE-C")
 	ErrThrottled          = errors.New("throttled")
 	ErrTransient          = errors.New("transient failure")
-	ErrInvalidKey         = errors.New("invalid key")
+	ErrInvalidKey         = errors.New("invalid key") // empty, over MaxKeyLen bytes, or not UTF-8
 )
 
 // Error carries the operation and key of a failure; Err is one of the

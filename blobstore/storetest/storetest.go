@@ -1,0 +1,815 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+)
+
+// Suite runs the conformance tests against one backend.
+type Suite struct {
+	// NewStore returns a fresh, empty store for one test (its own
+	// directory, bucket or prefix) and registers its cleanup with
+	// t.Cleanup.
+	NewStore func(t testing.TB) blobstore.Store
+	// PartSize is the multipart part size the multipart and Upload tests
+	// use; 0: blobstore.MinPartSize (5 MiB, S3's minimum).
+	PartSize int64
+	// Timeout bounds each test; 0: two minutes.
+	Timeout time.Duration
+}
+
+// Run runs every Test method of s as a subtest of t.
+func (s *Suite) Run(t *testing.T) {
+	v := reflect.ValueOf(s)
+	typ := v.Type()
+	ran := 0
+	for i := range typ.NumMethod() {
+		m := typ.Method(i)
+		if !strings.HasPrefix(m.Name, "Test") {
+			continue
+		}
+		fn, ok := v.Method(i).Interface().(func(*testing.T))
+		if !ok {
+			t.Fatalf("suite method %s has the wrong signature", m.Name)
+		}
+		ran++
+		t.Run(strings.TrimPrefix(m.Name, "Test"), fn)
+	}
+	if ran == 0 {
+		t.Fatal("suite has no tests")
+	}
+}
+
+func (s *Suite) partSize() int64 {
+	if s.PartSize > 0 {
+		return s.PartSize
+	}
+	return blobstore.MinPartSize
+}
+
+// setup returns a fresh store and a context bounded by the suite timeout.
+func (s *Suite) setup(t *testing.T) (blobstore.Store, context.Context) {
+	t.Helper()
+	d := s.Timeout
+	if d == 0 {
+		d = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return s.NewStore(t), ctx
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(n), byte(n >> 8), byte(n >> 16)})
+	r.Read(b)
+	return b
+}
+
+func put(t *testing.T, ctx context.Context, st blobstore.Store, key string, data []byte, opts blobstore.PutOptions) blobstore.ObjectInfo {
+	t.Helper()
+	info, err := st.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
+	if err != nil {
+		t.Fatalf("Put(%q): %v", key, err)
+	}
+	if info.ETag == "" {
+		t.Fatalf("Put(%q) returned no ETag", key)
+	}
+	return info
+}
+
+func get(t *testing.T, ctx context.Context, st blobstore.Store, key string, opts blobstore.GetOptions) ([]byte, blobstore.ObjectInfo) {
+	t.Helper()
+	rc, info, err := st.Get(ctx, key, opts)
+	if err != nil {
+		t.Fatalf("Get(%q, %+v): %v", key, opts, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("Get(%q) read: %v", key, err)
+	}
+	return b, info
+}
+
+func getAll(t *testing.T, ctx context.Context, st blobstore.Store, key string) []byte {
+	t.Helper()
+	b, _ := get(t, ctx, st, key, blobstore.GetOptions{Length: -1})
+	return b
+}
+
+func list(t *testing.T, ctx context.Context, st blobstore.Store, prefix, delim string) []blobstore.Entry {
+	t.Helper()
+	var out []blobstore.Entry
+	for e, err := range st.List(ctx, prefix, delim) {
+		if err != nil {
+			t.Fatalf("List(%q, %q): %v", prefix, delim, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// entryNames renders entries as keys, prefixes marked with a trailing "*".
+func entryNames(es []blobstore.Entry) []string {
+	out := make([]string, 0, len(es))
+	for _, e := range es {
+		if e.IsPrefix {
+			out = append(out, e.Key+"*")
+		} else {
+			out = append(out, e.Key)
+		}
+	}
+	return out
+}
+
+func wantErr(t *testing.T, what string, err error, targets ...error) {
+	t.Helper()
+	for _, target := range targets {
+		if errors.Is(err, target) {
+			var e *blobstore.Error
+			if !errors.As(err, &e) {
+				t.Errorf("%s: error %v is not a *blobstore.Error", what, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s: got error %v, want %v", what, err, targets)
+}
+
+func metaEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// putMany stores keys with bounded parallelism.
+func putMany(t *testing.T, ctx context.Context, st blobstore.Store, keys []string) {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, 16)
+		first atomic.Pointer[error]
+	)
+	for _, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := st.Put(ctx, k, strings.NewReader(k), int64(len(k)), blobstore.PutOptions{}); err != nil {
+				first.CompareAndSwap(nil, &err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := first.Load(); p != nil {
+		t.Fatalf("putMany: %v", *p)
+	}
+}
+
+// TestPutGetHead: a put is read back whole, Head and Get agree with it.
+func (s *Suite) TestPutGetHead(t *testing.T) {
+	st, ctx := s.setup(t)
+	data := randomBytes(100_000)
+	meta := map[string]string{"coffer-test": "v1"}
+	pi := put(t, ctx, st, "dir/obj", data, blobstore.PutOptions{Metadata: meta})
+	got, gi := get(t, ctx, st, "dir/obj", blobstore.GetOptions{Length: -1})
+	if !bytes.Equal(got, data) {
+		t.Fatalf("Get returned %d bytes, not the %d put", len(got), len(data))
+	}
+	hi, err := st.Head(ctx, "dir/obj")
+	if err != nil {
+		t.Fatalf("Head: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		info blobstore.ObjectInfo
+	}{{"Get", gi}, {"Head", hi}} {
+		if c.info.Size != int64(len(data)) {
+			t.Errorf("%s size %d, want %d", c.name, c.info.Size, len(data))
+		}
+		if c.info.ETag != pi.ETag {
+			t.Errorf("%s ETag %q, Put said %q", c.name, c.info.ETag, pi.ETag)
+		}
+		if !metaEqual(c.info.Metadata, meta) {
+			t.Errorf("%s metadata %v, want %v", c.name, c.info.Metadata, meta)
+		}
+		if c.info.LastModified.IsZero() {
+			t.Errorf("%s has no LastModified", c.name)
+		}
+	}
+	// Overwrite: the new body and ETag replace the old.
+	data2 := []byte("second version")
+	pi2 := put(t, ctx, st, "dir/obj", data2, blobstore.PutOptions{})
+	if pi2.ETag == pi.ETag {
+		t.Errorf("overwrite with other bytes kept ETag %q", pi.ETag)
+	}
+	if got := getAll(t, ctx, st, "dir/obj"); !bytes.Equal(got, data2) {
+		t.Errorf("after overwrite Get = %q", got)
+	}
+	if hi, _ := st.Head(ctx, "dir/obj"); len(hi.Metadata) != 0 {
+		t.Errorf("overwrite without metadata kept %v", hi.Metadata)
+	}
+}
+
+// TestEmptyObject: zero-byte objects round-trip.
+func (s *Suite) TestEmptyObject(t *testing.T) {
+	st, ctx := s.setup(t)
+	put(t, ctx, st, "empty", nil, blobstore.PutOptions{})
+	if got := getAll(t, ctx, st, "empty"); len(got) != 0 {
+		t.Fatalf("Get of empty object returned %d bytes", len(got))
+	}
+	hi, err := st.Head(ctx, "empty")
+	if err != nil || hi.Size != 0 {
+		t.Fatalf("Head = %+v, %v; want size 0", hi, err)
+	}
+}
+
+// TestMetadataRoundTrip: user metadata values survive as given.
+func (s *Suite) TestMetadataRoundTrip(t *testing.T) {
+	st, ctx := s.setup(t)
+	cases := []struct {
+		name string
+		meta map[string]string
+	}{
+		{"none", nil},
+		{"simple", map[string]string{"a": "b"}},
+		{"several", map[string]string{"coffer-attr": "x", "coffer-name": "y", "coffer-v": "1"}},
+		{"punctuation", map[string]string{"p": "a=b;c,d:e/f+g?h&i%j(k)l[m]n{o}p!q~r*s'u@v#w$x^y|z"}},
+		{"inner spaces", map[string]string{"s": "hello   world  !"}},
+		{"base64", map[string]string{"b64": "q83vASNFZ4mrze8BI0VniQ==", "b64url": "q83vASNFZ4mrze8BI0VniQ_-"}},
+		{"long", map[string]string{"long": strings.Repeat("0123456789abcdef", 100)}},
+		{"digits and dashes in keys", map[string]string{"x-1-y": "1", "k_2": "2"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			key := fmt.Sprintf("meta/%d", i)
+			put(t, ctx, st, key, []byte(c.name), blobstore.PutOptions{Metadata: c.meta})
+			hi, err := st.Head(ctx, key)
+			if err != nil {
+				t.Fatalf("Head: %v", err)
+			}
+			if !metaEqual(hi.Metadata, c.meta) {
+				t.Errorf("Head metadata %q, want %q", hi.Metadata, c.meta)
+			}
+			_, gi := get(t, ctx, st, key, blobstore.GetOptions{Length: -1})
+			if !metaEqual(gi.Metadata, c.meta) {
+				t.Errorf("Get metadata %q, want %q", gi.Metadata, c.meta)
+			}
+		})
+	}
+}
+
+// TestRangedGet: byte ranges at the edges of an object.
+func (s *Suite) TestRangedGet(t *testing.T) {
+	st, ctx := s.setup(t)
+	data := randomBytes(1000)
+	put(t, ctx, st, "r", data, blobstore.PutOptions{})
+	put(t, ctx, st, "empty", nil, blobstore.PutOptions{})
+	cases := []struct {
+		key            string
+		offset, length int64
+		want           []byte
+	}{
+		{"r", 0, -1, data},
+		{"r", 0, 1, data[:1]},
+		{"r", 0, 1000, data},
+		{"r", 1, 998, data[1:999]},
+		{"r", 999, 1, data[999:]},
+		{"r", 999, -1, data[999:]},
+		{"r", 500, 10_000, data[500:]},
+		{"r", 0, 0, nil},
+		{"r", 1000, -1, nil},
+		{"r", 1000, 5, nil},
+		{"r", 5000, 5, nil},
+		{"empty", 0, -1, nil},
+		{"empty", 0, 10, nil},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s@%d+%d", c.key, c.offset, c.length), func(t *testing.T) {
+			got, info := get(t, ctx, st, c.key, blobstore.GetOptions{Offset: c.offset, Length: c.length})
+			if !bytes.Equal(got, c.want) {
+				t.Errorf("got %d bytes, want %d (content differs: %v)", len(got), len(c.want), len(got) == len(c.want))
+			}
+			if size := int64(len(data)); c.key == "r" && info.Size != size {
+				t.Errorf("info.Size %d, want the object's size %d", info.Size, size)
+			}
+		})
+	}
+}
+
+// TestKeysNested: "a", "a/b", "a/b/c" and "ab" coexist.
+func (s *Suite) TestKeysNested(t *testing.T) {
+	st, ctx := s.setup(t)
+	keys := []string{"a/b", "a", "ab", "a/b/c", "a-", "a/c"}
+	for _, k := range keys {
+		put(t, ctx, st, k, []byte("body of "+k), blobstore.PutOptions{})
+	}
+	for _, k := range keys {
+		if got := string(getAll(t, ctx, st, k)); got != "body of "+k {
+			t.Errorf("Get(%q) = %q", k, got)
+		}
+	}
+	want := slices.Clone(keys)
+	slices.Sort(want)
+	if got := entryNames(list(t, ctx, st, "", "")); !slices.Equal(got, want) {
+		t.Errorf("List = %q, want %q", got, want)
+	}
+	if err := st.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(getAll(t, ctx, st, "a/b")); got != "body of a/b" {
+		t.Errorf("after deleting a, Get(a/b) = %q", got)
+	}
+}
+
+// TestSpecialKeys: keys with characters that need escaping somewhere.
+func (s *Suite) TestSpecialKeys(t *testing.T) {
+	st, ctx := s.setup(t)
+	keys := []string{
+		"with space", "per%cent", "plus+sign", "eq=ual", "hash#tag", "question?", "amp&and",
+		"semi;colon", "comma,", "paren(s)", "brack[e]t", "tilde~", "bang!", "star*", "quote'", "at@",
+		"dollar$", "caret^", "unicode-ä-日本-🔑", "dots.in.name", "-leading-dash", "_under", "trailing.",
+		"LongSegment" + strings.Repeat("x", 300) + "/end",
+		strings.Repeat("k", blobstore.MaxKeyLen),
+	}
+	for _, k := range keys {
+		put(t, ctx, st, k, []byte(k), blobstore.PutOptions{})
+	}
+	for _, k := range keys {
+		if got := string(getAll(t, ctx, st, k)); got != k {
+			t.Errorf("Get(%.40q) = %.40q", k, got)
+		}
+	}
+	want := slices.Clone(keys)
+	slices.Sort(want)
+	if got := entryNames(list(t, ctx, st, "", "")); !slices.Equal(got, want) {
+		t.Errorf("List = %q\nwant %q", got, want)
+	}
+}
+
+// TestInvalidKeys: keys no backend may accept.
+func (s *Suite) TestInvalidKeys(t *testing.T) {
+	st, ctx := s.setup(t)
+	for _, k := range []string{"", strings.Repeat("k", blobstore.MaxKeyLen+1)} {
+		_, err := st.Put(ctx, k, strings.NewReader("x"), 1, blobstore.PutOptions{})
+		wantErr(t, fmt.Sprintf("Put of a %d-byte key", len(k)), err, blobstore.ErrInvalidKey)
+	}
+}
+
+// TestList: prefixes and delimiters, in lexical order.
+func (s *Suite) TestList(t *testing.T) {
+	st, ctx := s.setup(t)
+	keys := []string{"d/1", "d/2", "d/sub/x", "d/sub/y", "d/sub2/z", "d-x", "e", "dd/1", "d0"}
+	for _, k := range keys {
+		put(t, ctx, st, k, []byte(k), blobstore.PutOptions{})
+	}
+	cases := []struct {
+		prefix, delim string
+		want          []string
+	}{
+		{"", "", []string{"d-x", "d/1", "d/2", "d/sub/x", "d/sub/y", "d/sub2/z", "d0", "dd/1", "e"}},
+		{"", "/", []string{"d-x", "d/*", "d0", "dd/*", "e"}},
+		{"d/", "/", []string{"d/1", "d/2", "d/sub/*", "d/sub2/*"}},
+		{"d/", "", []string{"d/1", "d/2", "d/sub/x", "d/sub/y", "d/sub2/z"}},
+		{"d/s", "/", []string{"d/sub/*", "d/sub2/*"}},
+		{"d/sub", "", []string{"d/sub/x", "d/sub/y", "d/sub2/z"}},
+		{"d/sub/", "/", []string{"d/sub/x", "d/sub/y"}},
+		{"d", "/", []string{"d-x", "d/*", "d0", "dd/*"}},
+		{"e", "/", []string{"e"}},
+		{"nothing", "", nil},
+		{"nothing/", "/", nil},
+		{"d/", "s", []string{"d/1", "d/2", "d/s*"}},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%q,%q", c.prefix, c.delim), func(t *testing.T) {
+			es := list(t, ctx, st, c.prefix, c.delim)
+			if got := entryNames(es); !slices.Equal(got, c.want) {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+			for _, e := range es {
+				if !e.IsPrefix && (e.Size != int64(len(e.Key)) || e.ETag == "") {
+					t.Errorf("entry %q: size %d, etag %q", e.Key, e.Size, e.ETag)
+				}
+			}
+		})
+	}
+}
+
+// TestListPagination: listings past 1000 keys (one S3 page), early stop.
+func (s *Suite) TestListPagination(t *testing.T) {
+	st, ctx := s.setup(t)
+	const n = 1005
+	var keys []string
+	for i := range n {
+		keys = append(keys, fmt.Sprintf("p/%04d", i))
+	}
+	keys = append(keys, "p/sub/a", "q")
+	putMany(t, ctx, st, keys)
+
+	got := entryNames(list(t, ctx, st, "p/", ""))
+	if len(got) != n+1 || !slices.IsSorted(got) {
+		t.Fatalf("List(p/) returned %d keys (sorted: %v), want %d", len(got), slices.IsSorted(got), n+1)
+	}
+	got = entryNames(list(t, ctx, st, "p/", "/"))
+	if len(got) != n+1 || got[n] != "p/sub/*" {
+		t.Fatalf("List(p/, /) returned %d entries ending %q", len(got), got[len(got)-1])
+	}
+	seen := 0
+	for _, err := range st.List(ctx, "", "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen++; seen == 3 {
+			break
+		}
+	}
+	if seen != 3 {
+		t.Fatalf("early stop: saw %d", seen)
+	}
+	if err := st.DeleteMany(ctx, keys); err != nil {
+		t.Fatalf("DeleteMany of %d keys: %v", len(keys), err)
+	}
+	if got := list(t, ctx, st, "", ""); len(got) != 0 {
+		t.Fatalf("after DeleteMany %d keys are left", len(got))
+	}
+}
+
+// TestConditionalPut: create-only and replace-if-unchanged.
+func (s *Suite) TestConditionalPut(t *testing.T) {
+	st, ctx := s.setup(t)
+	v1 := put(t, ctx, st, "c", []byte("one"), blobstore.PutOptions{IfNoneMatch: true})
+	_, err := st.Put(ctx, "c", strings.NewReader("two"), 3, blobstore.PutOptions{IfNoneMatch: true})
+	wantErr(t, "IfNoneMatch on an existing key", err, blobstore.ErrPreconditionFailed)
+
+	v2 := put(t, ctx, st, "c", []byte("two"), blobstore.PutOptions{IfMatch: v1.ETag})
+	_, err = st.Put(ctx, "c", strings.NewReader("three"), 5, blobstore.PutOptions{IfMatch: v1.ETag})
+	wantErr(t, "IfMatch with a stale ETag", err, blobstore.ErrPreconditionFailed)
+	if got := string(getAll(t, ctx, st, "c")); got != "two" {
+		t.Fatalf("failed conditional puts changed the object to %q", got)
+	}
+	_, err = st.Put(ctx, "missing", strings.NewReader("x"), 1, blobstore.PutOptions{IfMatch: v2.ETag})
+	wantErr(t, "IfMatch on a missing key", err, blobstore.ErrNotFound, blobstore.ErrPreconditionFailed)
+	if _, err := st.Head(ctx, "missing"); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Fatalf("failed IfMatch put created the key: %v", err)
+	}
+}
+
+// TestConcurrentCreate: of racing create-only puts exactly one wins.
+func (s *Suite) TestConcurrentCreate(t *testing.T) {
+	st, ctx := s.setup(t)
+	const n = 8
+	var wg sync.WaitGroup
+	var won, lost atomic.Int32
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf("writer %d", i)
+			_, err := st.Put(ctx, "race", strings.NewReader(body), int64(len(body)), blobstore.PutOptions{IfNoneMatch: true})
+			switch {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, blobstore.ErrPreconditionFailed):
+				lost.Add(1)
+			default:
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("racing create: %v", err)
+	}
+	if won.Load() != 1 || lost.Load() != n-1 {
+		t.Fatalf("%d creates won and %d lost, want 1 and %d", won.Load(), lost.Load(), n-1)
+	}
+}
+
+// TestConditionalGet: Get with a stale IfMatch fails.
+func (s *Suite) TestConditionalGet(t *testing.T) {
+	st, ctx := s.setup(t)
+	v1 := put(t, ctx, st, "g", []byte("one"), blobstore.PutOptions{})
+	if got, _ := get(t, ctx, st, "g", blobstore.GetOptions{Length: -1, IfMatch: v1.ETag}); string(got) != "one" {
+		t.Fatalf("Get with current IfMatch = %q", got)
+	}
+	put(t, ctx, st, "g", []byte("two"), blobstore.PutOptions{})
+	_, _, err := st.Get(ctx, "g", blobstore.GetOptions{Length: -1, IfMatch: v1.ETag})
+	wantErr(t, "Get with a stale IfMatch", err, blobstore.ErrPreconditionFailed)
+	_, _, err = st.Get(ctx, "g", blobstore.GetOptions{Offset: 1, Length: 1, IfMatch: v1.ETag})
+	wantErr(t, "ranged Get with a stale IfMatch", err, blobstore.ErrPreconditionFailed)
+}
+
+// TestCopy: server-side copy keeps or replaces metadata, honours IfMatch.
+func (s *Suite) TestCopy(t *testing.T) {
+	st, ctx := s.setup(t)
+	data := randomBytes(10_000)
+	meta := map[string]string{"coffer-k": "v1"}
+	src := put(t, ctx, st, "src", data, blobstore.PutOptions{Metadata: meta})
+
+	ci, err := st.Copy(ctx, "src", "dst/keep", blobstore.CopyOptions{})
+	if err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	if ci.ETag == "" {
+		t.Error("Copy returned no ETag")
+	}
+	if got := getAll(t, ctx, st, "dst/keep"); !bytes.Equal(got, data) {
+		t.Error("copy has other bytes")
+	}
+	if hi, _ := st.Head(ctx, "dst/keep"); !metaEqual(hi.Metadata, meta) {
+		t.Errorf("copy metadata %v, want the source's %v", hi.Metadata, meta)
+	}
+
+	repl := map[string]string{"coffer-k": "v2", "other": "x"}
+	if _, err := st.Copy(ctx, "src", "dst/repl", blobstore.CopyOptions{Metadata: repl, IfMatch: src.ETag}); err != nil {
+		t.Fatalf("Copy with metadata and current IfMatch: %v", err)
+	}
+	if hi, _ := st.Head(ctx, "dst/repl"); !metaEqual(hi.Metadata, repl) {
+		t.Errorf("replaced metadata %v, want %v", hi.Metadata, repl)
+	}
+
+	// Onto itself with new metadata: the metadata rewrite coffer does.
+	self, err := st.Copy(ctx, "src", "src", blobstore.CopyOptions{Metadata: repl, IfMatch: src.ETag})
+	if err != nil {
+		t.Fatalf("Copy onto the same key: %v", err)
+	}
+	hi, err := st.Head(ctx, "src")
+	if err != nil || !metaEqual(hi.Metadata, repl) || hi.ETag != self.ETag {
+		t.Errorf("after self-copy Head = %+v, %v; want metadata %v, ETag %q", hi, err, repl, self.ETag)
+	}
+	if got := getAll(t, ctx, st, "src"); !bytes.Equal(got, data) {
+		t.Error("self-copy changed the bytes")
+	}
+	// Empty (non-nil) metadata replaces with nothing.
+	if _, err := st.Copy(ctx, "src", "dst/none", blobstore.CopyOptions{Metadata: map[string]string{}}); err != nil {
+		t.Fatalf("Copy with empty metadata: %v", err)
+	}
+	if hi, _ := st.Head(ctx, "dst/none"); len(hi.Metadata) != 0 {
+		t.Errorf("copy with empty metadata has %v", hi.Metadata)
+	}
+
+	// A stale IfMatch fails and leaves the destination alone.
+	put(t, ctx, st, "src", []byte("changed"), blobstore.PutOptions{})
+	_, err = st.Copy(ctx, "src", "dst/stale", blobstore.CopyOptions{IfMatch: src.ETag})
+	wantErr(t, "Copy with a stale IfMatch", err, blobstore.ErrPreconditionFailed)
+	if _, err := st.Head(ctx, "dst/stale"); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Errorf("failed copy created its destination: %v", err)
+	}
+	_, err = st.Copy(ctx, "src", "src", blobstore.CopyOptions{Metadata: meta, IfMatch: src.ETag})
+	wantErr(t, "self-copy with a stale IfMatch", err, blobstore.ErrPreconditionFailed)
+	if got := string(getAll(t, ctx, st, "src")); got != "changed" {
+		t.Errorf("failed self-copy left %q", got)
+	}
+}
+
+// TestNotFound: operations on missing keys fail with ErrNotFound.
+func (s *Suite) TestNotFound(t *testing.T) {
+	st, ctx := s.setup(t)
+	_, err := st.Head(ctx, "nope")
+	wantErr(t, "Head", err, blobstore.ErrNotFound)
+	_, _, err = st.Get(ctx, "nope", blobstore.GetOptions{Length: -1})
+	wantErr(t, "Get", err, blobstore.ErrNotFound)
+	_, _, err = st.Get(ctx, "nope", blobstore.GetOptions{Offset: 5, Length: 5})
+	wantErr(t, "ranged Get", err, blobstore.ErrNotFound)
+	_, err = st.Copy(ctx, "nope", "dst", blobstore.CopyOptions{})
+	wantErr(t, "Copy", err, blobstore.ErrNotFound)
+	put(t, ctx, st, "dir/x", []byte("x"), blobstore.PutOptions{})
+	_, err = st.Head(ctx, "dir")
+	wantErr(t, "Head of a prefix", err, blobstore.ErrNotFound)
+	_, err = st.Head(ctx, "dir/x/y")
+	wantErr(t, "Head below an object", err, blobstore.ErrNotFound)
+	var e *blobstore.Error
+	if _, err := st.Head(ctx, "nope"); !errors.As(err, &e) || e.Key != "nope" || e.Op == "" {
+		t.Errorf("error %#v does not name its operation and key", err)
+	}
+}
+
+// TestDelete: Delete and DeleteMany remove keys; missing keys are fine.
+func (s *Suite) TestDelete(t *testing.T) {
+	st, ctx := s.setup(t)
+	put(t, ctx, st, "x/1", []byte("1"), blobstore.PutOptions{})
+	if err := st.Delete(ctx, "x/1"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := st.Head(ctx, "x/1"); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Fatalf("Head after Delete: %v", err)
+	}
+	if err := st.Delete(ctx, "x/1"); err != nil {
+		t.Fatalf("Delete of a missing key: %v", err)
+	}
+	if got := list(t, ctx, st, "", "/"); len(got) != 0 {
+		t.Fatalf("after deleting the only key, List = %q", entryNames(got))
+	}
+	keys := []string{"m/1", "m/2", "m/3/4", "n"}
+	for _, k := range keys {
+		put(t, ctx, st, k, []byte(k), blobstore.PutOptions{})
+	}
+	if err := st.DeleteMany(ctx, append([]string{"missing"}, keys[:3]...)); err != nil {
+		t.Fatalf("DeleteMany: %v", err)
+	}
+	if got := entryNames(list(t, ctx, st, "", "")); !slices.Equal(got, []string{"n"}) {
+		t.Fatalf("after DeleteMany List = %q, want [n]", got)
+	}
+	if err := st.DeleteMany(ctx, nil); err != nil {
+		t.Fatalf("DeleteMany(nil): %v", err)
+	}
+}
+
+// TestMultipart: parts assemble in order; Abort leaves nothing.
+func (s *Suite) TestMultipart(t *testing.T) {
+	st, ctx := s.setup(t)
+	ps := int(s.partSize())
+	data := randomBytes(2*ps + 1000)
+	meta := map[string]string{"coffer-mp": "yes"}
+	mpu, err := st.Multipart(ctx, "mp", blobstore.PutOptions{Metadata: meta})
+	if err != nil {
+		t.Fatalf("Multipart: %v", err)
+	}
+	bodies := [][]byte{data[:ps], data[ps : 2*ps], data[2*ps:]}
+	parts := make([]blobstore.Part, 3)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := 2; i >= 0; i-- { // out of order and concurrent
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i], errs[i] = mpu.UploadPart(ctx, i+1, bodies[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		mpu.Abort(ctx)
+		t.Fatalf("UploadPart: %v", err)
+	}
+	if _, err := st.Head(ctx, "mp"); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Fatalf("object visible before Complete: %v", err)
+	}
+	info, err := mpu.Complete(ctx, parts)
+	if err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if info.ETag == "" {
+		t.Error("Complete returned no ETag")
+	}
+	if got := getAll(t, ctx, st, "mp"); !bytes.Equal(got, data) {
+		t.Fatalf("multipart object: %d bytes, want %d (or content differs)", len(got), len(data))
+	}
+	hi, err := st.Head(ctx, "mp")
+	if err != nil || hi.Size != int64(len(data)) || !metaEqual(hi.Metadata, meta) || hi.ETag != info.ETag {
+		t.Errorf("Head = %+v, %v", hi, err)
+	}
+
+	ab, err := st.Multipart(ctx, "aborted", blobstore.PutOptions{})
+	if err != nil {
+		t.Fatalf("Multipart: %v", err)
+	}
+	if _, err := ab.UploadPart(ctx, 1, data[:ps]); err != nil {
+		t.Fatalf("UploadPart: %v", err)
+	}
+	if err := ab.Abort(ctx); err != nil {
+		t.Fatalf("Abort: %v", err)
+	}
+	if got := entryNames(list(t, ctx, st, "", "")); !slices.Equal(got, []string{"mp"}) {
+		t.Fatalf("after Abort List = %q, want [mp]", got)
+	}
+}
+
+// TestMultipartConditional: Complete honours IfNoneMatch and IfMatch.
+func (s *Suite) TestMultipartConditional(t *testing.T) {
+	st, ctx := s.setup(t)
+	old := put(t, ctx, st, "k", []byte("old"), blobstore.PutOptions{})
+	complete := func(opts blobstore.PutOptions) error {
+		mpu, err := st.Multipart(ctx, "k", opts)
+		if err != nil {
+			return err
+		}
+		p, err := mpu.UploadPart(ctx, 1, []byte("new"))
+		if err == nil {
+			_, err = mpu.Complete(ctx, []blobstore.Part{p})
+		}
+		if err != nil {
+			mpu.Abort(ctx)
+		}
+		return err
+	}
+	wantErr(t, "multipart IfNoneMatch onto an existing key", complete(blobstore.PutOptions{IfNoneMatch: true}), blobstore.ErrPreconditionFailed)
+	wantErr(t, "multipart IfMatch with a stale ETag", complete(blobstore.PutOptions{IfMatch: "0123456789abcdef0123456789abcdef"}), blobstore.ErrPreconditionFailed)
+	if got := string(getAll(t, ctx, st, "k")); got != "old" {
+		t.Fatalf("failed conditional multipart changed the object to %q", got)
+	}
+	if err := complete(blobstore.PutOptions{IfMatch: old.ETag}); err != nil {
+		t.Fatalf("multipart with current IfMatch: %v", err)
+	}
+	if got := string(getAll(t, ctx, st, "k")); got != "new" {
+		t.Fatalf("object is %q, want new", got)
+	}
+}
+
+// TestUpload: the parallel Upload driver, single-part and multipart,
+// known and unknown sizes.
+func (s *Suite) TestUpload(t *testing.T) {
+	st, ctx := s.setup(t)
+	ps := s.partSize()
+	cases := []struct {
+		name    string
+		n       int64
+		unknown bool
+	}{
+		{"empty", 0, false},
+		{"small", 1000, false},
+		{"one part exactly", ps, false},
+		{"multipart", 2*ps + 12345, false},
+		{"small unknown size", 1000, true},
+		{"one part unknown size", ps, true},
+		{"multipart unknown size", 2*ps + 1, true},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			data := randomBytes(int(c.n))
+			size := c.n
+			if c.unknown {
+				size = -1
+			}
+			var last atomic.Int64
+			key := fmt.Sprintf("up/%d", i)
+			info, err := blobstore.Upload(ctx, st, key, bytes.NewReader(data), size, blobstore.UploadOptions{
+				PutOptions:  blobstore.PutOptions{Metadata: map[string]string{"n": fmt.Sprint(c.n)}},
+				PartSize:    ps,
+				Concurrency: 3,
+				Progress:    func(done int64) { last.Store(done) },
+			})
+			if err != nil {
+				t.Fatalf("Upload: %v", err)
+			}
+			if info.ETag == "" {
+				t.Error("no ETag")
+			}
+			if got := getAll(t, ctx, st, key); !bytes.Equal(got, data) {
+				t.Fatalf("stored %d bytes, want %d (or content differs)", len(got), len(data))
+			}
+			if last.Load() != c.n {
+				t.Errorf("last progress %d, want %d", last.Load(), c.n)
+			}
+			if hi, _ := st.Head(ctx, key); hi.Metadata["n"] != fmt.Sprint(c.n) {
+				t.Errorf("metadata %v", hi.Metadata)
+			}
+		})
+	}
+	t.Run("IfNoneMatch on existing", func(t *testing.T) {
+		for _, n := range []int64{10, ps + 1} {
+			_, err := blobstore.Upload(ctx, st, "up/1", bytes.NewReader(randomBytes(int(n))), n, blobstore.UploadOptions{
+				PutOptions: blobstore.PutOptions{IfNoneMatch: true}, PartSize: ps,
+			})
+			wantErr(t, fmt.Sprintf("Upload of %d bytes with IfNoneMatch onto an existing key", n), err, blobstore.ErrPreconditionFailed)
+		}
+	})
+	t.Run("short input", func(t *testing.T) {
+		_, err := blobstore.Upload(ctx, st, "up/short", bytes.NewReader(randomBytes(int(ps))), 2*ps, blobstore.UploadOptions{PartSize: ps})
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("Upload of a short input: %v, want io.ErrUnexpectedEOF", err)
+		}
+		if _, err := st.Head(ctx, "up/short"); !errors.Is(err, blobstore.ErrNotFound) {
+			t.Fatalf("failed upload left an object: %v", err)
+		}
+	})
+}
+
+// TestCanceledContext: a cancelled context stops operations.
+func (s *Suite) TestCanceledContext(t *testing.T) {
+	st, ctx := s.setup(t)
+	put(t, ctx, st, "x", []byte("x"), blobstore.PutOptions{})
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := st.Put(cctx, "y", strings.NewReader("y"), 1, blobstore.PutOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put with a cancelled context: %v", err)
+	}
+	if _, err := st.Head(cctx, "x"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Head with a cancelled context: %v", err)
+	}
+	if _, err := st.Head(ctx, "y"); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Errorf("cancelled Put stored y: %v", err)
+	}
+}
