@@ -1,0 +1,183 @@
+//go:build s3
+
+package blobstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cofferfs/coffer/blobstore"
+)
+
+// The S3-specific behaviour the conformance suite does not cover, on
+// both servers.
+var s3Servers = []string{"versitygw", "seaweedfs"}
+
+func forServers(t *testing.T, fn func(t *testing.T, srv s3Server)) {
+	for _, name := range s3Servers {
+		t.Run(name, func(t *testing.T) { fn(t, server(t, name)) })
+	}
+}
+
+func TestS3Smoke(t *testing.T) {
+	forServers(t, func(t *testing.T, srv s3Server) {
+		ctx := context.Background()
+		s, _ := srv.newStore(t, "vol/one", nil)
+		md := map[string]string{"coffer-v": "1", "coffer-fid": "abc_-"}
+		info, err := s.Put(ctx, "a/b", strings.NewReader("hello world"), 11, blobstore.PutOptions{Metadata: md, IfNoneMatch: true})
+		if err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		if info.ETag == "" {
+			t.Fatal("put: no ETag")
+		}
+		_, err = s.Put(ctx, "a/b", strings.NewReader("x"), 1, blobstore.PutOptions{IfNoneMatch: true})
+		expectErr(t, "put if-none-match on existing key", err, blobstore.ErrPreconditionFailed)
+
+		h, err := s.Head(ctx, "a/b")
+		if err != nil || h.Size != 11 || h.ETag != info.ETag || h.Metadata["coffer-fid"] != "abc_-" {
+			t.Fatalf("head: %+v %v", h, err)
+		}
+		rc, gi, err := s.Get(ctx, "a/b", blobstore.GetOptions{Offset: 6, Length: 3, IfMatch: info.ETag})
+		if err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != "wor" || gi.Size != 11 {
+			t.Fatalf("ranged get: %q size %d", b, gi.Size)
+		}
+		_, _, err = s.Get(ctx, "a/b", blobstore.GetOptions{Length: -1, IfMatch: `"0123456789abcdef0123456789abcdef"`})
+		expectErr(t, "get if-match stale", err, blobstore.ErrPreconditionFailed)
+		_, err = s.Head(ctx, "missing")
+		expectErr(t, "head missing", err, blobstore.ErrNotFound)
+
+		ci, err := s.Copy(ctx, "a/b", "a/c", blobstore.CopyOptions{IfMatch: info.ETag})
+		if err != nil {
+			t.Fatalf("copy: %v", err)
+		}
+		_ = ci
+		_, err = s.Copy(ctx, "a/b", "a/d", blobstore.CopyOptions{IfMatch: `"0123456789abcdef0123456789abcdef"`})
+		expectErr(t, "copy if-match stale", err, blobstore.ErrPreconditionFailed)
+		_, err = s.Copy(ctx, "a/b", "a/b", blobstore.CopyOptions{Metadata: map[string]string{"coffer-v": "2"}, IfMatch: info.ETag})
+		if err != nil {
+			t.Fatalf("copy onto itself with new metadata: %v", err)
+		}
+		if h, err := s.Head(ctx, "a/b"); err != nil || h.Metadata["coffer-v"] != "2" || h.Metadata["coffer-fid"] != "" {
+			t.Fatalf("after metadata replace: %+v %v", h, err)
+		}
+
+		var keys []string
+		for e, err := range s.List(ctx, "", "/") {
+			if err != nil {
+				t.Fatalf("list: %v", err)
+			}
+			keys = append(keys, e.Key)
+		}
+		if strings.Join(keys, ",") != "a/" {
+			t.Fatalf("list with delimiter: %q", keys)
+		}
+		keys = nil
+		for e, err := range s.List(ctx, "a/", "") {
+			if err != nil {
+				t.Fatalf("list: %v", err)
+			}
+			keys = append(keys, e.Key)
+		}
+		if strings.Join(keys, ",") != "a/b,a/c" {
+			t.Fatalf("list: %q", keys)
+		}
+
+		mpu, err := s.Multipart(ctx, "big", blobstore.PutOptions{Metadata: md})
+		if err != nil {
+			t.Fatalf("multipart: %v", err)
+		}
+		p1 := bytes.Repeat([]byte("1"), 5<<20)
+		p2 := []byte("tail")
+		part2, err := mpu.UploadPart(ctx, 2, p2)
+		if err != nil {
+			t.Fatalf("part 2: %v", err)
+		}
+		part1, err := mpu.UploadPart(ctx, 1, p1)
+		if err != nil {
+			t.Fatalf("part 1: %v", err)
+		}
+		mi, err := mpu.Complete(ctx, []blobstore.Part{part2, part1})
+		if err != nil {
+			t.Fatalf("complete: %v", err)
+		}
+		if h, err := s.Head(ctx, "big"); err != nil || h.Size != int64(len(p1)+len(p2)) || h.ETag != mi.ETag {
+			t.Fatalf("head after complete: %+v %v (complete said %+v)", h, err, mi)
+		}
+
+		if err := s.DeleteMany(ctx, []string{"a/b", "a/c", "nope"}); err != nil {
+			t.Fatalf("delete many: %v", err)
+		}
+		if err := s.Delete(ctx, "big"); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+		if err := s.Delete(ctx, "big"); err != nil {
+			t.Fatalf("delete missing: %v", err)
+		}
+		for e, err := range s.List(ctx, "", "") {
+			t.Fatalf("left after deletes: %+v %v", e, err)
+		}
+	})
+}
+
+// A wrong secret is access denied with a message about credentials, at
+// once (no retries).
+func TestS3BadCredentials(t *testing.T) {
+	forServers(t, func(t *testing.T, srv s3Server) {
+		bucket := srv.newBucket(t)
+		o := srv.options(false)
+		o.SecretAccessKey = "wrong-secret"
+		s := open(t, bucket, "", o)
+		start := time.Now()
+		_, err := s.Put(context.Background(), "k", strings.NewReader("x"), 1, blobstore.PutOptions{})
+		expectErr(t, "put with a wrong secret", err, blobstore.ErrAccessDenied)
+		if !strings.Contains(err.Error(), "credentials") {
+			t.Errorf("error does not mention credentials: %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("took %v", d)
+		}
+	})
+}
+
+// Objects outside the store prefix are invisible to it, and keys come
+// back relative to it.
+func TestS3PrefixIsolation(t *testing.T) {
+	forServers(t, func(t *testing.T, srv s3Server) {
+		ctx := context.Background()
+		bucket := srv.newBucket(t)
+		c := srv.admin(t)
+		for _, k := range []string{"other/x", "vol2/y", "vol/z"} {
+			if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(k), Body: strings.NewReader("v")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := open(t, bucket, "/vol/", srv.options(false))
+		var keys []string
+		for e, err := range s.List(ctx, "", "") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, e.Key)
+		}
+		if strings.Join(keys, ",") != "z" {
+			t.Fatalf("list under prefix vol: %q", keys)
+		}
+		if _, err := s.Head(ctx, "y"); !errors.Is(err, blobstore.ErrNotFound) {
+			t.Fatalf("head y: %v", err)
+		}
+	})
+}
