@@ -1,0 +1,245 @@
+package staging
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// nameSuffix marks staging files; names are 32 random hex digits plus it.
+const nameSuffix = ".stg"
+
+// runBlocks is how many blocks one read or write syscall moves at most.
+const runBlocks = 16
+
+// sealer seals the blocks of one file; *cipher.LocalSealer implements it.
+type sealer interface {
+	Seal(dst, plain []byte, index uint64) []byte
+	Open(dst, sealed []byte, index uint64) ([]byte, error)
+}
+
+// Dir holds the sealed staging files of one mount.
+type Dir struct {
+	path      string
+	secret    []byte
+	blockSize int64
+	newSealer func(secret, salt []byte) (sealer, error)
+
+	blockPool sync.Pool // *[]byte of blockSize: write-back buffers, partial blocks
+	runPool   sync.Pool // *[]byte of runBlocks slots: batched reads and writes
+}
+
+// OpenDir opens (creating it 0700 if needed) the staging directory at path.
+// secret is the volume's local secret; every file is sealed under a key
+// derived from it and the file's random salt.
+func OpenDir(path string, secret []byte) (*Dir, error) {
+	if len(secret) == 0 {
+		return nil, errors.New("staging: empty local secret")
+	}
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	// MkdirAll keeps an existing directory's mode; staging is private.
+	if err := os.Chmod(path, 0o700); err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	d := &Dir{
+		path:      path,
+		secret:    bytes.Clone(secret),
+		blockSize: DefaultBlockSize,
+		newSealer: func(secret, salt []byte) (sealer, error) {
+			return cipher.NewLocalSealer(secret, salt)
+		},
+	}
+	// Fail now, not at the first Create, on a secret the sealer refuses.
+	if _, err := d.sealerFor(make([]byte, cipher.LocalSaltSize)); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Dir) geometry() geometry { return defaultGeometry(d.blockSize) }
+
+// Create makes a new empty staging file holding meta (sealed).
+func (d *Dir) Create(meta []byte) (*File, error) {
+	if len(meta) > MaxMetaSize {
+		return nil, fmt.Errorf("staging: meta of %d bytes exceeds %d", len(meta), MaxMetaSize)
+	}
+	var id [16]byte
+	salt := make([]byte, cipher.LocalSaltSize)
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	if _, err := rand.Read(salt); err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	g := d.geometry()
+	s, err := d.sealerFor(salt)
+	if err != nil {
+		return nil, err
+	}
+	name := hex.EncodeToString(id[:]) + nameSuffix
+	path := filepath.Join(d.path, name)
+	osf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	f := newFile(d, name, path, osf, g, s)
+	f.meta = bytes.Clone(meta)
+	if _, err := osf.WriteAt(encodeHeader(g, salt), 0); err != nil {
+		return nil, f.abandon(err)
+	}
+	if err := f.writeRecord(); err != nil {
+		return nil, f.abandon(err)
+	}
+	return f, nil
+}
+
+// Open reopens the staging file called name (as returned by Name or List).
+// The size and meta are those of the last Sync, Close, Truncate or SetMeta.
+// A file whose header, meta record or length fails its checks gives an
+// error wrapping cipher.ErrAuth.
+func (d *Dir) Open(name string) (*File, error) {
+	if !validName(name) {
+		return nil, fmt.Errorf("staging: invalid name %q", name)
+	}
+	path := filepath.Join(d.path, name)
+	osf, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	f, err := d.load(name, path, osf)
+	if err != nil {
+		osf.Close()
+		return nil, fmt.Errorf("staging %s: %w", name, err)
+	}
+	return f, nil
+}
+
+func (d *Dir) load(name, path string, osf *os.File) (*File, error) {
+	h := make([]byte, headerSize)
+	if _, err := osf.ReadAt(h, 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: %w: short header", cipher.ErrAuth, errFormat)
+		}
+		return nil, err
+	}
+	g, salt, err := parseHeader(h)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", cipher.ErrAuth, err)
+	}
+	s, err := d.sealerFor(salt)
+	if err != nil {
+		return nil, err
+	}
+	f := newFile(d, name, path, osf, g, s)
+	rec, err := f.readRecord()
+	if err != nil {
+		return nil, err
+	}
+	f.seq, f.size, f.meta = rec.seq, rec.size, rec.meta
+	st, err := osf.Stat()
+	if err != nil {
+		return nil, err
+	}
+	want := g.physicalSize(f.size)
+	switch {
+	case st.Size() < want:
+		// Blocks past the physical end would read as holes: refuse.
+		return nil, fmt.Errorf("%w: file is %d bytes, its sealed size needs %d", cipher.ErrAuth, st.Size(), want)
+	case st.Size() > want:
+		// Leftovers of writes never committed (a crash): the sealed size
+		// is the truth, and later extensions must find holes there.
+		if err := osf.Truncate(want); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// sealerFor returns the sealer of the file with this salt.
+func (d *Dir) sealerFor(salt []byte) (sealer, error) {
+	s, err := d.newSealer(d.secret, salt)
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	if n := len(s.Seal(nil, nil, 0)); n != overhead {
+		return nil, fmt.Errorf("staging: sealer overhead is %d bytes, format needs %d", n, overhead)
+	}
+	return s, nil
+}
+
+// List returns the names of the staging files present.
+func (d *Dir) List() ([]string, error) {
+	ents, err := os.ReadDir(d.path)
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && validName(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// validName accepts exactly the names Create makes, so Open can never be
+// steered outside the directory.
+func validName(name string) bool {
+	id, ok := strings.CutSuffix(name, nameSuffix)
+	if !ok || len(id) != 32 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// getBlock returns a buffer of n bytes, pooled when n is this Dir's block
+// size (files reopened with another geometry allocate their own).
+func (d *Dir) getBlock(n int64) *[]byte {
+	if n == d.blockSize {
+		if p, ok := d.blockPool.Get().(*[]byte); ok {
+			return p
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func (d *Dir) putBlock(p *[]byte) {
+	if int64(len(*p)) == d.blockSize {
+		d.blockPool.Put(p)
+	}
+}
+
+// getRun returns a buffer for runBlocks slots of blockSize.
+func (d *Dir) getRun(blockSize int64) *[]byte {
+	n := runBlocks * (blockSize + overhead)
+	if blockSize == d.blockSize {
+		if p, ok := d.runPool.Get().(*[]byte); ok {
+			return p
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func (d *Dir) putRun(p *[]byte) {
+	if int64(len(*p)) == runBlocks*(d.blockSize+overhead) {
+		d.runPool.Put(p)
+	}
+}

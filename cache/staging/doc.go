@@ -1,0 +1,78 @@
+// Package staging keeps the files coffer has open for writing in sealed
+// local files until they are uploaded.
+//
+// A Dir is one mount's staging directory (mode 0700); each File in it is
+// one file being written (mode 0600, a random name: never derived from the
+// plaintext name). Files support random writes, holes, truncation and
+// append, and are self-describing, so a later upload journal can reopen
+// them by name after a crash (Dir.List, Dir.Open) and find the caller's
+// meta blob (the canonical path, attributes, base ETag) sealed inside.
+//
+// # Never write plaintext
+//
+// Every byte of file data and of the meta blob is sealed with a
+// cipher.LocalSealer whose key comes from the volume's local secret and a
+// random 32-byte salt kept in the file's header. Nothing else reaches the
+// disk: no plaintext names, no temporary copies, no logs.
+//
+// # On-disk format (version 1, integers big-endian)
+//
+//	@0          header (56 bytes): "CFRSTG" | version 1 | flags 0
+//	            | blockSize u32 | metaOff u32 | metaSlotSize u32 | dataOff u32
+//	            | salt (32)
+//	@metaOff    meta slot 0: sealedLen u32 | Seal(record, index 2^64-1)
+//	@metaOff+metaSlotSize   meta slot 1, same shape
+//	@dataOff + i*(blockSize+28)   block i: nonce (12) | ciphertext | tag (16)
+//
+// with record = header[0:24] | seq u64 | plaintext size i64 | metaLen u32 |
+// meta. Version 1 files use blockSize 65536, metaOff 4096, metaSlotSize
+// 8192 and dataOff 20480 (so meta holds at most MaxMetaSize bytes); the
+// unused space of the header page and the slots is never written and
+// stays sparse.
+//
+//   - Blocks are sealed with their index as associated data, so a block
+//     moved, swapped or duplicated fails authentication (cipher.ErrAuth).
+//     The record is sealed at an index no block can have.
+//   - Every block is sealed at its own plaintext length: blockSize, except
+//     the last, which is sealed at size mod blockSize. The file length is
+//     therefore exactly fixed by the plaintext size; Open refuses a file
+//     shorter than that (a truncated file would otherwise read as holes)
+//     and cuts leftovers past it (writes never committed before a crash).
+//   - A slot that is all zero bytes is a hole and reads as zeros: a sealed
+//     block never is (its nonce and tag are random).
+//   - The plaintext size lives in the sealed record (and in memory), which
+//     is rewritten on Sync, Close (if anything changed), Truncate and
+//     SetMeta. Records alternate between the two slots with a rising
+//     sequence number, so a torn record write leaves the previous one
+//     readable; Open takes the newest record that authenticates. The
+//     header repeats inside the record, so its geometry is authenticated.
+//
+// # Block size
+//
+// 64 KiB, chosen by measurement (BenchmarkWrite*, BenchmarkRead*): it
+// matches the object chunk size, so upload reads whole blocks, and
+// sequential writes of any size seal each block once through the
+// write-back buffer. Random 4 KiB writes cost a read-modify-write of one
+// 64 KiB block; 16 KiB blocks would make them about 3x cheaper but give up
+// the alignment with object chunks (figures in the package's benchmark
+// notes in the report).
+//
+// # Writes
+//
+// WriteAt seals whole blocks straight from the caller's buffer, up to 16
+// per write syscall (slots are contiguous). A partial block goes through a
+// one-block plaintext write-back buffer that is sealed when another block
+// needs it, or on Sync, Close, Truncate and SetMeta; reads see it.
+//
+// # What is not protected
+//
+// Like DESIGN.md §9 for objects, rollback is out of scope: someone who can
+// write the local disk can restore an older copy of a block at the same
+// index of the same file, damage the newest record so the previous one is
+// used, or zero a whole slot so it reads as a hole. Nothing they do yields
+// bytes that were never written to this file, and nothing they read
+// reveals plaintext.
+//
+// Only committed state (after Sync, Close, Truncate or SetMeta) is what
+// Open finds again; Sync also fsyncs, Close does not.
+package staging
