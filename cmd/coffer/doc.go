@@ -1,0 +1,20 @@
+// Command coffer mounts an S3 bucket (or a local directory) as an
+// encrypted filesystem.
+//
+// This package is the command line only: it parses flags, resolves the
+// defaults of DESIGN.md §6 (store URL, key files, cache directory),
+// opens the store and the volume through the blobstore and fs packages,
+// mounts them with fs/fusefs, and turns every failure into one line on
+// stderr that says what was wrong and what to do.
+//
+// Invariants:
+//   - Exit codes: 0 success, 1 failure, 2 usage error.
+//   - Key material never appears in argv, the environment, logs or error
+//     messages: keys are always passed as file paths, including to the
+//     background child that `mount --daemon` starts.
+//   - Logs at info level and above never carry plaintext names or file
+//     contents.
+//
+// It must never: decide anything about formats or layout (that belongs to
+// cipher, blobstore and fs), or print a stack trace for a user error.
+package main

@@ -1,0 +1,402 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+	cofferfs "github.com/cofferfs/coffer/fs"
+)
+
+// mountFlags are the flags of `coffer mount` beyond store and key flags.
+type mountFlags struct {
+	cacheDir          string
+	cacheSize         byteSize
+	partSize          byteSize
+	writebackDelay    time.Duration
+	metadataTTL       time.Duration
+	uploadConcurrency int
+	allowOther        bool
+	readOnly          bool
+	daemon            bool
+	logFile           string
+}
+
+func newMountCommand(e *env) *cobra.Command {
+	var (
+		sf storeFlags
+		kf keyFlags
+		mf = mountFlags{
+			cacheSize:         cofferfs.DefaultCacheSize,
+			partSize:          cofferfs.DefaultPartSize,
+			writebackDelay:    cofferfs.DefaultWritebackDelay,
+			metadataTTL:       cofferfs.DefaultMetadataTTL,
+			uploadConcurrency: cofferfs.DefaultUploadConcurrency,
+		}
+	)
+	cmd := &cobra.Command{
+		Use:   "mount [flags] MOUNTPOINT",
+		Short: "Mount a coffer volume at MOUNTPOINT",
+		Long: `Mount a coffer volume at MOUNTPOINT (an existing directory).
+
+In the foreground (the default) coffer serves the mount until SIGINT
+(Ctrl-C), SIGTERM or "coffer unmount MOUNTPOINT", then uploads what is
+still pending, unmounts and exits. With --daemon it returns as soon as the
+mount is ready and keeps serving it in the background.
+
+Closed files are uploaded after --writeback-delay. Until crash recovery
+lands, files closed but not yet uploaded are lost if the process dies.`,
+		Example: `  coffer mount ~/vault
+  coffer mount --store s3://bucket/vol --key-file ~/vol.key --daemon ~/vault`,
+		Args: oneArg("MOUNTPOINT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m := &mounter{e: e, sf: &sf, kf: &kf, mf: &mf, logLevel: logLevel(cmd.Flags())}
+			return m.run(cmd.Context(), args[0])
+		},
+	}
+	f := cmd.Flags()
+	sf.register(f)
+	kf.register(f)
+	f.StringVar(&mf.cacheDir, "cache-dir", "", "directory for everything this mount writes locally: block cache, staging (default $XDG_CACHE_HOME/coffer/VOLUME-ID)")
+	f.Var(&mf.cacheSize, "cache-size", "disk block cache bound")
+	f.Var(&mf.partSize, "part-size", "multipart upload part size (at least 5MiB on S3)")
+	f.DurationVar(&mf.writebackDelay, "writeback-delay", mf.writebackDelay, "how long a closed file waits before upload (0: at once)")
+	f.DurationVar(&mf.metadataTTL, "metadata-ttl", mf.metadataTTL, "how long attributes and listings are trusted (0: not cached)")
+	f.IntVar(&mf.uploadConcurrency, "upload-concurrency", mf.uploadConcurrency, "concurrent uploads and parts")
+	f.BoolVar(&mf.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf when not root)")
+	f.BoolVar(&mf.readOnly, "read-only", false, "mount read-only")
+	f.BoolVar(&mf.daemon, "daemon", false, "serve the mount in the background; return once it is ready")
+	f.StringVar(&mf.logFile, "log-file", "", "append logs to this file (default: stderr; with --daemon, coffer.log in the cache dir)")
+	return cmd
+}
+
+// mounter runs one `coffer mount`.
+type mounter struct {
+	e        *env
+	sf       *storeFlags
+	kf       *keyFlags
+	mf       *mountFlags
+	logLevel string
+	log      *slog.Logger
+}
+
+// mountPlan is everything resolved from flags before any network I/O.
+type mountPlan struct {
+	mountpoint string
+	url        string
+	encryption string
+	sse        blobstore.SSEConfig
+	roots      []*cipher.RootKey
+}
+
+func (m *mounter) run(ctx context.Context, mountpoint string) error {
+	var err error
+	m.log, err = newLogger(m.e.stderr, m.logLevel)
+	if err != nil {
+		return err
+	}
+	plan, err := m.plan(mountpoint)
+	if err != nil {
+		return err
+	}
+	if m.mf.daemon {
+		fd, child := daemonChildFD(m.e)
+		if !child {
+			return startDaemon(ctx, plan.mountpoint)
+		}
+		rep := newReadyReporter(fd)
+		err := m.serve(ctx, plan, rep)
+		rep.failed(err)
+		return err
+	}
+	return m.serve(ctx, plan, nil)
+}
+
+// plan checks the flags, the mountpoint and the keys: every failure that
+// needs no network, reported before a daemon is started.
+func (m *mounter) plan(mountpoint string) (*mountPlan, error) {
+	mp, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, fmt.Errorf("mountpoint %s: %w", mountpoint, err)
+	}
+	fi, err := os.Stat(mp)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("mountpoint %s does not exist: create it with mkdir -p %s", mp, mp)
+	case err != nil:
+		return nil, fmt.Errorf("mountpoint %s: %w; if a coffer mount died there, run coffer unmount %s", mp, err, mp)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("mountpoint %s is not a directory", mp)
+	}
+	if mounted, err := isMounted(mp); err != nil {
+		return nil, err
+	} else if mounted {
+		return nil, fmt.Errorf("%s is already a mount point: unmount it first (coffer unmount %s)", mp, mp)
+	}
+	p := &mountPlan{mountpoint: mp}
+	if p.encryption, err = m.kf.mode(); err != nil {
+		return nil, err
+	}
+	if p.sse, err = m.kf.sseConfig(m.e); err != nil {
+		return nil, err
+	}
+	if m.mf.uploadConcurrency < 1 {
+		return nil, usagef("--upload-concurrency must be at least 1")
+	}
+	if m.mf.partSize < 5<<20 {
+		return nil, usagef("--part-size must be at least 5MiB (the S3 minimum)")
+	}
+	if p.url, _, err = m.sf.resolve(m.e); err != nil {
+		return nil, err
+	}
+	if p.encryption == encryptionNone {
+		if f := m.kf.explicitKeyFlag(); f != "" {
+			return nil, usagef("%s has no use with --encryption none: drop it, or use --encryption client", f)
+		}
+		return p, nil
+	}
+	if p.roots, err = m.kf.loadRoots(m.e); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// serve opens the volume, mounts it, and serves it until unmounted. rep,
+// when set, is told once the mount is ready (daemon child).
+func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) error {
+	// Background uploads must outlive the signal that ends the mount.
+	volCtx := context.WithoutCancel(ctx)
+	store, cfg, err := m.openStore(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	cacheDir := m.mf.cacheDir
+	if cacheDir == "" {
+		root, err := m.e.defaultCacheRoot()
+		if err != nil {
+			return err
+		}
+		cacheDir = filepath.Join(root, cofferfs.VolumeID(cfg))
+	}
+	if cacheDir, err = filepath.Abs(cacheDir); err != nil {
+		return fmt.Errorf("--cache-dir: %w", err)
+	}
+	if err := ensureDir(cacheDir, 0o700); err != nil {
+		return err
+	}
+	if rep != nil || m.mf.logFile != "" {
+		closeLog, err := m.redirectLog(cacheDir, rep != nil)
+		if err != nil {
+			return err
+		}
+		defer closeLog()
+	}
+
+	vol, err := cofferfs.OpenVolume(volCtx, cofferfs.Options{
+		Store:             store,
+		Roots:             p.roots,
+		Encryption:        p.encryption,
+		SSE:               p.sse,
+		Config:            cfg,
+		CacheDir:          cacheDir,
+		CacheSize:         int64(m.mf.cacheSize),
+		WritebackDelay:    nonZero(m.mf.writebackDelay),
+		UploadConcurrency: m.mf.uploadConcurrency,
+		PartSize:          int64(m.mf.partSize),
+		MetadataTTL:       nonZero(m.mf.metadataTTL),
+		ReadOnly:          m.mf.readOnly,
+		UID:               uint32(os.Getuid()),
+		GID:               uint32(os.Getgid()),
+		Logger:            m.log,
+	})
+	if err != nil {
+		return storeError(p.url, err)
+	}
+	mnt, err := mountFUSE(vol, p.mountpoint, fuseOptions{
+		allowOther: m.mf.allowOther,
+		readOnly:   m.mf.readOnly,
+		fsName:     p.url,
+		debug:      m.logLevel == "debug",
+		logger:     m.log,
+	})
+	if err != nil {
+		vol.Close(volCtx)
+		return fmt.Errorf("mounting at %s: %w", p.mountpoint, err)
+	}
+	removePid, err := m.e.writePidFile(p.mountpoint)
+	if err != nil {
+		mnt.Unmount()
+		vol.Close(volCtx)
+		return err
+	}
+	defer removePid()
+
+	m.log.Info("mounted", "store", p.url, "mountpoint", p.mountpoint, "encryption", p.encryption, "sse", sseName(p.sse.Mode), "cache_dir", cacheDir)
+	if rep != nil {
+		rep.ready()
+		os.Chdir("/")
+	} else {
+		fmt.Fprintf(m.e.stderr, "coffer: %s mounted at %s; press Ctrl-C (or run coffer unmount %s) to unmount\n", p.url, p.mountpoint, p.mountpoint)
+	}
+
+	m.waitUnmounted(mnt, p.mountpoint)
+	return m.finish(volCtx, vol)
+}
+
+// openStore opens the store and reads the volume config, bounded by
+// storeCheckTimeout so a wrong endpoint, missing volume or denied
+// credentials fail within seconds with one clear line.
+func (m *mounter) openStore(ctx context.Context, p *mountPlan) (blobstore.Store, *cipher.Config, error) {
+	loc, _ := blobstore.ParseURL(p.url)
+	if loc.Scheme == "file" {
+		if _, err := os.Stat(loc.Path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("no coffer volume at %s (no such directory): run coffer init --store %s first", p.url, p.url)
+		}
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
+	defer cancel()
+	store, err := blobstore.Open(checkCtx, p.url, m.sf.options(p.sse, m.mf.uploadConcurrency*2))
+	if err != nil {
+		return nil, nil, storeError(p.url, err)
+	}
+	cfg, err := cofferfs.ReadConfig(checkCtx, store)
+	if err != nil {
+		store.Close()
+		return nil, nil, storeError(p.url, err)
+	}
+	return store, cfg, nil
+}
+
+// waitUnmounted blocks until the mount ends: unmounted from outside, or by
+// coffer itself on SIGINT/SIGTERM. A busy mount stays mounted and the user
+// is told what to do.
+func (m *mounter) waitUnmounted(mnt fuseMount, mountpoint string) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	go func() {
+		mnt.Wait()
+		close(done)
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			m.log.Info("unmounting", "signal", s.String())
+			if err := mnt.Unmount(); err != nil {
+				m.log.Error("cannot unmount: close the files and shells using it, then press Ctrl-C again or run coffer unmount", "mountpoint", mountpoint, "err", err)
+			}
+		}
+	}
+}
+
+// finish uploads everything still pending, with progress on stderr, then
+// closes the volume. A signal during the wait abandons the pending uploads.
+func (m *mounter) finish(ctx context.Context, vol *cofferfs.Volume) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	progress := newFlushProgress(m.e.stderr, m.log)
+	err := vol.Flush(ctx, progress.update)
+	progress.done()
+	if err != nil {
+		vol.Close(context.WithoutCancel(ctx))
+		if ctx.Err() != nil {
+			return errors.New("interrupted while uploading pending files: those not yet uploaded are lost")
+		}
+		return fmt.Errorf("uploading pending files failed: %w", err)
+	}
+	if err := vol.Close(ctx); err != nil {
+		return fmt.Errorf("closing the volume: %w", err)
+	}
+	m.log.Info("unmounted; all files uploaded")
+	return nil
+}
+
+// redirectLog sends logs (and, in a daemon child, the Go runtime's own
+// stderr) to --log-file or to coffer.log in the cache dir.
+func (m *mounter) redirectLog(cacheDir string, daemon bool) (func(), error) {
+	path := m.mf.logFile
+	if path == "" {
+		path = filepath.Join(cacheDir, "coffer.log")
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening log file: %w", err)
+	}
+	if daemon {
+		syscall.Dup2(int(f.Fd()), 2)
+	}
+	log, err := newLogger(f, m.logLevel)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	m.log = log
+	return func() { f.Close() }, nil
+}
+
+// nonZero maps a user's 0 ("none") to the fs convention (negative: none;
+// 0: default).
+func nonZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// flushProgress shows how many files are still being uploaded: a bar on a
+// terminal, a line every few seconds otherwise.
+type flushProgress struct {
+	w       io.Writer
+	log     *slog.Logger
+	bar     progressBar
+	total   int
+	last    time.Time
+	started bool
+}
+
+func newFlushProgress(w io.Writer, log *slog.Logger) *flushProgress {
+	return &flushProgress{w: w, log: log}
+}
+
+func (p *flushProgress) update(pending int) {
+	if !p.started {
+		if pending == 0 {
+			return
+		}
+		p.started, p.total = true, pending
+		p.bar = newProgressBar(p.w, pending, "uploading pending files")
+		p.log.Info("uploading pending files", "files", pending)
+	}
+	if pending > p.total {
+		p.total = pending
+		p.bar.setTotal(pending)
+	}
+	p.bar.set(p.total - pending)
+	if p.bar.plain() && time.Since(p.last) > 3*time.Second {
+		p.last = time.Now()
+		fmt.Fprintf(p.w, "coffer: %d of %d pending files uploaded\n", p.total-pending, p.total)
+	}
+}
+
+func (p *flushProgress) done() {
+	if p.started {
+		p.bar.finish()
+	}
+}
