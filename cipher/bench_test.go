@@ -1,0 +1,158 @@
+package cipher
+
+import (
+	"crypto/aes"
+	gocipher "crypto/cipher"
+	"io"
+	"testing"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// The envelope benchmarks and the bare AES-256-GCM ones work on the same
+// 64 KiB buffer, so their MB/s compare directly (DESIGN.md §8: the envelope
+// must reach 85% of bare).
+
+func benchChunk() []byte { return pseudoRandom(ChunkSize, 99) }
+
+func bareGCM(b *testing.B) gocipher.AEAD {
+	block, err := aes.NewCipher(make([]byte, 32))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := gocipher.NewGCM(block)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
+func BenchmarkBareAESGCM(b *testing.B) {
+	g, plain := bareGCM(b), benchChunk()
+	nonce := make([]byte, g.NonceSize())
+	dst := make([]byte, 0, len(plain)+g.Overhead())
+	b.SetBytes(ChunkSize)
+	for b.Loop() {
+		dst = g.Seal(dst[:0], nonce, plain, nil)
+	}
+}
+
+func BenchmarkBareAESGCMOpen(b *testing.B) {
+	g, plain := bareGCM(b), benchChunk()
+	nonce := make([]byte, g.NonceSize())
+	sealed := g.Seal(nil, nonce, plain, nil)
+	dst := make([]byte, 0, ChunkSize)
+	b.SetBytes(ChunkSize)
+	for b.Loop() {
+		var err error
+		if dst, err = g.Open(dst[:0], nonce, sealed, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSealChunk(b *testing.B) {
+	o, plain := newRandomObjectKey(1), benchChunk()
+	dst := make([]byte, 0, cipherChunkSize)
+	b.SetBytes(ChunkSize)
+	b.ReportAllocs()
+	i := int64(0)
+	for b.Loop() {
+		dst = o.SealChunk(dst[:0], plain, i, false)
+		i++
+	}
+}
+
+func BenchmarkOpenChunk(b *testing.B) {
+	o, plain := newRandomObjectKey(1), benchChunk()
+	const size = 4 * ChunkSize
+	sealed := o.SealChunk(nil, plain, 1, false)
+	dst := make([]byte, 0, ChunkSize)
+	b.SetBytes(ChunkSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = o.OpenChunk(dst[:0], sealed, 1, size); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncrypter streams through the io.Writer API, as uploads do.
+func BenchmarkEncrypter(b *testing.B) {
+	o, plain := newRandomObjectKey(1), benchChunk()
+	w := o.NewEncrypter(io.Discard)
+	b.SetBytes(ChunkSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := w.Write(plain); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w.Close()
+}
+
+func BenchmarkEncryptSegment(b *testing.B) {
+	n := testKeyring(b).Names()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := n.EncryptSegment("/some/parent", "a-typical-file-name.txt"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecryptSegment(b *testing.B) {
+	n := testKeyring(b).Names()
+	seg, _, _ := n.EncryptSegment("/some/parent", "a-typical-file-name.txt")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := n.DecryptSegment("/some/parent", seg, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDEKWrap(b *testing.B) {
+	kr := testKeyring(b)
+	o, _ := kr.NewObjectKey()
+	for b.Loop() {
+		if _, _, err := kr.wrapDEK(o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDEKUnwrap(b *testing.B) {
+	kr := testKeyring(b)
+	o, _ := kr.NewObjectKey()
+	gen, wrapped, _ := kr.wrapDEK(o)
+	for b.Loop() {
+		if _, err := kr.unwrapDEK(o.fileID, gen, wrapped); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenMetadata is the per-object cost of a listing with attributes:
+// DEK unwrap, key derivation and attribute open.
+func BenchmarkOpenMetadata(b *testing.B) {
+	kr := testKeyring(b)
+	o, _ := kr.NewObjectKey()
+	meta, _ := kr.SealMetadata(o, "/a/b", Attr{Mode: 0o100644})
+	for b.Loop() {
+		if _, _, err := kr.OpenMetadata(meta, "/a/b"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkArgon2id is the cost of opening a volume with a passphrase at the
+// default parameters.
+func BenchmarkArgon2id(b *testing.B) {
+	p := DefaultArgon2()
+	salt := make([]byte, argonSaltSize)
+	for b.Loop() {
+		argon2.IDKey([]byte("passphrase"), salt, p.Time, p.MemoryKiB, p.Threads, keySize)
+	}
+}
