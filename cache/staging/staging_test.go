@@ -462,7 +462,7 @@ func TestTamper(t *testing.T) {
 func TestMetaSlotFallback(t *testing.T) {
 	d := newTestDir(t, bs)
 	g := defaultGeometry(bs)
-	f := mustCreate(t, d, []byte("first")) // record 1 in slot 1
+	f := mustCreate(t, d, []byte("first"))              // record 1 in slot 1
 	if err := f.SetMeta([]byte("second")); err != nil { // record 2 in slot 0
 		t.Fatal(err)
 	}
