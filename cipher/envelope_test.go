@@ -91,8 +91,11 @@ type countingFetch struct {
 func (c *countingFetch) fetch(off, n int64) ([]byte, error) {
 	c.calls++
 	c.fetched += n
+	if off >= int64(len(c.body)) {
+		return nil, nil
+	}
 	if off+n > int64(len(c.body)) {
-		return c.body[off:], nil
+		return c.body[off:], nil // a short read, as from a truncated object
 	}
 	return c.body[off : off+n], nil
 }
