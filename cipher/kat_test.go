@@ -1,0 +1,254 @@
+package cipher
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/cryptotest"
+)
+
+// Known-answer vectors: fixed keys, file IDs and (through
+// cryptotest.SetGlobalRandom) fixed nonces in, exact bytes out. Any change
+// of a format or a derivation fails TestKnownAnswers; regenerate with
+//
+//	go test ./cipher -run TestKnownAnswers -update
+//
+// only when the change is intended (and the format version bumped).
+
+var update = flag.Bool("update", false, "rewrite cipher/testdata/vectors.json")
+
+const vectorsFile = "testdata/vectors.json"
+
+type katVectors struct {
+	Note     string            `json:"note"`
+	Keyring  string            `json:"keyring"`
+	FileID   string            `json:"file_id"`
+	DEK      string            `json:"dek"`
+	SymKey   string            `json:"sym_key"`
+	Derived  map[string]string `json:"derived"`
+	Bodies   []katBody         `json:"bodies"`
+	Metadata map[string]string `json:"metadata"`
+	AttrPath string            `json:"attr_path"`
+	Names    []katName         `json:"names"`
+	Local    katLocal          `json:"local"`
+	Configs  map[string]string `json:"configs"`
+}
+
+type katBody struct {
+	PlainSize  int64  `json:"plain_size"`
+	PlainSeed  uint64 `json:"plain_seed"`
+	BodySHA256 string `json:"body_sha256"`
+	BodyHex    string `json:"body_hex,omitempty"` // small bodies only
+}
+
+type katName struct {
+	Parent string `json:"parent"`
+	Name   string `json:"name"`
+	Seg    string `json:"seg"`
+	Long   string `json:"long,omitempty"`
+}
+
+type katLocal struct {
+	Secret string `json:"secret"`
+	Salt   string `json:"salt"`
+	Index  uint64 `json:"index"`
+	Plain  string `json:"plain"`
+	Sealed string `json:"sealed"`
+}
+
+func fixedBytes(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+
+// katKeyring is a keyring with fixed secrets (not random ones).
+func katKeyring(t *testing.T) *Keyring {
+	t.Helper()
+	j, _ := json.Marshal(keyringJSON{
+		VolumeID:     b64.EncodeToString(fixedBytes(16, 0x11)),
+		NameSecret:   b64.EncodeToString(fixedBytes(32, 0x22)),
+		LocalSecret:  b64.EncodeToString(fixedBytes(32, 0x33)),
+		ConfigSecret: b64.EncodeToString(fixedBytes(32, 0x44)),
+		Current:      2,
+		KEKs: []kekJSON{
+			{Gen: 1, Key: b64.EncodeToString(fixedBytes(32, 0x55))},
+			{Gen: 2, Key: b64.EncodeToString(fixedBytes(32, 0x66))},
+		},
+	})
+	kr, err := unmarshalKeyring(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+var katNames = []struct{ parent, name string }{
+	{"/", "a"}, {"/", "hello.txt"}, {"/dir", "hello.txt"}, {"/dir/sub", strings.Repeat("x", 16)},
+	{"/", strings.Repeat("long", 50)},
+}
+
+func generateVectors(t *testing.T) katVectors {
+	cryptotest.SetGlobalRandom(t, 20261127)
+	kr := katKeyring(t)
+	fid := FileID(fixedBytes(16, 0x77))
+	dek := fixedBytes(32, 0x88)
+	o := newObjectKey(fid, dek, 2)
+	sym := fixedBytes(32, 0x99)
+	v := katVectors{
+		Note:    "coffer format 1 known answers; see kat_test.go",
+		Keyring: b64.EncodeToString(kr.marshal()),
+		FileID:  hex.EncodeToString(fid[:]),
+		DEK:     hex.EncodeToString(dek),
+		SymKey:  hex.EncodeToString(sym),
+		Derived: map[string]string{
+			"chunk_key":      hex.EncodeToString(deriveKey(dek, nil, infoChunk)),
+			"attr_key":       hex.EncodeToString(deriveKey(dek, nil, infoAttr)),
+			"dek_wrap_key_2": hex.EncodeToString(deriveKey(fixedBytes(32, 0x66), fid[:], infoDEKWrap)),
+			"eme_key":        hex.EncodeToString(deriveKey(fixedBytes(32, 0x22), nil, infoNameEME)),
+			"tweak_key":      hex.EncodeToString(deriveKey(fixedBytes(32, 0x22), nil, infoNameTweak)),
+			"config_mac_key": hex.EncodeToString(kr.configMACKey()),
+			"none_mac_key":   hex.EncodeToString(noneMACKey()),
+			"local_from_key": hex.EncodeToString(LocalSecretFromKey(sym)),
+			"sym_key_id":     symID(sym),
+		},
+		AttrPath: "/dir/file",
+		Configs:  map[string]string{},
+	}
+	for _, size := range []int64{0, 1, 100, ChunkSize, ChunkSize + 1, 3 * ChunkSize} {
+		body := encrypt(t, o, pseudoRandom(size, uint64(size)+1))
+		sum := sha256.Sum256(body)
+		kb := katBody{PlainSize: size, PlainSeed: uint64(size) + 1, BodySHA256: hex.EncodeToString(sum[:])}
+		if len(body) <= 200 {
+			kb.BodyHex = hex.EncodeToString(body)
+		}
+		v.Bodies = append(v.Bodies, kb)
+	}
+	meta, err := kr.SealMetadata(o, v.AttrPath, testAttr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Metadata = meta
+	for _, n := range katNames {
+		seg, long, err := kr.Names().EncryptSegment(n.parent, n.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Names = append(v.Names, katName{Parent: n.parent, Name: n.name, Seg: seg, Long: long})
+	}
+	ls := mustSealer(t, kr.LocalSecret(), fixedBytes(LocalSaltSize, 0xaa))
+	v.Local = katLocal{
+		Secret: hex.EncodeToString(kr.LocalSecret()), Salt: hex.EncodeToString(fixedBytes(LocalSaltSize, 0xaa)),
+		Index: 5, Plain: hex.EncodeToString([]byte("local block")),
+		Sealed: hex.EncodeToString(ls.Seal(nil, []byte("local block"), 5)),
+	}
+	root, _ := NewSymKey(sym)
+	c, err := NewConfig(EncryptionClient, SSEKMS, "arn:aws:kms:eu-west-1:111122223333:key/k", kr, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := testPassphrase(t, "kat passphrase")
+	if _, err := c.AddKey(kr, pass); err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.Marshal(kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Configs["client"] = string(data)
+	none, _ := NewConfig(EncryptionNone, SSEC, "", nil, nil)
+	data, _ = none.Marshal(nil)
+	v.Configs["none"] = string(data)
+	return v
+}
+
+func TestKnownAnswers(t *testing.T) {
+	got := generateVectors(t)
+	gotJSON, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotJSON = append(gotJSON, '\n')
+	path := filepath.FromSlash(vectorsFile)
+	if *update {
+		if err := os.WriteFile(path, gotJSON, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", path)
+	}
+	wantJSON, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	var want katVectors
+	if err := json.Unmarshal(wantJSON, &want); err != nil {
+		t.Fatal(err)
+	}
+	// First the stored vectors must open: this part does not depend on how
+	// Go's crypto consumes randomness, only on the format.
+	checkVectorsOpen(t, want)
+	if !bytes.Equal(gotJSON, wantJSON) {
+		t.Fatalf("output differs from %s: a format or derivation changed (diff the file after -update)", path)
+	}
+}
+
+func checkVectorsOpen(t *testing.T, v katVectors) {
+	t.Helper()
+	krJSON, _ := b64.DecodeString(v.Keyring)
+	kr, err := unmarshalKeyring(krJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, attr, err := kr.OpenMetadata(v.Metadata, v.AttrPath)
+	if err != nil || attr != testAttr {
+		t.Fatalf("stored metadata: %+v %v", attr, err)
+	}
+	if hex.EncodeToString(o.dek[:]) != v.DEK || o.FileID().String() != v.FileID {
+		t.Fatal("stored metadata unwraps to another DEK or file ID")
+	}
+	for _, b := range v.Bodies {
+		if b.BodyHex == "" {
+			continue
+		}
+		body, _ := hex.DecodeString(b.BodyHex)
+		plain, err := io.ReadAll(o.NewDecrypter(bytes.NewReader(body), int64(len(body))))
+		if err != nil || !bytes.Equal(plain, pseudoRandom(b.PlainSize, b.PlainSeed)) {
+			t.Fatalf("stored body of %d bytes: %v", b.PlainSize, err)
+		}
+	}
+	for _, n := range v.Names {
+		name, err := kr.Names().DecryptSegment(n.Parent, n.Seg, n.Long)
+		if err != nil || name != n.Name {
+			t.Fatalf("stored name %q: %q %v", n.Name, name, err)
+		}
+	}
+	secret, _ := hex.DecodeString(v.Local.Secret)
+	salt, _ := hex.DecodeString(v.Local.Salt)
+	sealed, _ := hex.DecodeString(v.Local.Sealed)
+	plain, err := mustSealer(t, secret, salt).Open(nil, sealed, v.Local.Index)
+	if err != nil || hex.EncodeToString(plain) != v.Local.Plain {
+		t.Fatalf("stored local block: %v", err)
+	}
+	sym, _ := hex.DecodeString(v.SymKey)
+	root, _ := NewSymKey(sym)
+	for _, roots := range [][]*RootKey{{root}, {testPassphrase(t, "kat passphrase")}} {
+		c, err := ParseConfig([]byte(v.Configs["client"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ckr, err := c.Open(roots...)
+		if err != nil || ckr.VolumeID() != kr.VolumeID() || c.SSE != SSEKMS {
+			t.Fatalf("stored client config with %s: %v", roots[0], err)
+		}
+	}
+	c, err := ParseConfig([]byte(v.Configs["none"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Open(); err != nil || c.Encryption != EncryptionNone {
+		t.Fatalf("stored none config: %v", err)
+	}
+}
