@@ -1,41 +1,433 @@
 package fs
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"strings"
 	"syscall"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
 )
 
-// This file lists the path operations of a Volume. Paths are canonical:
-// "/" or "/a/b" (no trailing slash, no "." or ".." segments).
+// This file holds the namespace operations of a Volume. Paths are
+// canonical: "/" or "/a/b" (no trailing slash, no "." or ".." segments).
 
-var errTODO = syscall.ENOSYS
-
-// Stat returns the attributes of path (a lookup).
-func (v *Volume) Stat(ctx context.Context, path string) (Attr, error) {
-	return Attr{}, pathErr("stat", path, errTODO)
+// Unlink removes a file or symlink.
+func (v *Volume) Unlink(ctx context.Context, path string) error {
+	return pathErr("unlink", path, v.unlink(ctx, path))
 }
 
-// ReadDir lists a directory with every child's attributes.
-func (v *Volume) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
-	return nil, pathErr("readdir", path, errTODO)
+func (v *Volume) unlink(ctx context.Context, p string) error {
+	if err := v.checkWritable(p); err != nil {
+		return err
+	}
+	n, err := v.lookup(ctx, p)
+	if err != nil {
+		return err
+	}
+	if n.isDir() {
+		return syscall.EISDIR
+	}
+	key := n.key
+	v.mu.Lock()
+	f := v.files[p]
+	v.mu.Unlock()
+	if f != nil {
+		// Wait for an upload in flight, then make sure none follows.
+		f.upMu.Lock()
+		v.mu.Lock()
+		f.mu.Lock()
+		f.removed = true
+		key = ""
+		if f.node != nil {
+			key = f.node.key
+		}
+		if v.files[p] == f {
+			delete(v.files, p)
+		}
+		if f.refs == 0 {
+			v.forgetLocked(f)
+		}
+		f.mu.Unlock()
+		v.mu.Unlock()
+		f.upMu.Unlock()
+	}
+	if key == "" {
+		if f == nil {
+			return syscall.EIO // listed but unreadable: its key is unknown
+		}
+	} else if err := v.store.Delete(ctx, key); err != nil {
+		return err
+	}
+	if n.okey != nil || !v.client {
+		v.local.blocks.DropObject(v.lay.blockObject(n.key, n.etag, n.okey))
+	}
+	v.meta.removed(p)
+	return nil
 }
 
-// Create creates (or with O_TRUNC truncates) a regular file and opens it
-// for writing. With O_EXCL an existing path is EEXIST, and the upload is
-// a conditional create. mode holds permission bits.
-func (v *Volume) Create(ctx context.Context, path string, mode uint32, flags int) (*Handle, Attr, error) {
-	return nil, Attr{}, pathErr("create", path, errTODO)
+// Mkdir creates a directory (a marker object).
+func (v *Volume) Mkdir(ctx context.Context, path string, mode uint32) (Attr, error) {
+	n, err := v.mkdir(ctx, path, mode)
+	if err != nil {
+		return Attr{}, pathErr("mkdir", path, err)
+	}
+	return n.attr, nil
 }
 
-// Open opens an existing file; flags are open(2) flags (O_RDONLY,
-// O_WRONLY, O_RDWR, O_TRUNC, O_APPEND).
-func (v *Volume) Open(ctx context.Context, path string, flags int) (*Handle, error) {
-	return nil, pathErr("open", path, errTODO)
+func (v *Volume) mkdir(ctx context.Context, p string, mode uint32) (*node, error) {
+	if err := v.checkWritable(p); err != nil {
+		return nil, err
+	}
+	if err := v.checkParent(ctx, p); err != nil {
+		return nil, err
+	}
+	if _, err := v.lookup(ctx, p); err == nil {
+		return nil, syscall.EEXIST
+	} else if !errors.Is(err, syscall.ENOENT) {
+		return nil, err
+	}
+	key, long, err := v.objectKey(p)
+	if err != nil {
+		return nil, err
+	}
+	uid, gid := v.owner(ctx)
+	attr := Attr{Mode: syscall.S_IFDIR | mode&0o7777, UID: uid, GID: gid, Mtime: time.Now()}
+	n, err := v.putMarker(ctx, p, key+"/", long, attr)
+	if err != nil {
+		return nil, err
+	}
+	v.meta.added(p)
+	v.meta.putListing(p, map[string]struct{}{})
+	return n, nil
 }
 
-// SetAttr changes mode, owner, mtime or size of path.
+// putMarker writes the marker of directory p: an empty body with the
+// directory's (sealed) attributes.
+func (v *Volume) putMarker(ctx context.Context, p, marker, long string, attr Attr) (*node, error) {
+	okey, err := v.lay.newObjectKey()
+	if err != nil {
+		return nil, err
+	}
+	meta, err := v.lay.sealMeta(p, okey, toCipherAttr(attr), long)
+	if err != nil {
+		return nil, err
+	}
+	info, err := v.store.Put(ctx, marker, bytes.NewReader(nil), 0, blobstore.PutOptions{Metadata: meta})
+	if err != nil {
+		return nil, err
+	}
+	n := &node{path: p, attr: attr, key: marker, etag: info.ETag, okey: okey, long: long}
+	v.meta.put(n)
+	return n, nil
+}
+
+// Rmdir removes an empty directory (ENOTEMPTY otherwise).
+func (v *Volume) Rmdir(ctx context.Context, path string) error {
+	return pathErr("rmdir", path, v.rmdir(ctx, path))
+}
+
+func (v *Volume) rmdir(ctx context.Context, p string) error {
+	if p == "/" {
+		return syscall.EBUSY
+	}
+	if err := v.checkWritable(p); err != nil {
+		return err
+	}
+	n, err := v.lookup(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !n.isDir() {
+		return syscall.ENOTDIR
+	}
+	if v.hasLocalFilesUnder(p) {
+		return syscall.ENOTEMPTY
+	}
+	prefix, err := v.dirPrefix(p)
+	if err != nil {
+		return err
+	}
+	for e, err := range v.store.List(ctx, prefix, "/") {
+		if err != nil {
+			return err
+		}
+		if e.Key == prefix && !e.IsPrefix {
+			continue
+		}
+		return syscall.ENOTEMPTY
+	}
+	if n.key != "" {
+		if err := v.store.Delete(ctx, n.key); err != nil {
+			return err
+		}
+	}
+	v.meta.removed(p)
+	v.meta.dropTree(p)
+	v.meta.putAbsent(p)
+	return nil
+}
+
+func (v *Volume) hasLocalFilesUnder(p string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for fp := range v.files {
+		if isUnder(fp, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Symlink creates path as a symbolic link to target. The target is the
+// link's body (an envelope in client mode).
+func (v *Volume) Symlink(ctx context.Context, target, path string) (Attr, error) {
+	n, err := v.symlink(ctx, target, path)
+	if err != nil {
+		return Attr{}, pathErr("symlink", path, err)
+	}
+	return n.attr, nil
+}
+
+func (v *Volume) symlink(ctx context.Context, target, p string) (*node, error) {
+	if err := v.checkWritable(p); err != nil {
+		return nil, err
+	}
+	if len(target) > 4096 || target == "" {
+		return nil, syscall.ENAMETOOLONG
+	}
+	if err := v.checkParent(ctx, p); err != nil {
+		return nil, err
+	}
+	if _, err := v.lookup(ctx, p); err == nil {
+		return nil, syscall.EEXIST
+	} else if !errors.Is(err, syscall.ENOENT) {
+		return nil, err
+	}
+	key, long, err := v.objectKey(p)
+	if err != nil {
+		return nil, err
+	}
+	okey, err := v.lay.newObjectKey()
+	if err != nil {
+		return nil, err
+	}
+	uid, gid := v.owner(ctx)
+	attr := Attr{Mode: syscall.S_IFLNK | 0o777, UID: uid, GID: gid, Mtime: time.Now(), Size: int64(len(target))}
+	meta, err := v.lay.sealMeta(p, okey, toCipherAttr(attr), long)
+	if err != nil {
+		return nil, err
+	}
+	info, err := v.putBody(ctx, key, okey, strings.NewReader(target), int64(len(target)), meta, blobstore.PutOptions{})
+	if err != nil {
+		return nil, err
+	}
+	n := &node{path: p, attr: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long, target: target}
+	v.meta.put(n)
+	v.meta.added(p)
+	return n, nil
+}
+
+// Readlink returns the target of a symbolic link.
+func (v *Volume) Readlink(ctx context.Context, path string) (string, error) {
+	t, err := v.readlink(ctx, path)
+	return t, pathErr("readlink", path, err)
+}
+
+func (v *Volume) readlink(ctx context.Context, p string) (string, error) {
+	n, err := v.lookup(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	if !n.attr.IsSymlink() {
+		return "", syscall.EINVAL
+	}
+	if n.target != "" {
+		return n.target, nil
+	}
+	if n.key == "" {
+		return "", syscall.EIO
+	}
+	r := v.newReader(n)
+	buf := make([]byte, n.attr.Size)
+	if _, err := r.ReadAt(ctx, buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	c := *n
+	c.target = string(buf)
+	v.meta.put(&c)
+	return c.target, nil
+}
+
+// SetAttr changes mode, owner, mtime or size of path. On a stored file
+// or directory marker, attribute changes are a conditional metadata-only
+// copy onto itself that keeps the file ID; on a staged file they change
+// what its upload will carry.
 func (v *Volume) SetAttr(ctx context.Context, path string, s SetAttr) (Attr, error) {
-	return Attr{}, pathErr("setattr", path, errTODO)
+	a, err := v.setAttr(ctx, path, s)
+	return a, pathErr("setattr", path, err)
+}
+
+func (v *Volume) setAttr(ctx context.Context, p string, s SetAttr) (Attr, error) {
+	if err := v.checkWritable(p); err != nil {
+		return Attr{}, err
+	}
+	if s.Size != nil {
+		f, err := v.acquire(ctx, p)
+		if err != nil {
+			return Attr{}, err
+		}
+		h := &Handle{f: f, writable: true}
+		err = f.truncate(ctx, *s.Size)
+		h.Close(ctx)
+		if err != nil {
+			return Attr{}, err
+		}
+	}
+	if s.Mode == nil && s.UID == nil && s.GID == nil && s.Mtime == nil {
+		n, err := v.lookup(ctx, p)
+		if err != nil {
+			return Attr{}, err
+		}
+		return n.attr, nil
+	}
+	if p == "/" {
+		return v.rootNode().attr, nil // the root has no object to keep attributes in
+	}
+	v.mu.Lock()
+	f := v.files[p]
+	v.mu.Unlock()
+	if f != nil {
+		if a, done, err := f.setAttr(ctx, s); done {
+			return a, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		n, err := v.lookup(ctx, p)
+		if err != nil {
+			return Attr{}, err
+		}
+		a := applySetAttr(n.attr, s)
+		nn, err := v.rewriteMeta(ctx, n, p, a)
+		if errors.Is(err, blobstore.ErrPreconditionFailed) && attempt < 3 {
+			v.meta.invalidate(p)
+			continue
+		}
+		if err != nil {
+			return Attr{}, err
+		}
+		v.meta.put(nn)
+		return nn.attr, nil
+	}
+}
+
+// setAttr changes the attributes of a staged file; done is false when
+// the file is clean and stored (the caller rewrites the metadata).
+func (f *file) setAttr(ctx context.Context, s SetAttr) (Attr, bool, error) {
+	f.upMu.Lock()
+	defer f.upMu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.removed {
+		return Attr{}, true, syscall.ENOENT
+	}
+	if f.dirty || f.node == nil {
+		f.attr = applySetAttr(f.attr, s)
+		f.seq++
+		f.dirty = true
+		a := f.attr
+		if f.st != nil {
+			a.Size = f.st.Size()
+		}
+		return a, true, nil
+	}
+	a := applySetAttr(f.attr, s)
+	a.Size = f.node.attr.Size
+	nn, err := f.v.rewriteMeta(ctx, f.node, f.path, a)
+	if err != nil {
+		if errors.Is(err, blobstore.ErrPreconditionFailed) {
+			return Attr{}, false, nil // let the caller re-read and retry
+		}
+		return Attr{}, true, err
+	}
+	f.node, f.attr, f.replaces = nn, nn.attr, nn.etag
+	f.rd = nil
+	f.v.meta.put(nn)
+	return nn.attr, true, nil
+}
+
+func applySetAttr(a Attr, s SetAttr) Attr {
+	if s.Mode != nil {
+		a.Mode = a.Mode&syscall.S_IFMT | *s.Mode&0o7777
+	}
+	if s.UID != nil {
+		a.UID = *s.UID
+	}
+	if s.GID != nil {
+		a.GID = *s.GID
+	}
+	if s.Mtime != nil {
+		a.Mtime = *s.Mtime
+	}
+	return a
+}
+
+// rewriteMeta stores node n (at its own key) as path p with attributes
+// a: a metadata-only copy onto itself, conditional on its ETag. An
+// implicit directory gets a marker instead.
+func (v *Volume) rewriteMeta(ctx context.Context, n *node, p string, a Attr) (*node, error) {
+	if n.key == "" {
+		if !n.isDir() {
+			return nil, syscall.EIO
+		}
+		key, long, err := v.objectKey(p)
+		if err != nil {
+			return nil, err
+		}
+		return v.putMarker(ctx, p, key+"/", long, a)
+	}
+	return v.copyObject(ctx, n, n.key, p, n.long, a)
+}
+
+// copyObject copies n to key dst as path p with attributes a, resealing
+// the metadata under the same ObjectKey (file ID and DEK unchanged).
+func (v *Volume) copyObject(ctx context.Context, n *node, dst, p, long string, a Attr) (*node, error) {
+	meta, err := v.lay.sealMeta(p, n.okey, toCipherAttr(a), long)
+	if err != nil {
+		return nil, err
+	}
+	info, err := v.store.Copy(ctx, n.key, dst, blobstore.CopyOptions{Metadata: meta, IfMatch: n.etag})
+	if err != nil {
+		return nil, err
+	}
+	c := *n
+	c.path, c.attr, c.key, c.long = p, a, dst, long
+	c.etag = info.ETag
+	if info.Size != 0 {
+		c.objSize = info.Size
+	}
+	return &c, nil
+}
+
+// Statfs reports filesystem statistics. An object store has no capacity
+// to speak of, so the block counts are large constants.
+func (v *Volume) Statfs(ctx context.Context) (StatfsInfo, error) {
+	const big = 1 << 40
+	return StatfsInfo{Bsize: 4096, Blocks: big, Bfree: big, Bavail: big, Files: big, Ffree: big, NameLen: cipher.NameMax}, nil
+}
+
+// put stores a body: one PUT, or a parallel multipart upload above the
+// part size.
+func (v *Volume) put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
+	return blobstore.Upload(ctx, v.store, key, body, size, blobstore.UploadOptions{
+		PutOptions:  opts,
+		Concurrency: v.opts.UploadConcurrency,
+		Pool:        v.pool,
+	})
 }
 
 // Truncate sets the size of a regular file.
@@ -43,83 +435,3 @@ func (v *Volume) Truncate(ctx context.Context, path string, size int64) error {
 	_, err := v.SetAttr(ctx, path, SetAttr{Size: &size})
 	return err
 }
-
-// Unlink removes a file or symlink.
-func (v *Volume) Unlink(ctx context.Context, path string) error {
-	return pathErr("unlink", path, errTODO)
-}
-
-// Mkdir creates a directory (a marker object).
-func (v *Volume) Mkdir(ctx context.Context, path string, mode uint32) (Attr, error) {
-	return Attr{}, pathErr("mkdir", path, errTODO)
-}
-
-// Rmdir removes an empty directory (ENOTEMPTY otherwise).
-func (v *Volume) Rmdir(ctx context.Context, path string) error {
-	return pathErr("rmdir", path, errTODO)
-}
-
-// Rename moves oldPath to newPath, replacing a file at newPath (or an
-// empty directory when oldPath is a directory).
-func (v *Volume) Rename(ctx context.Context, oldPath, newPath string, flags RenameFlags) error {
-	return pathErr("rename", oldPath, errTODO)
-}
-
-// Symlink creates path as a symbolic link to target.
-func (v *Volume) Symlink(ctx context.Context, target, path string) (Attr, error) {
-	return Attr{}, pathErr("symlink", path, errTODO)
-}
-
-// Readlink returns the target of a symbolic link.
-func (v *Volume) Readlink(ctx context.Context, path string) (string, error) {
-	return "", pathErr("readlink", path, errTODO)
-}
-
-// Statfs reports filesystem statistics.
-func (v *Volume) Statfs(ctx context.Context) (StatfsInfo, error) {
-	const big = 1 << 40
-	return StatfsInfo{Bsize: 4096, Blocks: big, Bfree: big, Bavail: big, Files: big, Ffree: big, NameLen: 255}, nil
-}
-
-// Handle is an open file. Handles of one path share its state.
-type Handle struct {
-	v *Volume
-}
-
-// ReadAt reads plaintext at off.
-func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	return 0, errTODO
-}
-
-// WriteAt writes p at off (the handle must be writable).
-func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
-	return 0, errTODO
-}
-
-// Fsync uploads the file now if it has changes and returns the upload's
-// error, or the error of a failed upload since the last fsync.
-func (h *Handle) Fsync(ctx context.Context) error { return errTODO }
-
-// Close releases the handle; the last close of a changed file schedules
-// its upload after the writeback delay.
-func (h *Handle) Close(ctx context.Context) error { return nil }
-
-// Volume is a mounted (or offline-opened) coffer volume.
-type Volume struct {
-	opts Options
-}
-
-// OpenVolume authenticates the volume's config with opts.Roots, checks
-// the modes against opts, and prepares caches and staging.
-func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
-	return nil, errTODO
-}
-
-// Flush waits until every pending upload finished, calling progress with
-// the number still pending; it returns the first upload error.
-func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
-	return nil
-}
-
-// Close flushes, then releases caches and staging.
-func (v *Volume) Close(ctx context.Context) error { return nil }

@@ -1,0 +1,315 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// Volume is a mounted (or offline-opened) coffer volume. Its methods are
+// safe for concurrent use.
+type Volume struct {
+	store  blobstore.Store
+	opts   Options
+	log    *slog.Logger
+	lay    layout
+	client bool
+	meta   *metaCache
+	local  *localState
+	mount  time.Time
+
+	// ctx lives as long as the volume: background uploads and read-ahead
+	// run under it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	headSem chan struct{} // bounds parallel HEADs of a listing
+	getSem  chan struct{} // bounds parallel ranged GETs
+	upSem   chan struct{} // bounds parallel uploads
+	pool    *blobstore.PartPool
+
+	mu      sync.Mutex
+	files   map[string]*file // open or staged files by current path
+	bg      sync.WaitGroup // background uploads
+	closed  bool
+}
+
+// OpenVolume authenticates the volume's config with opts.Roots, checks
+// the modes against opts, and prepares caches and staging.
+func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
+	if opts.Store == nil {
+		return nil, errors.New("open volume: no store")
+	}
+	opts = withDefaults(opts)
+	cfg := opts.Config
+	if cfg == nil {
+		var err error
+		if _, cfg, err = readConfig(ctx, opts.Store); err != nil {
+			return nil, err
+		}
+	}
+	kr, err := cfg.Open(opts.Roots...)
+	switch {
+	case errors.Is(err, cipher.ErrNoKeyOpens):
+		return nil, fmt.Errorf("wrong key: none of the given keys opens this volume: %w", err)
+	case errors.Is(err, cipher.ErrConfigTampered):
+		return nil, fmt.Errorf("the volume config failed authentication (changed, or not written by coffer): %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("opening the volume config: %w", err)
+	}
+	if err := checkModes(cfg, opts.Encryption, opts.SSE); err != nil {
+		return nil, err
+	}
+	v := &Volume{
+		store:   opts.Store,
+		opts:    opts,
+		log:     opts.Logger,
+		meta:    newMetaCache(opts.MetadataTTL),
+		mount:   time.Now(),
+		headSem: make(chan struct{}, DefaultHeadConcurrency),
+		getSem:  make(chan struct{}, 4*opts.UploadConcurrency),
+		upSem:   make(chan struct{}, opts.UploadConcurrency),
+		files:   map[string]*file{},
+		pool:    blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
+	}
+	var secret []byte
+	if cfg.Encryption == EncryptionClient {
+		if kr == nil {
+			return nil, errors.New("open volume: client mode config returned no keyring")
+		}
+		v.client = true
+		v.lay = &clientLayout{kr: kr, names: kr.Names()}
+		secret = kr.LocalSecret()
+	} else {
+		if secret, err = plainLocalSecret(opts); err != nil {
+			return nil, err
+		}
+		v.lay = &plainLayout{secret: secret}
+	}
+	if v.local, err = openLocalState(opts, secret, v.client); err != nil {
+		return nil, err
+	}
+	v.ctx, v.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	return v, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Encryption == "" {
+		o.Encryption = EncryptionClient
+	}
+	if o.WritebackDelay == 0 {
+		o.WritebackDelay = DefaultWritebackDelay
+	}
+	if o.UploadConcurrency <= 0 {
+		o.UploadConcurrency = DefaultUploadConcurrency
+	}
+	if o.PartSize <= 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.MetadataTTL == 0 {
+		o.MetadataTTL = DefaultMetadataTTL
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.MemCacheSize <= 0 {
+		o.MemCacheSize = 64 << 20
+	}
+	return o
+}
+
+// Encryption is the volume's mode ("client" or "none").
+func (v *Volume) Encryption() string {
+	if v.client {
+		return EncryptionClient
+	}
+	return EncryptionNone
+}
+
+// ReadOnly reports a volume opened read-only.
+func (v *Volume) ReadOnly() bool { return v.opts.ReadOnly }
+
+// Flush uploads every file waiting for its writeback delay now and waits
+// until every pending upload finished, calling progress (if not nil) with
+// the number still pending. It returns the errors of uploads that failed.
+func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
+	var errs []error
+	for {
+		v.mu.Lock()
+		var todo []*file
+		for _, f := range v.files {
+			f.mu.Lock()
+			if f.dirty && !f.removed {
+				todo = append(todo, f)
+			}
+			f.mu.Unlock()
+		}
+		v.mu.Unlock()
+		if progress != nil {
+			progress(len(todo))
+		}
+		if len(todo) == 0 {
+			break
+		}
+		sem := make(chan struct{}, v.opts.UploadConcurrency)
+		var wg sync.WaitGroup
+		var emu sync.Mutex
+		for _, f := range todo {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if err := f.uploadNow(ctx); err != nil {
+					emu.Lock()
+					errs = append(errs, err)
+					emu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(errs) > 0 || ctx.Err() != nil {
+			break
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close flushes, then releases caches and staging. Files still open are
+// uploaded as they are.
+func (v *Volume) Close(ctx context.Context) error {
+	err := v.Flush(ctx, nil)
+	v.mu.Lock()
+	v.closed = true
+	v.mu.Unlock()
+	v.cancel()
+	v.bg.Wait()
+	if cerr := v.local.close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// checkWritable refuses changes on a read-only volume and to the
+// reserved .coffer entry.
+func (v *Volume) checkWritable(p string) error {
+	if v.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if p == "/"+reservedName || isUnder(p, "/"+reservedName) {
+		return withErrno(syscall.EPERM, errors.New(".coffer is reserved"))
+	}
+	return nil
+}
+
+// objectKey is the object key of canonical path p (not "/"), with the
+// coffer-name of its last segment when hashed.
+func (v *Volume) objectKey(p string) (key, long string, err error) {
+	if p == "/" {
+		return "", "", nil
+	}
+	var b []byte
+	parent := "/"
+	rest := p[1:]
+	for {
+		name, tail, more := cut(rest)
+		if !validName(name) {
+			if len(name) > cipher.NameMax {
+				return "", "", withErrno(syscall.ENAMETOOLONG, cipher.ErrNameTooLong)
+			}
+			return "", "", withErrno(syscall.EINVAL, fmt.Errorf("invalid name %q", name))
+		}
+		seg, l, err := v.lay.segment(parent, name)
+		if errors.Is(err, cipher.ErrNameTooLong) {
+			return "", "", withErrno(syscall.ENAMETOOLONG, err)
+		}
+		if err != nil {
+			return "", "", err
+		}
+		if len(b) > 0 {
+			b = append(b, '/')
+		}
+		b = append(b, seg...)
+		if !more {
+			long = l
+			break
+		}
+		parent = joinPath(parent, name)
+		rest = tail
+	}
+	if len(b)+1 > cipher.KeyMax { // +1: a directory's marker key
+		return "", "", withErrno(syscall.ENAMETOOLONG, fmt.Errorf("object key of %d bytes exceeds %d", len(b), cipher.KeyMax))
+	}
+	return string(b), long, nil
+}
+
+func cut(s string) (head, tail string, more bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// dirPrefix is the listing prefix of directory p's children.
+func (v *Volume) dirPrefix(p string) (string, error) {
+	if p == "/" {
+		return "", nil
+	}
+	k, _, err := v.objectKey(p)
+	if err != nil {
+		return "", err
+	}
+	return k + "/", nil
+}
+
+// authFailed logs a stored object that failed authentication and returns
+// the EIO the caller reports.
+func (v *Volume) authFailed(p string, err error) error {
+	v.log.Error("stored object failed authentication: reporting EIO", "path", v.logPath(p), "err", err)
+	return withErrno(syscall.EIO, err)
+}
+
+// logPath keeps plaintext names out of logs in client mode unless debug
+// logging is on.
+func (v *Volume) logPath(p string) string {
+	if !v.client || v.log.Enabled(context.Background(), slog.LevelDebug) {
+		return p
+	}
+	k, _, err := v.objectKey(p)
+	if err != nil {
+		return "(unencodable path)"
+	}
+	return "key:" + k
+}
+
+// plainLocalSecret is the local secret of a "none" volume: derived from
+// the SSE-C key when there is one, else a random key file in the cache
+// directory.
+func plainLocalSecret(opts Options) ([]byte, error) {
+	if len(opts.SSE.CKeys) > 0 {
+		return cipher.LocalSecretFromKey(opts.SSE.CKeys[0]), nil
+	}
+	if opts.CacheDir == "" {
+		return randomSecret()
+	}
+	if err := os.MkdirAll(opts.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	return loadOrCreateSecret(opts.CacheDir)
+}

@@ -1,0 +1,242 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// countingStore counts the requests a Volume makes.
+type countingStore struct {
+	blobstore.Store
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *countingStore) inc(op string) {
+	c.mu.Lock()
+	c.counts[op]++
+	c.mu.Unlock()
+}
+
+func (c *countingStore) count(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[op]
+}
+
+func (c *countingStore) reset() {
+	c.mu.Lock()
+	clear(c.counts)
+	c.mu.Unlock()
+}
+
+func (c *countingStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
+	c.inc("put")
+	return c.Store.Put(ctx, key, body, size, opts)
+}
+
+func (c *countingStore) Multipart(ctx context.Context, key string, opts blobstore.PutOptions) (blobstore.MultipartUpload, error) {
+	c.inc("multipart")
+	return c.Store.Multipart(ctx, key, opts)
+}
+
+func (c *countingStore) Get(ctx context.Context, key string, opts blobstore.GetOptions) (io.ReadCloser, blobstore.ObjectInfo, error) {
+	c.inc("get")
+	return c.Store.Get(ctx, key, opts)
+}
+
+func (c *countingStore) Head(ctx context.Context, key string) (blobstore.ObjectInfo, error) {
+	c.inc("head")
+	return c.Store.Head(ctx, key)
+}
+
+func (c *countingStore) Copy(ctx context.Context, src, dst string, opts blobstore.CopyOptions) (blobstore.ObjectInfo, error) {
+	c.inc("copy")
+	return c.Store.Copy(ctx, src, dst, opts)
+}
+
+func (c *countingStore) List(ctx context.Context, prefix, delim string) iter.Seq2[blobstore.Entry, error] {
+	c.inc("list")
+	return c.Store.List(ctx, prefix, delim)
+}
+
+type testVol struct {
+	*Volume
+	store   *countingStore
+	dir     string // the local store's directory
+	root    *cipher.RootKey
+	cfg     *cipher.Config
+	mode    string
+	options Options
+}
+
+func testRoot(t testing.TB, seed byte) *cipher.RootKey {
+	t.Helper()
+	r, err := cipher.NewSymKey(bytes.Repeat([]byte{seed}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// newTestVolume creates and opens a volume in a local store in a
+// temporary directory.
+func newTestVolume(t testing.TB, mode string, tweak ...func(*Options)) *testVol {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	local, err := blobstore.NewLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: local, counts: map[string]int{}}
+	root := testRoot(t, 7)
+	var kr *cipher.Keyring
+	if mode == EncryptionClient {
+		if kr, err = cipher.NewKeyring(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rootArg *cipher.RootKey
+	if mode == EncryptionClient {
+		rootArg = root
+	}
+	cfg, err := cipher.NewConfig(mode, "", "", kr, rootArg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := InitVolume(ctx, cs, cfg, kr); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{
+		Store: cs, Roots: []*cipher.RootKey{root}, Encryption: mode,
+		CacheDir: filepath.Join(dir, "cache"), WritebackDelay: 20 * time.Millisecond,
+		UID: 1000, GID: 1000,
+	}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	v, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := v.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return &testVol{Volume: v, store: cs, dir: dir, root: root, cfg: cfg, mode: mode, options: opts}
+}
+
+// reopen opens the same store again (a fresh mount: cold caches).
+func (tv *testVol) reopen(t testing.TB) *Volume {
+	t.Helper()
+	opts := tv.options
+	opts.CacheDir = t.TempDir()
+	v, err := OpenVolume(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close(context.Background()) })
+	return v
+}
+
+func writeFile(t testing.TB, v *Volume, p string, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	h, _, err := v.Create(ctx, p, 0o644, syscall.O_WRONLY|syscall.O_TRUNC)
+	if err != nil {
+		t.Fatalf("create %s: %v", p, err)
+	}
+	if _, err := h.WriteAt(ctx, data, 0); err != nil {
+		t.Fatalf("write %s: %v", p, err)
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t testing.TB, v *Volume, p string) []byte {
+	t.Helper()
+	b, err := tryRead(v, p)
+	if err != nil {
+		t.Fatalf("read %s: %v", p, err)
+	}
+	return b
+}
+
+func tryRead(v *Volume, p string) ([]byte, error) {
+	ctx := context.Background()
+	h, err := v.Open(ctx, p, syscall.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close(ctx)
+	var out []byte
+	buf := make([]byte, 100<<10)
+	for off := int64(0); ; {
+		n, err := h.ReadAt(ctx, buf, off)
+		out = append(out, buf[:n]...)
+		off += int64(n)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+	}
+}
+
+func flush(t testing.TB, v *Volume) {
+	t.Helper()
+	if err := v.Flush(context.Background(), nil); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}
+
+func names(ents []DirEntry) string {
+	var s []string
+	for _, e := range ents {
+		s = append(s, e.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+// storeFiles returns every file of the local store's directory.
+func storeFiles(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			b, _ := os.ReadFile(p)
+			out[p] = b
+		}
+		return nil
+	})
+	return out
+}
+
+func wantErrno(t testing.TB, err error, want syscall.Errno) {
+	t.Helper()
+	if got := Errno(err); got != want {
+		t.Fatalf("err = %v (errno %v), want %v", err, got, want)
+	}
+}
+
+var modes = []string{EncryptionClient, EncryptionNone}

@@ -1,0 +1,364 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// Stat returns the attributes of path (a lookup).
+func (v *Volume) Stat(ctx context.Context, path string) (Attr, error) {
+	n, err := v.lookup(ctx, path)
+	if err != nil {
+		return Attr{}, pathErr("stat", path, err)
+	}
+	return n.attr, nil
+}
+
+func (v *Volume) rootNode() *node {
+	return &node{path: "/", attr: Attr{Mode: syscall.S_IFDIR | 0o755, UID: v.opts.UID, GID: v.opts.GID, Mtime: v.mount}}
+}
+
+// lookup finds what path is: a file open or staged here, a cached node,
+// or what the store says.
+func (v *Volume) lookup(ctx context.Context, p string) (*node, error) {
+	if !checkPath(p) {
+		return nil, withErrno(syscall.EINVAL, fmt.Errorf("not a canonical path: %q", p))
+	}
+	if p == "/" {
+		return v.rootNode(), nil
+	}
+	if p == "/"+reservedName {
+		return nil, syscall.ENOENT
+	}
+	if len(p) > 600 {
+		// Long enough that its key may exceed KeyMax, whatever the caches say.
+		if _, _, err := v.objectKey(p); err != nil {
+			return nil, err
+		}
+	}
+	if n := v.openNode(p); n != nil {
+		return n, nil
+	}
+	if n, ok := v.meta.get(p); ok {
+		if n == nil {
+			return nil, syscall.ENOENT
+		}
+		return n, nil
+	}
+	if v.meta.absent(p) {
+		return nil, syscall.ENOENT
+	}
+	return v.probe(ctx, p)
+}
+
+// openNode is the node of a file open or staged here, if any.
+func (v *Volume) openNode(p string) *node {
+	v.mu.Lock()
+	f := v.files[p]
+	v.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f.snapshot()
+}
+
+// probe asks the store what p is: an object (file or symlink), a marker
+// (directory), a common prefix (implicit directory) or nothing.
+func (v *Volume) probe(ctx context.Context, p string) (*node, error) {
+	key, long, err := v.objectKey(p)
+	if err != nil {
+		return nil, err
+	}
+	info, err := v.store.Head(ctx, key)
+	if err == nil {
+		n, err := v.fileNode(p, key, long, info)
+		if err != nil {
+			return nil, err
+		}
+		v.meta.put(n)
+		return n, nil
+	}
+	if !errors.Is(err, blobstore.ErrNotFound) {
+		return nil, err
+	}
+	n, err := v.probeDir(ctx, p, key+"/", long)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		v.meta.putAbsent(p)
+		return nil, syscall.ENOENT
+	}
+	v.meta.put(n)
+	return n, nil
+}
+
+// probeDir returns the directory at marker key (nil when there is none).
+func (v *Volume) probeDir(ctx context.Context, p, marker, long string) (*node, error) {
+	info, err := v.store.Head(ctx, marker)
+	if err == nil {
+		return v.dirNode(p, marker, long, info)
+	}
+	if !errors.Is(err, blobstore.ErrNotFound) {
+		return nil, err
+	}
+	for e, err := range v.store.List(ctx, marker, "/") {
+		if err != nil {
+			return nil, err
+		}
+		_ = e
+		return v.implicitDir(p), nil
+	}
+	return nil, nil
+}
+
+func (v *Volume) implicitDir(p string) *node {
+	return &node{path: p, attr: Attr{Mode: syscall.S_IFDIR | v.lay.implicitDirMode(), UID: v.opts.UID, GID: v.opts.GID, Mtime: v.mount}}
+}
+
+// fileNode authenticates the metadata of the object at key as path p.
+func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node, error) {
+	okey, a, err := v.lay.openMeta(p, info.Metadata, info.LastModified)
+	if err != nil {
+		return nil, v.authFailed(p, err)
+	}
+	size, err := v.lay.plainSize(info.Size)
+	if err != nil {
+		return nil, v.authFailed(p, err)
+	}
+	mode := a.Mode
+	if mode&syscall.S_IFMT != syscall.S_IFLNK {
+		mode = syscall.S_IFREG | mode&0o7777
+	}
+	return &node{
+		path: p, attr: v.attrOf(mode, a, size),
+		key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long,
+	}, nil
+}
+
+// dirNode authenticates a directory marker.
+func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*node, error) {
+	okey, a, err := v.lay.openMeta(p, info.Metadata, info.LastModified)
+	if err != nil {
+		return nil, v.authFailed(p, err)
+	}
+	perm := a.Mode & 0o7777
+	if _, ok := info.Metadata["mode"]; !ok && !v.client {
+		perm = 0o755 // a marker made by another tool
+	}
+	return &node{
+		path: p, attr: v.attrOf(syscall.S_IFDIR|perm, a, 0),
+		key: marker, etag: info.ETag, objSize: info.Size, okey: okey, long: long,
+	}, nil
+}
+
+func (v *Volume) attrOf(mode uint32, a cipher.Attr, size int64) Attr {
+	at := Attr{Mode: mode, UID: a.UID, GID: a.GID, Size: size, Mtime: time.Unix(0, a.MtimeNs)}
+	if at.UID == noOwner {
+		at.UID = v.opts.UID
+	}
+	if at.GID == noOwner {
+		at.GID = v.opts.GID
+	}
+	return at
+}
+
+func toCipherAttr(a Attr) cipher.Attr {
+	return cipher.Attr{Mode: a.Mode, UID: a.UID, GID: a.GID, MtimeNs: a.Mtime.UnixNano()}
+}
+
+// ReadDir lists a directory with every child's attributes. Listed
+// objects are HEADed in parallel (their attributes live in metadata) and
+// the results cached for MetadataTTL, so the lookups that follow a
+// READDIRPLUS hit the cache.
+func (v *Volume) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
+	ents, err := v.readDir(ctx, path)
+	return ents, pathErr("readdir", path, err)
+}
+
+func (v *Volume) readDir(ctx context.Context, p string) ([]DirEntry, error) {
+	dn, err := v.lookup(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if !dn.isDir() {
+		return nil, syscall.ENOTDIR
+	}
+	children, ok := v.cachedChildren(p)
+	if !ok {
+		if children, err = v.listChildren(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	// Files open or staged here override what the store says.
+	v.mu.Lock()
+	var local []*file
+	for fp, f := range v.files {
+		if fp != "/" && parentOf(fp) == p {
+			local = append(local, f)
+		}
+	}
+	v.mu.Unlock()
+	for _, f := range local {
+		n := f.snapshot()
+		children[nameOf(n.path)] = n
+	}
+	ents := make([]DirEntry, 0, len(children))
+	for _, name := range slices.Sorted(maps.Keys(children)) {
+		ents = append(ents, DirEntry{Name: name, Attr: children[name].attr})
+	}
+	return ents, nil
+}
+
+func parentOf(p string) string { d, _ := splitPath(p); return d }
+func nameOf(p string) string   { _, n := splitPath(p); return n }
+
+// cachedChildren answers from a fresh listing whose children are all
+// cached.
+func (v *Volume) cachedChildren(p string) (map[string]*node, bool) {
+	names, ok := v.meta.listing(p)
+	if !ok {
+		return nil, false
+	}
+	out := make(map[string]*node, len(names))
+	for name := range names {
+		n, ok := v.meta.get(joinPath(p, name))
+		if !ok || n == nil {
+			return nil, false
+		}
+		out[name] = n
+	}
+	return out, true
+}
+
+type listItem struct {
+	seg  string
+	key  string
+	dir  bool
+	etag string
+}
+
+// listChildren lists directory p in the store and resolves every entry's
+// name and attributes.
+func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, error) {
+	prefix, err := v.dirPrefix(p)
+	if err != nil {
+		return nil, err
+	}
+	var items []listItem
+	for e, err := range v.store.List(ctx, prefix, "/") {
+		if err != nil {
+			return nil, err
+		}
+		if e.Key == prefix && !e.IsPrefix {
+			continue // the directory's own marker
+		}
+		seg := e.Key[len(prefix):]
+		if e.IsPrefix {
+			seg = seg[:len(seg)-1]
+		}
+		if seg == "" || (p == "/" && seg == reservedName) {
+			continue
+		}
+		items = append(items, listItem{seg: seg, key: e.Key, dir: e.IsPrefix, etag: e.ETag})
+	}
+	nodes := make([]*node, len(items))
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		select {
+		case v.headSem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-v.headSem }()
+			nodes[i], errs[i] = v.resolve(ctx, p, it)
+		}()
+	}
+	wg.Wait()
+	out := make(map[string]*node, len(items))
+	names := make(map[string]struct{}, len(items))
+	for i, n := range nodes {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if n == nil {
+			continue
+		}
+		name := nameOf(n.path)
+		if old, dup := out[name]; dup && old.isDir() {
+			continue // a directory and a file of one name: the directory wins
+		}
+		out[name] = n
+		names[name] = struct{}{}
+	}
+	for _, n := range out {
+		if n.key != "" || n.isDir() {
+			v.meta.put(n)
+		}
+	}
+	v.meta.putListing(p, names)
+	return out, nil
+}
+
+// resolve turns one listed item into a node; nil means skip it (logged).
+func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, error) {
+	var name string
+	if !v.lay.hashed(it.seg) {
+		var err error
+		if name, err = v.lay.name(dir, it.seg, ""); err != nil {
+			v.log.Warn("skipping an entry whose name does not decode", "dir", v.logPath(dir), "key", it.key, "err", err)
+			return nil, nil
+		}
+		if n, ok := v.meta.get(joinPath(dir, name)); ok && n != nil && n.isDir() == it.dir && (it.dir || n.etag == it.etag) {
+			return n, nil
+		}
+	}
+	info, err := v.store.Head(ctx, it.key)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		if it.dir && name != "" {
+			return v.implicitDir(joinPath(dir, name)), nil
+		}
+		if it.dir {
+			v.log.Warn("skipping a long-named directory without marker", "dir", v.logPath(dir), "key", it.key)
+		}
+		return nil, nil // gone since the listing
+	}
+	if err != nil {
+		return nil, err
+	}
+	long := ""
+	if v.lay.hashed(it.seg) {
+		long = v.lay.longName(info.Metadata)
+		if name, err = v.lay.name(dir, it.seg, long); err != nil {
+			v.log.Warn("skipping an entry whose long name does not decode", "dir", v.logPath(dir), "key", it.key, "err", err)
+			return nil, nil
+		}
+	}
+	p := joinPath(dir, name)
+	var n *node
+	if it.dir {
+		n, err = v.dirNode(p, it.key, long, info)
+	} else {
+		n, err = v.fileNode(p, it.key, long, info)
+	}
+	if err != nil {
+		// Listed, but its attributes do not open: show it, and let every
+		// access to it fail with EIO.
+		return &node{path: p, attr: Attr{Mode: syscall.S_IFREG, Mtime: info.LastModified}}, nil
+	}
+	return n, nil
+}

@@ -1,0 +1,218 @@
+package fs
+
+import (
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// node is what coffer knows of one stored path.
+type node struct {
+	path    string
+	attr    Attr
+	key     string // object key of a file or symlink; a directory's marker key ("" when implicit)
+	etag    string
+	objSize int64
+	okey    *cipher.ObjectKey // client mode: the version's key (also markers)
+	long    string            // coffer-name of a hashed last segment
+	target  string            // symlink target, once read
+}
+
+func (n *node) isDir() bool { return n.attr.IsDir() }
+
+// metaCache is the mount-wide metadata cache: nodes by path (negative
+// entries included) and directory listings, trusted for ttl. Own changes
+// update it in place.
+type metaCache struct {
+	ttl   time.Duration
+	now   func() time.Time
+	mu    sync.Mutex
+	nodes map[string]cachedNode
+	dirs  map[string]cachedDir
+	puts  int
+}
+
+type cachedNode struct {
+	n   *node // nil: the path does not exist
+	exp time.Time
+}
+
+type cachedDir struct {
+	names map[string]struct{}
+	exp   time.Time
+}
+
+func newMetaCache(ttl time.Duration) *metaCache {
+	return &metaCache{ttl: ttl, now: time.Now, nodes: map[string]cachedNode{}, dirs: map[string]cachedDir{}}
+}
+
+// get returns (node, true) for a fresh entry; node nil means ENOENT.
+func (c *metaCache) get(p string) (*node, bool) {
+	if c.ttl <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.nodes[p]
+	if !ok || c.now().After(e.exp) {
+		return nil, false
+	}
+	if e.n == nil {
+		return nil, true
+	}
+	return e.n, true
+}
+
+// absent reports that the fresh listing of p's parent lacks p.
+func (c *metaCache) absent(p string) bool {
+	if c.ttl <= 0 || p == "/" {
+		return false
+	}
+	dir, name := splitPath(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dirs[dir]
+	if !ok || c.now().After(d.exp) {
+		return false
+	}
+	_, present := d.names[name]
+	return !present
+}
+
+func (c *metaCache) put(n *node) {
+	c.setNode(n.path, n)
+}
+
+func (c *metaCache) putAbsent(p string) {
+	c.setNode(p, nil)
+}
+
+func (c *metaCache) setNode(p string, n *node) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes[p] = cachedNode{n: n, exp: c.now().Add(c.ttl)}
+	c.puts++
+	if c.puts%4096 == 0 {
+		c.sweepLocked()
+	}
+}
+
+func (c *metaCache) sweepLocked() {
+	now := c.now()
+	for p, e := range c.nodes {
+		if now.After(e.exp) {
+			delete(c.nodes, p)
+		}
+	}
+	for p, d := range c.dirs {
+		if now.After(d.exp) {
+			delete(c.dirs, p)
+		}
+	}
+}
+
+// listing returns a fresh listing of dir, if any.
+func (c *metaCache) listing(dir string) (map[string]struct{}, bool) {
+	if c.ttl <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dirs[dir]
+	if !ok || c.now().After(d.exp) {
+		return nil, false
+	}
+	return d.names, true
+}
+
+func (c *metaCache) putListing(dir string, names map[string]struct{}) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dirs[dir] = cachedDir{names: names, exp: c.now().Add(c.ttl)}
+}
+
+// added records a new child in its parent's cached listing (if cached).
+func (c *metaCache) added(p string) {
+	dir, name := splitPath(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := c.dirs[dir]; ok {
+		d.names[name] = struct{}{}
+	}
+}
+
+// removed forgets p: a negative entry, and gone from its parent listing.
+func (c *metaCache) removed(p string) {
+	dir, name := splitPath(p)
+	c.mu.Lock()
+	if d, ok := c.dirs[dir]; ok {
+		delete(d.names, name)
+	}
+	delete(c.dirs, p)
+	c.mu.Unlock()
+	c.putAbsent(p)
+}
+
+// invalidate forgets p without asserting anything about it.
+func (c *metaCache) invalidate(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.nodes, p)
+}
+
+// dropTree forgets p and everything below it.
+func (c *metaCache) dropTree(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prefix := p + "/"
+	for k := range c.nodes {
+		if k == p || strings.HasPrefix(k, prefix) {
+			delete(c.nodes, k)
+		}
+	}
+	for k := range c.dirs {
+		if k == p || strings.HasPrefix(k, prefix) {
+			delete(c.dirs, k)
+		}
+	}
+}
+
+// splitPath splits a canonical path other than "/" into its parent and
+// name.
+func splitPath(p string) (dir, name string) {
+	i := strings.LastIndexByte(p, '/')
+	if i == 0 {
+		return "/", p[1:]
+	}
+	return p[:i], p[i+1:]
+}
+
+// joinPath joins a canonical directory and a name.
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// isUnder reports whether p is below dir (not dir itself).
+func isUnder(p, dir string) bool {
+	if dir == "/" {
+		return p != "/"
+	}
+	return strings.HasPrefix(p, dir+"/")
+}
+
+// checkPath validates a canonical path.
+func checkPath(p string) bool {
+	return p == "/" || (strings.HasPrefix(p, "/") && path.Clean(p) == p && !strings.Contains(p, "\x00"))
+}
