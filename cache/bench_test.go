@@ -1,0 +1,63 @@
+package cache
+
+import (
+	"log/slog"
+	"testing"
+)
+
+const benchChunk = 64 << 10
+
+func BenchmarkPlain(b *testing.B) {
+	c := mustNew(b, Options{MemBytes: 256 << 20})
+	data := chunk(benchChunk, 1)
+	const n = 1024
+	b.Run("Put", func(b *testing.B) {
+		b.SetBytes(benchChunk)
+		i := 0
+		for b.Loop() {
+			c.PutPlain(BlockID{Object: obj(i % n), Index: int64(i)}, data)
+			i++
+		}
+	})
+	for i := range n {
+		c.PutPlain(BlockID{Object: obj(1), Index: int64(i)}, data)
+	}
+	c.wait()
+	b.Run("Get", func(b *testing.B) {
+		b.SetBytes(benchChunk)
+		i := 0
+		for b.Loop() {
+			c.GetPlain(BlockID{Object: obj(1), Index: int64(i % n)})
+			i++
+		}
+	})
+}
+
+func BenchmarkStored(b *testing.B) {
+	for _, m := range modes {
+		c := mustNew(b, Options{Dir: b.TempDir(), DiskBytes: 64 << 20, SealSecret: m.secret, Logger: slog.New(slog.DiscardHandler)})
+		data := chunk(benchChunk, 2)
+		const n = 256
+		b.Run(m.name+"/Put", func(b *testing.B) {
+			b.SetBytes(benchChunk)
+			i := 0
+			for b.Loop() {
+				c.PutStored(BlockID{Object: obj(i % n), Index: int64(i % n)}, data)
+				i++
+			}
+		})
+		for i := range n {
+			c.PutStored(BlockID{Object: obj(i), Index: int64(i)}, data)
+		}
+		b.Run(m.name+"/Get", func(b *testing.B) {
+			b.SetBytes(benchChunk)
+			i := 0
+			for b.Loop() {
+				if _, ok := c.GetStored(BlockID{Object: obj(i % n), Index: int64(i % n)}); !ok {
+					b.Fatal("miss")
+				}
+				i++
+			}
+		})
+	}
+}
