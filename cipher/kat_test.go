@@ -66,7 +66,7 @@ type katLocal struct {
 func fixedBytes(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
 
 // katKeyring is a keyring with fixed secrets (not random ones).
-func katKeyring(t *testing.T) *Keyring {
+func katKeyring(t testing.TB) *Keyring {
 	t.Helper()
 	j, _ := json.Marshal(keyringJSON{
 		VolumeID:     b64.EncodeToString(fixedBytes(16, 0x11)),

@@ -85,9 +85,12 @@ func PlainOffToChunk(off int64) (index, within int64) {
 func PlainRangeToChunks(off, n, plainSize int64) (first, last int64, ok bool) {
 	mustNotBeNegative(off)
 	mustNotBeNegative(n)
-	end := min(off+n, plainSize)
-	if off >= end {
+	if off >= plainSize || n == 0 {
 		return 0, 0, false
+	}
+	end := plainSize
+	if n < plainSize-off { // written so that off+n cannot overflow
+		end = off + n
 	}
 	return off / ChunkSize, (end - 1) / ChunkSize, true
 }

@@ -1,0 +1,161 @@
+package cipher
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// Fuzz targets for every parser of stored data. Their seeds run with every
+// `go test`; `go test -fuzz FuzzDecrypt ./cipher` explores further.
+
+func fuzzObjectKey() *ObjectKey {
+	return newObjectKey(FileID(fixedBytes(16, 0x77)), fixedBytes(32, 0x88), 1)
+}
+
+func isTyped(err error) bool {
+	for _, e := range []error{ErrAuth, ErrInvalidSize, ErrBadMetadata, ErrBadName, ErrNotConfig, ErrConfigTampered, ErrNoKeyOpens, ErrNameTooLong} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func FuzzDecrypt(f *testing.F) {
+	o := fuzzObjectKey()
+	for _, size := range []int64{0, 1, 100, ChunkSize, ChunkSize + 1} {
+		var buf bytes.Buffer
+		w := o.NewEncrypter(&buf)
+		w.Write(pseudoRandom(size, 1))
+		w.Close()
+		body := buf.Bytes()
+		f.Add(body, int64(0), size, int64(0))
+		f.Add(body[:len(body)-1], int64(0), size, int64(1))
+		f.Add(body[HeaderSize:], int64(0), size, int64(size/2))
+	}
+	f.Add([]byte("CFR\x01"), int64(-1), int64(-1), int64(-5))
+	f.Fuzz(func(t *testing.T, body []byte, index, plainSize, off int64) {
+		plain, err := io.ReadAll(o.NewDecrypter(bytes.NewReader(body), int64(len(body))))
+		if err != nil && !isTyped(err) {
+			t.Fatalf("decrypter: untyped error %v", err)
+		}
+		if err == nil {
+			if want, _ := PlainSize(int64(len(body))); int64(len(plain)) != want {
+				t.Fatalf("decrypter returned %d bytes for a %d-byte body", len(plain), len(body))
+			}
+		}
+		if chunk, err := o.OpenChunk(nil, body, index, plainSize); err != nil {
+			if !errors.Is(err, ErrAuth) || len(chunk) != 0 {
+				t.Fatalf("OpenChunk: %d bytes, %v", len(chunk), err)
+			}
+		}
+		if plainSize < 0 || off < 0 {
+			return
+		}
+		fetch := func(o, n int64) ([]byte, error) {
+			if o >= int64(len(body)) {
+				return nil, nil
+			}
+			return body[o:min(o+n, int64(len(body)))], nil
+		}
+		p := make([]byte, 1000)
+		n, err := o.NewReaderAt(fetch, plainSize).ReadAt(p, off)
+		if err != nil && err != io.EOF && !isTyped(err) {
+			t.Fatalf("ReadAt: untyped error %v", err)
+		}
+		if n < 0 || n > len(p) {
+			t.Fatalf("ReadAt returned n = %d", n)
+		}
+	})
+}
+
+func FuzzDecryptSegment(f *testing.F) {
+	n := katKeyring(f).Names()
+	for _, name := range []string{"a", "hello.txt", strings.Repeat("l", 200), strings.Repeat("z", 255)} {
+		seg, long, _ := n.EncryptSegment("/d", name)
+		f.Add("/d", seg, long, []byte(name))
+	}
+	f.Add("/", "~AAAA", "", []byte{})
+	f.Add("/", "", "", []byte(".."))
+	f.Add("/x", "AAAAAAAAAAAAAAAAAAAAAA", "", []byte("a/b"))
+	f.Add("/x", strings.Repeat("A", 300), "", []byte("nul\x00"))
+	f.Fuzz(func(t *testing.T, parent, seg, long string, raw []byte) {
+		check := func(name string, err error) {
+			if err != nil {
+				if !errors.Is(err, ErrBadName) {
+					t.Fatalf("untyped error %v", err)
+				}
+				return
+			}
+			if checkName(name) != nil {
+				t.Fatalf("decoded a forbidden name %q", name)
+			}
+		}
+		name, err := n.DecryptSegment(parent, seg, long)
+		check(name, err)
+		if err == nil {
+			// Only canonical encodings decode: re-encryption gives seg back.
+			seg2, long2, err := n.EncryptSegment(parent, name)
+			if err != nil || seg2 != seg || (IsLongSegment(seg) && long2 != long) {
+				t.Fatalf("decoded %q from a non-canonical segment", name)
+			}
+		}
+		// Arbitrary plaintext bytes, validly enciphered, still decode only
+		// to valid names.
+		raw = raw[:min(len(raw), 400)]
+		name, err = n.DecryptSegment(parent, encryptRaw(n, parent, raw), "")
+		check(name, err)
+		if err == nil && name != string(raw) {
+			t.Fatalf("decoded %q from an encoding of %q", name, raw)
+		}
+	})
+}
+
+func FuzzParseConfig(f *testing.F) {
+	root, _ := NewSymKey(fixedBytes(32, 0x99))
+	kr, _ := NewKeyring()
+	c, _ := NewConfig(EncryptionClient, SSES3, "", kr, root)
+	pass, _ := NewPassphraseKey([]byte("fuzz"))
+	pass.argon = cheapArgon2
+	c.AddKey(kr, pass)
+	data, _ := c.Marshal(kr)
+	f.Add(data)
+	none, _ := NewConfig(EncryptionNone, SSEC, "", nil, nil)
+	data, _ = none.Marshal(nil)
+	f.Add(data)
+	f.Add([]byte(`{"format":1,"body":"e30","mac":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`))
+	f.Add([]byte(`{"format":1}`))
+	f.Add([]byte("null"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			if !errors.Is(err, ErrNotConfig) {
+				t.Fatalf("ParseConfig: untyped error %v", err)
+			}
+			return
+		}
+		// Only the sym key: a fuzzed passphrase entry may ask for Argon2 at
+		// the (legitimate) limit of 2 GiB.
+		kr, err := c.Open(root)
+		if err != nil {
+			if !isTyped(err) {
+				t.Fatalf("Open: untyped error %v", err)
+			}
+			return
+		}
+		out, err := c.Marshal(kr)
+		if err != nil {
+			t.Fatalf("Marshal of an opened config: %v", err)
+		}
+		c2, err := ParseConfig(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c2.Open(root); err != nil {
+			t.Fatalf("re-marshalled config does not open: %v", err)
+		}
+	})
+}
