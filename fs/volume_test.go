@@ -211,8 +211,8 @@ func TestNameLimits(t *testing.T) {
 			}
 			// A path whose key exceeds 1024 bytes.
 			p := ""
-			for range 6 {
-				p += "/" + strings.Repeat("k", 200)
+			for range 8 {
+				p += "/" + strings.Repeat("k", 130)
 			}
 			_, err = tv.Stat(ctx, p)
 			wantErrno(t, err, syscall.ENAMETOOLONG)

@@ -1,0 +1,123 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+	cfs "github.com/cofferfs/coffer/fs"
+)
+
+// needFUSE skips without /dev/fuse, unless COFFER_REQUIRE_SERVERS=1.
+func needFUSE(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		if os.Getenv("COFFER_REQUIRE_SERVERS") == "1" {
+			t.Fatalf("/dev/fuse is missing: %v", err)
+		}
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+}
+
+func mountTest(t *testing.T) (mnt string, store blobstore.Store) {
+	t.Helper()
+	needFUSE(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := blobstore.NewLocal(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := cipher.NewSymKey(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := cipher.NewKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := cipher.NewConfig(cfs.EncryptionClient, "", "", kr, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfs.InitVolume(ctx, store, cfg, kr); err != nil {
+		t.Fatal(err)
+	}
+	v, err := cfs.OpenVolume(ctx, cfs.Options{
+		Store: store, Roots: []*cipher.RootKey{root},
+		CacheDir: filepath.Join(dir, "cache"), WritebackDelay: 50 * time.Millisecond,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt = filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	server, err := Mount(v, mnt, MountOptions{})
+	if err != nil {
+		v.Close(ctx)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := server.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		server.Wait()
+		if err := v.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return mnt, store
+}
+
+func TestMountSmoke(t *testing.T) {
+	mnt, _ := mountTest(t)
+	data := make([]byte, 3<<20+5)
+	rand.Read(data)
+	if err := os.MkdirAll(filepath.Join(mnt, "a/b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(mnt, "a/b/file")
+	if err := os.WriteFile(f, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(f)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %d bytes, %v", len(got), err)
+	}
+	if err := os.Rename(f, filepath.Join(mnt, "a/renamed")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(mnt, "a/renamed"))
+	if err != nil || st.Size() != int64(len(data)) || st.Mode().Perm() != 0o640 {
+		t.Fatalf("stat: %v %v", st, err)
+	}
+	if err := os.Symlink("renamed", filepath.Join(mnt, "a/link")); err != nil {
+		t.Fatal(err)
+	}
+	if tg, err := os.Readlink(filepath.Join(mnt, "a/link")); err != nil || tg != "renamed" {
+		t.Fatalf("readlink %q %v", tg, err)
+	}
+	ents, err := os.ReadDir(filepath.Join(mnt, "a"))
+	if err != nil || len(ents) != 3 {
+		t.Fatalf("readdir %v %v", ents, err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "a")); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("rmdir non-empty: %v", err)
+	}
+	if err := os.Link(filepath.Join(mnt, "a/renamed"), filepath.Join(mnt, "a/hard")); !errors.Is(err, syscall.ENOTSUP) {
+		t.Fatalf("link: %v", err)
+	}
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &sfs); err != nil || sfs.Namelen != 255 {
+		t.Fatalf("statfs namelen %d %v", sfs.Namelen, err)
+	}
+}
