@@ -36,10 +36,10 @@ type Volume struct {
 	upSem   chan struct{} // bounds parallel uploads
 	pool    *blobstore.PartPool
 
-	mu      sync.Mutex
-	files   map[string]*file // open or staged files by current path
-	bg      sync.WaitGroup // background uploads
-	closed  bool
+	mu     sync.Mutex
+	files  map[string]*file // open or staged files by current path
+	bg     sync.WaitGroup   // background uploads
+	closed bool
 }
 
 // OpenVolume authenticates the volume's config with opts.Roots, checks
