@@ -32,7 +32,6 @@ const (
 	s3DefaultRegion   = "us-east-1"
 	maxCopyObjectSize = 5 << 30 // CopyObject's limit; larger copies use UploadPartCopy
 	copyPartSize      = 512 << 20
-	maxKeyLen         = 1024
 )
 
 // S3 is the S3 backend: a Store over one bucket and key prefix, on
@@ -231,8 +230,8 @@ func (s *S3) fullKey(key string) (string, error) {
 		return "", fmt.Errorf("%w: S3 keys must be valid UTF-8", ErrInvalidKey)
 	}
 	full := s.prefix + key
-	if len(full) > maxKeyLen {
-		return "", fmt.Errorf("%w: %d bytes with the prefix, S3 allows %d", ErrInvalidKey, len(full), maxKeyLen)
+	if len(full) > MaxKeyLen {
+		return "", fmt.Errorf("%w: %d bytes with the prefix, S3 allows %d", ErrInvalidKey, len(full), MaxKeyLen)
 	}
 	return full, nil
 }

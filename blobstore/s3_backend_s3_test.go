@@ -181,3 +181,71 @@ func TestS3PrefixIsolation(t *testing.T) {
 		}
 	})
 }
+
+// Copies above the CopyObject limit go through UploadPartCopy: bytes
+// intact, metadata kept or replaced, IfMatch on every part, nothing left
+// behind when it fails.
+func TestS3MultipartCopy(t *testing.T) {
+	forServers(t, func(t *testing.T, srv s3Server) {
+		ctx := context.Background()
+		s, bucket := srv.newStore(t, "p", nil)
+		blobstore.SetCopyLimits(s, 6<<20, 5<<20)
+		body, _ := markedBody(t, 13<<20)
+		md := map[string]string{"coffer-v": "1"}
+		src, err := s.Put(ctx, "src", bytes.NewReader(body), int64(len(body)), blobstore.PutOptions{Metadata: md})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := blobstore.CopyMultipart(ctx, s, "src", "keep", blobstore.CopyOptions{IfMatch: src.ETag}); err != nil {
+			t.Fatalf("copy keeping metadata: %v", err)
+		}
+		if h, err := s.Head(ctx, "keep"); err != nil || h.Metadata["coffer-v"] != "1" || h.Size != int64(len(body)) {
+			t.Fatalf("kept copy: %+v %v", h, err)
+		}
+		if !bytes.Equal(readAll(t, s, "keep"), body) {
+			t.Fatal("copy has other bytes")
+		}
+		if _, err := blobstore.CopyMultipart(ctx, s, "src", "src", blobstore.CopyOptions{IfMatch: src.ETag, Metadata: map[string]string{"coffer-v": "2"}}); err != nil {
+			t.Fatalf("copy onto itself: %v", err)
+		}
+		if h, err := s.Head(ctx, "src"); err != nil || h.Metadata["coffer-v"] != "2" {
+			t.Fatalf("self copy: %+v %v", h, err)
+		}
+		if _, err := s.Put(ctx, "src", bytes.NewReader(body[1:]), int64(len(body)-1), blobstore.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = blobstore.CopyMultipart(ctx, s, "src", "stale", blobstore.CopyOptions{IfMatch: src.ETag})
+		expectErr(t, "multipart copy with a stale IfMatch", err, blobstore.ErrPreconditionFailed)
+		if _, err := s.Head(ctx, "stale"); !errors.Is(err, blobstore.ErrNotFound) {
+			t.Fatalf("failed copy left its destination: %v", err)
+		}
+		ups, err := srv.admin(t).ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ups.Uploads) != 0 {
+			t.Fatalf("%d multipart uploads left behind", len(ups.Uploads))
+		}
+	})
+}
+
+// A metadata-only copy of an object onto itself keeps its ETag (the MD5
+// of its bytes) on these servers, as on AWS: an If-Match on the ETag
+// does not detect a concurrent metadata rewrite.
+func TestS3MetadataCopyKeepsETag(t *testing.T) {
+	forServers(t, func(t *testing.T, srv s3Server) {
+		ctx := context.Background()
+		s, _ := srv.newStore(t, "", nil)
+		v1, err := s.Put(ctx, "k", strings.NewReader("body"), 4, blobstore.PutOptions{Metadata: map[string]string{"m": "1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2, err := s.Copy(ctx, "k", "k", blobstore.CopyOptions{Metadata: map[string]string{"m": "2"}, IfMatch: v1.ETag})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v2.ETag != v1.ETag {
+			t.Fatalf("metadata copy changed the ETag %s -> %s", v1.ETag, v2.ETag)
+		}
+	})
+}

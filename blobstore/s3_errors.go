@@ -78,6 +78,8 @@ func (s *S3) classify(err error, kind reqKind, ssec bool) error {
 		return fail(nil, "bucket "+s.bucket+" does not exist at "+s.endpoint)
 	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchUpload" || status == 404:
 		return fail(ErrNotFound, "")
+	case code == "KeyTooLongError":
+		return fail(ErrInvalidKey, "the server refuses a key this long (some limit each /-separated segment to 255 bytes)")
 	case code == "PreconditionFailed" || status == 412:
 		return fail(ErrPreconditionFailed, "")
 	case code == "ConditionalRequestConflict":
@@ -102,7 +104,7 @@ func (s *S3) classify(err error, kind reqKind, ssec bool) error {
 			return fail(ErrSSECRefused, hintSSECRefused)
 		}
 		return fail(ErrAccessDenied, "if the bucket blocks SSE-C (its default-encryption BlockedEncryptionTypes setting), SSE-C writes are refused this way")
-	case status == 400 && !ssec && kind == reqRead && (msg == "" || strings.Contains(lmsg, "encrypt")):
+	case status == 400 && !ssec && kind == reqRead && (msg == "" || code == "BadRequest" || strings.Contains(lmsg, "encrypt")):
 		// S3 refuses to read an SSE-C object without the key with a
 		// bare 400 (HEAD has no body).
 		return fail(ErrSSEKey, "the object may be SSE-C encrypted: give the key with --sse-c-key-file")
@@ -111,6 +113,8 @@ func (s *S3) classify(err error, kind reqKind, ssec bool) error {
 	case code == "SlowDown" || code == "Throttling" || code == "ThrottlingException" ||
 		code == "RequestLimitExceeded" || code == "TooManyRequests" || status == 429 || status == 503:
 		return fail(ErrThrottled, "the server asked to slow down and retries did not get through")
+	case code == "NotImplemented" || status == 501:
+		return fail(nil, "the server does not implement this request")
 	case status >= 500 || code == "RequestTimeout" || code == "InternalError":
 		return fail(ErrTransient, "server error after retries")
 	}

@@ -243,13 +243,34 @@ func (s *S3) List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry
 }
 
 // Copy copies src to dst server-side: CopyObject, or UploadPartCopy for
-// sources above 5 GiB. In sse-c mode the source is opened with each
-// SSE-C key in turn and the copy is written under the newest.
+// sources above 5 GiB. In sse-c mode the copy is written under the
+// newest SSE-C key, and the source is first opened with a HEAD to learn
+// which key opens it: the copy then names that key and is conditional on
+// the ETag the HEAD saw. (SeaweedFS answers a copy with a wrong source key
+// with a 500, or, for larger objects, copies undecryptable bytes.)
 func (s *S3) Copy(ctx context.Context, src, dst string, opts CopyOptions) (ObjectInfo, error) {
-	info, err := withReadKeys(s, func(k *sseCKey) (ObjectInfo, error) {
-		return s.copyWith(ctx, src, dst, -1, opts, k)
-	})
-	return info, s.refineSSECRefusal(ctx, err)
+	if s.sse.Mode != SSEC {
+		return s.copyWith(ctx, src, dst, -1, opts, nil)
+	}
+	for attempt := 0; ; attempt++ {
+		var srcKey *sseCKey
+		hinfo, err := withReadKeys(s, func(k *sseCKey) (ObjectInfo, error) {
+			srcKey = k
+			return s.headWithMatch(ctx, src, k, opts.IfMatch)
+		})
+		if err != nil {
+			return ObjectInfo{}, err
+		}
+		o := opts
+		if o.IfMatch == "" {
+			o.IfMatch = hinfo.ETag
+		}
+		info, err := s.copyWith(ctx, src, dst, hinfo.Size, o, srcKey)
+		if errors.Is(err, ErrPreconditionFailed) && opts.IfMatch == "" && attempt < 2 {
+			continue // the source changed between the HEAD and the copy
+		}
+		return info, s.refineSSECRefusal(ctx, err)
+	}
 }
 
 // copyWith copies with srcKey opening an SSE-C source. size is the
@@ -264,7 +285,12 @@ func (s *S3) copyWith(ctx context.Context, src, dst string, size int64, opts Cop
 		return ObjectInfo{}, &Error{Op: "s3 copy", Key: dst, Err: err}
 	}
 	if size > s.copyLimit {
-		return s.copyMultipart(ctx, fullSrc, dst, fullDst, size, opts, srcKey)
+		info, err := s.copyMultipart(ctx, fullSrc, dst, fullDst, size, opts, srcKey)
+		if !hasCode(err, "NotImplemented") {
+			return info, err
+		}
+		// A server without UploadPartCopy for this source (SeaweedFS
+		// with an SSE-C source) has no CopyObject size limit either.
 	}
 	in := &s3.CopyObjectInput{
 		Bucket:     &s.bucket,
