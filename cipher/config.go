@@ -457,15 +457,18 @@ func (c *Config) Marshal(kr *Keyring) ([]byte, error) {
 // needed for that.
 func (c *Config) rewrapAll(kr *Keyring) error {
 	kwk := randomKey()
-	for _, e := range c.entries {
+	wrapped := make([][]byte, len(c.entries))
+	for i, e := range c.entries {
 		if !e.known() {
 			return fmt.Errorf("key %s is of kind %q, which this coffer cannot rewrap", e.ID, e.Kind)
 		}
-		w, err := wrapKWK(kwk, c.volumeID, e)
-		if err != nil {
+		var err error
+		if wrapped[i], err = wrapKWK(kwk, c.volumeID, e); err != nil {
 			return err
 		}
-		e.wrapped = w
+	}
+	for i, e := range c.entries {
+		e.wrapped = wrapped[i]
 	}
 	kr.rotateConfigSecret()
 	c.kwk, c.sealed, c.rekey = kwk, nil, false

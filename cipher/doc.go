@@ -85,7 +85,9 @@
 // the MAC key is HKDF("coffer config without client-side encryption",
 // "coffer config mac"), a fixed public key: it guards against accidental
 // corruption only, not against anyone who can write the bucket. Such a
-// config lists no keys.
+// config lists no keys. Because anyone can forge one, a caller must compare
+// the opened Encryption with the mode the user chose explicitly (DESIGN.md
+// §3); otherwise a bucket writer could downgrade a client-mode volume.
 //
 // Key files. LoadKeyFile takes 32 raw bytes or the base64 (standard or URL
 // alphabet, padded or not, trailing newline allowed) of 32 bytes; it checks
@@ -109,7 +111,9 @@
 // ciphertext | tag (49 bytes).
 //
 // Envelope. As DESIGN.md §3. The streaming encrypter holds one chunk of
-// plaintext because a chunk is known to be final only at Close; parts of a
+// plaintext because a chunk is known to be final only at Close, plus one
+// sealed chunk it reuses (AES-GCM cannot seal in place with the nonce in
+// front); nothing is allocated per chunk. Parts of a
 // multipart upload are encrypted independently (NewPartEncrypter) given
 // their first chunk index. The whole-body decrypter checks the header's file
 // ID against the metadata's and that the body ends exactly after the final

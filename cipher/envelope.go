@@ -2,14 +2,13 @@ package cipher
 
 import (
 	"bytes"
+	gocipher "crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
-
-	gocipher "crypto/cipher"
 )
 
 // The object envelope (DESIGN.md §3):
