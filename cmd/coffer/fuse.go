@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 
 	cofferfs "github.com/cofferfs/coffer/fs"
+	"github.com/cofferfs/coffer/fs/fusefs"
 )
 
 // fuseOptions are the mount options coffer passes to the FUSE adapter.
@@ -16,7 +16,7 @@ type fuseOptions struct {
 	logger     *slog.Logger
 }
 
-// fuseMount is a live FUSE mount.
+// fuseMount is a live FUSE mount (a *fuse.Server).
 type fuseMount interface {
 	// Wait blocks until the mount is gone (unmounted by anyone).
 	Wait()
@@ -24,7 +24,17 @@ type fuseMount interface {
 	Unmount() error
 }
 
-// mountFUSE mounts vol at mountpoint. Placeholder until fs/fusefs lands.
+// mountFUSE mounts vol at mountpoint and returns once the mount is ready.
 func mountFUSE(vol *cofferfs.Volume, mountpoint string, o fuseOptions) (fuseMount, error) {
-	return nil, errors.New("the FUSE adapter is not built yet")
+	srv, err := fusefs.Mount(vol, mountpoint, fusefs.MountOptions{
+		AllowOther: o.allowOther,
+		ReadOnly:   o.readOnly,
+		Debug:      o.debug,
+		FsName:     o.fsName,
+		Logger:     o.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return srv, nil
 }

@@ -380,7 +380,7 @@ func (p *flushProgress) update(pending int) {
 		if pending == 0 {
 			return
 		}
-		p.started, p.total = true, pending
+		p.started, p.total, p.last = true, pending, time.Now()
 		p.bar = newProgressBar(p.w, pending, "uploading pending files")
 		p.log.Info("uploading pending files", "files", pending)
 	}
