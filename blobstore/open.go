@@ -35,6 +35,20 @@ type Options struct {
 	Concurrency int
 }
 
+// String describes o without secrets (the secret key and SSE-C keys are
+// never shown), so Options can be logged.
+func (o Options) String() string {
+	secret := ""
+	if o.SecretAccessKey != "" {
+		secret = "(set)"
+	}
+	return fmt.Sprintf("endpoint=%q region=%q path-style=%v allow-http=%v access-key-id=%q secret-access-key=%s %v concurrency=%d",
+		o.Endpoint, o.Region, o.PathStyle, o.AllowHTTP, o.AccessKeyID, secret, o.SSE, o.Concurrency)
+}
+
+// GoString keeps %#v from printing secrets.
+func (o Options) GoString() string { return "blobstore.Options{" + o.String() + "}" }
+
 // DefaultConcurrency is the request concurrency when Options.Concurrency
 // is 0.
 const DefaultConcurrency = 8
@@ -104,7 +118,7 @@ func ParseURL(rawURL string) (Location, error) {
 			return Location{}, fmt.Errorf("store URL %q: no bucket: s3://bucket[/prefix]", rawURL)
 		}
 		prefix := strings.Trim(u.Path, "/")
-		if strings.Contains(prefix, "//") {
+		if strings.Contains(u.Path, "//") {
 			return Location{}, fmt.Errorf("store URL %q: empty path segment in prefix", rawURL)
 		}
 		return Location{Scheme: "s3", Bucket: u.Host, Prefix: prefix}, nil

@@ -127,15 +127,14 @@ func ParseSSECKeys(data []byte) ([][]byte, error) {
 		}
 		var key []byte
 		if len(line) > SSECKeySize {
-			key = make([]byte, base64.StdEncoding.DecodedLen(len(line)))
-			n, err := base64.StdEncoding.Decode(key, line)
+			var err error
+			key, err = base64.StdEncoding.AppendDecode(nil, line)
 			if err != nil {
-				n, err = base64.RawStdEncoding.Decode(key, line)
+				key, err = base64.RawStdEncoding.AppendDecode(nil, line)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("line %d: longer than %d characters but not valid base64", i+1, SSECKeySize)
 			}
-			key = key[:n]
 		} else {
 			key = bytes.Clone(line)
 		}
