@@ -167,9 +167,11 @@ func (b *Blocks) GetStored(id BlockID) ([]byte, bool) {
 	return b.disk.get(id)
 }
 
-// PutStored writes a chunk to disk. It is best-effort: errors (disk full,
-// I/O errors) are logged and the chunk is not cached. It does not keep
-// data and may be called from any goroutine.
+// PutStored queues a copy of a chunk for the disk and returns without
+// waiting for it: a background writer seals (in sealed mode) and stores
+// it, and GetStored finds it meanwhile. It is best-effort: when the queue
+// holds 32 MiB the chunk is not cached, and disk errors (disk full, I/O
+// errors) are logged, never returned. Safe from any goroutine.
 func (b *Blocks) PutStored(id BlockID, data []byte) {
 	if b.disk != nil {
 		b.disk.put(id, data)
@@ -206,14 +208,19 @@ func (b *Blocks) Stats() Stats {
 }
 
 // wait applies pending memory admissions (ristretto's Set is
-// asynchronous); tests use it for determinism.
+// asynchronous) and disk writes; tests use it for determinism.
 func (b *Blocks) wait() {
 	if b.mem != nil {
 		b.mem.Wait()
 	}
+	if b.disk != nil {
+		b.disk.flush()
+	}
 }
 
-// Close releases the memory layer; chunks on disk stay for the next New.
+// Close stores the chunks still queued for the disk and releases the
+// memory layer; chunks on disk stay for the next New. No other method may
+// run during or after Close.
 func (b *Blocks) Close() error {
 	if b.mem != nil {
 		b.mem.Close()

@@ -138,6 +138,7 @@ func TestOnDiskBytes(t *testing.T) {
 			id := BlockID{Object: obj(1), Index: 2}
 			b.PutStored(id, data)
 			b.PutPlain(id, data)
+			b.wait()
 			files := 0
 			filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
 				if err != nil || e.IsDir() {
@@ -176,6 +177,7 @@ func TestLRUEviction(t *testing.T) {
 			id := func(i int) BlockID { return BlockID{Object: obj(i), Index: int64(i)} }
 			for i := range 30 {
 				b.PutStored(id(i), chunk(n, i))
+				b.wait()
 				if i >= 5 {
 					b.GetStored(id(0)) // keep chunk 0 recently used
 				}
@@ -205,6 +207,7 @@ func TestLRUEviction(t *testing.T) {
 			}
 			// A chunk larger than the whole bound is not cached.
 			b.PutStored(BlockID{Object: obj(100)}, make([]byte, limit))
+			b.wait()
 			if _, ok := b.GetStored(BlockID{Object: obj(100)}); ok {
 				t.Fatal("oversized chunk cached")
 			}
@@ -240,6 +243,7 @@ func TestCorruptEntryDropped(t *testing.T) {
 			b := mustNew(t, Options{Dir: t.TempDir(), DiskBytes: 1 << 20, SealSecret: tc.secret})
 			id := BlockID{Object: obj(7), Index: 5}
 			b.PutStored(id, chunk(5000, 3))
+			b.wait()
 			path := b.disk.entryPath(id)
 			raw, _ := os.ReadFile(path)
 			tc.edit(raw)
@@ -271,6 +275,7 @@ func TestSealedEntryBoundToID(t *testing.T) {
 	a, c := BlockID{Object: obj(1), Index: 1}, BlockID{Object: obj(2), Index: 1}
 	b.PutStored(a, chunk(3000, 1))
 	b.PutStored(c, chunk(3000, 2))
+	b.wait()
 	raw, _ := os.ReadFile(b.disk.entryPath(a))
 	copy(raw[8:40], c.Object[:]) // make the header claim c
 	os.WriteFile(b.disk.entryPath(c), raw, 0o600)
@@ -353,6 +358,41 @@ func TestDropObject(t *testing.T) {
 	}
 }
 
+// PutStored copies its input, queued chunks are readable at once, and a
+// DropObject while a chunk is queued keeps it off the disk.
+func TestQueuedPuts(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			b := mustNew(t, Options{Dir: t.TempDir(), DiskBytes: 1 << 20, SealSecret: m.secret})
+			id := BlockID{Object: obj(1), Index: 9}
+			src := chunk(2000, 1)
+			b.PutStored(id, src)
+			src[0] ^= 0xff
+			if got, ok := b.GetStored(id); !ok || !bytes.Equal(got, chunk(2000, 1)) {
+				t.Fatal("queued chunk not readable as given")
+			}
+			b.PutStored(id, chunk(2000, 2)) // supersedes
+			b.wait()
+			if got, ok := b.GetStored(id); !ok || !bytes.Equal(got, chunk(2000, 2)) {
+				t.Fatal("newest put does not win")
+			}
+			other := BlockID{Object: obj(2), Index: 1}
+			b.PutStored(other, chunk(100, 3))
+			b.DropObject(other.Object)
+			b.wait()
+			if _, ok := b.GetStored(other); ok {
+				t.Fatal("chunk dropped while queued reached the disk")
+			}
+			if _, err := os.Stat(b.disk.entryPath(other)); !os.IsNotExist(err) {
+				t.Fatalf("dropped chunk's file exists: %v", err)
+			}
+			if s := b.Stats(); s.DiskEntries != 1 {
+				t.Fatalf("Stats = %+v", s)
+			}
+		})
+	}
+}
+
 // Disk failures are logged, never returned: the cache just misses.
 func TestDiskErrorsOnlyLogged(t *testing.T) {
 	dir := t.TempDir()
@@ -364,6 +404,7 @@ func TestDiskErrorsOnlyLogged(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, tmpDir), nil, 0o600)
 	id := BlockID{Object: obj(1)}
 	b.PutStored(id, chunk(100, 1))
+	b.wait()
 	if _, ok := b.GetStored(id); ok {
 		t.Fatal("failed put is readable")
 	}

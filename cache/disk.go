@@ -59,9 +59,28 @@ type disk struct {
 	total    int64
 	closed   bool
 
+	// Puts are written by one background goroutine, so a read that
+	// fetched a chunk does not wait for the disk. pending holds what is
+	// queued (readable already); a put finding the queue over
+	// maxPending bytes is dropped.
+	queue        chan *pendingPut
+	pending      map[BlockID]*pendingPut
+	pendingBytes int64
+	maxPending   int64
+	idle         *sync.Cond // signalled when pending empties
+	done         chan struct{}
+
 	hits, misses, dropped atomic.Int64
 	lastLog               atomic.Int64 // unix ns of the last logged error
 }
+
+type pendingPut struct {
+	id   BlockID
+	data []byte
+}
+
+// maxPendingBytes bounds the chunks queued for the disk writer.
+const maxPendingBytes = 32 << 20
 
 type entry struct {
 	id   BlockID
@@ -86,10 +105,16 @@ func openDisk(dir string, limit int64, secret []byte, log *slog.Logger) (*disk, 
 		lru:      list.New(),
 		entries:  make(map[BlockID]*entry),
 		byObject: make(map[[32]byte]map[int64]*entry),
+		queue:    make(chan *pendingPut, 4096),
+		pending:  make(map[BlockID]*pendingPut),
+		done:     make(chan struct{}),
 	}
+	d.maxPending = min(maxPendingBytes, limit)
+	d.idle = sync.NewCond(&d.mu)
 	if err := d.scan(); err != nil {
 		return nil, err
 	}
+	go d.writer()
 	return d, nil
 }
 
@@ -225,23 +250,97 @@ func (d *disk) decode(id BlockID, b []byte) ([]byte, error) {
 	return s.Open(nil, b[cipher.LocalSaltSize:], uint64(id.Index))
 }
 
+// put queues a copy of data for the writer; it never blocks on the disk.
 func (d *disk) put(id BlockID, data []byte) {
-	size := int64(entryHeader + len(data))
+	if d.entrySize(len(data)) > d.limit {
+		return
+	}
+	p := &pendingPut{id: id, data: bytes.Clone(data)}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.pendingBytes+int64(len(data)) > d.maxPending {
+		return
+	}
+	select {
+	case d.queue <- p:
+	default:
+		return
+	}
+	if old := d.pending[id]; old != nil {
+		d.pendingBytes -= int64(len(old.data))
+	}
+	d.pending[id] = p
+	d.pendingBytes += int64(len(data))
+}
+
+func (d *disk) entrySize(n int) int64 {
+	size := int64(entryHeader + n)
 	if d.secret != nil {
 		size += cipher.LocalSaltSize + cipher.LocalOverhead
 	}
-	if size > d.limit {
-		return
+	return size
+}
+
+// writer stores queued puts until the queue is closed.
+func (d *disk) writer() {
+	defer close(d.done)
+	for p := range d.queue {
+		d.store(p)
 	}
-	b, err := d.encode(id, data)
+}
+
+// store writes one queued put, unless it was dropped or superseded while
+// queued.
+func (d *disk) store(p *pendingPut) {
+	var tmpName string
+	b, err := d.encode(p.id, p.data)
 	if err != nil {
 		d.logErr("cache: sealing entry", err)
+	} else {
+		tmpName, err = d.writeTemp(b)
+		if err != nil {
+			d.logErr("cache: writing entry", err)
+		}
+	}
+	// Rename and index change together, so the file at a path is always
+	// the one its index entry describes.
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	current := d.pending[p.id] == p
+	if current {
+		delete(d.pending, p.id)
+		d.pendingBytes -= int64(len(p.data))
+		if len(d.pending) == 0 {
+			d.idle.Broadcast()
+		}
+	}
+	if err != nil {
 		return
 	}
+	if !current {
+		os.Remove(tmpName)
+		return
+	}
+	path := d.entryPath(p.id)
+	err = os.Rename(tmpName, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+			err = os.Rename(tmpName, path)
+		}
+	}
+	if err != nil {
+		os.Remove(tmpName)
+		d.logErr("cache: storing entry", err)
+		return
+	}
+	d.insertLocked(p.id, int64(len(b)))
+	d.evictLocked()
+}
+
+func (d *disk) writeTemp(b []byte) (string, error) {
 	tmp, err := os.CreateTemp(filepath.Join(d.dir, tmpDir), "put-*")
 	if err != nil {
-		d.logErr("cache: writing entry", err)
-		return
+		return "", err
 	}
 	_, err = tmp.Write(b)
 	if cerr := tmp.Close(); err == nil {
@@ -249,35 +348,27 @@ func (d *disk) put(id BlockID, data []byte) {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		d.logErr("cache: writing entry", err)
-		return
+		return "", err
 	}
-	// Rename and index change together, so the file at a path is always
-	// the one its index entry describes.
+	return tmp.Name(), nil
+}
+
+// flush waits until every queued put is stored or dropped.
+func (d *disk) flush() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		os.Remove(tmp.Name())
-		return
+	for len(d.pending) > 0 {
+		d.idle.Wait()
 	}
-	path := d.entryPath(id)
-	err = os.Rename(tmp.Name(), path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
-			err = os.Rename(tmp.Name(), path)
-		}
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		d.logErr("cache: storing entry", err)
-		return
-	}
-	d.insertLocked(id, size)
-	d.evictLocked()
+	d.mu.Unlock()
 }
 
 func (d *disk) get(id BlockID) ([]byte, bool) {
 	d.mu.Lock()
+	if p := d.pending[id]; p != nil && !d.closed {
+		d.mu.Unlock()
+		d.hits.Add(1)
+		return bytes.Clone(p.data), true
+	}
 	e := d.entries[id]
 	if e == nil || d.closed {
 		d.mu.Unlock()
@@ -311,6 +402,15 @@ func (d *disk) get(id BlockID) ([]byte, bool) {
 func (d *disk) dropObject(object [32]byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for id, p := range d.pending {
+		if id.Object == object {
+			delete(d.pending, id)
+			d.pendingBytes -= int64(len(p.data))
+		}
+	}
+	if len(d.pending) == 0 {
+		d.idle.Broadcast()
+	}
 	for _, e := range d.byObject[object] {
 		d.removeLocked(e)
 	}
@@ -364,10 +464,17 @@ func (d *disk) stats(s *Stats) {
 	d.mu.Unlock()
 }
 
+// close stores what is queued, then stops the writer.
 func (d *disk) close() {
 	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
 	d.closed = true
+	close(d.queue)
 	d.mu.Unlock()
+	<-d.done
 }
 
 // logErr logs a disk error at most once per logInterval: a full disk must
