@@ -1,6 +1,10 @@
 package blobstore
 
-import "context"
+import (
+	"context"
+
+	"github.com/aws/smithy-go/middleware"
+)
 
 // SetCopyLimits lowers the size above which Copy switches to
 // UploadPartCopy, and its part size, so tests can reach that path
@@ -22,4 +26,10 @@ func CopyMultipart(ctx context.Context, s *S3, src, dst string, opts CopyOptions
 		return ObjectInfo{}, err
 	}
 	return s.copyMultipart(ctx, fullSrc, dst, fullDst, info.Size, opts, s.writeKey())
+}
+
+// RepeatSSEOnComplete is the middleware that adds the SSE headers of c
+// to a CompleteMultipartUpload request.
+func RepeatSSEOnComplete(c SSEConfig) func(*middleware.Stack) error {
+	return (&S3{sse: c}).repeatSSEOnComplete
 }
