@@ -1,0 +1,542 @@
+package blobstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Unit tests of the S3 backend that need no S3 server: a recording fake
+// on loopback stands in where requests must be inspected. The real
+// servers are exercised by the *_s3_test.go files (build tag s3).
+
+// isolateAWSEnv keeps the developer's AWS configuration out of a test.
+func isolateAWSEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+func staticOpts(endpoint string) Options {
+	return Options{Endpoint: endpoint, PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"}
+}
+
+func TestCheckEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint  string
+		allowHTTP bool
+		ok        bool
+	}{
+		{"https://s3.example.com", false, true},
+		{"https://10.0.0.1:9000", false, true},
+		{"http://127.0.0.1:7070", false, true},
+		{"http://localhost:7070", false, true},
+		{"http://[::1]:7070", false, true},
+		{"http://s3.example.com", false, false},
+		{"http://10.0.0.1:9000", false, false},
+		{"http://s3.example.com", true, true},
+		{"ftp://s3.example.com", true, false},
+		{"s3.example.com", false, false},
+		{"", false, false},
+	} {
+		err := checkEndpoint(tc.endpoint, tc.allowHTTP)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkEndpoint(%q, %v) = %v, want ok=%v", tc.endpoint, tc.allowHTTP, err, tc.ok)
+		}
+		if err != nil && strings.HasPrefix(tc.endpoint, "http://") && !strings.Contains(err.Error(), "--allow-http") {
+			t.Errorf("refusal of %q does not name --allow-http: %v", tc.endpoint, err)
+		}
+	}
+}
+
+func TestUnsignedPayloadOK(t *testing.T) {
+	for endpoint, want := range map[string]bool{
+		"https://s3.amazonaws.com": true,
+		"http://127.0.0.1:7070":    true,
+		"http://s3.example.com":    false,
+	} {
+		if got := unsignedPayloadOK(endpoint); got != want {
+			t.Errorf("unsignedPayloadOK(%q) = %v", endpoint, got)
+		}
+	}
+}
+
+func TestNewS3Config(t *testing.T) {
+	ctx := context.Background()
+	t.Run("endpoint without region defaults to us-east-1", func(t *testing.T) {
+		isolateAWSEnv(t)
+		s, err := NewS3(ctx, "b", "p", staticOpts("http://127.0.0.1:1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := s.client.Options().Region; r != "us-east-1" {
+			t.Errorf("region %q", r)
+		}
+	})
+	t.Run("no endpoint and no region is an error", func(t *testing.T) {
+		isolateAWSEnv(t)
+		_, err := NewS3(ctx, "b", "", Options{AccessKeyID: "AK", SecretAccessKey: "SK"})
+		if err == nil || !strings.Contains(err.Error(), "--region") {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("AWS_ENDPOINT_URL_S3 over plain http is refused", func(t *testing.T) {
+		isolateAWSEnv(t)
+		t.Setenv("AWS_ENDPOINT_URL_S3", "http://s3.example.com:9000")
+		_, err := NewS3(ctx, "b", "", Options{Region: "eu-west-1", AccessKeyID: "AK", SecretAccessKey: "SK"})
+		if err == nil || !strings.Contains(err.Error(), "--allow-http") {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("explicit plain http needs AllowHTTP", func(t *testing.T) {
+		isolateAWSEnv(t)
+		o := staticOpts("http://s3.example.com")
+		if _, err := NewS3(ctx, "b", "", o); err == nil {
+			t.Error("accepted")
+		}
+		o.AllowHTTP = true
+		if _, err := NewS3(ctx, "b", "", o); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("half static credentials", func(t *testing.T) {
+		isolateAWSEnv(t)
+		o := staticOpts("https://s3.example.com")
+		o.SecretAccessKey = ""
+		if _, err := NewS3(ctx, "b", "", o); err == nil {
+			t.Error("accepted")
+		}
+	})
+}
+
+func TestCopySource(t *testing.T) {
+	s := &S3{bucket: "bkt"}
+	for in, want := range map[string]string{
+		"a/b.c":        "bkt/a/b.c",
+		"with space+":  "bkt/with%20space%2B",
+		"q?x=1&y#z":    "bkt/q%3Fx%3D1%26y%23z",
+		"ä~_-":         "bkt/%C3%A4~_-",
+		"per%cent/dir": "bkt/per%25cent/dir",
+	} {
+		if got := s.copySource(in); got != want {
+			t.Errorf("copySource(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestObjectSize(t *testing.T) {
+	str := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		cr   *string
+		len  int64
+		want int64
+	}{
+		{nil, 42, 42},
+		{str("bytes 0-9/123"), 10, 123},
+		{str("bytes 5-5/6"), 1, 6},
+		{str("bytes */77"), 0, 77},
+		{str("garbage"), 3, 3},
+	} {
+		if got := objectSize(tc.cr, tc.len); got != tc.want {
+			t.Errorf("objectSize(%v, %d) = %d, want %d", tc.cr, tc.len, got, tc.want)
+		}
+	}
+}
+
+func TestChecksumsAndKeyMD5(t *testing.T) {
+	// RFC 3720 B.4 check value of CRC32C over "123456789": 0xE3069283.
+	if got := crc32c([]byte("123456789")); got != "4waSgw==" {
+		t.Errorf("crc32c = %s", got)
+	}
+	// MD5 of 32 zero bytes is 70bc8f4b72a86921468bf8e8441dce51.
+	k := newSSECKey(make([]byte, 32))
+	if k.md5 != "cLyPS3KoaSFGi/joRB3OUQ==" || k.key != "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" {
+		t.Errorf("SSE-C headers %q %q", k.key, k.md5)
+	}
+}
+
+// Neither the store nor its keys print key material, whatever the verb.
+func TestS3NeverPrintsKeys(t *testing.T) {
+	isolateAWSEnv(t)
+	key := bytes.Repeat([]byte("K"), 32)
+	o := staticOpts("http://127.0.0.1:1")
+	o.SSE = SSEConfig{Mode: SSEC, CKeys: [][]byte{key}}
+	s, err := NewS3(context.Background(), "b", "", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := newSSECKey(key).key
+	for _, out := range []string{
+		fmt.Sprintf("%v", s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s), fmt.Sprintf("%s", s),
+		fmt.Sprintf("%v", s.ckeys), fmt.Sprintf("%+v", s.ckeys), fmt.Sprintf("%#v", s.ckeys),
+	} {
+		if strings.Contains(out, string(key)) || strings.Contains(out, b64) || strings.Contains(out, "SK") {
+			t.Errorf("printed key material: %s", out)
+		}
+	}
+}
+
+// apiError builds the error the SDK returns for an HTTP error response.
+func apiError(status int, code, msg string) error {
+	resp := &smithyhttp.Response{Response: &http.Response{StatusCode: status, Header: http.Header{}}}
+	return &smithy.OperationError{ServiceID: "S3", OperationName: "Op", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{Response: resp, Err: &smithy.GenericAPIError{Code: code, Message: msg}},
+		RequestID:     "req",
+	}}
+}
+
+func TestClassify(t *testing.T) {
+	s := &S3{bucket: "bkt", endpoint: "https://s3.example.com"}
+	dial := &smithy.OperationError{Err: &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}}}
+	for _, tc := range []struct {
+		name string
+		err  error
+		kind reqKind
+		ssec bool
+		want error // nil: none of the typed errors
+	}{
+		{"no such key", apiError(404, "NoSuchKey", "gone"), reqRead, false, ErrNotFound},
+		{"head 404", apiError(404, "NotFound", ""), reqRead, false, ErrNotFound},
+		{"no such upload", apiError(404, "NoSuchUpload", ""), reqWrite, false, ErrNotFound},
+		{"no such bucket", apiError(404, "NoSuchBucket", ""), reqRead, false, nil},
+		{"412", apiError(412, "PreconditionFailed", ""), reqWrite, false, ErrPreconditionFailed},
+		{"409 conditional conflict", apiError(409, "ConditionalRequestConflict", ""), reqWrite, false, ErrPreconditionFailed},
+		{"access denied", apiError(403, "AccessDenied", "Access Denied"), reqWrite, false, ErrAccessDenied},
+		{"bad key id", apiError(403, "InvalidAccessKeyId", ""), reqRead, false, ErrAccessDenied},
+		{"bad signature", apiError(403, "SignatureDoesNotMatch", ""), reqRead, false, ErrAccessDenied},
+		{"wrong SSE-C key on read", apiError(403, "Forbidden", ""), reqRead, true, ErrSSEKey},
+		{"wrong SSE-C key on copy", apiError(403, "AccessDenied", ""), reqCopy, true, ErrSSEKey},
+		{"SSE-C object read without key (HEAD)", apiError(400, "BadRequest", ""), reqRead, false, ErrSSEKey},
+		{"SSE-C object read without key (GET)", apiError(400, "InvalidRequest", "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."), reqRead, false, ErrSSEKey},
+		{"customer key MD5 mismatch", apiError(400, "InvalidArgument", "The provided customer encryption key MD5 does not match the key."), reqCopy, true, ErrSSEKey},
+		{"SSE-C blocked by message", apiError(403, "AccessDenied", "Requests specifying Server Side Encryption with Customer provided keys are blocked for this bucket"), reqWrite, true, ErrSSECRefused},
+		{"SSE-C write denied", apiError(403, "AccessDenied", "Access Denied"), reqWrite, true, ErrAccessDenied},
+		{"slow down", apiError(503, "SlowDown", ""), reqWrite, false, ErrThrottled},
+		{"429", apiError(429, "TooManyRequests", ""), reqWrite, false, ErrThrottled},
+		{"500", apiError(500, "InternalError", ""), reqWrite, false, ErrTransient},
+		{"501", apiError(501, "NotImplemented", ""), reqCopy, false, nil},
+		{"key too long", apiError(400, "KeyTooLongError", ""), reqWrite, false, ErrInvalidKey},
+		{"dial", dial, reqRead, false, ErrTransient},
+		{"canceled", context.Canceled, reqRead, false, nil},
+	} {
+		got := s.classify(tc.err, tc.kind, tc.ssec)
+		if !errors.Is(got, tc.err) && tc.err != context.Canceled {
+			t.Errorf("%s: classified error %v lost its cause", tc.name, got)
+		}
+		for _, typed := range []error{ErrNotFound, ErrPreconditionFailed, ErrAccessDenied, ErrSSEKey, ErrSSECRefused, ErrThrottled, ErrTransient, ErrInvalidKey} {
+			if is := errors.Is(got, typed); is != (typed == tc.want) {
+				t.Errorf("%s: errors.Is(%v, %v) = %v", tc.name, got, typed, is)
+			}
+		}
+	}
+	if got := s.classify(dial, reqRead, false); !strings.Contains(got.Error(), "cannot connect to https://s3.example.com") {
+		t.Errorf("dial error says %v", got)
+	}
+}
+
+// An endpoint that refuses connections fails within a few seconds with
+// an error saying so: dials are retried only s3DialAttempts times.
+func TestUnreachableEndpointFailsFast(t *testing.T) {
+	isolateAWSEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	s, err := NewS3(context.Background(), "b", "", staticOpts("http://"+addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = s.Head(context.Background(), "k")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "cannot connect") {
+		t.Errorf("got %v", err)
+	}
+	if strings.Contains(err.Error(), "attempts, 6") {
+		t.Errorf("dial was retried to the full attempt count: %v", err)
+	}
+}
+
+// fakeS3 answers just enough of the S3 API to record the headers each
+// operation sends. fail, when set, decides a response status for a
+// request before it is handled normally.
+type fakeS3 struct {
+	mu   sync.Mutex
+	reqs []fakeReq
+	fail func(op string, n int) int
+}
+
+type fakeReq struct {
+	op     string
+	header http.Header
+}
+
+func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	q := r.URL.Query()
+	op := r.Method
+	switch {
+	case r.Method == "POST" && q.Has("uploads"):
+		op = "CreateMultipartUpload"
+	case r.Method == "POST" && q.Has("uploadId"):
+		op = "CompleteMultipartUpload"
+	case r.Method == "PUT" && q.Has("partNumber") && r.Header.Get("X-Amz-Copy-Source") != "":
+		op = "UploadPartCopy"
+	case r.Method == "PUT" && q.Has("partNumber"):
+		op = "UploadPart"
+	case r.Method == "PUT" && r.Header.Get("X-Amz-Copy-Source") != "":
+		op = "CopyObject"
+	case r.Method == "PUT":
+		op = "PutObject"
+	case r.Method == "GET":
+		op = "GetObject"
+	case r.Method == "HEAD":
+		op = "HeadObject"
+	case r.Method == "DELETE" && q.Has("uploadId"):
+		op = "AbortMultipartUpload"
+	}
+	f.mu.Lock()
+	f.reqs = append(f.reqs, fakeReq{op, r.Header.Clone()})
+	n := 0
+	for _, q := range f.reqs {
+		if q.op == op {
+			n++
+		}
+	}
+	fail := f.fail
+	f.mu.Unlock()
+	if fail != nil {
+		if st := fail(op, n); st != 0 {
+			w.WriteHeader(st)
+			fmt.Fprintf(w, "<Error><Code>Fake%d</Code><Message>injected</Message></Error>", st)
+			return
+		}
+	}
+	w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+	switch op {
+	case "CreateMultipartUpload":
+		fmt.Fprint(w, `<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>up1</UploadId></InitiateMultipartUploadResult>`)
+	case "CompleteMultipartUpload":
+		fmt.Fprint(w, `<CompleteMultipartUploadResult><ETag>"abc-1"</ETag></CompleteMultipartUploadResult>`)
+	case "CopyObject":
+		fmt.Fprint(w, `<CopyObjectResult><ETag>"abc"</ETag></CopyObjectResult>`)
+	case "HeadObject":
+		w.Header().Set("Content-Length", "4")
+	case "GetObject":
+		w.Header().Set("Content-Length", "4")
+		fmt.Fprint(w, "body")
+	}
+}
+
+// headers returns the recorded requests of op.
+func (f *fakeS3) headers(op string) []http.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var hs []http.Header
+	for _, r := range f.reqs {
+		if r.op == op {
+			hs = append(hs, r.header)
+		}
+	}
+	return hs
+}
+
+func newFake(t *testing.T, sse SSEConfig) (*fakeS3, *S3) {
+	t.Helper()
+	isolateAWSEnv(t)
+	f := &fakeS3{}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	o := staticOpts(srv.URL)
+	o.SSE = sse
+	s, err := NewS3(context.Background(), "b", "", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, s
+}
+
+// exercise runs every operation that carries SSE headers.
+func exercise(t *testing.T, s *S3) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "k", strings.NewReader("body"), 4, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Head(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := s.Get(ctx, "k", GetOptions{Length: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if _, err := s.Copy(ctx, "k", "k2", CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mpu, err := s.Multipart(ctx, "m", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := mpu.UploadPart(ctx, 1, []byte("part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mpu.Complete(ctx, []Part{p}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Each SSE mode puts its headers on exactly the requests AWS documents
+// them for (S3 rejects x-amz-server-side-encryption on GET and HEAD).
+func TestSSEHeaders(t *testing.T) {
+	const (
+		sse    = "X-Amz-Server-Side-Encryption"
+		kmsID  = "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"
+		cAlg   = "X-Amz-Server-Side-Encryption-Customer-Algorithm"
+		cKey   = "X-Amz-Server-Side-Encryption-Customer-Key"
+		cMD5   = "X-Amz-Server-Side-Encryption-Customer-Key-Md5"
+		srcKey = "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key"
+	)
+	key := bytes.Repeat([]byte{7}, 32)
+	k := newSSECKey(key)
+	type want map[string]string // header -> value ("" = absent)
+	for _, tc := range []struct {
+		name string
+		cfg  SSEConfig
+		ops  map[string]want
+	}{
+		{"none", SSEConfig{}, map[string]want{
+			"PutObject": {sse: "", cKey: ""}, "CreateMultipartUpload": {sse: ""}, "CopyObject": {sse: ""},
+		}},
+		{"sse-s3", SSEConfig{Mode: SSES3}, map[string]want{
+			"PutObject": {sse: "AES256"}, "CreateMultipartUpload": {sse: "AES256"}, "CopyObject": {sse: "AES256"},
+			"UploadPart": {sse: ""}, "GetObject": {sse: ""}, "HeadObject": {sse: ""}, "CompleteMultipartUpload": {sse: ""},
+		}},
+		{"sse-kms", SSEConfig{Mode: SSEKMS, KMSKeyID: "kid"}, map[string]want{
+			"PutObject": {sse: "aws:kms", kmsID: "kid"}, "CreateMultipartUpload": {sse: "aws:kms", kmsID: "kid"},
+			"CopyObject": {sse: "aws:kms", kmsID: "kid"}, "GetObject": {sse: "", kmsID: ""},
+		}},
+		{"sse-c", SSEConfig{Mode: SSEC, CKeys: [][]byte{key}}, map[string]want{
+			"PutObject":               {cAlg: "AES256", cKey: k.key, cMD5: k.md5, sse: ""},
+			"GetObject":               {cKey: k.key, cMD5: k.md5},
+			"HeadObject":              {cKey: k.key, cMD5: k.md5},
+			"CreateMultipartUpload":   {cKey: k.key, cMD5: k.md5},
+			"UploadPart":              {cKey: k.key, cMD5: k.md5},
+			"CompleteMultipartUpload": {cKey: k.key, cMD5: k.md5},
+			"CopyObject":              {cKey: k.key, cMD5: k.md5, srcKey: k.key},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, s := newFake(t, tc.cfg)
+			exercise(t, s)
+			for op, hdrs := range tc.ops {
+				reqs := f.headers(op)
+				if len(reqs) == 0 {
+					t.Errorf("no %s request", op)
+				}
+				for _, h := range reqs {
+					for name, v := range hdrs {
+						if got := h.Get(name); got != v {
+							t.Errorf("%s: %s = %q, want %q", op, name, got, v)
+						}
+					}
+				}
+			}
+			for _, h := range f.headers("UploadPart") {
+				if h.Get("X-Amz-Checksum-Crc32c") != crc32c([]byte("part")) {
+					t.Errorf("UploadPart without its CRC32C: %v", h)
+				}
+			}
+		})
+	}
+}
+
+// In sse-s3 mode a completion refused with 403 is retried once with the
+// SSE header repeated (SeaweedFS's policy check); other modes and other
+// failures are not.
+func TestCompleteRepeatsSSEAfter403(t *testing.T) {
+	f, s := newFake(t, SSEConfig{Mode: SSES3})
+	f.fail = func(op string, n int) int {
+		if op == "CompleteMultipartUpload" && n == 1 {
+			return 403
+		}
+		return 0
+	}
+	ctx := context.Background()
+	mpu, err := s.Multipart(ctx, "m", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := mpu.UploadPart(ctx, 1, []byte("part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mpu.Complete(ctx, []Part{p}); err != nil {
+		t.Fatal(err)
+	}
+	hs := f.headers("CompleteMultipartUpload")
+	if len(hs) != 2 || hs[0].Get("X-Amz-Server-Side-Encryption") != "" || hs[1].Get("X-Amz-Server-Side-Encryption") != "AES256" {
+		t.Fatalf("completions: %d, headers %v", len(hs), hs)
+	}
+}
+
+// 5xx answers are retried by the SDK with backoff; the request then
+// succeeds.
+func TestRetriesServerErrors(t *testing.T) {
+	f, s := newFake(t, SSEConfig{})
+	f.fail = func(op string, n int) int {
+		if op == "UploadPart" && n <= 2 {
+			return 500
+		}
+		return 0
+	}
+	ctx := context.Background()
+	mpu, err := s.Multipart(ctx, "m", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mpu.UploadPart(ctx, 1, []byte("part")); err != nil {
+		t.Fatalf("part after two 500s: %v", err)
+	}
+	if n := len(f.headers("UploadPart")); n != 3 {
+		t.Errorf("%d UploadPart attempts, want 3", n)
+	}
+	f.fail = func(op string, n int) int {
+		if op == "HeadObject" {
+			return 500
+		}
+		return 0
+	}
+	_, err = s.Head(ctx, "k")
+	if !errors.Is(err, ErrTransient) {
+		t.Errorf("head after persistent 500s: %v", err)
+	}
+	if n := len(f.headers("HeadObject")); n != s3MaxAttempts {
+		t.Errorf("%d HEAD attempts, want %d", n, s3MaxAttempts)
+	}
+}
