@@ -1,0 +1,196 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestRenameFile(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := newTestVolume(t, mode)
+			ctx := context.Background()
+			v := tv.Volume
+			writeFile(t, v, "/a", []byte("AAA"))
+			writeFile(t, v, "/b", []byte("BBB"))
+			v.Mkdir(ctx, "/d", 0o755)
+			flush(t, v)
+			n0, _ := v.lookup(ctx, "/a")
+			tv.store.reset()
+			if err := v.Rename(ctx, "/a", "/d/a2", 0); err != nil {
+				t.Fatal(err)
+			}
+			if tv.store.count("put") != 0 || tv.store.count("copy") != 1 {
+				t.Fatalf("rename of a stored file made %v", tv.store.counts)
+			}
+			// Over an existing file.
+			if err := v.Rename(ctx, "/b", "/d/a2", 0); err != nil {
+				t.Fatal(err)
+			}
+			wantErrno(t, v.Rename(ctx, "/d/a2", "/d", 0), syscall.EISDIR)
+			writeFile(t, v, "/c", []byte("C"))
+			flush(t, v)
+			wantErrno(t, v.Rename(ctx, "/c", "/d/a2", RenameNoReplace), syscall.EEXIST)
+			v2 := tv.reopen(t)
+			if got := readFile(t, v2, "/d/a2"); string(got) != "BBB" {
+				t.Fatalf("/d/a2 = %q", got)
+			}
+			for _, p := range []string{"/a", "/b"} {
+				_, err := v2.Stat(ctx, p)
+				wantErrno(t, err, syscall.ENOENT)
+			}
+			ents, _ := v2.ReadDir(ctx, "/")
+			if names(ents) != "c,d" {
+				t.Fatalf("root = %s", names(ents))
+			}
+			_ = n0
+		})
+	}
+}
+
+func TestRenameKeepsFileID(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/x", []byte("x"))
+	flush(t, tv.Volume)
+	n0, _ := tv.lookup(ctx, "/x")
+	if err := tv.Rename(ctx, "/x", "/y", 0); err != nil {
+		t.Fatal(err)
+	}
+	n1, err := tv.reopen(t).lookup(ctx, "/y")
+	if err != nil || n1.okey.FileID() != n0.okey.FileID() {
+		t.Fatalf("file ID changed or %v", err)
+	}
+}
+
+// rsync writes a temporary file, closes it and renames it over the
+// target: one upload in total.
+func TestWritebackRenameUploadsOnce(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := newTestVolume(t, mode, func(o *Options) { o.WritebackDelay = time.Hour })
+			ctx := context.Background()
+			v := tv.Volume
+			writeFile(t, v, "/target", []byte("old"))
+			flush(t, v)
+			tv.store.reset()
+			h, _, err := v.Create(ctx, "/.target.XXXXXX", 0o600, syscall.O_EXCL|syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.WriteAt(ctx, []byte("new content"), 0)
+			h.Close(ctx)
+			mt := time.Unix(1234567890, 0)
+			if _, err := v.SetAttr(ctx, "/.target.XXXXXX", SetAttr{Mtime: &mt}); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Rename(ctx, "/.target.XXXXXX", "/target", 0); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, v, "/target"); string(got) != "new content" {
+				t.Fatalf("before upload: %q", got)
+			}
+			flush(t, v)
+			if p, c := tv.store.count("put"), tv.store.count("copy"); p != 1 || c != 0 {
+				t.Fatalf("puts %d copies %d, want 1 and 0", p, c)
+			}
+			v2 := tv.reopen(t)
+			a, _ := v2.Stat(ctx, "/target")
+			if got := readFile(t, v2, "/target"); string(got) != "new content" || !a.Mtime.Equal(mt) {
+				t.Fatalf("after upload: %q %v", got, a.Mtime)
+			}
+			ents, _ := v2.ReadDir(ctx, "/")
+			if names(ents) != "target" {
+				t.Fatalf("root = %s", names(ents))
+			}
+		})
+	}
+}
+
+func TestRenameDirectory(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := newTestVolume(t, mode)
+			ctx := context.Background()
+			v := tv.Volume
+			long := strings.Repeat("L", 230)
+			for _, d := range []string{"/src", "/src/sub", "/src/" + long, "/dst"} {
+				if _, err := v.Mkdir(ctx, d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			files := map[string]string{
+				"/src/f1":                   "one",
+				"/src/sub/f2":               "two",
+				"/src/" + long + "/" + long: "three",
+			}
+			for p, c := range files {
+				writeFile(t, v, p, []byte(c))
+			}
+			flush(t, v)
+			writeFile(t, v, "/dst/x", []byte("x"))
+			flush(t, v)
+			wantErrno(t, v.Rename(ctx, "/src", "/dst", 0), syscall.ENOTEMPTY)
+			wantErrno(t, v.Rename(ctx, "/src", "/src/sub/in", 0), syscall.EINVAL)
+			v.Unlink(ctx, "/dst/x")
+			// Staged (not yet uploaded) file inside: uploaded first, then moved.
+			writeFile(t, v, "/src/staged", []byte("staged"))
+			files["/src/staged"] = "staged"
+			if err := v.Rename(ctx, "/src", "/dst", 0); err != nil {
+				t.Fatal(err)
+			}
+			for _, vv := range []*Volume{v, tv.reopen(t)} {
+				for p, c := range files {
+					np := "/dst" + strings.TrimPrefix(p, "/src")
+					if got := readFile(t, vv, np); string(got) != c {
+						t.Fatalf("%s = %q", np, got)
+					}
+				}
+				_, err := vv.Stat(ctx, "/src")
+				wantErrno(t, err, syscall.ENOENT)
+				ents, err := vv.ReadDir(ctx, "/dst")
+				if err != nil || len(ents) != 4 {
+					t.Fatalf("dst = %s, %v", names(ents), err)
+				}
+			}
+		})
+	}
+}
+
+func TestManyFilesListing(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	v := tv.Volume
+	v.Mkdir(ctx, "/many", 0o755)
+	for i := range 300 {
+		writeFile(t, v, fmt.Sprintf("/many/file-%04d", i), []byte(fmt.Sprint(i)))
+	}
+	flush(t, v)
+	v2 := tv.reopen(t)
+	tv.store.reset()
+	ents, err := v2.ReadDir(ctx, "/many")
+	if err != nil || len(ents) != 300 {
+		t.Fatalf("%d entries, %v", len(ents), err)
+	}
+	heads := tv.store.count("head")
+	for _, e := range ents {
+		if _, err := v2.Stat(ctx, "/many/"+e.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tv.store.count("head") != heads || tv.store.count("list") > 3 {
+		t.Fatalf("lookups after readdir made requests: %v", tv.store.counts)
+	}
+	ents2, _ := v2.ReadDir(ctx, "/many")
+	if len(ents2) != 300 || tv.store.count("head") != heads {
+		t.Fatalf("second readdir: %d entries, %v", len(ents2), tv.store.counts)
+	}
+	if !bytes.Equal([]byte(ents[7].Name), []byte("file-0007")) || ents[7].Attr.Size != 1 {
+		t.Fatalf("entry 7 = %+v", ents[7])
+	}
+}

@@ -1,0 +1,191 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/cofferfs/coffer/blobstore"
+)
+
+// TestStoreHoldsNoPlaintext writes marked names and contents and scans
+// every byte of the store and the cache directory for them.
+func TestStoreHoldsNoPlaintext(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	v := tv.Volume
+	const nameMark, dataMark = "SECRETNAMEMARK", "SECRETDATAMARK"
+	v.Mkdir(ctx, "/"+nameMark+"dir", 0o755)
+	writeFile(t, v, "/"+nameMark+"dir/"+nameMark+strings.Repeat("x", 240), []byte(strings.Repeat(dataMark, 10000)))
+	writeFile(t, v, "/"+nameMark+"dir/small", []byte(dataMark))
+	v.Symlink(ctx, nameMark+"target", "/"+nameMark+"link")
+	flush(t, v)
+	readFile(t, tv.reopen(t), "/"+nameMark+"dir/small")
+	scanned := 0
+	for p, b := range storeFiles(t, tv.dir) {
+		scanned++
+		for _, m := range []string{nameMark, dataMark, strings.ToLower(nameMark)} {
+			if strings.Contains(p, m) || bytes.Contains(b, []byte(m)) {
+				t.Fatalf("%s holds plaintext %q", p, m)
+			}
+		}
+	}
+	if scanned < 5 {
+		t.Fatalf("scanned only %d files", scanned)
+	}
+	for e, err := range tv.store.List(ctx, "", "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := tv.store.Head(ctx, e.Key)
+		for k, val := range info.Metadata {
+			if strings.Contains(k+val, nameMark) || strings.Contains(k+val, dataMark) {
+				t.Fatalf("metadata of %s holds plaintext", e.Key)
+			}
+		}
+	}
+}
+
+func objectKeyOf(t *testing.T, v *Volume, p string) string {
+	t.Helper()
+	k, _, err := v.objectKey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestTamperedObjectIsEIO flips one body byte: reading the file fails
+// with EIO, other files are unaffected.
+func TestTamperedObjectIsEIO(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/a", bytes.Repeat([]byte("a"), 100000))
+	writeFile(t, tv.Volume, "/b", []byte("bbb"))
+	flush(t, tv.Volume)
+	key := objectKeyOf(t, tv.Volume, "/a")
+	rc, info, err := tv.store.Get(ctx, key, blobstore.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	body[len(body)-20] ^= 1
+	if _, err := tv.store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), blobstore.PutOptions{Metadata: info.Metadata}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := tv.reopen(t)
+	_, err = tryRead(v2, "/a")
+	wantErrno(t, err, syscall.EIO)
+	if got := readFile(t, v2, "/b"); string(got) != "bbb" {
+		t.Fatalf("/b = %q", got)
+	}
+}
+
+// TestCopiedOverIsEIO copies object B over A's key: A fails with EIO (its
+// attributes are bound to B's path), B still reads.
+func TestCopiedOverIsEIO(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/a", []byte("aaa"))
+	writeFile(t, tv.Volume, "/b", []byte("bbb"))
+	flush(t, tv.Volume)
+	if _, err := tv.store.Copy(ctx, objectKeyOf(t, tv.Volume, "/b"), objectKeyOf(t, tv.Volume, "/a"), blobstore.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := tv.reopen(t)
+	_, err := v2.Stat(ctx, "/a")
+	wantErrno(t, err, syscall.EIO)
+	_, err = tryRead(v2, "/a")
+	wantErrno(t, err, syscall.EIO)
+	if got := readFile(t, v2, "/b"); string(got) != "bbb" {
+		t.Fatalf("/b = %q", got)
+	}
+	ents, err := v2.ReadDir(ctx, "/")
+	if err != nil || names(ents) != "a,b" {
+		t.Fatalf("readdir = %s, %v", names(ents), err)
+	}
+}
+
+// TestUndecodableNamesSkipped: foreign objects in a client volume are
+// skipped in listings.
+func TestUndecodableNamesSkipped(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/ok", []byte("ok"))
+	flush(t, tv.Volume)
+	for _, k := range []string{"plain-name", "AAAA", "~bogus"} {
+		tv.store.Put(ctx, k, bytes.NewReader(nil), 0, blobstore.PutOptions{})
+	}
+	ents, err := tv.reopen(t).ReadDir(ctx, "/")
+	if err != nil || names(ents) != "ok" {
+		t.Fatalf("readdir = %s, %v", names(ents), err)
+	}
+}
+
+// TestImplicitDirectories: prefixes without a marker are 0700 dirs of
+// the mounting user (client mode), 0755 in none mode.
+func TestImplicitDirectories(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := newTestVolume(t, mode)
+			ctx := context.Background()
+			v := tv.Volume
+			v.Mkdir(ctx, "/d", 0o755)
+			writeFile(t, v, "/d/f", []byte("f"))
+			flush(t, v)
+			if err := tv.store.Delete(ctx, objectKeyOf(t, v, "/d")+"/"); err != nil {
+				t.Fatal(err)
+			}
+			v2 := tv.reopen(t)
+			a, err := v2.Stat(ctx, "/d")
+			want := uint32(0o700)
+			if mode == EncryptionNone {
+				want = 0o755
+			}
+			if err != nil || !a.IsDir() || a.Mode&0o777 != want || a.UID != 1000 {
+				t.Fatalf("stat = %+v, %v", a, err)
+			}
+			m := uint32(0o711)
+			if _, err := v2.SetAttr(ctx, "/d", SetAttr{Mode: &m}); err != nil {
+				t.Fatal(err)
+			}
+			a, _ = tv.reopen(t).Stat(ctx, "/d")
+			if a.Mode&0o777 != 0o711 {
+				t.Fatalf("chmod of implicit dir: %o", a.Mode)
+			}
+		})
+	}
+}
+
+// TestPlainLayoutIsS3fsCompatible checks names, bodies and metadata of
+// --encryption none.
+func TestPlainLayoutIsS3fsCompatible(t *testing.T) {
+	tv := newTestVolume(t, EncryptionNone)
+	ctx := context.Background()
+	tv.Mkdir(ctx, "/dir", 0o750)
+	writeFile(t, tv.Volume, "/dir/file.txt", []byte("hello"))
+	flush(t, tv.Volume)
+	rc, info, err := tv.store.Get(ctx, "dir/file.txt", blobstore.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(body) != "hello" || info.Metadata["mode"] != "33188" || info.Metadata["uid"] != "1000" || info.Metadata["mtime"] == "" {
+		t.Fatalf("body %q meta %v", body, info.Metadata)
+	}
+	m, err := tv.store.Head(ctx, "dir/")
+	if err != nil || m.Metadata["mode"] != "16872" {
+		t.Fatalf("marker %v %v", m.Metadata, err)
+	}
+	// An object written by another tool, without metadata.
+	tv.store.Put(ctx, "dir/foreign", strings.NewReader("abc"), 3, blobstore.PutOptions{})
+	a, err := tv.reopen(t).Stat(ctx, "/dir/foreign")
+	if err != nil || a.Size != 3 || a.Mode != syscall.S_IFREG|0o644 || a.UID != 1000 {
+		t.Fatalf("foreign = %+v %v", a, err)
+	}
+}
