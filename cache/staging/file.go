@@ -499,14 +499,14 @@ func (f *File) readRange(p []byte, off int64) (int, error) {
 			want := min(blen-within, int64(len(p)-n))
 			if within == 0 && want == blen {
 				if _, err := f.openBlock(p[n:n+int(blen)], slot, b); err != nil {
-					return n, err
+					return n, f.ioErr(err)
 				}
 			} else {
 				if scratch == nil {
 					scratch = f.dir.getBlock(f.g.blockSize)
 				}
 				if _, err := f.openBlock((*scratch)[:blen], slot, b); err != nil {
-					return n, err
+					return n, f.ioErr(err)
 				}
 				copy(p[n:], (*scratch)[within:within+want])
 			}
@@ -527,7 +527,7 @@ func (f *File) openBlock(dst, slot []byte, i int64) (hole bool, err error) {
 	out, err := f.s.Open(dst[:0:len(dst)], slot, uint64(i))
 	if err != nil || len(out) != len(dst) || (len(out) > 0 && &out[0] != &dst[0]) {
 		clear(dst)
-		return false, fmt.Errorf("staging %s: block %d: %w", f.name, i, cipher.ErrAuth)
+		return false, fmt.Errorf("block %d: %w", i, cipher.ErrAuth)
 	}
 	return false, nil
 }

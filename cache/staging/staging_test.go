@@ -454,6 +454,17 @@ func TestTamper(t *testing.T) {
 			if _, err := io.ReadAll(h.NewReader()); !errors.Is(err, cipher.ErrAuth) {
 				t.Fatalf("NewReader: %v, want ErrAuth", err)
 			}
+			// A partial write into a damaged block must read-modify-write
+			// it, so it fails too rather than resealing garbage.
+			failed := 0
+			for off := int64(1); off < size; off += bs {
+				if _, err := h.WriteAt([]byte{1}, off); errors.Is(err, cipher.ErrAuth) {
+					failed++
+				}
+			}
+			if failed == 0 {
+				t.Fatal("no partial write noticed the damaged block")
+			}
 		})
 	}
 }
