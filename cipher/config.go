@@ -483,6 +483,13 @@ func wrapKWK(kwk []byte, v VolumeID, e *keyEntry) ([]byte, error) {
 	return hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), kwkInfo(v, e.ID, e.Kind), kwk)
 }
 
+// String and GoString keep the keyring-wrapping key out of anything that
+// prints a config.
+func (c *Config) String() string {
+	return fmt.Sprintf("coffer config (volume %s, encryption %q, sse %q, %d keys)", c.volumeID, c.ClaimedEncryption(), c.SSE, len(c.entries))
+}
+func (c *Config) GoString() string { return c.String() }
+
 // VolumeID is authenticated only after Open.
 func (c *Config) VolumeID() VolumeID { return c.volumeID }
 

@@ -68,6 +68,10 @@ func (o *ObjectKey) FileID() FileID { return o.fileID }
 // key, the generation current when it was made).
 func (o *ObjectKey) Generation() uint32 { return o.gen }
 
+// String and GoString keep the DEK out of anything that prints the key.
+func (o *ObjectKey) String() string   { return "object key of file " + o.fileID.String() }
+func (o *ObjectKey) GoString() string { return o.String() }
+
 // Header is the 20-byte body header of this object.
 func (o *ObjectKey) Header() []byte { return bytes.Clone(o.header[:]) }
 

@@ -57,8 +57,10 @@ func randomKey() []byte {
 	return b
 }
 
+// VolumeID identifies the volume this keyring belongs to.
 func (k *Keyring) VolumeID() VolumeID { return k.volumeID }
 
+// CurrentGeneration is the KEK generation new DEKs are wrapped under.
 func (k *Keyring) CurrentGeneration() uint32 {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
@@ -107,6 +109,11 @@ func (k *Keyring) RetireGeneration(g uint32) error {
 	delete(k.keks, g)
 	return nil
 }
+
+// String and GoString keep the secrets out of anything that prints a
+// keyring (%v, %#v, log attributes).
+func (k *Keyring) String() string   { return "keyring of volume " + k.volumeID.String() }
+func (k *Keyring) GoString() string { return k.String() }
 
 // LocalSecret is the secret local files (staging, cache) are sealed from.
 func (k *Keyring) LocalSecret() []byte { return bytes.Clone(k.localSecret) }

@@ -81,10 +81,13 @@ func NewPassphraseKey(passphrase []byte) (*RootKey, error) {
 	return &RootKey{kind: KindPassphrase, secret: bytes.Clone(passphrase), argon: DefaultArgon2()}, nil
 }
 
+// Kind says whether r is a key file or a passphrase.
 func (r *RootKey) Kind() RootKind { return r.kind }
 
-func (r *RootKey) String() string   { return fmt.Sprintf("root key (%s)", r.kind) }
-func (r *RootKey) GoString() string { return r.String() }
+// String and GoString name the kind only, so a key printed by mistake
+// (%v, %#v, a log attribute) shows no secret.
+func (r RootKey) String() string   { return fmt.Sprintf("root key (%s)", r.kind) }
+func (r RootKey) GoString() string { return r.String() }
 
 // symID is the key ID of a sym key: a fingerprint derived from the key, so
 // the same key file always has the same ID and `key remove ID` can name it.

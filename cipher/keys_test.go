@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,5 +132,22 @@ func TestRootKeyNeverPrintsSecret(t *testing.T) {
 	}
 	if _, err := NewSymKey(make([]byte, 31)); err == nil {
 		t.Fatal("31-byte sym key accepted")
+	}
+}
+
+// TestSecretsNeverPrint formats every type that holds key material with
+// every verb a log or an error might use.
+func TestSecretsNeverPrint(t *testing.T) {
+	root := testSymKey(t, 0xab)
+	c, kr, _ := newVolume(t, root)
+	o, _ := kr.NewObjectKey()
+	ls := mustSealer(t, kr.LocalSecret(), make([]byte, LocalSaltSize))
+	for _, v := range []any{root, *root, kr, c, o, ls, kr.Names()} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			out := fmt.Sprintf(verb, v)
+			if strings.Contains(out, "171 171") || strings.Contains(out, "[") || strings.Contains(out, "{") {
+				t.Errorf("%T printed with %s shows its fields: %.80s", v, verb, out)
+			}
+		}
 	}
 }

@@ -35,6 +35,11 @@ func NewLocalSealer(secret, salt []byte) (*LocalSealer, error) {
 	return &LocalSealer{aead: newAEAD(deriveKey(secret, salt, infoLocal))}, nil
 }
 
+// String and GoString keep key material out of anything that prints a
+// sealer.
+func (s *LocalSealer) String() string   { return "local file sealer" }
+func (s *LocalSealer) GoString() string { return s.String() }
+
 // LocalSecretFromKey derives a local secret from another 32-byte key (the
 // SSE-C key in --encryption none mode).
 func LocalSecretFromKey(k []byte) []byte { return deriveKey(k, nil, infoLocalFrom) }

@@ -31,6 +31,10 @@ type Names struct {
 	tweakKey []byte
 }
 
+// String and GoString keep the tweak key out of anything that prints Names.
+func (n *Names) String() string   { return "name cipher" }
+func (n *Names) GoString() string { return n.String() }
+
 func newNames(nameSecret []byte) *Names {
 	block, err := aes.NewCipher(deriveKey(nameSecret, nil, infoNameEME))
 	if err != nil {
