@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
+	"github.com/cofferfs/coffer/cache"
 	"github.com/cofferfs/coffer/cache/staging"
 )
 
@@ -25,10 +27,7 @@ type stagingFile interface {
 }
 
 // blockID names one chunk of one object version in the block cache.
-type blockID struct {
-	object [32]byte
-	index  int64
-}
+type blockID = cache.BlockID
 
 // blockCache is the part of cache.Blocks the core uses.
 type blockCache interface {
@@ -64,7 +63,7 @@ func openLocalState(opts Options, secret []byte, client bool) (*localState, erro
 	if err != nil {
 		return nil, fmt.Errorf("staging directory: %w", err)
 	}
-	blocks, closeBlocks, err := openBlocks(opts, filepath.Join(dir, "blocks"), secret, client)
+	blocks, closeBlocks, err := openBlocks(opts, filepath.Join(dir, "blocks"), secret, client, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -122,4 +121,19 @@ func loadOrCreateSecret(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("local key file: %w", err)
 	}
 	return b, nil
+}
+
+// openBlocks opens the block cache: plaintext chunks in memory, chunks on
+// disk as fetched (client mode: sealed under their object's key) or
+// sealed with the local secret (other modes).
+func openBlocks(opts Options, dir string, secret []byte, client bool, log *slog.Logger) (blockCache, func() error, error) {
+	co := cache.Options{Dir: dir, MemBytes: opts.MemCacheSize, DiskBytes: opts.CacheSize, Logger: log}
+	if !client {
+		co.SealSecret = secret
+	}
+	b, err := cache.New(co)
+	if err != nil {
+		return nil, nil, fmt.Errorf("block cache: %w", err)
+	}
+	return b, b.Close, nil
 }

@@ -174,7 +174,7 @@ func (r *reader) fetch(ctx context.Context, first, last int64) ([][]byte, error)
 	missing := -1
 	for c := first; c <= last+1; c++ {
 		if c <= last {
-			id := blockID{object: r.object, index: c}
+			id := blockID{Object: r.object, Index: c}
 			if b, ok := blocks.GetPlain(id); ok {
 				out[c-first] = b
 			} else if s, ok := blocks.GetStored(id); ok {
@@ -239,7 +239,7 @@ func (r *reader) get(ctx context.Context, first, last int64, out [][]byte) error
 		if err != nil {
 			return v.authFailed(r.n.path, err)
 		}
-		id := blockID{object: r.object, index: c}
+		id := blockID{Object: r.object, Index: c}
 		v.local.blocks.PutStored(id, stored)
 		v.local.blocks.PutPlain(id, plain)
 		out[c-first] = plain

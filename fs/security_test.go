@@ -23,7 +23,8 @@ func TestStoreHoldsNoPlaintext(t *testing.T) {
 	writeFile(t, v, "/"+nameMark+"dir/small", []byte(dataMark))
 	v.Symlink(ctx, nameMark+"target", "/"+nameMark+"link")
 	flush(t, v)
-	readFile(t, tv.reopen(t), "/"+nameMark+"dir/small")
+	readFile(t, tv.Volume, "/"+nameMark+"dir/small")
+	readFile(t, tv.Volume, "/"+nameMark+"dir/"+nameMark+strings.Repeat("x", 240))
 	scanned := 0
 	for p, b := range storeFiles(t, tv.dir) {
 		scanned++
