@@ -70,7 +70,8 @@
 // HKDF(key, "coffer key id") in hex, a fingerprint that names the key
 // without revealing it. A passphrase entry has a random 8-byte hex ID, a
 // random 16-byte salt and its own Argon2id parameters (default time 3,
-// 64 MiB, 4 threads); its key pair comes from
+// 64 MiB, 4 threads; RootKey.SetArgon2 changes them for new entries, and
+// tests use time 1, 64 KiB to stay fast); its key pair comes from
 // HKDF(Argon2id(passphrase, salt), "coffer root passphrase"). Open tells a
 // wrong key (ErrNoKeyOpens) from a tampered config (ErrConfigTampered) by
 // the entry's public key: a key whose derived public key matches an entry

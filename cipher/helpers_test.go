@@ -24,7 +24,9 @@ func testPassphrase(t testing.TB, p string) *RootKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.argon = cheapArgon2
+	if err := r.SetArgon2(cheapArgon2); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 

@@ -59,7 +59,7 @@ func (p Argon2Params) check() error {
 type RootKey struct {
 	kind   RootKind
 	secret []byte
-	argon  Argon2Params // for entries this key adds; tests lower it
+	argon  Argon2Params // for entries this key adds (SetArgon2)
 }
 
 // NewSymKey makes a sym root key from 32 key bytes.
@@ -79,6 +79,20 @@ func NewPassphraseKey(passphrase []byte) (*RootKey, error) {
 		return nil, fmt.Errorf("passphrase longer than %d bytes", passphraseMaxLen)
 	}
 	return &RootKey{kind: KindPassphrase, secret: bytes.Clone(passphrase), argon: DefaultArgon2()}, nil
+}
+
+// SetArgon2 sets the Argon2id parameters of the entries this passphrase
+// key adds from now on (default DefaultArgon2). Parameters Open would refuse
+// are refused here too.
+func (r *RootKey) SetArgon2(p Argon2Params) error {
+	if r.kind != KindPassphrase {
+		return fmt.Errorf("Argon2id parameters apply to passphrases, not to a %s key", r.kind)
+	}
+	if err := p.check(); err != nil {
+		return err
+	}
+	r.argon = p
+	return nil
 }
 
 // Kind says whether r is a key file or a passphrase.

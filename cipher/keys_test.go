@@ -151,3 +151,13 @@ func TestSecretsNeverPrint(t *testing.T) {
 		}
 	}
 }
+
+func TestSetArgon2(t *testing.T) {
+	p := testPassphrase(t, "x")
+	if err := p.SetArgon2(Argon2Params{Time: 1, MemoryKiB: 1 << 30, Threads: 1}); err == nil {
+		t.Fatal("1 TiB accepted")
+	}
+	if err := testSymKey(t, 1).SetArgon2(cheapArgon2); err == nil {
+		t.Fatal("Argon2 parameters set on a sym key")
+	}
+}
