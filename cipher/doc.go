@@ -63,7 +63,10 @@
 // key opens no config written afterwards and cannot forge its MAC. (What a
 // removed key kept, an old keyring with its name secret and old KEKs,
 // stays usable to its holder, as DESIGN.md §9 says; `coffer rotate` then
-// adds a KEK generation it never sees.)
+// adds a KEK generation it never sees.) The keyring plaintext is JSON with
+// the fields volume_id, name_secret, local_secret, config_secret, current
+// and keks[{gen, key}] (sorted by generation, so its encoding is
+// deterministic and Marshal of an unchanged config is byte-identical).
 //
 // Root keys. A sym key is 32 bytes; its entry key pair comes from
 // HKDF(key, "coffer root sym") and its ID is the first 8 bytes of
@@ -119,7 +122,8 @@
 // their first chunk index. The whole-body decrypter checks the header's file
 // ID against the metadata's and that the body ends exactly after the final
 // chunk; an early end is ErrAuth (truncation). The random-access reader
-// does not fetch the header: it is in every chunk's AAD.
+// makes one fetch per ReadAt covering exactly the chunks the range needs,
+// and does not fetch the header: it is in every chunk's AAD.
 //
 // Names. PKCS#7 always adds 1..16 bytes, so an encrypted name is 16..256
 // bytes before base64url. Decoding accepts only encodings coffer produces:
