@@ -101,7 +101,7 @@ func (v *Volume) create(ctx context.Context, p string, mode uint32, flags int) (
 	case err == nil && n.isDir():
 		return nil, syscall.EISDIR
 	case err == nil:
-		return v.open(ctx, p, flags|syscall.O_TRUNC)
+		return v.open(ctx, p, flags) // O_CREAT on an existing file opens it
 	case !errors.Is(err, syscall.ENOENT):
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (v *Volume) create(ctx context.Context, p string, mode uint32, flags int) (
 		if flags&syscall.O_EXCL != 0 {
 			return nil, syscall.EEXIST
 		}
-		return v.open(ctx, p, flags|syscall.O_TRUNC)
+		return v.open(ctx, p, flags)
 	}
 	v.files[p] = f
 	f.refs = 1

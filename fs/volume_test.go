@@ -310,3 +310,56 @@ func TestExclusiveCreate(t *testing.T) {
 	_, _, err = tv.reopen(t).Create(ctx, "/x", 0o644, syscall.O_EXCL|syscall.O_WRONLY)
 	wantErrno(t, err, syscall.EEXIST)
 }
+
+func TestCreateExistingWithoutTrunc(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/x", []byte("keep me"))
+	flush(t, tv.Volume)
+	v := tv.reopen(t)
+	h, _, err := v.Create(ctx, "/x", 0o644, syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.WriteAt(ctx, []byte("K"), 0)
+	h.Close(ctx)
+	if got := readFile(t, v, "/x"); string(got) != "Keep me" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestConcurrentHandlesShareState(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	w, _, err := tv.Create(ctx, "/s", 0o644, syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tv.Open(ctx, "/s", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteAt(ctx, []byte("shared"), 0)
+	buf := make([]byte, 10)
+	n, _ := r.ReadAt(ctx, buf, 0)
+	if string(buf[:n]) != "shared" {
+		t.Fatalf("reader saw %q", buf[:n])
+	}
+	if err := w.Fsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close(ctx)
+	// Unlinked while open: the handle still reads; nothing is uploaded.
+	if err := tv.Unlink(ctx, "/s"); err != nil {
+		t.Fatal(err)
+	}
+	n, _ = r.ReadAt(ctx, buf, 0)
+	if string(buf[:n]) != "shared" {
+		t.Fatalf("after unlink reader saw %q", buf[:n])
+	}
+	r.Close(ctx)
+	flush(t, tv.Volume)
+	if _, err := tv.reopen(t).Stat(ctx, "/s"); Errno(err) != syscall.ENOENT {
+		t.Fatalf("unlinked file: %v", err)
+	}
+}

@@ -1,0 +1,124 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+	cfs "github.com/cofferfs/coffer/fs"
+)
+
+// TestMountPerf measures small files, cold `ls -l` and a large file
+// through a real mount of a local store. It runs only with
+// COFFER_PERF=1 (COFFER_PERF_FILES, COFFER_PERF_MB size it; COFFER_STORE
+// names another store URL, with AWS_* credentials and
+// COFFER_ENDPOINT).
+func TestMountPerf(t *testing.T) {
+	if os.Getenv("COFFER_PERF") != "1" {
+		t.Skip("set COFFER_PERF=1")
+	}
+	needFUSE(t)
+	files := envInt("COFFER_PERF_FILES", 2000)
+	mb := envInt("COFFER_PERF_MB", 256)
+	ctx := context.Background()
+	dir := t.TempDir()
+	url := os.Getenv("COFFER_STORE")
+	if url == "" {
+		url = filepath.Join(dir, "store")
+	}
+	store, err := blobstore.Open(ctx, url, blobstore.Options{Endpoint: os.Getenv("COFFER_ENDPOINT"), PathStyle: true, Concurrency: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := cipher.NewSymKey(bytes.Repeat([]byte{5}, 32))
+	kr, _ := cipher.NewKeyring()
+	cfg, _ := cipher.NewConfig(cfs.EncryptionClient, "", "", kr, root)
+	if err := cfs.InitVolume(ctx, store, cfg, kr); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	mount := func() func() {
+		v, err := cfs.OpenVolume(ctx, cfs.Options{Store: store, Roots: []*cipher.RootKey{root}, CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := Mount(v, mnt, MountOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			start := time.Now()
+			srv.Unmount()
+			srv.Wait()
+			if err := v.Close(ctx); err != nil {
+				t.Error(err)
+			}
+			t.Logf("unmount+flush %v", time.Since(start))
+		}
+	}
+	umount := mount()
+	os.Mkdir(filepath.Join(mnt, "small"), 0o755)
+	payload := bytes.Repeat([]byte("x"), 4096)
+	start := time.Now()
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(mnt, "small", fmt.Sprintf("f%05d", i)), payload, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d small files created: %v (before upload)", files, time.Since(start))
+	umount()
+	t.Logf("%d small files created and stored: %v", files, time.Since(start))
+
+	umount = mount()
+	start = time.Now()
+	out, err := exec.Command("ls", "-l", filepath.Join(mnt, "small")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cold ls -l of %d files: %v (%d lines)", files, time.Since(start), bytes.Count(out, []byte("\n")))
+	start = time.Now()
+	exec.Command("ls", "-l", filepath.Join(mnt, "small")).Output()
+	t.Logf("warm ls -l: %v", time.Since(start))
+	umount()
+	umount = mount()
+	start = time.Now()
+	for i := range files {
+		if _, err := os.ReadFile(filepath.Join(mnt, "small", fmt.Sprintf("f%05d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("cold read of %d files: %v", files, time.Since(start))
+
+	big := filepath.Join(mnt, "big")
+	start = time.Now()
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+big, "bs=1M", "count="+strconv.Itoa(mb), "conv=fsync").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	d := time.Since(start)
+	t.Logf("write %d MiB until stored (fsync): %v, %.0f MB/s", mb, d, float64(mb<<20)/d.Seconds()/1e6)
+	umount()
+	umount = mount()
+	defer umount()
+	start = time.Now()
+	if out, err := exec.Command("dd", "if="+big, "of=/dev/null", "bs=1M").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	d = time.Since(start)
+	t.Logf("cold read %d MiB: %v, %.0f MB/s", mb, d, float64(mb<<20)/d.Seconds()/1e6)
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
