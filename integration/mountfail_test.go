@@ -16,15 +16,15 @@ const failFast = 15 * time.Second
 // expectMountFailure runs coffer mount and checks that it fails quickly
 // with one line naming the cause (want: lower-case substrings, any of
 // which may match), leaving nothing mounted.
-func expectMountFailure(t *testing.T, env []string, mnt string, want []string, args ...string) {
+func expectMountFailure(t *testing.T, env []string, mnt string, code int, want []string, args ...string) {
 	t.Helper()
 	r := coffer(t, env, append(args, mnt)...)
 	if r.code == 0 {
 		t.Fatalf("mount succeeded: %v", r)
 		return
 	}
-	if r.code != 1 {
-		t.Errorf("exit code %d, want 1: %v", r.code, r)
+	if r.code != code {
+		t.Errorf("exit code %d, want %d: %v", r.code, code, r)
 	}
 	if r.took > failFast {
 		t.Errorf("failure took %v, want under %v", r.took, failFast)
@@ -88,11 +88,11 @@ func TestMountFailures(t *testing.T) {
 				}
 				name := map[bool]string{false: "foreground", true: "daemon"}[daemon]
 				t.Run("wrong key/"+name, func(t *testing.T) {
-					expectMountFailure(t, v.store.env, v.mnt, []string{"wrong key"},
+					expectMountFailure(t, v.store.env, v.mnt, 1, []string{"wrong key"},
 						append(append(storeArgs, d...), "--key-file", otherKey)...)
 				})
 				t.Run("mode mismatch/"+name, func(t *testing.T) {
-					expectMountFailure(t, v.store.env, v.mnt, []string{"--encryption client"},
+					expectMountFailure(t, v.store.env, v.mnt, 1, []string{"--encryption client"},
 						append(append(storeArgs, d...), "--encryption", "none")...)
 				})
 			}
@@ -104,19 +104,25 @@ func TestMountFailures(t *testing.T) {
 			empty := b.newStore(t)
 			t.Run("missing store", func(t *testing.T) {
 				args := append([]string{"mount", "--store", empty.url, "--key-file", v.keyFile}, empty.args...)
-				expectMountFailure(t, empty.env, v.mnt, []string{"no coffer volume"}, args...)
+				expectMountFailure(t, empty.env, v.mnt, 1, []string{"no coffer volume"}, args...)
 			})
 		})
 	}
+	t.Run("local/client mode on a plain volume", func(t *testing.T) {
+		v := newVolume(t, newLocalStore(t), withModes("--encryption", "none"))
+		key := filepath.Join(v.dir, "some-key")
+		coffer(t, nil, "keygen", "--out", key)
+		expectMountFailure(t, nil, v.mnt, 1, []string{"--encryption none"}, "mount", "--store", v.store.url, "--key-file", key)
+	})
 	t.Run("local/no such directory", func(t *testing.T) {
 		dir := t.TempDir()
 		mnt := filepath.Join(dir, "mnt")
 		os.Mkdir(mnt, 0o755)
 		key := filepath.Join(dir, "key")
 		coffer(t, nil, "keygen", "--out", key)
-		expectMountFailure(t, nil, mnt, []string{"no coffer volume"}, "mount", "--store", filepath.Join(dir, "nothing"), "--key-file", key)
+		expectMountFailure(t, nil, mnt, 1, []string{"no coffer volume"}, "mount", "--store", filepath.Join(dir, "nothing"), "--key-file", key)
 	})
-	t.Run("versitygw/unreachable endpoint", func(t *testing.T) {
+	t.Run("s3/unreachable endpoint", func(t *testing.T) {
 		dir := t.TempDir()
 		mnt := filepath.Join(dir, "mnt")
 		os.Mkdir(mnt, 0o755)
@@ -124,7 +130,7 @@ func TestMountFailures(t *testing.T) {
 		coffer(t, nil, "keygen", "--out", key)
 		endpoint := "http://127.0.0.1:" + strconv.Itoa(closedPort(t))
 		for _, d := range [][]string{nil, {"--daemon"}} {
-			expectMountFailure(t, []string{"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"}, mnt, []string{"connect", "reach", "did not answer"},
+			expectMountFailure(t, []string{"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"}, mnt, 1, []string{"connect", "reach", "did not answer"},
 				append([]string{"mount", "--store", "s3://bucket", "--endpoint", endpoint, "--path-style", "--region", "us-east-1", "--key-file", key}, d...)...)
 		}
 	})
@@ -134,8 +140,8 @@ func TestMountFailures(t *testing.T) {
 		v := newVolume(t, st)
 		bad := []string{"AWS_ACCESS_KEY_ID=" + srv.ak, "AWS_SECRET_ACCESS_KEY=wrong-" + srv.sk}
 		args := append([]string{"mount", "--store", st.url, "--key-file", v.keyFile}, st.args...)
-		expectMountFailure(t, bad, v.mnt, []string{"denied", "credentials"}, args...)
+		expectMountFailure(t, bad, v.mnt, 1, []string{"denied", "credentials"}, args...)
 		unknown := []string{"AWS_ACCESS_KEY_ID=nobody", "AWS_SECRET_ACCESS_KEY=nothing"}
-		expectMountFailure(t, unknown, v.mnt, []string{"denied", "credentials"}, append(args, "--daemon")...)
+		expectMountFailure(t, unknown, v.mnt, 1, []string{"denied", "credentials"}, append(args, "--daemon")...)
 	})
 }
