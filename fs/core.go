@@ -74,7 +74,7 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		log:     opts.Logger,
 		meta:    newMetaCache(opts.MetadataTTL),
 		mount:   time.Now(),
-		headSem: make(chan struct{}, DefaultHeadConcurrency),
+		headSem: make(chan struct{}, opts.ListConcurrency),
 		getSem:  make(chan struct{}, 4*opts.UploadConcurrency),
 		upSem:   make(chan struct{}, opts.UploadConcurrency),
 		files:   map[string]*file{},
@@ -119,6 +119,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.MetadataTTL == 0 {
 		o.MetadataTTL = DefaultMetadataTTL
+	}
+	if o.ListConcurrency <= 0 {
+		o.ListConcurrency = DefaultListConcurrency
 	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = DefaultCacheSize

@@ -401,12 +401,12 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 	return nil
 }
 
-// parallel runs fn on every item, at most DefaultHeadConcurrency at once,
+// parallel runs fn on every item, at most ListConcurrency at once,
 // and returns the first error.
 func (v *Volume) parallel(ctx context.Context, items []*moved, fn func(*moved) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sem := make(chan struct{}, DefaultHeadConcurrency)
+	sem := make(chan struct{}, v.opts.ListConcurrency)
 	var wg sync.WaitGroup
 	var once sync.Once
 	var first error

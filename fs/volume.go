@@ -34,7 +34,7 @@ const (
 	DefaultPartSize          = 16 << 20
 	DefaultMetadataTTL       = 10 * time.Second
 	DefaultCacheSize         = 1 << 30
-	DefaultHeadConcurrency   = 32
+	DefaultListConcurrency   = 64
 )
 
 // Options configure OpenVolume.
@@ -69,6 +69,11 @@ type Options struct {
 	// MetadataTTL is how long attributes and listings are trusted
 	// (0: DefaultMetadataTTL; negative: not cached).
 	MetadataTTL time.Duration
+	// ListConcurrency bounds the parallel requests that fetch the
+	// attributes of listed entries (and of a directory rename's
+	// objects); 0: DefaultListConcurrency. The store's connection pool
+	// should be at least this large.
+	ListConcurrency int
 	// ReadOnly refuses every change with EROFS.
 	ReadOnly bool
 	// UID and GID own implicit directories and are the default owner of

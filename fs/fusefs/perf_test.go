@@ -17,10 +17,9 @@ import (
 )
 
 // TestMountPerf measures small files, cold `ls -l` and a large file
-// through a real mount of a local store. It runs only with
-// COFFER_PERF=1 (COFFER_PERF_FILES, COFFER_PERF_MB size it; COFFER_STORE
-// names another store URL, with AWS_* credentials and
-// COFFER_ENDPOINT).
+// through a real mount of a local store, or of versitygw when run under
+// scripts/with-servers.sh versitygw. It runs only with COFFER_PERF=1
+// (COFFER_PERF_FILES and COFFER_PERF_MB size it).
 func TestMountPerf(t *testing.T) {
 	if os.Getenv("COFFER_PERF") != "1" {
 		t.Skip("set COFFER_PERF=1")
@@ -30,11 +29,21 @@ func TestMountPerf(t *testing.T) {
 	mb := envInt("COFFER_PERF_MB", 256)
 	ctx := context.Background()
 	dir := t.TempDir()
-	url := os.Getenv("COFFER_STORE")
-	if url == "" {
-		url = filepath.Join(dir, "store")
+	url := filepath.Join(dir, "store")
+	bo := blobstore.Options{Concurrency: 64}
+	if ep := os.Getenv("COFFER_TEST_VERSITYGW_ENDPOINT"); ep != "" {
+		// versitygw's POSIX backend: a bucket is a directory.
+		bucket := fmt.Sprintf("perf%d", time.Now().UnixNano())
+		if err := os.Mkdir(filepath.Join(os.Getenv("COFFER_TEST_VERSITYGW_DATA_DIR"), bucket), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		url = "s3://" + bucket
+		bo.Endpoint, bo.Region, bo.PathStyle = ep, "us-east-1", true
+		bo.AccessKeyID = os.Getenv("COFFER_TEST_VERSITYGW_ACCESS_KEY")
+		bo.SecretAccessKey = os.Getenv("COFFER_TEST_VERSITYGW_SECRET_KEY")
 	}
-	store, err := blobstore.Open(ctx, url, blobstore.Options{Endpoint: os.Getenv("COFFER_ENDPOINT"), PathStyle: true, Concurrency: 64})
+	t.Logf("store %s", url)
+	store, err := blobstore.Open(ctx, url, bo)
 	if err != nil {
 		t.Fatal(err)
 	}
