@@ -33,3 +33,6 @@ func CopyMultipart(ctx context.Context, s *S3, src, dst string, opts CopyOptions
 func RepeatSSEOnComplete(c SSEConfig) func(*middleware.Stack) error {
 	return (&S3{sse: c}).repeatSSEOnComplete
 }
+
+// SetUnsignedPayload chooses whether bodies skip the SigV4 payload hash.
+func SetUnsignedPayload(s *S3, unsigned bool) { s.unsigned = unsigned }
