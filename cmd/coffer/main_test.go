@@ -293,3 +293,18 @@ func TestKeySources(t *testing.T) {
 		})
 	}
 }
+
+func FuzzUnescapeMountPath(f *testing.F) {
+	for _, s := range []string{"/a", `/a\040b`, `\`, `\0`, `\04`, `\777`, `x\134`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := unescapeMountPath(s)
+		if !strings.Contains(s, `\`) && got != s {
+			t.Fatalf("unescapeMountPath(%q) = %q: changed a path without escapes", s, got)
+		}
+		if len(got) > len(s) {
+			t.Fatalf("unescapeMountPath(%q) = %q: longer than its input", s, got)
+		}
+	})
+}
