@@ -69,6 +69,8 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 		DirectMount:   os.Geteuid() == 0,
 		Logger:        log.New(slogWriter{opts.Logger}, "", 0),
 	}
+	// The kernel checks permissions against the modes we report.
+	mo.Options = append(mo.Options, "default_permissions")
 	if opts.ReadOnly || v.ReadOnly() {
 		mo.Options = append(mo.Options, "ro")
 	}
@@ -132,8 +134,12 @@ func fillAttr(a cfs.Attr, out *fuse.Attr) {
 	out.SetTimes(&a.Mtime, &a.Mtime, &a.Mtime)
 }
 
-// newChild makes the inode of a child with attributes a.
-func (n *node) newChild(ctx context.Context, a cfs.Attr) *gofs.Inode {
+// newChild returns the inode of child name with attributes a: the one
+// the tree already has when its type still matches, else a new one.
+func (n *node) newChild(ctx context.Context, name string, a cfs.Attr) *gofs.Inode {
+	if ch := n.GetChild(name); ch != nil && ch.StableAttr().Mode == a.Mode&syscall.S_IFMT {
+		return ch
+	}
 	var ops gofs.InodeEmbedder
 	switch {
 	case a.IsDir():
@@ -241,7 +247,7 @@ func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gof
 		return nil, errno(err)
 	}
 	fillAttr(a, &out.Attr)
-	return d.newChild(ctx, a), 0
+	return d.newChild(ctx, name, a), 0
 }
 
 // Readdir lists with attributes; go-fuse answers READDIRPLUS by looking
@@ -265,7 +271,7 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 		return nil, errno(err)
 	}
 	fillAttr(a, &out.Attr)
-	return d.newChild(ctx, a), 0
+	return d.newChild(ctx, name, a), 0
 }
 
 func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -299,7 +305,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 		return nil, nil, 0, errno(err)
 	}
 	fillAttr(a, &out.Attr)
-	return d.newChild(ctx, a), &handle{h: h}, 0, 0
+	return d.newChild(ctx, name, a), &handle{h: h}, 0, 0
 }
 
 func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -308,7 +314,7 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 		return nil, errno(err)
 	}
 	fillAttr(a, &out.Attr)
-	return d.newChild(ctx, a), 0
+	return d.newChild(ctx, name, a), 0
 }
 
 // Link: hard links are not supported.

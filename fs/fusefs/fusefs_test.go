@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -119,5 +121,57 @@ func TestMountSmoke(t *testing.T) {
 	var sfs syscall.Statfs_t
 	if err := syscall.Statfs(mnt, &sfs); err != nil || sfs.Namelen != 255 {
 		t.Fatalf("statfs namelen %d %v", sfs.Namelen, err)
+	}
+}
+
+// TestMountCopyTree copies a source tree in with cp -a and compares it
+// with diff -r, before and after the uploads.
+func TestMountCopyTree(t *testing.T) {
+	mnt, _ := mountTest(t)
+	src := filepath.Join(runtime.GOROOT(), "src", "crypto", "internal")
+	if _, err := os.Stat(src); err != nil {
+		t.Skipf("no GOROOT sources: %v", err)
+	}
+	dst := filepath.Join(mnt, "tree")
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("diff", "-r", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("diff -r: %v\n%s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond) // past the writeback delay
+	if out, err := exec.Command("diff", "-r", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("diff -r after upload: %v\n%s", err, out)
+	}
+	if err := os.Rename(dst, filepath.Join(mnt, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("diff", "-r", src, filepath.Join(mnt, "moved")).CombinedOutput(); err != nil {
+		t.Fatalf("diff -r after rename: %v\n%s", err, out)
+	}
+	checked := 0
+	filepath.Walk(src, func(p string, si os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		di, err := os.Lstat(filepath.Join(mnt, "moved", rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if di.Mode() != si.Mode() || (!si.IsDir() && !di.ModTime().Equal(si.ModTime())) {
+			t.Fatalf("%s: mode %v mtime %v, want %v %v", rel, di.Mode(), di.ModTime(), si.Mode(), si.ModTime())
+		}
+		checked++
+		return nil
+	})
+	if checked < 10 {
+		t.Fatalf("checked %d files", checked)
+	}
+	if out, err := exec.Command("rm", "-rf", filepath.Join(mnt, "moved")).CombinedOutput(); err != nil {
+		t.Fatalf("rm -rf: %v\n%s", err, out)
+	}
+	if ents, _ := os.ReadDir(mnt); len(ents) != 0 {
+		t.Fatalf("left after rm -rf: %v", ents)
 	}
 }
