@@ -41,6 +41,8 @@ func storeError(url string, err error) error {
 		return fmt.Errorf("%s holds a .coffer/config that is not a coffer config: check the --store URL", url)
 	case errors.Is(err, blobstore.ErrNotFound):
 		return fmt.Errorf("no coffer volume at %s: run coffer init --store %s first (or check the URL)", url, url)
+	case noCredentials(err):
+		return fmt.Errorf("no AWS credentials found for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role provides them", url)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("the store at %s did not answer within %s: check --endpoint, the network, and that the server is running", url, storeCheckTimeout)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -49,4 +51,12 @@ func storeError(url string, err error) error {
 		return fmt.Errorf("cannot reach the store at %s: check --endpoint and the network: %w", url, err)
 	}
 	return fmt.Errorf("store %s: %w", url, err)
+}
+
+// noCredentials recognises the AWS SDK's failure to find any credentials
+// in its chain (it has no typed error for that).
+func noCredentials(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "get credentials") || strings.Contains(msg, "failed to refresh cached credentials") ||
+		strings.Contains(msg, "failed to retrieve credentials")
 }
