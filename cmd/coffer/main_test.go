@@ -42,6 +42,9 @@ func TestExitCodes(t *testing.T) {
 		{"missing mountpoint dir", []string{"mount", "/nonexistent/coffer-test"}, exitFailure, "does not exist: create it with mkdir -p"},
 		{"unmount not mounted", []string{"unmount", os.TempDir()}, exitFailure, "is not mounted"},
 		{"version", []string{"version"}, exitOK, ""},
+		{"help command", []string{"help", "mount"}, exitOK, ""},
+		{"help flag", []string{"mount", "--help"}, exitOK, ""},
+		{"bad log level", []string{"--log-level", "loud", "mount", "/tmp"}, exitUsage, "unknown --log-level"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,6 +32,9 @@ Start with "coffer init", then "coffer mount MOUNTPOINT".`,
 		newVersionCommand(e),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
+	// Added now rather than at Execute, so run's lookup of the command
+	// knows "help".
+	root.InitDefaultHelpCmd()
 	return root
 }
 
