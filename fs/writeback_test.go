@@ -1,0 +1,123 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+)
+
+// failingStore fails every Put while failing is set.
+type failingStore struct {
+	blobstore.Store
+	failing atomic.Bool
+	puts    atomic.Int64
+}
+
+var errBoom = errors.New("boom")
+
+func (f *failingStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
+	f.puts.Add(1)
+	if f.failing.Load() {
+		return blobstore.ObjectInfo{}, &blobstore.Error{Op: "put", Key: key, Err: errBoom}
+	}
+	return f.Store.Put(ctx, key, body, size, opts)
+}
+
+func TestFailedUploadIsRetriedAndReported(t *testing.T) {
+	var fs *failingStore
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) {
+		fs = &failingStore{Store: o.Store}
+		o.Store = fs
+		o.WritebackDelay = 10 * time.Millisecond
+	})
+	ctx := context.Background()
+	fs.failing.Store(true)
+	h, _, err := tv.Create(ctx, "/f", 0o644, syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.WriteAt(ctx, []byte("data"), 0)
+	if err := h.Fsync(ctx); !errors.Is(err, errBoom) {
+		t.Fatalf("fsync = %v, want the upload error", err)
+	}
+	h.Close(ctx)
+	time.Sleep(1500 * time.Millisecond) // the background retry after 1 s fails too
+	if n := fs.puts.Load(); n < 2 {
+		t.Fatalf("%d puts, want a retry", n)
+	}
+	if err := tv.Flush(ctx, nil); !errors.Is(err, errBoom) {
+		t.Fatalf("flush = %v, want the upload error", err)
+	}
+	fs.failing.Store(false)
+	var seen []int
+	if err := tv.Flush(ctx, func(n int) { seen = append(seen, n) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) == 0 || seen[0] != 1 || seen[len(seen)-1] != 0 {
+		t.Fatalf("progress %v", seen)
+	}
+	if got := readFile(t, tv.reopen(t), "/f"); string(got) != "data" {
+		t.Fatalf("stored %q", got)
+	}
+}
+
+// TestConflictingUploadFails: a file changed in the store since it was
+// opened is not overwritten; fsync says so.
+func TestConflictingUploadFails(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/c", []byte("v1"))
+	flush(t, tv.Volume)
+	h, err := tv.Open(ctx, "/c", syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, []byte("V"), 0); err != nil {
+		t.Fatal(err)
+	}
+	other := tv.reopen(t)
+	writeFile(t, other, "/c", []byte("other"))
+	flush(t, other)
+	if err := h.Fsync(ctx); !errors.Is(err, blobstore.ErrPreconditionFailed) {
+		t.Fatalf("fsync = %v, want a precondition failure", err)
+	}
+	h.Close(ctx)
+	if got := readFile(t, tv.reopen(t), "/c"); string(got) != "other" {
+		t.Fatalf("stored %q", got)
+	}
+	// Forget the conflicting version so Close does not report it.
+	tv.Unlink(ctx, "/c")
+}
+
+// TestReadAfterRemoteChangeIsStale: an open reader never mixes versions.
+func TestReadAfterRemoteChangeIsStale(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	writeFile(t, tv.Volume, "/big", data)
+	flush(t, tv.Volume)
+	v := tv.reopen(t)
+	h, err := v.Open(ctx, "/big", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	buf := make([]byte, 4096)
+	if _, err := h.ReadAt(ctx, buf, 0); err != nil || !bytes.Equal(buf, data[:4096]) {
+		t.Fatalf("first read: %v", err)
+	}
+	other := tv.reopen(t)
+	writeFile(t, other, "/big", bytes.Repeat([]byte("z"), 1<<20))
+	flush(t, other)
+	_, err = h.ReadAt(ctx, buf, 900000)
+	wantErrno(t, err, syscall.ESTALE)
+}
