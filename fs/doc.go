@@ -21,6 +21,20 @@
 //     rename) keep the file ID, so cached chunks stay valid.
 //   - Errors returned by Volume methods carry a syscall.Errno (see Errno).
 //
+// Writes: a file open for writing has one sealed staging file, shared
+// by its handles. Opening a stored file for writing does not fetch it:
+// its content is copied into staging at the first write or truncate
+// (O_TRUNC copies nothing). The last close schedules the upload after
+// WritebackDelay (default 2 s: rsync's close, utimes, chmod and rename
+// of its temporary file take milliseconds, so the renamed file is
+// uploaded once, under its final name); fsync uploads at once.
+//
+// Reads: chunk-aligned ranged GETs (If-Match on the opened version),
+// whole segments of 2 MiB read ahead in parallel while access is
+// sequential, chunks cached by cache.Blocks. Lookups and listings fetch
+// an object's metadata with a ranged GET of its first chunk, so reading
+// a small file after `ls -l` needs no request.
+//
 // It must never log or return key material, plaintext names in client
 // mode at levels above debug, or file contents.
 package fs

@@ -31,7 +31,7 @@ const (
 const (
 	DefaultWritebackDelay    = 2 * time.Second
 	DefaultUploadConcurrency = 8
-	DefaultPartSize          = 16 << 20
+	DefaultPartSize          = 8 << 20
 	DefaultMetadataTTL       = 10 * time.Second
 	DefaultCacheSize         = 1 << 30
 	DefaultListConcurrency   = 64
