@@ -3,10 +3,13 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -192,4 +195,49 @@ func TestDemo(t *testing.T) {
 	for _, f := range scan.findings {
 		t.Errorf("plaintext in the demo store or cache: %s", f)
 	}
+}
+
+// mountPid reads the pid file coffer keeps for a mountpoint.
+func mountPid(t *testing.T, mnt string) int {
+	t.Helper()
+	sum := sha256.Sum256([]byte(mnt))
+	data, err := os.ReadFile(filepath.Join(testHome, "run", "coffer", hex.EncodeToString(sum[:16])+".pid"))
+	if err != nil {
+		t.Fatalf("pid file of %s: %v", mnt, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// TestKilledMount: after the mount process is killed, mount refuses the
+// dead mountpoint with advice, coffer unmount clears it, and uploaded
+// files are all there on the next mount.
+func TestKilledMount(t *testing.T) {
+	requireFUSE(t)
+	v := newVolume(t, newLocalStore(t))
+	v.mount()
+	f := openFile(t, v.path("uploaded"), os.O_WRONLY|os.O_CREATE)
+	writeAt(t, f, []byte("safe"), 0)
+	if err := f.Sync(); err != nil { // uploads now
+		t.Fatal(err)
+	}
+	closeFile(t, f)
+	pid := mountPid(t, v.mnt)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	args := v.args("mount", "--cache-dir", v.cacheDir, v.mnt)
+	r := coffer(t, nil, args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "coffer unmount") {
+		t.Fatalf("mount on a dead mountpoint: %v", r)
+	}
+	v.unmount()
+	v.mount()
+	checkFile(t, v.path("uploaded"), []byte("safe"))
 }
