@@ -29,8 +29,12 @@ type MountOptions struct {
 	MaxWrite                                   int // bytes per WRITE request (0: 1 MiB)
 	MaxReadAhead                               int // kernel read-ahead (0: 1 MiB)
 	MaxBackground                              int // pending background requests (0: 64)
-	FsName                                     string
-	Logger                                     *slog.Logger
+	// WritebackCache lets the kernel buffer small writes into large ones
+	// (FUSE_WRITEBACK_CACHE); the kernel then keeps size and mtime itself
+	// while a file is being written.
+	WritebackCache bool
+	FsName         string
+	Logger         *slog.Logger
 }
 
 // Mount mounts v at mountpoint and returns once the mount is ready; the
@@ -68,6 +72,9 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 		MaxBackground: opts.MaxBackground,
 		DirectMount:   os.Geteuid() == 0,
 		Logger:        log.New(slogWriter{opts.Logger}, "", 0),
+	}
+	if opts.WritebackCache {
+		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
 	}
 	// The kernel checks permissions against the modes we report.
 	mo.Options = append(mo.Options, "default_permissions")

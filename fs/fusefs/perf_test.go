@@ -60,7 +60,7 @@ func TestMountPerf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := Mount(v, mnt, MountOptions{})
+		srv, err := Mount(v, mnt, MountOptions{WritebackCache: os.Getenv("COFFER_PERF_WBC") == "1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,6 +114,11 @@ func TestMountPerf(t *testing.T) {
 	}
 	d := time.Since(start)
 	t.Logf("write %d MiB until stored (fsync): %v, %.0f MB/s", mb, d, float64(mb<<20)/d.Seconds()/1e6)
+	start = time.Now()
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+big+"4k", "bs=4k", "count=16384").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	t.Logf("write 64 MiB in 4 KiB writes (until close): %v", time.Since(start))
 	umount()
 	umount = mount()
 	defer umount()
