@@ -11,6 +11,7 @@ import (
 type fuseOptions struct {
 	allowOther bool
 	readOnly   bool
+	writeback  bool
 	fsName     string
 	debug      bool
 	logger     *slog.Logger
@@ -27,11 +28,12 @@ type fuseMount interface {
 // mountFUSE mounts vol at mountpoint and returns once the mount is ready.
 func mountFUSE(vol *cofferfs.Volume, mountpoint string, o fuseOptions) (fuseMount, error) {
 	srv, err := fusefs.Mount(vol, mountpoint, fusefs.MountOptions{
-		AllowOther: o.allowOther,
-		ReadOnly:   o.readOnly,
-		Debug:      o.debug,
-		FsName:     o.fsName,
-		Logger:     o.logger,
+		AllowOther:     o.allowOther,
+		ReadOnly:       o.readOnly,
+		WritebackCache: o.writeback,
+		Debug:          o.debug,
+		FsName:         o.fsName,
+		Logger:         o.logger,
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ type mountFlags struct {
 	uploadConcurrency int
 	allowOther        bool
 	readOnly          bool
+	writebackCache    bool
 	daemon            bool
 	logFile           string
 }
@@ -77,6 +78,7 @@ lands, files closed but not yet uploaded are lost if the process dies.`,
 	f.IntVar(&mf.uploadConcurrency, "upload-concurrency", mf.uploadConcurrency, "concurrent uploads and parts")
 	f.BoolVar(&mf.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf when not root)")
 	f.BoolVar(&mf.readOnly, "read-only", false, "mount read-only")
+	f.BoolVar(&mf.writebackCache, "writeback-cache", false, "let the kernel merge small writes before coffer sees them (faster small writes)")
 	f.BoolVar(&mf.daemon, "daemon", false, "serve the mount in the background; return once it is ready")
 	f.StringVar(&mf.logFile, "log-file", "", "append logs to this file (default: stderr; with --daemon, coffer.log in the cache dir)")
 	return cmd
@@ -233,6 +235,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 	mnt, err := mountFUSE(vol, p.mountpoint, fuseOptions{
 		allowOther: m.mf.allowOther,
 		readOnly:   m.mf.readOnly,
+		writeback:  m.mf.writebackCache,
 		fsName:     p.url,
 		debug:      m.logLevel == "debug",
 		logger:     m.log,
