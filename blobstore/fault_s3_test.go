@@ -41,7 +41,13 @@ type faultProxy struct {
 	// resets the connection instead of returning its response.
 	dropFirstComplete bool
 
+	// holdUntil, when > 0, holds UploadPart requests (for at most 5 s)
+	// until that many are in flight at once, so a fast run still shows
+	// whether the uploader reaches its concurrency.
+	holdUntil int
+
 	mu          sync.Mutex
+	wake        *sync.Cond
 	attempts    map[int]int
 	inflight    int
 	maxInflight int
@@ -65,6 +71,7 @@ func newFaultProxy(t testing.TB, target string, plan func(n, attempt int) fault)
 	}
 	p := &faultProxy{proxy: httputil.NewSingleHostReverseProxy(u), plan: plan,
 		attempts: map[int]int{}, injected: map[fault]int{}}
+	p.wake = sync.NewCond(&p.mu)
 	p.proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	p.proxy.ErrorLog = nil
 	srv := httptest.NewServer(p)
@@ -97,6 +104,23 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.injected[f]++
 	p.inflight++
 	p.maxInflight = max(p.maxInflight, p.inflight)
+	if p.holdUntil > 0 {
+		if p.inflight >= p.holdUntil {
+			p.holdUntil = 0
+			p.wake.Broadcast()
+		} else {
+			timer := time.AfterFunc(5*time.Second, func() {
+				p.mu.Lock()
+				p.holdUntil = 0
+				p.wake.Broadcast()
+				p.mu.Unlock()
+			})
+			for p.holdUntil > 0 {
+				p.wake.Wait()
+			}
+			timer.Stop()
+		}
+	}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -228,6 +252,7 @@ func TestUploadSurvivesFaults(t *testing.T) {
 	}
 	proxy, proxyURL := newFaultProxy(t, srv.endpoint, plan)
 	proxy.dropFirstComplete = true
+	proxy.holdUntil = concurrency
 	bucket := srv.newBucket(t)
 	o := srv.options(false)
 	direct := open(t, bucket, "", o)
