@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -115,16 +114,18 @@ func (b *Blocks) GetPlain(id BlockID) ([]byte, bool) {
 	return e.data, true
 }
 
-// PutPlain keeps a copy of a chunk's plaintext in memory (never on disk).
-// Admission is asynchronous and may be refused by the cache's policy.
+// PutPlain keeps a chunk's plaintext in memory (never on disk). The cache
+// takes plain over: the caller must not modify it afterwards (a copy per
+// chunk would cost as much as decrypting it). Admission is asynchronous
+// and may be refused by the cache's policy.
 func (b *Blocks) PutPlain(id BlockID, plain []byte) {
 	if b.mem == nil {
 		return
 	}
-	e := &memEntry{id: id, data: bytes.Clone(plain)}
-	if e.data == nil {
-		e.data = []byte{}
+	if plain == nil {
+		plain = []byte{}
 	}
+	e := &memEntry{id: id, data: plain}
 	b.memMu.Lock()
 	byIndex := b.memIdx[id.Object]
 	if byIndex == nil {
@@ -156,7 +157,7 @@ func (b *Blocks) memExit(e *memEntry) {
 }
 
 // GetStored returns a chunk from disk: exactly the bytes given to
-// PutStored. In sealed mode they were authenticated against the local
+// PutStored. Callers must not modify the returned slice. In sealed mode they were authenticated against the local
 // seal (an entry that fails is dropped, never returned); in client mode
 // they are returned as stored and the caller must authenticate them with
 // the object's key, as it does chunks fetched from the store.
@@ -167,11 +168,14 @@ func (b *Blocks) GetStored(id BlockID) ([]byte, bool) {
 	return b.disk.get(id)
 }
 
-// PutStored queues a copy of a chunk for the disk and returns without
-// waiting for it: a background writer seals (in sealed mode) and stores
-// it, and GetStored finds it meanwhile. It is best-effort: when the queue
-// holds 32 MiB the chunk is not cached, and disk errors (disk full, I/O
-// errors) are logged, never returned. Safe from any goroutine.
+// PutStored queues a chunk for the disk and returns without waiting for
+// the disk: a background writer stores it, and GetStored finds it
+// meanwhile. In sealed mode the chunk is sealed before PutStored returns
+// and data is not kept; in client mode data is kept until written (it
+// should not be modified: what comes back is authenticated by the caller,
+// so a change makes a miss, never wrong bytes). It is best-effort: when
+// 32 MiB are queued the chunk is not cached, and disk errors (disk full,
+// I/O errors) are logged, never returned. Safe from any goroutine.
 func (b *Blocks) PutStored(id BlockID, data []byte) {
 	if b.disk != nil {
 		b.disk.put(id, data)
