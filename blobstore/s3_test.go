@@ -293,10 +293,11 @@ type fakeS3 struct {
 type fakeReq struct {
 	op     string
 	header http.Header
+	body   []byte
 }
 
 func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	io.Copy(io.Discard, r.Body)
+	body, _ := io.ReadAll(r.Body)
 	q := r.URL.Query()
 	op := r.Method
 	switch {
@@ -312,15 +313,19 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		op = "CopyObject"
 	case r.Method == "PUT":
 		op = "PutObject"
+	case r.Method == "GET" && q.Has("encryption"):
+		op = "GetBucketEncryption"
 	case r.Method == "GET":
 		op = "GetObject"
 	case r.Method == "HEAD":
 		op = "HeadObject"
 	case r.Method == "DELETE" && q.Has("uploadId"):
 		op = "AbortMultipartUpload"
+	case r.Method == "POST" && q.Has("delete"):
+		op = "DeleteObjects"
 	}
 	f.mu.Lock()
-	f.reqs = append(f.reqs, fakeReq{op, r.Header.Clone()})
+	f.reqs = append(f.reqs, fakeReq{op, r.Header.Clone(), body})
 	n := 0
 	for _, q := range f.reqs {
 		if q.op == op {
@@ -344,12 +349,30 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `<CompleteMultipartUploadResult><ETag>"abc-1"</ETag></CompleteMultipartUploadResult>`)
 	case "CopyObject":
 		fmt.Fprint(w, `<CopyObjectResult><ETag>"abc"</ETag></CopyObjectResult>`)
+	case "DeleteObjects":
+		fmt.Fprint(w, `<DeleteResult></DeleteResult>`)
+	case "GetBucketEncryption":
+		fmt.Fprint(w, `<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault>`+
+			`<BlockedEncryptionTypes><EncryptionType>SSE-C</EncryptionType></BlockedEncryptionTypes></Rule></ServerSideEncryptionConfiguration>`)
 	case "HeadObject":
 		w.Header().Set("Content-Length", "4")
 	case "GetObject":
 		w.Header().Set("Content-Length", "4")
 		fmt.Fprint(w, "body")
 	}
+}
+
+// bodies returns the recorded request bodies of op.
+func (f *fakeS3) bodies(op string) [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var bs [][]byte
+	for _, r := range f.reqs {
+		if r.op == op {
+			bs = append(bs, r.body)
+		}
+	}
+	return bs
 }
 
 // headers returns the recorded requests of op.
@@ -538,5 +561,60 @@ func TestRetriesServerErrors(t *testing.T) {
 	}
 	if n := len(f.headers("HeadObject")); n != s3MaxAttempts {
 		t.Errorf("%d HEAD attempts, want %d", n, s3MaxAttempts)
+	}
+}
+
+// DeleteMany sends batches of at most 1000 keys, each key once, under
+// the store prefix.
+func TestDeleteManyBatches(t *testing.T) {
+	f, s := newFake(t, SSEConfig{})
+	s.prefix = "vol/"
+	keys := make([]string, 2500)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%04d", i)
+	}
+	if err := s.DeleteMany(context.Background(), keys); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var sizes []int
+	for _, b := range f.bodies("DeleteObjects") {
+		n := strings.Count(string(b), "<Key>")
+		sizes = append(sizes, n)
+		for _, part := range strings.Split(string(b), "<Key>")[1:] {
+			seen[part[:strings.Index(part, "</Key>")]] = true
+		}
+	}
+	if fmt.Sprint(sizes) != "[1000 1000 500]" || len(seen) != 2500 || !seen["vol/k2499"] {
+		t.Fatalf("batches %v, %d distinct keys", sizes, len(seen))
+	}
+	if err := s.DeleteMany(context.Background(), nil); err != nil || len(f.bodies("DeleteObjects")) != 3 {
+		t.Fatalf("DeleteMany(nil) = %v, or sent a request", err)
+	}
+}
+
+// An SSE-C write refused with a bare 403 on a bucket whose default
+// encryption blocks SSE-C is reported as ErrSSECRefused, naming the
+// setting.
+func TestSSECRefusedNamesTheSetting(t *testing.T) {
+	f, s := newFake(t, SSEConfig{Mode: SSEC, CKeys: [][]byte{bytes.Repeat([]byte{1}, 32)}})
+	f.fail = func(op string, n int) int {
+		if op == "PutObject" || op == "CreateMultipartUpload" {
+			return 403
+		}
+		return 0
+	}
+	ctx := context.Background()
+	_, err := s.Put(ctx, "k", strings.NewReader("x"), 1, PutOptions{})
+	if !errors.Is(err, ErrSSECRefused) || !strings.Contains(err.Error(), "BlockedEncryptionTypes") {
+		t.Errorf("put: %v", err)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Key != "k" {
+		t.Errorf("put error %#v does not name its key", err)
+	}
+	_, err = s.Multipart(ctx, "k", PutOptions{})
+	if !errors.Is(err, ErrSSECRefused) {
+		t.Errorf("multipart: %v", err)
 	}
 }
