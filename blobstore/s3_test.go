@@ -349,6 +349,8 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `<CompleteMultipartUploadResult><ETag>"abc-1"</ETag></CompleteMultipartUploadResult>`)
 	case "CopyObject":
 		fmt.Fprint(w, `<CopyObjectResult><ETag>"abc"</ETag></CopyObjectResult>`)
+	case "UploadPartCopy":
+		fmt.Fprint(w, `<CopyPartResult><ETag>"part"</ETag></CopyPartResult>`)
 	case "DeleteObjects":
 		fmt.Fprint(w, `<DeleteResult></DeleteResult>`)
 	case "GetBucketEncryption":
@@ -616,5 +618,82 @@ func TestSSECRefusedNamesTheSetting(t *testing.T) {
 	_, err = s.Multipart(ctx, "k", PutOptions{})
 	if !errors.Is(err, ErrSSECRefused) {
 		t.Errorf("multipart: %v", err)
+	}
+}
+
+// A CopyObject refused as too large falls back to UploadPartCopy: the
+// source size from a HEAD, ranged parts conditional on the same ETag,
+// the source's metadata unless replaced, then a completion.
+func TestCopyFallsBackToPartCopy(t *testing.T) {
+	f, s := newFake(t, SSEConfig{})
+	s.copyLimit, s.copyPart = 2, 2 // the fake's objects are 4 bytes
+	f.fail = func(op string, n int) int {
+		if op == "CopyObject" {
+			return 400 // with the fake's body: code Fake400
+		}
+		return 0
+	}
+	// The fake's 400 is not S3's "copy source is larger" refusal: no
+	// fallback.
+	if _, err := s.Copy(context.Background(), "src", "dst", CopyOptions{IfMatch: `"e"`}); err == nil {
+		t.Fatal("copy succeeded against a 400")
+	}
+	f.fail = func(op string, n int) int { return 0 }
+	tooLarge := &fakeTooLarge{fakeS3: f}
+	srv := httptest.NewServer(tooLarge)
+	t.Cleanup(srv.Close)
+	o := staticOpts(srv.URL)
+	s2, err := NewS3(context.Background(), "b", "", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.copyLimit, s2.copyPart = 2, 2
+	info, err := s2.Copy(context.Background(), "src", "dst", CopyOptions{IfMatch: `"e"`})
+	if err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	if info.ETag != `"abc-1"` {
+		t.Errorf("copy ETag %q", info.ETag)
+	}
+	parts := f.headers("UploadPartCopy")
+	if len(parts) != 2 {
+		t.Fatalf("%d part copies, want 2", len(parts))
+	}
+	ranges := map[string]bool{}
+	for _, h := range parts {
+		ranges[h.Get("X-Amz-Copy-Source-Range")] = true
+		if h.Get("X-Amz-Copy-Source-If-Match") != `"e"` {
+			t.Errorf("part copy without the source condition: %v", h)
+		}
+	}
+	if !ranges["bytes=0-1"] || !ranges["bytes=2-3"] {
+		t.Errorf("ranges %v", ranges)
+	}
+	if len(f.headers("CompleteMultipartUpload")) == 0 {
+		t.Error("no completion")
+	}
+}
+
+// fakeTooLarge answers CopyObject as S3 does for a source over 5 GiB.
+type fakeTooLarge struct{ *fakeS3 }
+
+func (f *fakeTooLarge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == "PUT" && r.Header.Get("X-Amz-Copy-Source") != "" && !r.URL.Query().Has("partNumber") {
+		w.WriteHeader(400)
+		fmt.Fprint(w, `<Error><Code>InvalidRequest</Code><Message>The specified copy source is larger than the maximum allowable size for a copy source: 5368709120</Message></Error>`)
+		return
+	}
+	f.fakeS3.ServeHTTP(w, r)
+}
+
+// Put streams a reader that cannot seek (one attempt, no payload hash).
+func TestPutUnseekableBody(t *testing.T) {
+	f, s := newFake(t, SSEConfig{})
+	body := io.MultiReader(strings.NewReader("ab"), strings.NewReader("cd"))
+	if _, err := s.Put(context.Background(), "k", body, 4, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b := f.bodies("PutObject"); len(b) != 1 || string(b[0]) != "abcd" {
+		t.Fatalf("server got %q", b)
 	}
 }
