@@ -531,8 +531,29 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if s := b.Stats(); s.DiskBytes > 200<<10 {
+	b.wait()
+	s := b.Stats()
+	if s.DiskBytes > 200<<10 {
 		t.Fatalf("disk bound exceeded: %+v", s)
+	}
+	if a := allocated(t, b.disk.dir); a > 200<<10 {
+		t.Fatalf("files use %d bytes, bound %d", a, 200<<10)
+	}
+	// Every indexed chunk reads back right.
+	hits := 0
+	for i := range 7 {
+		for idx := range int64(5) {
+			id := BlockID{Object: obj(i), Index: idx}
+			if got, ok := b.GetStored(id); ok {
+				hits++
+				if !bytes.Equal(got, chunk(2000, int(idx)+int(id.Object[0]))) {
+					t.Fatal("wrong stored bytes at the end")
+				}
+			}
+		}
+	}
+	if int64(hits) != s.DiskEntries {
+		t.Fatalf("%d chunks read back, index holds %d", hits, s.DiskEntries)
 	}
 }
 

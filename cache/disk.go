@@ -429,8 +429,21 @@ func (d *disk) runRemovals() {
 	d.mu.Lock()
 	rs := d.removals
 	d.removals = nil
-	d.mu.Unlock()
+	// Skip changes overtaken by a later put (only this goroutine writes
+	// files, so the check holds until the change is made).
+	keep := rs[:0:0]
 	for _, r := range rs {
+		o := d.objects[r.object]
+		switch {
+		case r.slot < 0 && o != nil && o.created:
+		case r.slot >= 0 && d.entries[BlockID{Object: r.object, Index: r.slot}] != nil:
+		default:
+			keep = append(keep, r)
+		}
+	}
+	d.mu.Unlock()
+	defer d.finished(int64(len(rs)))
+	for _, r := range keep {
 		var err error
 		if r.slot < 0 {
 			err = os.Remove(d.path(r.object))
@@ -441,7 +454,6 @@ func (d *disk) runRemovals() {
 			d.logErr("cache: removing a chunk", err)
 		}
 	}
-	d.finished(int64(len(rs)))
 }
 
 func (d *disk) finished(n int64) {
@@ -628,6 +640,9 @@ func (d *disk) open(o *objFile, id BlockID, payload []byte) ([]byte, error) {
 func (d *disk) dropObject(object [32]byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
 	for id, p := range d.pending {
 		if id.Object == object {
 			delete(d.pending, id)
