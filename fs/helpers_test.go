@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"os"
@@ -98,12 +99,10 @@ func newTestVolume(t testing.TB, mode string, tweak ...func(*Options)) *testVol 
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	local, err := blobstore.NewLocal(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := &countingStore{Store: local, counts: map[string]int{}}
+	store := testStore(t, dir)
+	cs := &countingStore{Store: store, counts: map[string]int{}}
 	root := testRoot(t, 7)
+	var err error
 	var kr *cipher.Keyring
 	if mode == EncryptionClient {
 		if kr, err = cipher.NewKeyring(); err != nil {
@@ -240,3 +239,32 @@ func wantErrno(t testing.TB, err error, want syscall.Errno) {
 }
 
 var modes = []string{EncryptionClient, EncryptionNone}
+
+// testStore is a local store in dir, or with COFFER_FS_VERSITYGW=1 under
+// scripts/with-servers.sh versitygw, a fresh bucket of that server.
+func testStore(t testing.TB, dir string) blobstore.Store {
+	t.Helper()
+	ep := os.Getenv("COFFER_TEST_VERSITYGW_ENDPOINT")
+	if os.Getenv("COFFER_FS_VERSITYGW") != "1" || ep == "" {
+		local, err := blobstore.NewLocal(filepath.Join(dir, "store"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return local
+	}
+	// versitygw's POSIX backend: a bucket is a directory.
+	bucket := fmt.Sprintf("fs%d", time.Now().UnixNano())
+	if err := os.Mkdir(filepath.Join(os.Getenv("COFFER_TEST_VERSITYGW_DATA_DIR"), bucket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := blobstore.Open(context.Background(), "s3://"+bucket, blobstore.Options{
+		Endpoint: ep, Region: "us-east-1", PathStyle: true, Concurrency: 64,
+		AccessKeyID:     os.Getenv("COFFER_TEST_VERSITYGW_ACCESS_KEY"),
+		SecretAccessKey: os.Getenv("COFFER_TEST_VERSITYGW_SECRET_KEY"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}

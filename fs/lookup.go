@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -55,10 +56,66 @@ func (v *Volume) lookup(ctx context.Context, p string) (*node, error) {
 		}
 		return n, nil
 	}
-	if v.meta.absent(p) {
+	if v.absent(ctx, p) {
+		v.meta.putAbsent(p)
 		return nil, syscall.ENOENT
 	}
 	return v.probe(ctx, p)
+}
+
+// absent answers a lookup from the parent's listing. An expired listing
+// of a directory in use is refreshed with a names-only LIST (no
+// metadata), which keeps creating many files in one directory at one
+// request per thousand entries per MetadataTTL rather than three probes
+// per file.
+func (v *Volume) absent(ctx context.Context, p string) bool {
+	dir, name := splitPath(p)
+	seg := func() string {
+		s, _, err := v.lay.segment(dir, name)
+		if err != nil {
+			return ""
+		}
+		return s
+	}
+	gone, known, stale := v.meta.absent(p, seg)
+	if known || !stale {
+		return gone
+	}
+	if err := v.refreshNames(ctx, dir); err != nil {
+		return false
+	}
+	gone, _, _ = v.meta.absent(p, seg)
+	return gone
+}
+
+// refreshNames lists dir's names (decoding what needs no metadata).
+func (v *Volume) refreshNames(ctx context.Context, dir string) error {
+	prefix, err := v.dirPrefix(dir)
+	if err != nil {
+		return err
+	}
+	names := map[string]struct{}{}
+	hashed := map[string]struct{}{}
+	for e, err := range v.store.List(ctx, prefix, "/") {
+		if err != nil {
+			return err
+		}
+		if e.Key == prefix && !e.IsPrefix {
+			continue
+		}
+		seg := strings.TrimSuffix(e.Key[len(prefix):], "/")
+		switch {
+		case seg == "" || (dir == "/" && seg == reservedName):
+		case v.lay.hashed(seg):
+			hashed[seg] = struct{}{}
+		default:
+			if name, err := v.lay.name(dir, seg, ""); err == nil {
+				names[name] = struct{}{}
+			}
+		}
+	}
+	v.meta.putListing(dir, names, hashed)
+	return nil
 }
 
 // openNode is the node of a file open or staged here, if any.
@@ -195,24 +252,23 @@ func (v *Volume) readDir(ctx context.Context, p string) ([]DirEntry, error) {
 	if !dn.isDir() {
 		return nil, syscall.ENOTDIR
 	}
-	children, ok := v.cachedChildren(p)
+	// Files open or staged here override what the store says.
+	v.mu.Lock()
+	local := map[string]*file{}
+	for fp, f := range v.files {
+		if fp != "/" && parentOf(fp) == p {
+			local[nameOf(fp)] = f
+		}
+	}
+	v.mu.Unlock()
+	children, ok := v.cachedChildren(p, local)
 	if !ok {
 		if children, err = v.listChildren(ctx, p); err != nil {
 			return nil, err
 		}
 	}
-	// Files open or staged here override what the store says.
-	v.mu.Lock()
-	var local []*file
-	for fp, f := range v.files {
-		if fp != "/" && parentOf(fp) == p {
-			local = append(local, f)
-		}
-	}
-	v.mu.Unlock()
-	for _, f := range local {
-		n := f.snapshot()
-		children[nameOf(n.path)] = n
+	for name, f := range local {
+		children[name] = f.snapshot()
 	}
 	ents := make([]DirEntry, 0, len(children))
 	for _, name := range slices.Sorted(maps.Keys(children)) {
@@ -225,14 +281,17 @@ func parentOf(p string) string { d, _ := splitPath(p); return d }
 func nameOf(p string) string   { _, n := splitPath(p); return n }
 
 // cachedChildren answers from a fresh listing whose children are all
-// cached.
-func (v *Volume) cachedChildren(p string) (map[string]*node, bool) {
+// cached (or open here).
+func (v *Volume) cachedChildren(p string, local map[string]*file) (map[string]*node, bool) {
 	names, ok := v.meta.listing(p)
 	if !ok {
 		return nil, false
 	}
 	out := make(map[string]*node, len(names))
 	for name := range names {
+		if local[name] != nil {
+			continue
+		}
 		n, ok := v.meta.get(joinPath(p, name))
 		if !ok || n == nil {
 			return nil, false
@@ -312,7 +371,7 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 			v.meta.put(n)
 		}
 	}
-	v.meta.putListing(p, names)
+	v.meta.putListing(p, names, nil)
 	return out, nil
 }
 

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"maps"
 	"path"
 	"strings"
 	"sync"
@@ -41,8 +42,9 @@ type cachedNode struct {
 }
 
 type cachedDir struct {
-	names map[string]struct{}
-	exp   time.Time
+	names  map[string]struct{} // decoded child names
+	hashed map[string]struct{} // hashed segments listed but not decoded
+	exp    time.Time
 }
 
 func newMetaCache(ttl time.Duration) *metaCache {
@@ -66,20 +68,38 @@ func (c *metaCache) get(p string) (*node, bool) {
 	return e.n, true
 }
 
-// absent reports that the fresh listing of p's parent lacks p.
-func (c *metaCache) absent(p string) bool {
+// absent reports whether the listing of p's parent lacks p: known is
+// false when there is no fresh listing, stale when there is an expired
+// one (the parent is worth listing again). seg is p's stored segment,
+// asked for only when the listing holds hashed segments.
+func (c *metaCache) absent(p string, seg func() string) (absent, known, stale bool) {
 	if c.ttl <= 0 || p == "/" {
-		return false
+		return false, false, false
 	}
 	dir, name := splitPath(p)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	d, ok := c.dirs[dir]
-	if !ok || c.now().After(d.exp) {
-		return false
+	c.mu.Unlock()
+	if !ok {
+		return false, false, false
 	}
+	if c.now().After(d.exp) {
+		return false, false, true
+	}
+	c.mu.Lock()
 	_, present := d.names[name]
-	return !present
+	nh := len(d.hashed)
+	c.mu.Unlock()
+	if present {
+		return false, true, false
+	}
+	if nh > 0 {
+		s := seg()
+		c.mu.Lock()
+		_, present = d.hashed[s]
+		c.mu.Unlock()
+	}
+	return !present, true, false
 }
 
 func (c *metaCache) put(n *node) {
@@ -118,6 +138,7 @@ func (c *metaCache) sweepLocked() {
 }
 
 // listing returns a fresh listing of dir, if any.
+// listing returns a copy of the names of a fresh, fully decoded listing.
 func (c *metaCache) listing(dir string) (map[string]struct{}, bool) {
 	if c.ttl <= 0 {
 		return nil, false
@@ -125,19 +146,21 @@ func (c *metaCache) listing(dir string) (map[string]struct{}, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, ok := c.dirs[dir]
-	if !ok || c.now().After(d.exp) {
+	if !ok || c.now().After(d.exp) || len(d.hashed) > 0 {
 		return nil, false
 	}
-	return d.names, true
+	return maps.Clone(d.names), true
 }
 
-func (c *metaCache) putListing(dir string, names map[string]struct{}) {
+// putListing records the children of dir; hashed holds segments whose
+// names were not decoded (nil after a full ReadDir).
+func (c *metaCache) putListing(dir string, names, hashed map[string]struct{}) {
 	if c.ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.dirs[dir] = cachedDir{names: names, exp: c.now().Add(c.ttl)}
+	c.dirs[dir] = cachedDir{names: names, hashed: hashed, exp: c.now().Add(c.ttl)}
 }
 
 // added records a new child in its parent's cached listing (if cached).

@@ -102,7 +102,7 @@ func (v *Volume) mkdir(ctx context.Context, p string, mode uint32) (*node, error
 		return nil, err
 	}
 	v.meta.added(p)
-	v.meta.putListing(p, map[string]struct{}{})
+	v.meta.putListing(p, map[string]struct{}{}, nil)
 	return n, nil
 }
 
@@ -400,7 +400,18 @@ func (v *Volume) copyObject(ctx context.Context, n *node, dst, p, long string, a
 	if err != nil {
 		return nil, err
 	}
-	info, err := v.store.Copy(ctx, n.key, dst, blobstore.CopyOptions{Metadata: meta, IfMatch: n.etag})
+	var info blobstore.ObjectInfo
+	if n.isDir() {
+		// A marker's body is empty: write it afresh (some servers, such
+		// as versitygw, refuse to copy onto a directory object).
+		po := blobstore.PutOptions{Metadata: meta}
+		if dst == n.key {
+			po.IfMatch = n.etag
+		}
+		info, err = v.store.Put(ctx, dst, bytes.NewReader(nil), 0, po)
+	} else {
+		info, err = v.store.Copy(ctx, n.key, dst, blobstore.CopyOptions{Metadata: meta, IfMatch: n.etag})
+	}
 	if err != nil {
 		return nil, err
 	}

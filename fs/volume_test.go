@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
@@ -361,5 +362,52 @@ func TestConcurrentHandlesShareState(t *testing.T) {
 	flush(t, tv.Volume)
 	if _, err := tv.reopen(t).Stat(ctx, "/s"); Errno(err) != syscall.ENOENT {
 		t.Fatalf("unlinked file: %v", err)
+	}
+}
+
+// TestExpiredListingRefreshedByNames: once a directory's listing
+// expired, a lookup of a new name costs one names-only LIST, and hashed
+// long names in it still count as present.
+func TestExpiredListingRefreshedByNames(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MetadataTTL = 50 * time.Millisecond })
+	ctx := context.Background()
+	v := tv.Volume
+	v.Mkdir(ctx, "/d", 0o755)
+	long := "/d/" + strings.Repeat("l", 250)
+	writeFile(t, v, long, []byte("x"))
+	writeFile(t, v, "/d/short", []byte("y"))
+	flush(t, v)
+	time.Sleep(80 * time.Millisecond)
+	tv.store.reset()
+	h, _, err := v.Create(ctx, "/d/new", 0o644, syscall.O_EXCL|syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close(ctx)
+	if g, hd, l := tv.store.count("get"), tv.store.count("head"), tv.store.count("list"); g > 1 || hd > 1 || l != 1 {
+		t.Fatalf("get %d head %d list %d", g, hd, l)
+	}
+	v.meta.invalidate(long)
+	_, _, err = v.Create(ctx, long, 0o644, syscall.O_EXCL|syscall.O_WRONLY)
+	wantErrno(t, err, syscall.EEXIST)
+}
+
+func TestChmodDirectory(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := newTestVolume(t, mode)
+			ctx := context.Background()
+			if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m := uint32(0o700)
+			if _, err := tv.SetAttr(ctx, "/d", SetAttr{Mode: &m}); err != nil {
+				t.Fatal(err)
+			}
+			a, err := tv.reopen(t).Stat(ctx, "/d")
+			if err != nil || a.Mode != syscall.S_IFDIR|0o700 {
+				t.Fatalf("stat = %o, %v", a.Mode, err)
+			}
+		})
 	}
 }
