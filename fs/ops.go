@@ -307,7 +307,13 @@ func (v *Volume) setAttr(ctx context.Context, p string, s SetAttr) (Attr, error)
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		n, err := v.lookup(ctx, p)
+		var n *node
+		var err error
+		if attempt == 0 {
+			n, err = v.lookup(ctx, p)
+		} else {
+			n, err = v.probe(ctx, p) // what the store holds now
+		}
 		if err != nil {
 			return Attr{}, err
 		}
@@ -321,6 +327,13 @@ func (v *Volume) setAttr(ctx context.Context, p string, s SetAttr) (Attr, error)
 			return Attr{}, err
 		}
 		v.meta.put(nn)
+		if f != nil {
+			f.mu.Lock()
+			if !f.dirty {
+				f.node, f.attr, f.replaces, f.rd = nn, nn.attr, nn.etag, nil
+			}
+			f.mu.Unlock()
+		}
 		return nn.attr, nil
 	}
 }

@@ -121,3 +121,28 @@ func TestReadAfterRemoteChangeIsStale(t *testing.T) {
 	_, err = h.ReadAt(ctx, buf, 900000)
 	wantErrno(t, err, syscall.ESTALE)
 }
+
+// TestChmodRetriesAfterRemoteChange: a metadata copy that meets a newer
+// version (412) re-reads it and applies the change to that version.
+func TestChmodRetriesAfterRemoteChange(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/f", []byte("v1"))
+	flush(t, tv.Volume)
+	if _, err := tv.Stat(ctx, "/f"); err != nil {
+		t.Fatal(err)
+	}
+	other := tv.reopen(t)
+	writeFile(t, other, "/f", []byte("v2"))
+	flush(t, other)
+	m := uint32(0o604)
+	a, err := tv.SetAttr(ctx, "/f", SetAttr{Mode: &m})
+	if err != nil || a.Mode&0o777 != 0o604 {
+		t.Fatalf("chmod = %+v, %v", a, err)
+	}
+	v3 := tv.reopen(t)
+	a, _ = v3.Stat(ctx, "/f")
+	if got := readFile(t, v3, "/f"); string(got) != "v2" || a.Mode&0o777 != 0o604 {
+		t.Fatalf("after chmod: %q %o", got, a.Mode)
+	}
+}
