@@ -124,3 +124,27 @@ func BenchmarkWrite1GiB(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkSmallFile is one small file's life: Create, a 4 KiB write,
+// upload read, Remove (the life fs gives it); with removed files reused
+// and without.
+func BenchmarkSmallFile(b *testing.B) {
+	for _, spares := range []int{maxSpares, 0} {
+		b.Run("spares="+strconv.Itoa(spares), func(b *testing.B) {
+			d := newTestDir(b, 0)
+			d.spareCap = spares
+			buf := pattern(4096, 1)
+			for b.Loop() {
+				f := mustCreate(b, d, []byte("/some/path"))
+				f.WriteAt(buf, 0)
+				if _, err := io.Copy(io.Discard, f.NewReader()); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.Remove(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			d.Close()
+		})
+	}
+}

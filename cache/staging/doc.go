@@ -70,6 +70,17 @@
 // one-block plaintext write-back buffer that is sealed when another block
 // needs it, or on Sync, Close, Truncate and SetMeta; reads see it.
 //
+// # Spare files
+//
+// Creating a file costs a millisecond or more on a busy ext4 (measured
+// here: ~1 ms for create+write+unlink against ~15 µs for rewriting an
+// existing file), so Remove empties a file (ftruncate to 0) and keeps it
+// open for the next Create, up to 256 of them; BenchmarkSmallFile: about
+// 45 µs per small file's life with spares, 115-580 µs without. An empty
+// file is never a staging file: List skips it, Open refuses it
+// (fs.ErrNotExist), and the next OpenDir adopts those a previous run left.
+// Dir.Close deletes the spares.
+//
 // # What is not protected
 //
 // Like DESIGN.md §9 for objects, rollback is out of scope: someone who can

@@ -23,14 +23,15 @@ type File struct {
 	g    geometry
 	s    sealer
 
-	mu     sync.RWMutex
-	f      *os.File
-	size   int64
-	meta   []byte
-	seq    uint64
-	dirty  bool // data or size changed since the last record write
-	closed bool
-	wb     writeBack
+	mu      sync.RWMutex
+	f       *os.File
+	size    int64
+	meta    []byte
+	seq     uint64
+	dirty   bool // data or size changed since the last record write
+	closed  bool
+	removed bool
+	wb      writeBack
 }
 
 // writeBack holds one block in plaintext so that writes smaller than a
@@ -209,15 +210,29 @@ func (f *File) Close() error {
 	return err
 }
 
-// Remove closes the file without committing and deletes it.
+// Remove closes the file without committing and deletes its contents.
+// (The emptied file may be kept for a later Create; it is no longer a
+// staging file.)
 func (f *File) Remove() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.closed {
-		f.dropWB()
-		f.closed = true
-		f.f.Close()
+	if f.removed {
+		return f.ioErr(os.ErrNotExist)
 	}
+	f.removed = true
+	osf := f.f
+	if f.closed {
+		var err error
+		if osf, err = os.OpenFile(f.path, os.O_RDWR, 0); err != nil {
+			return f.ioErr(err)
+		}
+	}
+	f.dropWB()
+	f.closed = true
+	if err := osf.Truncate(0); err == nil && f.dir.putSpare(f.name, osf) {
+		return nil
+	}
+	osf.Close()
 	if err := os.Remove(f.path); err != nil {
 		return f.ioErr(err)
 	}

@@ -323,6 +323,68 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// Removed files are emptied and reused by Create; an empty file is no
+// staging file, and a new Dir adopts the empty files an old one left.
+func TestSpareReuse(t *testing.T) {
+	d := newTestDir(t, bs)
+	f := mustCreate(t, d, []byte("old meta"))
+	f.WriteAt(pattern(3*bs, 1), 0)
+	name := f.Name()
+	if err := f.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Remove(); err == nil {
+		t.Fatal("second Remove succeeded")
+	}
+	if st, err := os.Stat(filepath.Join(d.path, name)); err != nil || st.Size() != 0 {
+		t.Fatalf("removed file not kept empty: %v", err)
+	}
+	if names, _ := d.List(); len(names) != 0 {
+		t.Fatalf("List shows a spare: %v", names)
+	}
+	if _, err := d.Open(name); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Open of a spare: %v", err)
+	}
+	g := mustCreate(t, d, []byte("new meta"))
+	if g.Name() != name || g.Size() != 0 || string(g.Meta()) != "new meta" {
+		t.Fatalf("reused file: name %s size %d meta %q", g.Name(), g.Size(), g.Meta())
+	}
+	g.WriteAt([]byte("fresh"), 0)
+	g.Close()
+	h, err := d.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, h, 100); string(got) != "fresh" {
+		t.Fatalf("reused file reads %q", got)
+	}
+	h.Remove()
+	// A new Dir (after a run that never called Close) adopts the spare;
+	// Close deletes it.
+	d2, err := OpenDir(d.path, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2.blockSize, d2.newSealer = d.blockSize, d.newSealer
+	k := mustCreate(t, d2, nil)
+	if k.Name() != name {
+		t.Fatalf("new Dir did not adopt the spare")
+	}
+	k.Close()
+	if err := k.Remove(); err != nil { // closed first: still emptied and kept
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(d.path, name)); err != nil || st.Size() != 0 {
+		t.Fatalf("closed-then-removed file not kept empty: %v", err)
+	}
+	if err := d2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(d.path); len(ents) != 0 {
+		t.Fatalf("Close left %d files", len(ents))
+	}
+}
+
 func TestMetaLimits(t *testing.T) {
 	d := newTestDir(t, 0)
 	if _, err := d.Create(make([]byte, MaxMetaSize+1)); err == nil {
@@ -423,7 +485,7 @@ func TestTamper(t *testing.T) {
 			b[g.slotOff(1)+20] ^= 1
 			return b
 		}, true},
-		{"empty file", func(b []byte) []byte { return nil }, true},
+		{"short header", func(b []byte) []byte { return b[:10] }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newTestDir(t, bs)
