@@ -5,12 +5,14 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"errors"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"golang.org/x/sync/errgroup"
 )
 
 // sseCKey is one SSE-C key as its request headers carry it. String never
@@ -179,8 +181,50 @@ func (s *S3) RekeySSEC(ctx context.Context, key string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		_, err = s.copyWith(ctx, key, key, info.Size, CopyOptions{Metadata: info.Metadata, IfMatch: info.ETag}, old)
+		md := info.Metadata
+		if md == nil {
+			md = map[string]string{} // copying onto itself needs the REPLACE directive
+		}
+		_, err = s.copyWith(ctx, key, key, info.Size, CopyOptions{Metadata: md, IfMatch: info.ETag}, old)
 		return err == nil, err
 	}
 	return false, err
+}
+
+// RekeySSECAll runs RekeySSEC over every object under prefix, with up to
+// concurrency copies at once (0: DefaultConcurrency), calling progress
+// (if set, never concurrently) after each object. It returns how many
+// objects were rewritten; on error it stops, and a rerun resumes (objects
+// already under the newest key are skipped with a HEAD).
+func (s *S3) RekeySSECAll(ctx context.Context, prefix string, concurrency int, progress func(key string, rewritten bool)) (int, error) {
+	if concurrency <= 0 {
+		concurrency = DefaultConcurrency
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	var mu sync.Mutex
+	rewritten := 0
+	for e, err := range s.List(gctx, prefix, "") {
+		if err != nil {
+			g.Wait()
+			return rewritten, err
+		}
+		g.Go(func() error {
+			done, err := s.RekeySSEC(gctx, e.Key)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if done {
+				rewritten++
+			}
+			if progress != nil {
+				progress(e.Key, done)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return rewritten, err
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -270,5 +271,40 @@ func TestSeaweedSSES3AndKMS(t *testing.T) {
 				t.Error("multipart object read back wrong")
 			}
 		})
+	}
+}
+
+// RekeySSECAll moves every object under a prefix to the newest key and
+// skips those already there.
+func TestSeaweedRekeyAll(t *testing.T) {
+	srv := server(t, "seaweedfs")
+	ctx := context.Background()
+	bucket := srv.newBucket(t)
+	o := srv.options(false)
+	ssecOpts(testKey(1))(&o)
+	old := open(t, bucket, "v", o)
+	ssecOpts(testKey(2))(&o)
+	onlyNew := open(t, bucket, "v", o)
+	ssecOpts(testKey(2), testKey(1))(&o)
+	both := open(t, bucket, "v", o)
+	for i, s := range []blobstore.Store{old, old, old, onlyNew, onlyNew} {
+		key := fmt.Sprintf("d/%d", i)
+		if _, err := s.Put(ctx, key, strings.NewReader(key), int64(len(key)), blobstore.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	n, err := both.RekeySSECAll(ctx, "", 2, func(key string, rewritten bool) { seen = append(seen, key) })
+	if err != nil || n != 3 || len(seen) != 5 {
+		t.Fatalf("RekeySSECAll = %d, %v; saw %q", n, err, seen)
+	}
+	for i := range 5 {
+		key := fmt.Sprintf("d/%d", i)
+		if got := string(readAll(t, onlyNew, key)); got != key {
+			t.Errorf("%s reads %q with the new key", key, got)
+		}
+	}
+	if n, err := both.RekeySSECAll(ctx, "", 2, nil); err != nil || n != 0 {
+		t.Fatalf("second RekeySSECAll = %d, %v", n, err)
 	}
 }
