@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"syscall"
 	"time"
-
-	"sync"
 
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
