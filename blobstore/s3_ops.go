@@ -317,6 +317,11 @@ func (s *S3) copyWith(ctx context.Context, src, dst string, size int64, opts Cop
 			}
 			return s.copyMultipart(ctx, fullSrc, dst, fullDst, info.Size, opts, srcKey)
 		}
+		if isMarkerCopyRefusal(src, dst, err) {
+			if info, ok, err := s.copyMarker(ctx, src, dst, opts, srcKey); ok {
+				return info, err
+			}
+		}
 		return ObjectInfo{}, s.fail("copy", dst, err, reqCopy, srcKey != nil || dstKey != nil)
 	}
 	info := ObjectInfo{Key: dst, Size: -1, Metadata: opts.Metadata}
@@ -325,6 +330,38 @@ func (s *S3) copyWith(ctx context.Context, src, dst string, size int64, opts Cop
 		info.LastModified = aws.ToTime(r.LastModified)
 	}
 	return info, nil
+}
+
+// isMarkerCopyRefusal recognises a server that stores directory markers
+// ("dir/") as directories and cannot copy them: versitygw refuses with
+// DirectoryObjectContainsData, SeaweedFS answers NoSuchKey.
+func isMarkerCopyRefusal(src, dst string, err error) bool {
+	return strings.HasSuffix(src, "/") && strings.HasSuffix(dst, "/") &&
+		(hasCode(err, "DirectoryObjectContainsData") || isStatus(err, 404))
+}
+
+// copyMarker copies an empty directory marker the way such servers
+// allow: a HEAD of the source (with its condition and SSE-C key), then a
+// PUT of an empty object with the source's or the given metadata. ok is
+// false when the source is not an empty object after all.
+func (s *S3) copyMarker(ctx context.Context, src, dst string, opts CopyOptions, srcKey *sseCKey) (ObjectInfo, bool, error) {
+	info, err := s.headWithMatch(ctx, src, srcKey, opts.IfMatch)
+	if err != nil {
+		return ObjectInfo{}, !errors.Is(err, ErrNotFound), err
+	}
+	if info.Size != 0 {
+		return ObjectInfo{}, false, nil
+	}
+	if opts.IfMatch != "" && info.ETag != opts.IfMatch {
+		// SeaweedFS ignores If-Match on a directory's HEAD.
+		return ObjectInfo{}, true, &Error{Op: "s3 copy", Key: src, Err: fmt.Errorf("%w: the source's ETag is %s", ErrPreconditionFailed, info.ETag)}
+	}
+	md := opts.Metadata
+	if md == nil {
+		md = info.Metadata
+	}
+	out, err := s.Put(ctx, dst, bytes.NewReader(nil), 0, PutOptions{Metadata: md})
+	return out, true, err
 }
 
 // isCopyTooLarge recognises S3's refusal of a CopyObject source above
