@@ -78,6 +78,8 @@ func (s *S3) classify(err error, kind reqKind, ssec bool) error {
 		return fail(nil, "bucket "+s.bucket+" does not exist at "+s.endpoint)
 	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchUpload" || status == 404:
 		return fail(ErrNotFound, "")
+	case code == "ExistingObjectIsDirectory" || code == "ObjectParentIsFile" || code == "DirectoryObjectContainsData":
+		return fail(nil, "the server stores keys as files and directories: a key and a longer key under it (x and x/y) cannot both exist")
 	case code == "KeyTooLongError":
 		return fail(ErrInvalidKey, "the server refuses a key this long (some limit each /-separated segment to 255 bytes)")
 	case code == "PreconditionFailed" || status == 412:
