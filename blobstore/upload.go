@@ -61,8 +61,10 @@ type PartPool struct {
 }
 
 // NewPartPool returns a pool of at most n buffers of partSize bytes,
-// allocated on first use.
+// allocated on first use (n < 1 counts as 1). Uploads sharing a pool
+// cannot deadlock: each holds at most one buffer it is not uploading.
 func NewPartPool(partSize int64, n int) *PartPool {
+	n = max(n, 1)
 	return &PartPool{size: partSize, tokens: make(chan struct{}, n), free: make(chan []byte, n)}
 }
 
@@ -96,20 +98,53 @@ func (p *PartPool) Put(b []byte) { p.free <- b[:cap(b)] }
 // left behind. Memory: at most Concurrency+1 buffers of PartSize.
 func Upload(ctx context.Context, s Store, key string, r io.Reader, size int64, opts UploadOptions) (ObjectInfo, error) {
 	u := newUploader(s, key, size, opts)
+	first, err := u.next(ctx, r)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if !first.last && size < 0 {
+		// Unknown size and a full buffer: peek one byte before choosing,
+		// so that input of exactly one part is still a single Put. (A
+		// second buffer could deadlock uploads sharing a small pool.)
+		var peek [1]byte
+		n, err := io.ReadFull(r, peek[:])
+		switch {
+		case err == io.EOF:
+			first.last = true
+		case err != nil:
+			u.pool.Put(first.buf)
+			return ObjectInfo{}, &Error{Op: "upload", Key: key, Err: err}
+		default:
+			r = io.MultiReader(bytes.NewReader(peek[:n]), r)
+		}
+	}
+	if first.last {
+		defer u.pool.Put(first.buf)
+		return u.single(ctx, first.buf[:first.n])
+	}
+	queue := []filled{first}
+	return u.multipart(ctx, r, queue)
+}
+
+// filled is a part buffer holding n bytes of input; last: no more follow.
+type filled struct {
+	buf  []byte
+	n    int
+	last bool
+}
+
+// next reads the next part into a buffer from the pool.
+func (u *uploader) next(ctx context.Context, r io.Reader) (filled, error) {
 	buf, err := u.pool.Get(ctx)
 	if err != nil {
-		return ObjectInfo{}, &Error{Op: "upload", Key: key, Err: err}
+		return filled{}, &Error{Op: "upload", Key: u.key, Err: err}
 	}
 	n, last, err := u.readPart(r, buf)
 	if err != nil {
 		u.pool.Put(buf)
-		return ObjectInfo{}, err
+		return filled{}, err
 	}
-	if last {
-		defer u.pool.Put(buf)
-		return u.single(ctx, buf[:n])
-	}
-	return u.multipart(ctx, r, buf, n)
+	return filled{buf, n, last}, nil
 }
 
 type uploader struct {
@@ -204,11 +239,15 @@ func (u *uploader) single(ctx context.Context, body []byte) (ObjectInfo, error) 
 	return info, nil
 }
 
-// multipart uploads first (n bytes of buf) and the rest of r as parts.
-func (u *uploader) multipart(ctx context.Context, r io.Reader, buf []byte, n int) (ObjectInfo, error) {
+// multipart uploads the queued parts and the rest of r as parts.
+func (u *uploader) multipart(ctx context.Context, r io.Reader, queue []filled) (ObjectInfo, error) {
+	defer func() {
+		for _, f := range queue {
+			u.pool.Put(f.buf)
+		}
+	}()
 	mpu, err := u.s.Multipart(ctx, u.key, u.opts)
 	if err != nil {
-		u.pool.Put(buf)
 		return ObjectInfo{}, err
 	}
 	pctx, cancel := context.WithCancelCause(ctx)
@@ -223,7 +262,7 @@ func (u *uploader) multipart(ctx context.Context, r io.Reader, buf []byte, n int
 	launch := func(num int, body []byte) {
 		defer wg.Done()
 		defer func() { <-sem }()
-		defer u.pool.Put(body[:cap(body)])
+		defer u.pool.Put(body)
 		var p Part
 		err := u.retry(pctx, func() error {
 			var err error
@@ -239,10 +278,20 @@ func (u *uploader) multipart(ctx context.Context, r io.Reader, buf []byte, n int
 		mu.Unlock()
 		u.addProgress(int64(len(body)))
 	}
-	num, last := 1, false
-	for {
+	for num := 1; ; num++ {
+		if len(queue) == 0 {
+			f, err := u.next(pctx, r)
+			if err != nil {
+				fail(err)
+				break
+			}
+			if f.n == 0 && f.last {
+				u.pool.Put(f.buf)
+				break
+			}
+			queue = append(queue, f)
+		}
 		if num > MaxParts {
-			u.pool.Put(buf)
 			fail(&Error{Op: "upload", Key: u.key, Err: fmt.Errorf("more than %d parts of %d bytes: raise the part size", MaxParts, u.partSize)})
 			break
 		}
@@ -251,25 +300,13 @@ func (u *uploader) multipart(ctx context.Context, r io.Reader, buf []byte, n int
 		case <-pctx.Done():
 		}
 		if pctx.Err() != nil {
-			u.pool.Put(buf)
 			break
 		}
+		f := queue[0]
+		queue = queue[1:]
 		wg.Add(1)
-		go launch(num, buf[:n])
-		if last {
-			break
-		}
-		num++
-		if buf, err = u.pool.Get(pctx); err != nil {
-			break
-		}
-		if n, last, err = u.readPart(r, buf); err != nil {
-			u.pool.Put(buf)
-			fail(err)
-			break
-		}
-		if n == 0 && last {
-			u.pool.Put(buf)
+		go launch(num, f.buf[:f.n])
+		if f.last {
 			break
 		}
 	}
