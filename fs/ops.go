@@ -32,6 +32,7 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 	if n.isDir() {
 		return syscall.EISDIR
 	}
+	parent := v.implicitParent(ctx, p)
 	key := n.key
 	v.mu.Lock()
 	f := v.files[p]
@@ -67,7 +68,37 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 		v.local.blocks.DropObject(v.lay.blockObject(n.key, n.etag, n.okey))
 	}
 	v.meta.removed(p)
+	v.keepDir(ctx, parent)
 	return nil
+}
+
+// implicitParent returns p's parent when it is an implicit directory,
+// which would vanish with its last entry: call it before removing p, and
+// keepDir after.
+func (v *Volume) implicitParent(ctx context.Context, p string) *node {
+	dir := parentOf(p)
+	if dir == "/" {
+		return nil
+	}
+	n, err := v.lookup(ctx, dir)
+	if err != nil || !n.isDir() || n.key != "" {
+		return nil
+	}
+	return n
+}
+
+// keepDir gives an implicit directory a marker.
+func (v *Volume) keepDir(ctx context.Context, n *node) {
+	if n == nil {
+		return
+	}
+	key, long, err := v.objectKey(n.path)
+	if err == nil {
+		_, err = v.putMarker(ctx, n.path, key+"/", long, n.attr)
+	}
+	if err != nil {
+		v.log.Warn("could not keep an implicit directory", "path", v.logPath(n.path), "err", err)
+	}
 }
 
 // Mkdir creates a directory (a marker object).
@@ -161,6 +192,7 @@ func (v *Volume) rmdir(ctx context.Context, p string) error {
 		}
 		return syscall.ENOTEMPTY
 	}
+	parent := v.implicitParent(ctx, p)
 	if n.key != "" {
 		if err := v.store.Delete(ctx, n.key); err != nil {
 			return err
@@ -169,6 +201,7 @@ func (v *Volume) rmdir(ctx context.Context, p string) error {
 	v.meta.removed(p)
 	v.meta.dropTree(p)
 	v.meta.putAbsent(p)
+	v.keepDir(ctx, parent)
 	return nil
 }
 

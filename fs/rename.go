@@ -69,6 +69,9 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 			return err
 		}
 	}
+	if parentOf(oldp) != parentOf(newp) {
+		defer v.keepDir(ctx, v.implicitParent(ctx, oldp))
+	}
 	if src.isDir() {
 		return v.renameDir(ctx, oldp, newp, dst)
 	}

@@ -161,6 +161,18 @@ func TestImplicitDirectories(t *testing.T) {
 			if a.Mode&0o777 != 0o711 {
 				t.Fatalf("chmod of implicit dir: %o", a.Mode)
 			}
+			// Emptying an implicit directory keeps it.
+			v.Mkdir(ctx, "/e", 0o755)
+			writeFile(t, v, "/e/f", []byte("f"))
+			flush(t, v)
+			tv.store.Delete(ctx, objectKeyOf(t, v, "/e")+"/")
+			v3 := tv.reopen(t)
+			if err := v3.Unlink(ctx, "/e/f"); err != nil {
+				t.Fatal(err)
+			}
+			if a, err := tv.reopen(t).Stat(ctx, "/e"); err != nil || !a.IsDir() {
+				t.Fatalf("emptied implicit dir: %+v %v", a, err)
+			}
 		})
 	}
 }
