@@ -29,6 +29,19 @@ type Suite struct {
 	PartSize int64
 	// Timeout bounds each test; 0: two minutes.
 	Timeout time.Duration
+
+	// Documented server limits. The tests that would cross one check
+	// instead that the server refuses it with an error (never silently
+	// loses data), and log that they did so.
+
+	// FileDirConflict: the server stores keys as files and directories,
+	// so a key and a longer key under it ("x" and "x/y") cannot both
+	// exist (versitygw's posix backend).
+	FileDirConflict bool
+	// MaxSegmentLen: the longest '/'-separated key segment the server
+	// accepts (file-system-backed servers: 255); 0: only MaxKeyLen. A
+	// longer one must fail (ideally with ErrInvalidKey).
+	MaxSegmentLen int
 }
 
 // Run runs every Test method of s as a subtest of t.
@@ -322,6 +335,17 @@ func (s *Suite) TestRangedGet(t *testing.T) {
 func (s *Suite) TestKeysNested(t *testing.T) {
 	st, ctx := s.setup(t)
 	keys := []string{"a/b", "a", "ab", "a/b/c", "a-", "a/c"}
+	if s.FileDirConflict {
+		t.Log("Suite.FileDirConflict: checking that x beside x/y is refused, then keys without such pairs")
+		put(t, ctx, st, "a/b", []byte("body of a/b"), blobstore.PutOptions{})
+		if _, err := st.Put(ctx, "a", strings.NewReader("x"), 1, blobstore.PutOptions{}); err == nil {
+			t.Fatal(`Put("a") beside "a/b" succeeded on a server declared to refuse it`)
+		}
+		if got := string(getAll(t, ctx, st, "a/b")); got != "body of a/b" {
+			t.Fatalf("refused conflicting put changed a/b to %q", got)
+		}
+		keys = []string{"a/b", "ab", "a-", "a/c", "a/d/e"}
+	}
 	for _, k := range keys {
 		put(t, ctx, st, k, []byte("body of "+k), blobstore.PutOptions{})
 	}
@@ -335,6 +359,9 @@ func (s *Suite) TestKeysNested(t *testing.T) {
 	if got := entryNames(list(t, ctx, st, "", "")); !slices.Equal(got, want) {
 		t.Errorf("List = %q, want %q", got, want)
 	}
+	if s.FileDirConflict {
+		return
+	}
 	if err := st.Delete(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
@@ -343,15 +370,19 @@ func (s *Suite) TestKeysNested(t *testing.T) {
 	}
 }
 
-// TestSpecialKeys: keys with characters that need escaping somewhere.
+// TestSpecialKeys: keys with characters that need escaping somewhere,
+// and keys of the full 1024 bytes in segments of up to 200 bytes (as
+// coffer's encrypted names are).
 func (s *Suite) TestSpecialKeys(t *testing.T) {
 	st, ctx := s.setup(t)
+	seg := strings.Repeat("s", 200)
+	long := strings.Join([]string{seg, seg, seg, seg, seg}, "/")
+	long += "/" + strings.Repeat("e", blobstore.MaxKeyLen-len(long)-1)
 	keys := []string{
 		"with space", "per%cent", "plus+sign", "eq=ual", "hash#tag", "question?", "amp&and",
 		"semi;colon", "comma,", "paren(s)", "brack[e]t", "tilde~", "bang!", "star*", "quote'", "at@",
 		"dollar$", "caret^", "unicode-ä-日本-🔑", "dots.in.name", "-leading-dash", "_under", "trailing.",
-		"LongSegment" + strings.Repeat("x", 300) + "/end",
-		strings.Repeat("k", blobstore.MaxKeyLen),
+		"seg255/" + strings.Repeat("x", 255), long,
 	}
 	for _, k := range keys {
 		put(t, ctx, st, k, []byte(k), blobstore.PutOptions{})
@@ -365,6 +396,23 @@ func (s *Suite) TestSpecialKeys(t *testing.T) {
 	slices.Sort(want)
 	if got := entryNames(list(t, ctx, st, "", "")); !slices.Equal(got, want) {
 		t.Errorf("List = %q\nwant %q", got, want)
+	}
+
+	longSeg := "seg300/" + strings.Repeat("y", 300)
+	if s.MaxSegmentLen > 0 && s.MaxSegmentLen < 300 {
+		t.Logf("Suite.MaxSegmentLen %d: checking that a 300-byte segment is refused", s.MaxSegmentLen)
+		_, err := st.Put(ctx, longSeg, strings.NewReader("x"), 1, blobstore.PutOptions{})
+		if err == nil {
+			t.Fatal("Put with a 300-byte segment succeeded on a server declared to refuse it")
+		}
+		if !errors.Is(err, blobstore.ErrInvalidKey) {
+			t.Logf("refused, though not as ErrInvalidKey: %v", err)
+		}
+		return
+	}
+	put(t, ctx, st, longSeg, []byte("y"), blobstore.PutOptions{})
+	if got := string(getAll(t, ctx, st, longSeg)); got != "y" {
+		t.Errorf("300-byte segment: Get = %q", got)
 	}
 }
 
