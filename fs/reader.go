@@ -59,13 +59,18 @@ func (r *reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	want := min(int64(len(p)), size-off)
 	first, last := off/cipher.ChunkSize, (off+want-1)/cipher.ChunkSize
 
+	// The kernel's read-ahead sends several reads at once, so they may
+	// arrive slightly out of order: near the last end counts as
+	// sequential.
 	r.mu.Lock()
-	sequential := off == r.next && off > 0
-	r.next = off + want
+	const slack = 1 << 20
+	sequential := off > 0 && off >= r.next-slack && off <= r.next+slack
 	if sequential {
 		r.window = min(max(r.window*2, 1), maxWindow)
+		r.next = max(r.next, off+want)
 	} else {
 		r.window = 0
+		r.next = off + want
 	}
 	window := r.window
 	r.mu.Unlock()

@@ -146,3 +146,43 @@ func TestChmodRetriesAfterRemoteChange(t *testing.T) {
 		t.Fatalf("after chmod: %q %o", got, a.Mode)
 	}
 }
+
+// TestReadPatterns reads a stored file sequentially, slightly out of
+// order (as the kernel's parallel read-ahead does) and at random.
+func TestReadPatterns(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	data := make([]byte, 9<<20+123)
+	rand.Read(data)
+	writeFile(t, tv.Volume, "/big", data)
+	flush(t, tv.Volume)
+	v := tv.reopen(t)
+	h, err := v.Open(ctx, "/big", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	const step = 128 << 10
+	var offs []int64
+	for off := int64(0); off < int64(len(data)); off += 2 * step {
+		offs = append(offs, off+step, off) // pairs swapped
+	}
+	for i := 0; i < 50; i++ {
+		var b [8]byte
+		rand.Read(b[:])
+		offs = append(offs, int64(b[0])<<16|int64(b[1])<<8|int64(b[2]))
+	}
+	buf := make([]byte, step)
+	for _, off := range offs {
+		if off >= int64(len(data)) {
+			continue
+		}
+		n, err := h.ReadAt(ctx, buf, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[:n], data[off:min(off+step, int64(len(data)))]) {
+			t.Fatalf("read at %d differs", off)
+		}
+	}
+}
