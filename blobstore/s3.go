@@ -82,6 +82,10 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 			tr.MaxIdleConns = 2*conc + 4
 			tr.MaxIdleConnsPerHost = 2*conc + 4
 			tr.MaxConnsPerHost = 0
+			// One HTTP/1.1 connection per request in flight: parallel
+			// parts multiplexed on one HTTP/2 connection would share its
+			// flow-control window (AWS S3 speaks HTTP/1.1 anyway).
+			tr.ForceAttemptHTTP2 = false
 		}).
 		WithReadTimeout(s3ReadTimeout)
 
