@@ -42,6 +42,11 @@ type Suite struct {
 	// accepts (file-system-backed servers: 255); 0: only MaxKeyLen. A
 	// longer one must fail (ideally with ErrInvalidKey).
 	MaxSegmentLen int
+	// EmptyPrefixesLinger: the server keeps listing a prefix as a common
+	// prefix for a while after its last key is deleted (SeaweedFS, until
+	// its empty-folder cleaner runs). TestDelete then logs that one
+	// check's result instead of failing it.
+	EmptyPrefixesLinger bool
 }
 
 // Run runs every Test method of s as a subtest of t.
@@ -669,7 +674,13 @@ func (s *Suite) TestDelete(t *testing.T) {
 		t.Fatalf("Delete of a missing key: %v", err)
 	}
 	if got := list(t, ctx, st, "", "/"); len(got) != 0 {
-		t.Fatalf("after deleting the only key, List = %q", entryNames(got))
+		if !s.EmptyPrefixesLinger {
+			t.Fatalf("after deleting the only key, List = %q", entryNames(got))
+		}
+		t.Logf("Suite.EmptyPrefixesLinger: after deleting the only key, List = %q", entryNames(got))
+	}
+	if got := list(t, ctx, st, "", ""); len(got) != 0 {
+		t.Fatalf("after deleting the only key, List without delimiter = %q", entryNames(got))
 	}
 	keys := []string{"m/1", "m/2", "m/3/4", "n"}
 	for _, k := range keys {
