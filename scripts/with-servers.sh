@@ -177,7 +177,9 @@ start_seaweedfs() {
 	local p
 	read -r -a p <<<"$(free_ports 10)"
 	# Identities and the local dev KMS live in this config; the keys
-	# exported below are the ones it defines.
+	# exported below are the ones it defines. Telemetry is on by default
+	# in weed and would call out of the machine: off, and pointed at
+	# loopback for good measure.
 	"$bin" mini -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir/data" \
 		-volume.max=1000 -master.volumeSizeLimitMB=64 \
 		-s3.config="$here/testdata/seaweedfs-s3.json" \
@@ -187,6 +189,7 @@ start_seaweedfs() {
 		-s3.port="${p[6]}" -s3.port.grpc="${p[7]}" \
 		-admin.port="${p[8]}" -admin.port.grpc="${p[9]}" -admin.port.legacy=0 -admin.ui=false \
 		-webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+		-master.telemetry=false -master.telemetry.url=http://127.0.0.1:9/ \
 		-s3.localSocket="$dir/s3.sock" -filer.localSocket="$dir/filer.sock" \
 		</dev/null >"$dir/log" 2>&1 &
 	pids+=($!)
