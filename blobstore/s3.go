@@ -2,6 +2,7 @@ package blobstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -86,6 +87,10 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 			// parts multiplexed on one HTTP/2 connection would share its
 			// flow-control window (AWS S3 speaks HTTP/1.1 anyway).
 			tr.ForceAttemptHTTP2 = false
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			if tr.TLSClientConfig != nil {
+				tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+			}
 		}).
 		WithReadTimeout(s3ReadTimeout)
 

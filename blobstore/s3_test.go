@@ -3,6 +3,7 @@ package blobstore
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -294,6 +295,7 @@ type fakeReq struct {
 	op     string
 	header http.Header
 	body   []byte
+	proto  string
 }
 
 func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -325,7 +327,7 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		op = "DeleteObjects"
 	}
 	f.mu.Lock()
-	f.reqs = append(f.reqs, fakeReq{op, r.Header.Clone(), body})
+	f.reqs = append(f.reqs, fakeReq{op, r.Header.Clone(), body, r.Proto})
 	n := 0
 	for _, q := range f.reqs {
 		if q.op == op {
@@ -696,4 +698,70 @@ func TestPutUnseekableBody(t *testing.T) {
 	if b := f.bodies("PutObject"); len(b) != 1 || string(b[0]) != "abcd" {
 		t.Fatalf("server got %q", b)
 	}
+}
+
+// Payloads go unsigned (with the part's CRC32C) over TLS and loopback,
+// signed elsewhere; TLS uses the AWS_CA_BUNDLE and HTTP/1.1.
+func TestPayloadSigning(t *testing.T) {
+	ctx := context.Background()
+	upload := func(t *testing.T, s *S3) {
+		mpu, err := s.Multipart(ctx, "m", PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mpu.UploadPart(ctx, 1, []byte("part")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(ctx, "k", strings.NewReader("body"), 4, PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const sha = "X-Amz-Content-Sha256"
+	t.Run("loopback", func(t *testing.T) {
+		f, s := newFake(t, SSEConfig{})
+		upload(t, s)
+		for _, op := range []string{"UploadPart", "PutObject"} {
+			if h := f.headers(op)[0]; h.Get(sha) != "UNSIGNED-PAYLOAD" {
+				t.Errorf("%s: %s = %q", op, sha, h.Get(sha))
+			}
+		}
+	})
+	t.Run("signed", func(t *testing.T) {
+		f, s := newFake(t, SSEConfig{})
+		s.unsigned = false // as for a plain-http endpoint off loopback
+		upload(t, s)
+		for _, op := range []string{"UploadPart", "PutObject"} {
+			if h := f.headers(op)[0]; len(h.Get(sha)) != 64 {
+				t.Errorf("%s: %s = %q, want a SHA-256", op, sha, h.Get(sha))
+			}
+		}
+	})
+	t.Run("tls", func(t *testing.T) {
+		isolateAWSEnv(t)
+		f := &fakeS3{}
+		srv := httptest.NewUnstartedServer(f)
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		bundle := t.TempDir() + "/ca.pem"
+		if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("AWS_CA_BUNDLE", bundle)
+		s, err := NewS3(ctx, "b", "", staticOpts(srv.URL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		upload(t, s)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, r := range f.reqs {
+			if r.proto != "HTTP/1.1" {
+				t.Errorf("%s over %s", r.op, r.proto)
+			}
+			if (r.op == "UploadPart" || r.op == "PutObject") && r.header.Get(sha) != "UNSIGNED-PAYLOAD" {
+				t.Errorf("%s over TLS: %s = %q", r.op, sha, r.header.Get(sha))
+			}
+		}
+	})
 }
