@@ -121,6 +121,11 @@ func (s *S3) classify(err error, kind reqKind, ssec bool) error {
 		return fail(ErrTransient, "server error after retries")
 	}
 	if status == 0 {
+		if strings.Contains(err.Error(), "get identity: get credentials:") {
+			// The SDK's credential chain found nothing usable; its own
+			// message lists every source it tried.
+			return fail(nil, "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role is available")
+		}
 		if isDialError(err) {
 			return fail(ErrTransient, "cannot connect to "+s.endpoint+" (is the endpoint right and the server running?)")
 		}

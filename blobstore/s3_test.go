@@ -765,3 +765,17 @@ func TestPayloadSigning(t *testing.T) {
 		}
 	})
 }
+
+// Without credentials the first request says so and what to set.
+func TestNoCredentials(t *testing.T) {
+	isolateAWSEnv(t)
+	_, s := newFake(t, SSEConfig{})
+	s2, err := NewS3(context.Background(), "b", "", Options{Endpoint: s.endpoint, Region: "us-east-1", PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s2.Head(context.Background(), "k")
+	if err == nil || !strings.Contains(err.Error(), "no usable AWS credentials: set AWS_ACCESS_KEY_ID") {
+		t.Errorf("got %v", err)
+	}
+}
