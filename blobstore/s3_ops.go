@@ -324,7 +324,8 @@ func (s *S3) copyWith(ctx context.Context, src, dst string, size int64, opts Cop
 		}
 		return ObjectInfo{}, s.fail("copy", dst, err, reqCopy, srcKey != nil || dstKey != nil)
 	}
-	info := ObjectInfo{Key: dst, Size: -1, Metadata: opts.Metadata}
+	// CopyObject does not say the size: 0 when the caller did not know it.
+	info := ObjectInfo{Key: dst, Size: max(size, 0), Metadata: opts.Metadata}
 	if r := out.CopyObjectResult; r != nil {
 		info.ETag = aws.ToString(r.ETag)
 		info.LastModified = aws.ToTime(r.LastModified)
