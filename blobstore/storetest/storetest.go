@@ -561,6 +561,41 @@ func (s *Suite) TestConcurrentCreate(t *testing.T) {
 	}
 }
 
+// TestConcurrentReplace: of racing replace-if-unchanged puts (distinct
+// bodies, one ETag to match) exactly one wins; the object holds its body.
+func (s *Suite) TestConcurrentReplace(t *testing.T) {
+	st, ctx := s.setup(t)
+	base := put(t, ctx, st, "race", []byte("base"), blobstore.PutOptions{})
+	const n = 8
+	var wg sync.WaitGroup
+	var winner atomic.Int32
+	var won, lost atomic.Int32
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf("writer %d", i)
+			_, err := st.Put(ctx, "race", strings.NewReader(body), int64(len(body)), blobstore.PutOptions{IfMatch: base.ETag})
+			switch {
+			case err == nil:
+				won.Add(1)
+				winner.Store(int32(i))
+			case errors.Is(err, blobstore.ErrPreconditionFailed):
+				lost.Add(1)
+			default:
+				t.Errorf("racing replace: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 || lost.Load() != n-1 {
+		t.Fatalf("%d replaces won and %d lost, want 1 and %d", won.Load(), lost.Load(), n-1)
+	}
+	if got, want := string(getAll(t, ctx, st, "race")), fmt.Sprintf("writer %d", winner.Load()); got != want {
+		t.Fatalf("object holds %q, the winner wrote %q", got, want)
+	}
+}
+
 // TestConditionalGet: Get with a stale IfMatch fails.
 func (s *Suite) TestConditionalGet(t *testing.T) {
 	st, ctx := s.setup(t)
