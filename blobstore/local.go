@@ -284,14 +284,19 @@ func maps(m map[string]string) map[string]string {
 	return out
 }
 
-// normalizeMetadata lower-cases keys (as S3 does) and enforces S3's
-// limits, so code that works here works on S3.
+// normalizeMetadata lower-cases keys (as S3 does) and enforces what S3
+// and HTTP allow, so code that works here works on S3: keys are header
+// tokens, values printable ASCII without surrounding spaces (HTTP trims
+// them), 2 KiB in all.
 func normalizeMetadata(m map[string]string) (map[string]string, error) {
 	out := make(map[string]string, len(m))
 	total := 0
 	for k, v := range m {
-		if k == "" {
-			return nil, errors.New("empty metadata key")
+		if k == "" || strings.IndexFunc(k, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+			return nil, fmt.Errorf("metadata key %q is not an HTTP header token", k)
+		}
+		if strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 || strings.TrimSpace(v) != v {
+			return nil, fmt.Errorf("metadata %q: value must be printable ASCII without surrounding spaces", k)
 		}
 		k = strings.ToLower(k)
 		total += len(k) + len(v)
@@ -301,6 +306,10 @@ func normalizeMetadata(m map[string]string) (map[string]string, error) {
 		return nil, fmt.Errorf("user metadata is %d bytes, over S3's %d-byte limit", total, maxMetadataBytes)
 	}
 	return out, nil
+}
+
+func isTokenChar(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
 
 func (l *Local) objectPath(key string) string {

@@ -112,3 +112,35 @@ func TestUnescapeRejectsForeignNames(t *testing.T) {
 		t.Error("escaped NUL is not plain text")
 	}
 }
+
+func TestNormalizeMetadata(t *testing.T) {
+	ok := []map[string]string{
+		nil,
+		{"coffer-name": "abc_-=+/", "x": "a b  c"},
+		{"UPPER": "v"},
+		{"k": strings.Repeat("v", maxMetadataBytes-1)},
+	}
+	for _, m := range ok {
+		if _, err := normalizeMetadata(m); err != nil {
+			t.Errorf("%.60v: %v", m, err)
+		}
+	}
+	if got, _ := normalizeMetadata(map[string]string{"Coffer-V": "1"}); got["coffer-v"] != "1" {
+		t.Errorf("keys not lower-cased: %v", got)
+	}
+	bad := []map[string]string{
+		{"": "v"},
+		{"a b": "v"},
+		{"a:b": "v"},
+		{"k": "ä"},
+		{"k": "line\nbreak"},
+		{"k": " leading"},
+		{"k": "trailing "},
+		{"k": strings.Repeat("v", maxMetadataBytes)},
+	}
+	for _, m := range bad {
+		if _, err := normalizeMetadata(m); err == nil {
+			t.Errorf("%.60q accepted", m)
+		}
+	}
+}
