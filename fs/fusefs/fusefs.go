@@ -246,7 +246,12 @@ var (
 	_ gofs.NodeSymlinker = (*dir)(nil)
 	_ gofs.NodeLinker    = (*dir)(nil)
 	_ gofs.NodeMknoder   = (*dir)(nil)
+	_ gofs.NodeFsyncer   = (*dir)(nil)
 )
+
+// Fsync of a directory: every namespace change is already in the store
+// when the call that made it returns.
+func (d *dir) Fsync(context.Context, gofs.FileHandle, uint32) syscall.Errno { return 0 }
 
 func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	a, err := d.vol.Stat(ctx, d.child(name))

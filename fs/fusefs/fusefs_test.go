@@ -118,6 +118,11 @@ func TestMountSmoke(t *testing.T) {
 	if err := os.Link(filepath.Join(mnt, "a/renamed"), filepath.Join(mnt, "a/hard")); !errors.Is(err, syscall.ENOTSUP) {
 		t.Fatalf("link: %v", err)
 	}
+	if d, err := os.Open(filepath.Join(mnt, "a")); err != nil || d.Sync() != nil {
+		t.Fatalf("fsync of a directory: %v", err)
+	} else {
+		d.Close()
+	}
 	var sfs syscall.Statfs_t
 	if err := syscall.Statfs(mnt, &sfs); err != nil || sfs.Namelen != 255 {
 		t.Fatalf("statfs namelen %d %v", sfs.Namelen, err)
