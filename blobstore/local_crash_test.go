@@ -1,0 +1,113 @@
+package blobstore_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+)
+
+const crashDirEnv = "COFFER_LOCAL_CRASH_DIR"
+
+// TestLocalCrashHelper is the child process of TestLocalCrashSafety: it
+// writes objects (single puts and multipart uploads) until killed. Each
+// body is one byte value repeated, named in the "seq" metadata.
+func TestLocalCrashHelper(t *testing.T) {
+	dir := os.Getenv(crashDirEnv)
+	if dir == "" {
+		t.Skip("helper process for TestLocalCrashSafety")
+	}
+	ctx := context.Background()
+	l, err := blobstore.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := 1; ; seq++ {
+		key := fmt.Sprintf("k/%d", seq%7)
+		n := (seq * 389_111) % (3 << 20)
+		body := bytes.Repeat([]byte{byte(seq)}, n)
+		opts := blobstore.PutOptions{Metadata: map[string]string{"seq": strconv.Itoa(seq)}}
+		if seq%3 == 0 {
+			_, err = blobstore.Upload(ctx, l, key, bytes.NewReader(body), int64(n), blobstore.UploadOptions{PutOptions: opts, PartSize: 256 << 10, Concurrency: 3})
+		} else {
+			_, err = l.Put(ctx, key, bytes.NewReader(body), int64(n), opts)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLocalCrashSafety kills a writing process at random moments: every
+// object the next open sees is whole, and the dead writer's temp files
+// are gone.
+func TestLocalCrashSafety(t *testing.T) {
+	if os.Getenv(crashDirEnv) != "" {
+		t.Skip("in the helper process")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	for round := range 4 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLocalCrashHelper$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(300+round*170) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		before := len(strayTemp(dir))
+
+		l, err := blobstore.NewLocal(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for e, err := range l.List(ctx, "", "") {
+			if err != nil {
+				t.Fatalf("round %d: List: %v", round, err)
+			}
+			rc, info, err := l.Get(ctx, e.Key, blobstore.GetOptions{Length: -1})
+			if err != nil {
+				t.Fatalf("round %d: Get(%q): %v", round, e.Key, err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq, _ := strconv.Atoi(info.Metadata["seq"])
+			if int64(len(b)) != info.Size || !bytes.Equal(b, bytes.Repeat([]byte{byte(seq)}, len(b))) {
+				t.Fatalf("round %d: %q (seq %d, %d bytes) is not whole", round, e.Key, seq, len(b))
+			}
+			seen++
+		}
+		stray := strayTemp(dir)
+		l.Close()
+		if len(stray) > 0 {
+			t.Fatalf("round %d: temp files left after reopening: %q", round, stray)
+		}
+		t.Logf("round %d: %d whole objects after the kill; the reopen removed %d temp files", round, seen, before)
+	}
+}
+
+// strayTemp lists the files in the store's temp dirs, lock files aside.
+func strayTemp(dir string) []string {
+	var out []string
+	filepath.WalkDir(filepath.Join(dir, "tmp"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".lock") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
