@@ -98,6 +98,9 @@ func (p *PartPool) Put(b []byte) { p.free <- b[:cap(b)] }
 // left behind. Memory: at most Concurrency+1 buffers of PartSize.
 func Upload(ctx context.Context, s Store, key string, r io.Reader, size int64, opts UploadOptions) (ObjectInfo, error) {
 	u := newUploader(s, key, size, opts)
+	if size > 0 && (size+u.partSize-1)/u.partSize > MaxParts {
+		return ObjectInfo{}, &Error{Op: "upload", Key: key, Err: fmt.Errorf("%d bytes need more than %d parts of the pool's %d bytes", size, MaxParts, u.partSize)}
+	}
 	first, err := u.next(ctx, r)
 	if err != nil {
 		return ObjectInfo{}, err

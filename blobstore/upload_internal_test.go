@@ -22,3 +22,11 @@ func TestUploaderPartSize(t *testing.T) {
 		}
 	}
 }
+
+func TestUploadRefusesTooManyPoolParts(t *testing.T) {
+	pool := NewPartPool(1<<20, 2)
+	_, err := Upload(t.Context(), nil, "k", nil, MaxParts<<20+1, UploadOptions{Pool: pool})
+	if err == nil {
+		t.Fatal("an upload needing more than MaxParts parts of the pool's size started")
+	}
+}
