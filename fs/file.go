@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,40 @@ func (f *file) snapshot() *node {
 	return &n
 }
 
+// stagedMeta is what a staging file records (sealed) about its file, so
+// that a later upload journal can recover it: the canonical path, the
+// attributes, and the ETag of the version it replaces.
+type stagedMeta struct {
+	Path     string `json:"path"`
+	Mode     uint32 `json:"mode"`
+	UID      uint32 `json:"uid"`
+	GID      uint32 `json:"gid"`
+	MtimeNs  int64  `json:"mtime_ns"`
+	Replaces string `json:"replaces,omitempty"`
+	Excl     bool   `json:"excl,omitempty"`
+}
+
+// journalLocked encodes the file's staged metadata (f.mu held, or f not
+// yet shared).
+func (f *file) journalLocked() []byte {
+	b, _ := json.Marshal(stagedMeta{
+		Path: f.path, Mode: f.attr.Mode, UID: f.attr.UID, GID: f.attr.GID,
+		MtimeNs: f.attr.Mtime.UnixNano(), Replaces: f.replaces, Excl: f.excl,
+	})
+	return b
+}
+
+// rejournalLocked records a changed path or attributes in the staging
+// file (f.mu held); failures only cost recoverability.
+func (f *file) rejournalLocked() {
+	if f.st == nil {
+		return
+	}
+	if err := f.st.SetMeta(f.journalLocked()); err != nil {
+		f.v.log.Warn("recording staged metadata", "err", err)
+	}
+}
+
 // Handle is an open file. Handles of one path share its state.
 type Handle struct {
 	f        *file
@@ -107,15 +142,16 @@ func (v *Volume) create(ctx context.Context, p string, mode uint32, flags int) (
 	if _, _, err := v.objectKey(p); err != nil {
 		return nil, err
 	}
-	st, err := v.local.newStaging(nil)
+	uid, gid := v.owner(ctx)
+	f := &file{
+		v: v, path: p, dirty: true, excl: flags&syscall.O_EXCL != 0,
+		attr: Attr{Mode: syscall.S_IFREG | mode&0o7777, UID: uid, GID: gid, Mtime: time.Now()},
+	}
+	st, err := v.local.newStaging(f.journalLocked())
 	if err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
-	uid, gid := v.owner(ctx)
-	f := &file{
-		v: v, path: p, st: st, dirty: true, excl: flags&syscall.O_EXCL != 0,
-		attr: Attr{Mode: syscall.S_IFREG | mode&0o7777, UID: uid, GID: gid, Mtime: time.Now()},
-	}
+	f.st = st
 	v.mu.Lock()
 	if other := v.files[p]; other != nil {
 		v.mu.Unlock()
@@ -308,7 +344,7 @@ func (f *file) stageFor(ctx context.Context, keep int64) error {
 	if f.st != nil {
 		return nil
 	}
-	st, err := f.v.local.newStaging(nil)
+	st, err := f.v.local.newStaging(f.journalLocked())
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}

@@ -385,6 +385,7 @@ func (f *file) setAttr(ctx context.Context, s SetAttr) (Attr, bool, error) {
 		f.attr = applySetAttr(f.attr, s)
 		f.seq++
 		f.dirty = true
+		f.rejournalLocked()
 		a := f.attr
 		if f.st != nil {
 			a.Size = f.st.Size()

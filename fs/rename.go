@@ -197,6 +197,7 @@ func (v *Volume) moveLocal(f *file, oldp, newp string, dst *node) {
 		if dst != nil && dst.key != "" && !dst.isDir() {
 			f.replaces = dst.etag
 		}
+		f.rejournalLocked()
 	}
 	f.mu.Unlock()
 }

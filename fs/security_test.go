@@ -3,12 +3,16 @@ package fs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cache/staging"
 )
 
 // TestStoreHoldsNoPlaintext writes marked names and contents and scans
@@ -204,4 +208,45 @@ func TestPlainLayoutIsS3fsCompatible(t *testing.T) {
 	if err != nil || a.Size != 3 || a.Mode != syscall.S_IFREG|0o644 || a.UID != 1000 {
 		t.Fatalf("foreign = %+v %v", a, err)
 	}
+}
+
+// TestStagingIsSealedAndRecoverable: a staged file's content and its
+// recorded path never appear in the clear under the cache directory,
+// and the staging file records the path for recovery.
+func TestStagingIsSealedAndRecoverable(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.WritebackDelay = time.Hour })
+	ctx := context.Background()
+	const mark = "STAGEDSECRETMARK"
+	writeFile(t, tv.Volume, "/"+mark, []byte(strings.Repeat(mark, 1000)))
+	if err := tv.Rename(ctx, "/"+mark, "/"+mark+"2", 0); err != nil {
+		t.Fatal(err)
+	}
+	files := storeFiles(t, filepath.Join(tv.dir, "cache"))
+	for p, b := range files {
+		if strings.Contains(p, mark) || bytes.Contains(b, []byte(mark)) {
+			t.Fatalf("%s holds plaintext", p)
+		}
+	}
+	sd, err := staging.OpenDir(filepath.Join(tv.dir, "cache", "staging"), tv.localSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := sd.List()
+	if err != nil || len(names) != 1 {
+		t.Fatalf("staging files %v %v", names, err)
+	}
+	sf, err := sd.Open(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	var m stagedMeta
+	if err := json.Unmarshal(sf.Meta(), &m); err != nil || m.Path != "/"+mark+"2" || m.Mode != syscall.S_IFREG|0o644 {
+		t.Fatalf("recorded %+v, %v", m, err)
+	}
+}
+
+// localSecret returns the volume's local secret (client mode).
+func (tv *testVol) localSecret() []byte {
+	return tv.lay.(*clientLayout).kr.LocalSecret()
 }
