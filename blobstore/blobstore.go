@@ -31,6 +31,9 @@ type Store interface {
 	// Copy copies src to dst server-side. With Metadata non-nil, dst gets
 	// exactly that metadata (REPLACE directive), else src's. With IfMatch,
 	// the copy fails with ErrPreconditionFailed when src's ETag differs.
+	// ETags follow the content: a copy that only changes metadata keeps
+	// the ETag (S3, versitygw, SeaweedFS and Local alike), so IfMatch
+	// detects a changed body, not changed metadata.
 	Copy(ctx context.Context, src, dst string, opts CopyOptions) (ObjectInfo, error)
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
