@@ -775,6 +775,12 @@ func (s *Suite) TestMultipart(t *testing.T) {
 	if err != nil || hi.Size != int64(len(data)) || !metaEqual(hi.Metadata, meta) || hi.ETag != info.ETag {
 		t.Errorf("Head = %+v, %v", hi, err)
 	}
+	for _, off := range []int{ps - 10, 2*ps - 1, 2 * ps} { // across and at part boundaries
+		got, _ := get(t, ctx, st, "mp", blobstore.GetOptions{Offset: int64(off), Length: 20, IfMatch: info.ETag})
+		if want := data[off:min(off+20, len(data))]; !bytes.Equal(got, want) {
+			t.Errorf("range at %d: got %d bytes, want %d (or content differs)", off, len(got), len(want))
+		}
+	}
 
 	ab, err := st.Multipart(ctx, "aborted", blobstore.PutOptions{})
 	if err != nil {
