@@ -314,7 +314,8 @@ func (d *Dir) getBlock(n int64) *[]byte {
 
 func (d *Dir) putBlock(p *[]byte) {
 	if int64(len(*p)) == d.blockSize {
-		d.blockPool.Put(p)
+		b := *p // a fresh pointer: callers may reuse theirs
+		d.blockPool.Put(&b)
 	}
 }
 

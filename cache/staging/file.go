@@ -36,9 +36,12 @@ type File struct {
 
 // writeBack holds one block in plaintext so that writes smaller than a
 // block, sequential or not, seal each block once instead of once per write.
-// Invariant: when buf is set, (*buf)[blockLen(index, size):] is zero.
+// buf is only as long as the block needs (rounded up to 4 KiB), so the
+// many small files of a big copy hold small buffers.
+// Invariants when buf is set: len(buf) >= blockLen(index, size), and
+// buf[blockLen(index, size):] is zero.
 type writeBack struct {
-	buf   *[]byte // nil when no block is held
+	buf   []byte // nil when no block is held
 	index int64
 	dirty bool // buf differs from the block on disk
 }
@@ -143,7 +146,7 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		if err := f.bufferBlock(i); err != nil {
 			return n, f.ioErr(err)
 		}
-		n += copy((*f.wb.buf)[within:blen], p[n:])
+		n += copy(f.wb.buf[within:blen], p[n:])
 		f.wb.dirty = true
 	}
 	return n, nil
@@ -269,7 +272,38 @@ func (f *File) grow(end int64) error {
 		f.wb.dirty = true
 	}
 	f.size = end
+	if f.wb.buf != nil {
+		f.fitWB()
+	}
 	return nil
+}
+
+// fitWB lengthens the write-back buffer to its block's length (which grows
+// with the size when it is the last block).
+func (f *File) fitWB() {
+	need := f.g.blockLen(f.wb.index, f.size)
+	if int64(len(f.wb.buf)) >= need {
+		return
+	}
+	nb := f.allocWB(need)
+	clear(nb[copy(nb, f.wb.buf):])
+	f.releaseWB()
+	f.wb.buf = nb
+}
+
+// allocWB returns a buffer for a block of n plaintext bytes: pooled when
+// it needs a whole block, else rounded up to 4 KiB.
+func (f *File) allocWB(n int64) []byte {
+	const unit = 4 << 10
+	n = min((n+unit-1)/unit*unit, f.g.blockSize)
+	return *f.dir.getBlock(n)
+}
+
+func (f *File) releaseWB() {
+	if f.wb.buf != nil {
+		f.dir.putBlock(&f.wb.buf)
+		f.wb.buf = nil
+	}
 }
 
 // resize changes size on disk, resealing the block that becomes (shrink)
@@ -389,10 +423,11 @@ func (f *File) bufferBlock(i int64) error {
 	if err := f.flushWB(); err != nil {
 		return err
 	}
-	if f.wb.buf == nil {
-		f.wb.buf = f.dir.getBlock(f.g.blockSize)
+	if need := f.g.blockLen(i, f.size); int64(len(f.wb.buf)) < need {
+		f.releaseWB()
+		f.wb.buf = f.allocWB(need)
 	}
-	if _, err := f.readBlock(*f.wb.buf, i); err != nil {
+	if _, err := f.readBlock(f.wb.buf, i); err != nil {
 		f.dropWB()
 		return err
 	}
@@ -405,7 +440,7 @@ func (f *File) flushWB() error {
 	if f.wb.buf == nil || !f.wb.dirty {
 		return nil
 	}
-	if err := f.writeBlock((*f.wb.buf)[:f.g.blockLen(f.wb.index, f.size)], f.wb.index); err != nil {
+	if err := f.writeBlock(f.wb.buf[:f.g.blockLen(f.wb.index, f.size)], f.wb.index); err != nil {
 		return err
 	}
 	f.wb.dirty = false
@@ -413,10 +448,8 @@ func (f *File) flushWB() error {
 }
 
 func (f *File) dropWB() {
-	if f.wb.buf != nil {
-		f.dir.putBlock(f.wb.buf)
-		f.wb = writeBack{}
-	}
+	f.releaseWB()
+	f.wb = writeBack{}
 }
 
 // writeBlock seals plain as block i and writes it to its slot.
@@ -491,7 +524,7 @@ func (f *File) readRange(p []byte, off int64) (int, error) {
 	for n < len(p) {
 		i, within := f.g.blockOf(off + int64(n))
 		if f.wb.holds(i) {
-			n += copy(p[n:], (*f.wb.buf)[within:f.g.blockLen(i, f.size)])
+			n += copy(p[n:], f.wb.buf[within:f.g.blockLen(i, f.size)])
 			continue
 		}
 		j := i + 1 // blocks i..j-1 are read with one syscall

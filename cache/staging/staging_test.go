@@ -219,7 +219,7 @@ func resizeModel(m []byte, n int64) []byte {
 // TestModelRandom runs random writes, truncates, reads, syncs and reopens
 // against an in-memory model with a fixed seed.
 func TestModelRandom(t *testing.T) {
-	for _, blockSize := range []int64{bs, DefaultBlockSize} {
+	for _, blockSize := range []int64{bs, 16 << 10, DefaultBlockSize} {
 		d := newTestDir(t, blockSize)
 		rng := rand.New(rand.NewPCG(1, uint64(blockSize)))
 		f := mustCreate(t, d, nil)
