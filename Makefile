@@ -35,6 +35,7 @@ test-unit:
 # The blobstore conformance suite against real S3 servers on loopback.
 test-s3: tools
 	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -tags s3 ./blobstore/...
+	COFFER_FS_VERSITYGW=1 $(SERVERS) versitygw -- $(GO) test -count=1 ./fs/
 
 # Real FUSE mounts against the local backend and versitygw.
 test-integration: deps build tools
