@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -119,23 +120,51 @@ func removeBucket(t testing.TB, c *s3.Client, bucket string) {
 			c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: u.Key, UploadId: u.UploadId})
 		}
 	}
-	pages := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket})
+	pages := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket, EncodingType: types.EncodingTypeUrl})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
 			t.Logf("cleanup %s: %v", bucket, err)
 			return
 		}
-		var objs []types.ObjectIdentifier
+		var keys []string
 		for _, o := range page.Contents {
-			objs = append(objs, types.ObjectIdentifier{Key: o.Key})
+			key := aws.ToString(o.Key)
+			if page.EncodingType == types.EncodingTypeUrl {
+				key, _ = url.QueryUnescape(key)
+			}
+			if strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 }) {
+				// DeleteObjects' XML body cannot carry it.
+				if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: aws.String(key)}); err != nil {
+					t.Logf("cleanup %s: %q: %v", bucket, key, err)
+				}
+				continue
+			}
+			keys = append(keys, key)
 		}
-		if len(objs) > 0 {
-			c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &bucket, Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
-		}
+		deleteKeys(t, c, bucket, keys)
 	}
 	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil {
 		t.Logf("cleanup: delete bucket %s: %v", bucket, err)
+	}
+}
+
+func deleteKeys(t testing.TB, c *s3.Client, bucket string, keys []string) {
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		objs := make([]types.ObjectIdentifier, n)
+		for i, k := range keys[:n] {
+			objs[i] = types.ObjectIdentifier{Key: aws.String(k)}
+		}
+		keys = keys[n:]
+		out, err := c.DeleteObjects(context.Background(), &s3.DeleteObjectsInput{Bucket: &bucket, Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+		if err != nil {
+			t.Logf("cleanup %s: %v", bucket, err)
+			continue
+		}
+		for _, e := range out.Errors {
+			t.Logf("cleanup %s: %q: %s %s", bucket, aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message))
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -201,45 +203,75 @@ func (s *S3) headWithMatch(ctx context.Context, key string, k *sseCKey, ifMatch 
 }
 
 // List pages through ListObjectsV2 and yields entries with the store
-// prefix removed, objects and common prefixes merged in key order.
+// prefix removed, objects and common prefixes merged in key order. Keys
+// are requested URL-encoded, so that ones with characters XML 1.0 cannot
+// carry (control characters, possible in --encryption none mode) come
+// back intact from servers that support it.
 func (s *S3) List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
-		in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix + prefix)}
+		in := &s3.ListObjectsV2Input{
+			Bucket:       &s.bucket,
+			Prefix:       aws.String(s.prefix + prefix),
+			EncodingType: types.EncodingTypeUrl,
+		}
 		if delimiter != "" {
 			in.Delimiter = aws.String(delimiter)
 		}
 		pages := s3.NewListObjectsV2Paginator(s.client, in)
 		for pages.HasMorePages() {
 			page, err := pages.NextPage(ctx)
+			if err == nil {
+				var entries []Entry
+				entries, err = s.pageEntries(page)
+				for _, e := range entries {
+					if !yield(e, nil) {
+						return
+					}
+				}
+			}
 			if err != nil {
 				yield(Entry{}, s.fail("list", prefix, err, reqNoObject, false))
 				return
 			}
-			objs, prefs := page.Contents, page.CommonPrefixes
-			for len(objs) > 0 || len(prefs) > 0 {
-				var e Entry
-				var full string
-				if len(prefs) == 0 || (len(objs) > 0 && aws.ToString(objs[0].Key) < aws.ToString(prefs[0].Prefix)) {
-					o := objs[0]
-					objs = objs[1:]
-					full = aws.ToString(o.Key)
-					e = Entry{Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), LastModified: aws.ToTime(o.LastModified)}
-				} else {
-					full = aws.ToString(prefs[0].Prefix)
-					prefs = prefs[1:]
-					e = Entry{IsPrefix: true}
-				}
-				rel, ok := strings.CutPrefix(full, s.prefix)
-				if !ok || rel == "" {
-					continue
-				}
-				e.Key = rel
-				if !yield(e, nil) {
-					return
-				}
-			}
 		}
 	}
+}
+
+// pageEntries decodes one listing page into entries relative to the
+// store prefix, objects and common prefixes merged in key order.
+func (s *S3) pageEntries(page *s3.ListObjectsV2Output) ([]Entry, error) {
+	decode := func(k *string) (string, error) {
+		if page.EncodingType != types.EncodingTypeUrl {
+			return aws.ToString(k), nil // the server ignored the request
+		}
+		return url.QueryUnescape(aws.ToString(k))
+	}
+	entries := make([]Entry, 0, len(page.Contents)+len(page.CommonPrefixes))
+	for _, o := range page.Contents {
+		k, err := decode(o.Key)
+		if err != nil {
+			return nil, fmt.Errorf("listing: undecodable key %q: %w", aws.ToString(o.Key), err)
+		}
+		entries = append(entries, Entry{Key: k, Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), LastModified: aws.ToTime(o.LastModified)})
+	}
+	for _, p := range page.CommonPrefixes {
+		k, err := decode(p.Prefix)
+		if err != nil {
+			return nil, fmt.Errorf("listing: undecodable prefix %q: %w", aws.ToString(p.Prefix), err)
+		}
+		entries = append(entries, Entry{Key: k, IsPrefix: true})
+	}
+	slices.SortStableFunc(entries, func(a, b Entry) int { return strings.Compare(a.Key, b.Key) })
+	out := entries[:0]
+	for _, e := range entries {
+		rel, ok := strings.CutPrefix(e.Key, s.prefix)
+		if !ok || rel == "" {
+			continue // the prefix's own marker, or a key outside it
+		}
+		e.Key = rel
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // Copy copies src to dst server-side: CopyObject, or UploadPartCopy for
@@ -394,10 +426,20 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 // deleteBatch is DeleteObjects' limit of keys per request.
 const deleteBatch = 1000
 
-// DeleteMany removes keys with DeleteObjects, 1000 per request.
+// DeleteMany removes keys with DeleteObjects, 1000 per request. Keys
+// that an XML request body cannot carry intact (control characters;
+// XML also turns CR into LF) are deleted one by one instead.
 func (s *S3) DeleteMany(ctx context.Context, keys []string) error {
-	for start := 0; start < len(keys); start += deleteBatch {
-		batch := keys[start:min(start+deleteBatch, len(keys))]
+	batchable := make([]string, 0, len(keys))
+	for _, key := range keys {
+		if xmlSafe(key) {
+			batchable = append(batchable, key)
+		} else if err := s.Delete(ctx, key); err != nil {
+			return err
+		}
+	}
+	for start := 0; start < len(batchable); start += deleteBatch {
+		batch := batchable[start:min(start+deleteBatch, len(batchable))]
 		objs := make([]types.ObjectIdentifier, len(batch))
 		for i, key := range batch {
 			full, err := s.fullKey(key)
@@ -423,6 +465,17 @@ func (s *S3) DeleteMany(ctx context.Context, keys []string) error {
 		}
 	}
 	return nil
+}
+
+// xmlSafe reports whether key survives an XML 1.0 document unchanged:
+// no control characters but tab and newline.
+func xmlSafe(key string) bool {
+	for _, r := range key {
+		if (r < 0x20 && r != '\t' && r != '\n') || r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
+	}
+	return true
 }
 
 // deleteError types one DeleteObjects per-key failure.
