@@ -49,7 +49,8 @@
 //
 // # Block size
 //
-// 64 KiB, chosen by measurement (bench_test.go; 2 shared cores, ext4):
+// 64 KiB, chosen by measurement (bench_test.go; 2 cores shared with other
+// builds, ext4; figures move by about 30% between runs):
 //
 //	                          16 KiB blocks   64 KiB blocks
 //	sequential 4 KiB writes     633 MB/s       1094 MB/s
@@ -61,7 +62,8 @@
 // 64 KiB matches the object chunk size, so upload reads whole blocks, and
 // is faster for small sequential writes; random 4 KiB writes pay a
 // read-modify-write of one 64 KiB block, which at 23k writes/s is still
-// above what a FUSE round trip allows. 1 GiB in 128 KiB writes: 1.34 GB/s.
+// above what a FUSE round trip allows. 1 GiB in 128 KiB writes: 1.1 to
+// 1.8 GB/s (BenchmarkWrite1GiB).
 //
 // # Writes
 //
@@ -76,7 +78,7 @@
 // here: ~1 ms for create+write+unlink against ~15 µs for rewriting an
 // existing file), so Remove empties a file (ftruncate to 0) and keeps it
 // open for the next Create, up to 256 of them; BenchmarkSmallFile: about
-// 45 µs per small file's life with spares, 115-580 µs without. An empty
+// 35-55 µs per small file's life with spares, 0.1-0.9 ms without. An empty
 // file is never a staging file: List skips it, Open refuses it
 // (fs.ErrNotExist), and the next OpenDir adopts those a previous run left.
 // Dir.Close deletes the spares.
