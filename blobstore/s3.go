@@ -38,6 +38,23 @@ const (
 // S3 is the S3 backend: a Store over one bucket and key prefix, on
 // aws-sdk-go-v2, applying the configured server-side encryption to every
 // request that needs it. It is safe for concurrent use.
+//
+// How it is built, file by file:
+//   - s3.go: configuration (the SDK chain plus Options), the HTTP client
+//     (one HTTP/1.1 connection per request in flight), endpoint rules.
+//   - s3_ops.go: the object operations. Bodies go UNSIGNED-PAYLOAD over
+//     TLS and loopback (the SigV4 payload hash costs a SHA-256 pass);
+//     parts carry their own CRC32C either way.
+//   - s3_multipart.go: multipart uploads and UploadPartCopy.
+//   - s3_sse.go: SSE headers per operation, SSE-C key fallback and
+//     rotation, the bucket's SSE-C block.
+//   - s3_errors.go: SDK errors to the typed errors, with hints.
+//   - s3_retry.go: the per-operation budget on failed dials.
+//
+// Server differences it absorbs (tested against versitygw and SeaweedFS):
+// CopyObject between directory markers, SeaweedFS's unchecked SSE-C copy
+// source key, UploadPartCopy missing for SSE-C sources, and SeaweedFS's
+// bucket-policy check on CompleteMultipartUpload.
 type S3 struct {
 	client    *s3.Client
 	http      aws.HTTPClient
