@@ -217,6 +217,9 @@ func newVolume(t *testing.T, store *storeRef, opts ...volumeOption) *volume {
 		mnt:       filepath.Join(dir, "mnt"),
 		mountArgs: []string{"--writeback-delay", "200ms", "--part-size", "5MiB"},
 	}
+	// COFFER_TEST_MOUNT_ARGS adds flags to every mount, to run the whole
+	// suite under other settings (e.g. --writeback-cache).
+	v.mountArgs = append(v.mountArgs, strings.Fields(os.Getenv("COFFER_TEST_MOUNT_ARGS"))...)
 	for _, o := range opts {
 		o(v)
 	}

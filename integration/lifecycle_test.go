@@ -172,8 +172,15 @@ func TestDemo(t *testing.T) {
 			checkFile(t, filepath.Join(mnt, "hello.txt"), []byte("demo secret content"))
 		}
 		cmd.Process.Signal(syscall.SIGINT)
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("round %d: demo exited with %v\nstdout:\n%s\nstderr:\n%s", round, err, out.String(), stderr.String())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: demo exited with %v\nstdout:\n%s\nstderr:\n%s", round, err, out.String(), stderr.String())
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("round %d: demo still running a minute after Ctrl-C\nstderr:\n%s", round, stderr.String())
 		}
 		for _, want := range []string{"Ctrl-C", "demo/mnt", "demo/store"} {
 			if !strings.Contains(out.String(), want) {
@@ -240,4 +247,38 @@ func TestKilledMount(t *testing.T) {
 	v.unmount()
 	v.mount()
 	checkFile(t, v.path("uploaded"), []byte("safe"))
+}
+
+// TestSignalRightAfterMount sends SIGINT the moment the mount appears: the
+// signal must not be lost between mounting and waiting for it.
+func TestSignalRightAfterMount(t *testing.T) {
+	requireFUSE(t)
+	v := newVolume(t, newLocalStore(t))
+	for i := range 5 {
+		cmd := exec.Command(cofferBin, v.args("mount", "--cache-dir", v.cacheDir, v.mnt)...)
+		cmd.Env = cofferEnv(nil)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		deadline := time.Now().Add(20 * time.Second)
+		for !mounted(t, v.mnt) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: exit %v; stderr:\n%s", i, err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			syscall.Unmount(v.mnt, syscall.MNT_DETACH)
+			t.Fatalf("round %d: SIGINT right after the mount appeared was lost; stderr:\n%s", i, stderr.String())
+		}
+	}
 }

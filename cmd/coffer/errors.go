@@ -43,6 +43,8 @@ func storeError(url string, err error) error {
 		return fmt.Errorf("no coffer volume at %s: run coffer init --store %s first (or check the URL)", url, url)
 	case noCredentials(err):
 		return fmt.Errorf("no AWS credentials found for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role provides them", url)
+	case errors.Is(err, context.Canceled):
+		return errors.New("interrupted")
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("the store at %s did not answer within %s: check --endpoint, the network, and that the server is running", url, storeCheckTimeout)
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -178,6 +178,11 @@ func (m *mounter) plan(mountpoint string) (*mountPlan, error) {
 // serve opens the volume, mounts it, and serves it until unmounted. rep,
 // when set, is told once the mount is ready (daemon child).
 func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) error {
+	// Catch SIGINT and SIGTERM from here on: one that arrives while the
+	// mount is being set up unmounts it as soon as it is ready.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	// Background uploads must outlive the signal that ends the mount.
 	volCtx := context.WithoutCancel(ctx)
 	store, cfg, err := m.openStore(ctx, p)
@@ -260,7 +265,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		fmt.Fprintf(m.e.stderr, "coffer: %s mounted at %s; press Ctrl-C (or run coffer unmount %s) to unmount\n", p.url, p.mountpoint, p.mountpoint)
 	}
 
-	m.waitUnmounted(mnt, p.mountpoint)
+	m.waitUnmounted(mnt, p.mountpoint, sigs)
 	return m.finish(volCtx, vol)
 }
 
@@ -291,10 +296,7 @@ func (m *mounter) openStore(ctx context.Context, p *mountPlan) (blobstore.Store,
 // waitUnmounted blocks until the mount ends: unmounted from outside, or by
 // coffer itself on SIGINT/SIGTERM. A busy mount stays mounted and the user
 // is told what to do.
-func (m *mounter) waitUnmounted(mnt fuseMount, mountpoint string) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+func (m *mounter) waitUnmounted(mnt fuseMount, mountpoint string, sigs <-chan os.Signal) {
 	done := make(chan struct{})
 	go func() {
 		mnt.Wait()
