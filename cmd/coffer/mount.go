@@ -85,6 +85,8 @@ lands, files closed but not yet uploaded are lost if the process dies.`,
 	f.BoolVar(&mf.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf when not root)")
 	f.BoolVar(&mf.readOnly, "read-only", false, "mount read-only")
 	f.BoolVar(&mf.writebackCache, "writeback-cache", false, "let the kernel merge small writes before coffer sees them (faster small writes)")
+	// Hidden until appends are right with it: O_APPEND writes land twice.
+	f.MarkHidden("writeback-cache")
 	f.BoolVar(&mf.daemon, "daemon", false, "serve the mount in the background; return once it is ready")
 	f.StringVar(&mf.logFile, "log-file", "", "append logs to this file (default: stderr; with --daemon, coffer.log in the cache dir)")
 	return cmd
