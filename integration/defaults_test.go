@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -91,4 +93,40 @@ func TestPassphrase(t *testing.T) {
 	wrong := filepath.Join(dir, "wrong")
 	os.WriteFile(wrong, []byte("incorrect horse\n"), 0o600)
 	expectMountFailure(t, nil, mnt, 1, []string{"wrong key"}, "mount", "--store", store, "--passphrase-file", wrong)
+}
+
+// TestNoKeysInProcess checks that the daemon's command line, environment
+// and log carry key file paths only, never key material.
+func TestNoKeysInProcess(t *testing.T) {
+	requireFUSE(t)
+	v := newVolume(t, newLocalStore(t))
+	v.mount("--log-level", "debug")
+	writeFile(t, v.path("f"), []byte("x"))
+	pid := mountPid(t, v.mnt)
+	keyText, err := os.ReadFile(v.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{strings.TrimSpace(string(keyText))}
+	if raw, err := base64.StdEncoding.DecodeString(secrets[0]); err == nil {
+		secrets = append(secrets, string(raw))
+	}
+	scan := newMarkerScan(secrets...)
+	for _, f := range []string{"cmdline", "environ"} {
+		data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), v.keyFile) && f == "cmdline" {
+			t.Fatalf("cmdline %q does not name the key file: is this the mount process?", data)
+		}
+		scan.check("/proc/"+f, data)
+	}
+	v.unmount()
+	if err := scan.dir(v.cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range scan.findings {
+		t.Errorf("key material: %s", f)
+	}
 }
