@@ -112,6 +112,18 @@ type mountPlan struct {
 }
 
 func (m *mounter) run(ctx context.Context, mountpoint string) error {
+	var rep *readyReporter
+	if fd, child := daemonChildFD(m.e); child && m.mf.daemon {
+		rep = newReadyReporter(fd)
+	}
+	err := m.mount(ctx, mountpoint, rep)
+	if rep != nil {
+		rep.failed(err) // a no-op once the mount was ready
+	}
+	return err
+}
+
+func (m *mounter) mount(ctx context.Context, mountpoint string, rep *readyReporter) error {
 	var err error
 	m.log, err = newLogger(m.e.stderr, m.logLevel)
 	if err != nil {
@@ -121,17 +133,10 @@ func (m *mounter) run(ctx context.Context, mountpoint string) error {
 	if err != nil {
 		return err
 	}
-	if m.mf.daemon {
-		fd, child := daemonChildFD(m.e)
-		if !child {
-			return startDaemon(ctx, plan.mountpoint)
-		}
-		rep := newReadyReporter(fd)
-		err := m.serve(ctx, plan, rep)
-		rep.failed(err)
-		return err
+	if m.mf.daemon && rep == nil {
+		return startDaemon(ctx, plan.mountpoint)
 	}
-	return m.serve(ctx, plan, nil)
+	return m.serve(ctx, plan, rep)
 }
 
 // plan checks the flags, the mountpoint and the keys: every failure that
