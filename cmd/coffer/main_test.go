@@ -311,3 +311,37 @@ func FuzzUnescapeMountPath(f *testing.F) {
 		}
 	})
 }
+
+func TestPidFile(t *testing.T) {
+	run := t.TempDir()
+	e := &env{getenv: func(k string) string {
+		if k == "XDG_RUNTIME_DIR" {
+			return run
+		}
+		return ""
+	}}
+	const mp = "/some/mount point"
+	if pid := e.mountPid(mp); pid != 0 {
+		t.Fatalf("mountPid before any mount = %d", pid)
+	}
+	remove, err := e.writePidFile(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid := e.mountPid(mp); pid != os.Getpid() {
+		t.Fatalf("mountPid = %d, want %d", pid, os.Getpid())
+	}
+	if pid := e.mountPid("/other"); pid != 0 {
+		t.Fatalf("mountPid of another mountpoint = %d", pid)
+	}
+	remove()
+	if pid := e.mountPid(mp); pid != 0 {
+		t.Fatalf("mountPid after remove = %d", pid)
+	}
+	if err := os.Chmod(filepath.Join(run, "coffer"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.writePidFile(mp); err == nil || !strings.Contains(err.Error(), "not a private directory") {
+		t.Fatalf("writePidFile in a world-writable dir: %v", err)
+	}
+}

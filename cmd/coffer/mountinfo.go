@@ -70,6 +70,14 @@ func (e *env) writePidFile(mountpoint string) (remove func(), err error) {
 	if err := ensureDir(e.runDir(), 0o700); err != nil {
 		return nil, err
 	}
+	// In a shared /tmp, someone else could have made the directory first.
+	fi, err := os.Lstat(e.runDir())
+	if err != nil {
+		return nil, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is not a private directory of this user: remove it, or set XDG_RUNTIME_DIR", e.runDir())
+	}
 	path := e.pidFile(mountpoint)
 	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("writing pid file: %w", err)
