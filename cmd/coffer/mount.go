@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
@@ -131,6 +133,9 @@ func (m *mounter) mount(ctx context.Context, mountpoint string, rep *readyReport
 	}
 	plan, err := m.plan(mountpoint)
 	if err != nil {
+		return err
+	}
+	if err := checkFUSE(); err != nil {
 		return err
 	}
 	if m.mf.daemon && rep == nil {
@@ -430,4 +435,23 @@ func (p *flushProgress) done() {
 	if p.started {
 		p.bar.finish()
 	}
+}
+
+// checkFUSE reports what is missing for a FUSE mount, before the store is
+// contacted: the device, and for other users than root fusermount3 and
+// access to the device.
+func checkFUSE() error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("/dev/fuse is missing: load the fuse kernel module (modprobe fuse), or run where FUSE is available")
+	}
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		return fmt.Errorf("fusermount3 not found: install the fuse3 package (scripts/deps.sh)")
+	}
+	if err := unix.Access("/dev/fuse", unix.R_OK|unix.W_OK); err != nil {
+		return fmt.Errorf("no access to /dev/fuse (%v): it must be readable and writable by this user (usually mode 0666)", err)
+	}
+	return nil
 }
