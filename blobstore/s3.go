@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Tuning of the S3 client. Retries cover 5xx, throttling and dropped
@@ -112,6 +114,9 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		WithReadTimeout(s3ReadTimeout)
 
 	loadOpts := []func(*config.LoadOptions) error{
+		// The SDK otherwise prints its warnings (such as the IMDSv1
+		// fallback) straight to stderr, breaking one-line errors.
+		config.WithLogger(sdkLogger{}),
 		config.WithHTTPClient(httpClient),
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
@@ -282,4 +287,11 @@ func (s *S3) copySource(full string) string {
 		}
 	}
 	return b.String()
+}
+
+// sdkLogger sends the SDK's own log lines to slog at debug level.
+type sdkLogger struct{}
+
+func (sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	slog.Debug("aws sdk: "+fmt.Sprintf(format, v...), "class", string(c))
 }
