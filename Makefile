@@ -41,9 +41,15 @@ test-s3: tools
 test-integration: deps build tools
 	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -timeout 20m ./integration/...
 
+# One table: coffer through a real mount vs the raw SDK and the peers on
+# PATH (rclone crypt, s3fs), same versitygw, one run; cipher ratio included
+# (integration/bench). Sizes: BENCH_SIZE=1GiB BENCH_FILES=2000
+# BENCH_SMALL_SIZE=4KiB BENCH_RSS_SIZE=2GiB BENCH_PEERS=auto|none|rclone,s3fs.
+# Then the package benchmarks: cache and staging, S3 upload/download.
 bench: build tools
-	$(GO) test -run '^$$' -bench . -benchmem ./cipher/...
-	$(SERVERS) versitygw -- $(GO) test -run '^$$' -bench . -benchmem -tags s3 ./blobstore/...
+	$(SERVERS) versitygw -- $(GO) run ./integration/bench -coffer $(BIN)
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./cache/...
+	$(SERVERS) versitygw -- $(GO) test -run '^$$' -bench S3 -benchtime 1x -tags s3 ./blobstore/
 
 demo: build
 	@scripts/demo.sh

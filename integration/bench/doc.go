@@ -1,0 +1,27 @@
+// Command bench measures coffer through a real FUSE mount against the raw
+// S3 SDK and against peer filesystems (rclone mount with a crypt remote,
+// s3fs-fuse), all on the same S3 server in one run, and prints one table
+// of figures and ratios (DESIGN.md §8). `make bench` runs it under
+// scripts/with-servers.sh versitygw, which exports the server's endpoint
+// and credentials (COFFER_TEST_VERSITYGW_*).
+//
+// Every system gets the same workloads:
+//   - one big file written with 1 MiB writes (as dd bs=1M does), timed
+//     until stored: fsync, then unmount, which waits for pending uploads
+//     and for the mount process to exit;
+//   - a cold read of it: a fresh mount with an empty cache directory, the
+//     page cache dropped (when root), 1 MiB reads;
+//   - many small files created (create, write, close) until stored, then
+//     a cold `ls -l` and a cold read of them all, each on a fresh mount;
+//   - the peak RSS (VmHWM) of the mount process while it stores a larger
+//     file.
+//
+// The raw SDK baseline is coffer's own S3 backend (the AWS SDK with
+// unsigned payloads on loopback): one PutObject and one GetObject of the
+// big file's size. Peers that are not on PATH are reported as not
+// installed; they are never required.
+//
+// The bench never asserts anything: it reports. It needs root or
+// fusermount3 for FUSE, and writes only under its own temporary directory
+// and into buckets it creates on the server.
+package main

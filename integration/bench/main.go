@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is what one run measures; flags default to BENCH_* variables.
+type config struct {
+	size      int64  // the big file
+	files     int    // number of small files
+	smallSize int64  // size of each small file
+	rssSize   int64  // the file written while the mount's RSS is watched
+	peers     string // "auto", "none" or a comma-separated list
+	cofferBin string
+	cipher    bool // also run the cipher envelope/AES-GCM ratio benchmark
+
+	endpoint, accessKey, secretKey string
+}
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if err := run(context.Background(), cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseConfig(args []string) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	size := fs.String("size", envOr("BENCH_SIZE", "1GiB"), "big file size (env BENCH_SIZE)")
+	fs.IntVar(&cfg.files, "files", atoiOr(os.Getenv("BENCH_FILES"), 2000), "number of small files (env BENCH_FILES; DESIGN's target is 10000)")
+	small := fs.String("small-size", envOr("BENCH_SMALL_SIZE", "4KiB"), "size of each small file (env BENCH_SMALL_SIZE)")
+	rss := fs.String("rss-size", envOr("BENCH_RSS_SIZE", "2GiB"), "file written while watching peak RSS (env BENCH_RSS_SIZE; DESIGN's target is 4GiB)")
+	fs.StringVar(&cfg.peers, "peers", envOr("BENCH_PEERS", "auto"), "auto (those on PATH), none, or a list: rclone,s3fs (env BENCH_PEERS)")
+	fs.StringVar(&cfg.cofferBin, "coffer", "bin/coffer", "the coffer binary")
+	fs.BoolVar(&cfg.cipher, "cipher", true, "run the cipher envelope/AES-GCM ratio benchmark (go test) too")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	var err error
+	for _, s := range []struct {
+		dst  *int64
+		text string
+	}{{&cfg.size, *size}, {&cfg.smallSize, *small}, {&cfg.rssSize, *rss}} {
+		if *s.dst, err = parseSize(s.text); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.files < 1 {
+		return cfg, fmt.Errorf("-files %d: need at least 1", cfg.files)
+	}
+	if cfg.cofferBin, err = filepath.Abs(cfg.cofferBin); err != nil {
+		return cfg, err
+	}
+	cfg.endpoint = os.Getenv("COFFER_TEST_VERSITYGW_ENDPOINT")
+	cfg.accessKey = os.Getenv("COFFER_TEST_VERSITYGW_ACCESS_KEY")
+	cfg.secretKey = os.Getenv("COFFER_TEST_VERSITYGW_SECRET_KEY")
+	if cfg.endpoint == "" || cfg.accessKey == "" || cfg.secretKey == "" {
+		return cfg, fmt.Errorf("COFFER_TEST_VERSITYGW_ENDPOINT/_ACCESS_KEY/_SECRET_KEY not set: run under scripts/with-servers.sh versitygw (make bench does)")
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context, cfg config) error {
+	work, err := os.MkdirTemp("", "coffer-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	srv := server{endpoint: cfg.endpoint, accessKey: cfg.accessKey, secretKey: cfg.secretKey}
+	load := loadAvg()
+	start := time.Now()
+
+	var cols []column
+	logf("raw SDK: put and get %s", sizeString(cfg.size))
+	sdk, err := measureSDK(ctx, srv, cfg.size)
+	if err != nil {
+		return fmt.Errorf("raw SDK: %w", err)
+	}
+	cols = append(cols, column{name: "raw SDK", res: sdk})
+
+	systems := []mounter{&cofferMount{bin: cfg.cofferBin}}
+	for _, p := range peerNames(cfg.peers) {
+		systems = append(systems, newPeer(p))
+	}
+	for i, m := range systems {
+		col := column{name: m.name()}
+		if why := m.missing(); why != "" {
+			col.note = why
+			cols = append(cols, col)
+			continue
+		}
+		dir := filepath.Join(work, strconv.Itoa(i))
+		bucket := fmt.Sprintf("bench-%d-%d", i, time.Now().UnixNano()%1e9)
+		if err := srv.createBucket(ctx, bucket); err != nil {
+			return err
+		}
+		if err := m.setup(ctx, srv, bucket, dir); err != nil {
+			col.note = "failed: " + err.Error()
+		} else if col.res, err = measureMount(ctx, m, cfg); err != nil {
+			col.note = "failed: " + err.Error()
+		}
+		if i == 0 && col.note != "" {
+			return fmt.Errorf("coffer: %s", col.note)
+		}
+		cols = append(cols, col)
+	}
+
+	var cipherRatio map[string]float64
+	if cfg.cipher {
+		logf("cipher: go test -bench EnvelopeRatio ./cipher/")
+		if cipherRatio, err = envelopeRatio(ctx); err != nil {
+			logf("cipher benchmark: %v", err)
+		}
+	}
+	printTable(os.Stdout, cfg, load, start, cols, cipherRatio)
+	return nil
+}
+
+// peerNames lists the peers to try, in table order.
+func peerNames(spec string) []string {
+	switch spec {
+	case "none", "":
+		return nil
+	case "auto":
+		return []string{"rclone", "s3fs"}
+	}
+	return strings.Split(spec, ",")
+}
+
+// envelopeRatio runs the cipher package's ratio benchmark and returns its
+// reported metrics (seal-ratio, open-ratio, seal-bare-MB/s, ...).
+func envelopeRatio(ctx context.Context) (map[string]float64, error) {
+	out, err := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "EnvelopeRatio", "-benchtime", "1x", "./cipher/").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, lastLines(string(out), 5))
+	}
+	m := map[string]float64{}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if !strings.HasPrefix(line, "BenchmarkEnvelopeRatio") {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				m[f[i+1]] = v
+			}
+		}
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("no BenchmarkEnvelopeRatio line in: %s", lastLines(string(out), 5))
+	}
+	return m, nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func atoiOr(s string, def int) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	return def
+}
+
+// parseSize reads 4096, 512KiB, 1GiB, 2G (binary units).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "iB"), "B")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K', 'k':
+			mult = 1 << 10
+		case 'M', 'm':
+			mult = 1 << 20
+		case 'G', 'g':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive number with an optional KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cofferfs/coffer/blobstore"
+)
+
+// metric is one row of the table.
+type metric int
+
+const (
+	writeMBs    metric = iota // big file written until stored
+	readMBs                   // cold read of the big file
+	createSecs                // small files created until stored
+	lsSecs                    // cold ls -l of them
+	readAllSecs               // cold read of them all
+	rssMiB                    // peak RSS of the mount process storing the RSS file
+	numMetrics
+)
+
+// results holds one system's figures; 0 means not measured.
+type results [numMetrics]float64
+
+// server is the S3 server every system talks to.
+type server struct {
+	endpoint, accessKey, secretKey string
+}
+
+const region = "us-east-1"
+
+func (srv server) createBucket(ctx context.Context, bucket string) error {
+	c := s3.New(s3.Options{
+		BaseEndpoint: aws.String(srv.endpoint),
+		Region:       region,
+		UsePathStyle: true,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: srv.accessKey, SecretAccessKey: srv.secretKey}, nil
+		}),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucket, err)
+	}
+	return nil
+}
+
+// measureSDK is the baseline: one PutObject and one GetObject of size
+// bytes through coffer's S3 backend (the AWS SDK, unsigned payload on
+// loopback), the page cache dropped before the read.
+func measureSDK(ctx context.Context, srv server, size int64) (results, error) {
+	var r results
+	bucket := fmt.Sprintf("bench-sdk-%d", time.Now().UnixNano()%1e9)
+	if err := srv.createBucket(ctx, bucket); err != nil {
+		return r, err
+	}
+	store, err := blobstore.NewS3(ctx, bucket, "", blobstore.Options{
+		Endpoint: srv.endpoint, Region: region, PathStyle: true,
+		AccessKeyID: srv.accessKey, SecretAccessKey: srv.secretKey,
+	})
+	if err != nil {
+		return r, err
+	}
+	defer store.Close()
+
+	start := time.Now()
+	if _, err := store.Put(ctx, "big", io.LimitReader(zeros{}, size), size, blobstore.PutOptions{}); err != nil {
+		return r, err
+	}
+	r[writeMBs] = mbps(size, time.Since(start))
+
+	dropPageCache()
+	start = time.Now()
+	rc, _, err := store.Get(ctx, "big", blobstore.GetOptions{Length: -1})
+	if err != nil {
+		return r, err
+	}
+	defer rc.Close()
+	n, err := io.CopyBuffer(io.Discard, rc, make([]byte, 1<<20))
+	if err != nil {
+		return r, err
+	}
+	if n != size {
+		return r, fmt.Errorf("get returned %d bytes, want %d", n, size)
+	}
+	r[readMBs] = mbps(size, time.Since(start))
+	return r, nil
+}
+
+// mounter is one filesystem under test.
+type mounter interface {
+	name() string
+	// missing says why the system cannot run here ("" when it can).
+	missing() string
+	// setup prepares a volume in bucket, keeping local files under dir.
+	setup(ctx context.Context, srv server, bucket, dir string) error
+	// mount mounts the volume afresh, with an empty cache, and returns
+	// the mountpoint and the pid of the process serving it.
+	mount(ctx context.Context) (mnt string, pid int, err error)
+	// unmount returns once everything written is stored and the mount
+	// process has exited.
+	unmount(ctx context.Context) error
+}
+
+// measureMount runs every workload on m, each phase on a fresh mount.
+func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
+	var r results
+	logf("%s: write %s", m.name(), sizeString(cfg.size))
+	p, err := phase(ctx, m, false, true, func(mnt string) error {
+		return writeFile(filepath.Join(mnt, "big"), cfg.size)
+	})
+	if err != nil {
+		return r, fmt.Errorf("write: %w", err)
+	}
+	r[writeMBs] = mbps(cfg.size, p.took)
+
+	logf("%s: cold read", m.name())
+	if p, err = phase(ctx, m, true, false, func(mnt string) error {
+		return readFile(filepath.Join(mnt, "big"), cfg.size)
+	}); err != nil {
+		return r, fmt.Errorf("read: %w", err)
+	}
+	r[readMBs] = mbps(cfg.size, p.took)
+
+	logf("%s: %d small files", m.name(), cfg.files)
+	if p, err = phase(ctx, m, false, true, func(mnt string) error {
+		return createFiles(filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
+	}); err != nil {
+		return r, fmt.Errorf("small files: %w", err)
+	}
+	r[createSecs] = p.took.Seconds()
+
+	if p, err = phase(ctx, m, true, false, func(mnt string) error {
+		return listLong(ctx, filepath.Join(mnt, "small"), cfg.files)
+	}); err != nil {
+		return r, fmt.Errorf("ls -l: %w", err)
+	}
+	r[lsSecs] = p.took.Seconds()
+
+	if p, err = phase(ctx, m, true, false, func(mnt string) error {
+		return readFiles(filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
+	}); err != nil {
+		return r, fmt.Errorf("read small files: %w", err)
+	}
+	r[readAllSecs] = p.took.Seconds()
+
+	logf("%s: peak RSS writing %s", m.name(), sizeString(cfg.rssSize))
+	if p, err = phase(ctx, m, false, true, func(mnt string) error {
+		return writeFile(filepath.Join(mnt, "rss"), cfg.rssSize)
+	}); err != nil {
+		return r, fmt.Errorf("RSS run: %w", err)
+	}
+	r[rssMiB] = float64(p.peakRSS) / (1 << 20)
+	return r, nil
+}
+
+// phaseResult is how long a phase's work took and the mount process's
+// peak RSS meanwhile.
+type phaseResult struct {
+	took    time.Duration
+	peakRSS int64
+}
+
+// phase mounts m afresh (after dropping the page cache when cold), runs
+// work on the mountpoint and unmounts. The time includes the unmount when
+// untilStored: that is when the data is safe in the store.
+func phase(ctx context.Context, m mounter, cold, untilStored bool, work func(mnt string) error) (phaseResult, error) {
+	var p phaseResult
+	if cold {
+		dropPageCache()
+	}
+	mnt, pid, err := m.mount(ctx)
+	if err != nil {
+		return p, fmt.Errorf("mount: %w", err)
+	}
+	rss := watchRSS(pid)
+	start := time.Now()
+	err = work(mnt)
+	p.took = time.Since(start)
+	if uerr := m.unmount(ctx); err == nil && uerr != nil {
+		err = fmt.Errorf("unmount: %w", uerr)
+	}
+	if untilStored {
+		p.took = time.Since(start)
+	}
+	p.peakRSS = rss()
+	return p, err
+}
+
+// writeFile writes size zero bytes in 1 MiB writes (what dd bs=1M does),
+// then fsyncs and closes.
+func writeFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; left -= int64(len(buf)) {
+		if _, err := f.Write(buf[:min(left, int64(len(buf)))]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync: %w", err)
+	}
+	return f.Close()
+}
+
+// readFile reads path in 1 MiB reads and checks its length.
+func readFile(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, err := f.Read(buf)
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if n != size {
+		return fmt.Errorf("read %d bytes of %s, want %d", n, path, size)
+	}
+	return nil
+}
+
+// createFiles creates n files of size bytes in a new directory, one after
+// another: create, write, close, as tar or cp do.
+func createFiles(dir string, n int, size int64) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	data := bytes.Repeat([]byte("coffer bench\n"), int(size)/13+1)[:size]
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%06d", i)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listLong runs `ls -l dir` and checks that it lists n entries.
+func listLong(ctx context.Context, dir string, n int) error {
+	out, err := exec.CommandContext(ctx, "ls", "-l", dir).Output()
+	if err != nil {
+		return fmt.Errorf("ls -l: %w", err)
+	}
+	// The first line is "total N".
+	if got := bytes.Count(out, []byte("\n")) - 1; got != n {
+		return fmt.Errorf("ls -l listed %d entries, want %d", got, n)
+	}
+	return nil
+}
+
+// readFiles reads every file of dir, which must hold n files of size
+// bytes.
+func readFiles(dir string, n int, size int64) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(entries) != n {
+		return fmt.Errorf("%d entries, want %d", len(entries), n)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		if int64(len(b)) != size {
+			return fmt.Errorf("%s: %d bytes, want %d", e.Name(), len(b), size)
+		}
+	}
+	return nil
+}
+
+// watchRSS polls the VmHWM (peak resident set) of pid until the returned
+// function is called, which returns the last value read: VmHWM only
+// grows, and the process may have exited by then.
+func watchRSS(pid int) func() int64 {
+	stop, done := make(chan struct{}), make(chan int64)
+	go func() {
+		var peak int64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, err := vmHWM(pid); err == nil {
+				peak = max(peak, v)
+			}
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		return <-done
+	}
+}
+
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM")
+}
+
+// dropPageCache empties the kernel's page cache so reads reach the mount
+// and the server's disk; only root can, others read warm caches.
+func dropPageCache() {
+	if os.Geteuid() != 0 {
+		return
+	}
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		logf("drop caches: %v", err)
+	}
+}
+
+func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
