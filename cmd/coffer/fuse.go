@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"os"
 
 	cofferfs "github.com/cofferfs/coffer/fs"
 	"github.com/cofferfs/coffer/fs/fusefs"
@@ -17,6 +18,14 @@ type fuseOptions struct {
 	logger     *slog.Logger
 }
 
+// fuseTraceEnv turns on go-fuse's request trace (with --log-level debug).
+// The trace prints every request as the kernel sends it: plaintext file
+// names and the first bytes of every write. Logs may live on local disk
+// (coffer.log in the cache dir), where coffer never puts plaintext, so
+// --log-level debug alone does not turn it on: only a developer who sets
+// this variable on purpose, on data they do not mind exposing, gets it.
+const fuseTraceEnv = "COFFER_FUSE_TRACE"
+
 // fuseMount is a live FUSE mount (a *fuse.Server).
 type fuseMount interface {
 	// Wait blocks until the mount is gone (unmounted by anyone).
@@ -31,7 +40,7 @@ func mountFUSE(vol *cofferfs.Volume, mountpoint string, o fuseOptions) (fuseMoun
 		AllowOther:     o.allowOther,
 		ReadOnly:       o.readOnly,
 		WritebackCache: o.writeback,
-		Debug:          o.debug,
+		Debug:          o.debug && os.Getenv(fuseTraceEnv) == "1",
 		FsName:         o.fsName,
 		Logger:         o.logger,
 	})
