@@ -54,11 +54,12 @@ func readAll(t *testing.T, v *volume, marker string) {
 
 // TestNoPlaintextAtRest scans the store (through its API and, where the
 // server keeps objects on local disk, the files themselves) and the cache
-// directory for the names and contents written, while a file is still
+// directory (debug log included) for the names and contents written, while a file is still
 // staged and after everything was uploaded and read back.
 func TestNoPlaintextAtRest(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		v := newVolume(t, b.newStore(t))
+		// Debug logging on: coffer.log in the cache dir is scanned too.
+		v := newVolume(t, b.newStore(t), withMountArgs("--log-level", "debug"))
 		marker := "cofmark" + randomHex(8)
 		v.mount()
 		writeMarked(t, v, marker)
