@@ -56,6 +56,15 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 			return nil, err
 		}
 	}
+	// The claimed mode is not authenticated yet: it only picks the
+	// precise error for a mode mismatch (trying root keys on a volume of
+	// the other mode would report a wrong key). The authenticated mode is
+	// compared again after Open.
+	if claimed := cfg.ClaimedEncryption(); claimed == EncryptionClient || claimed == EncryptionNone {
+		if err := checkEncryption(claimed, opts.Encryption); err != nil {
+			return nil, err
+		}
+	}
 	kr, err := cfg.Open(opts.Roots...)
 	switch {
 	case errors.Is(err, cipher.ErrNoKeyOpens):

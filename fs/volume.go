@@ -134,23 +134,47 @@ func InitVolume(ctx context.Context, store blobstore.Store, cfg *cipher.Config, 
 	return nil
 }
 
-// checkModes compares what the user asked for with what the volume is.
+// ErrModeMismatch is wrapped by the errors of OpenVolume when the modes
+// asked for (Options.Encryption, Options.SSE) are not the volume's.
+var ErrModeMismatch = errors.New("mode mismatch")
+
+// checkModes compares what the user asked for with what the
+// authenticated config says the volume is.
 func checkModes(cfg *cipher.Config, encryption string, sse blobstore.SSEConfig) error {
-	if encryption == "" {
-		encryption = EncryptionClient
-	}
-	if cfg.Encryption != encryption {
-		return fmt.Errorf("volume uses --encryption %s but --encryption %s was given", cfg.Encryption, encryption)
+	if err := checkEncryption(cfg.Encryption, encryption); err != nil {
+		return err
 	}
 	want := string(sse.Mode)
 	if cfg.SSE != want {
-		return fmt.Errorf("volume uses --sse %s but --sse %s was given", sseName(cfg.SSE), sseName(want))
+		return &modeError{fmt.Sprintf("volume uses --sse %s but --sse %s was given", sseName(cfg.SSE), sseName(want))}
 	}
 	if cfg.SSE == string(blobstore.SSEKMS) && cfg.SSEKMSKeyID != "" && sse.KMSKeyID != "" && cfg.SSEKMSKeyID != sse.KMSKeyID {
-		return fmt.Errorf("volume uses --sse-kms-key-id %s but %s was given", cfg.SSEKMSKeyID, sse.KMSKeyID)
+		return &modeError{fmt.Sprintf("volume uses --sse-kms-key-id %s but %s was given", cfg.SSEKMSKeyID, sse.KMSKeyID)}
 	}
 	return nil
 }
+
+// checkEncryption compares the encryption mode asked for ("" is client)
+// with the volume's.
+func checkEncryption(volume, asked string) error {
+	if asked == "" {
+		asked = EncryptionClient
+	}
+	if volume == asked {
+		return nil
+	}
+	advice := "mount it with --encryption " + volume
+	if volume == EncryptionClient {
+		advice += " and the key it was initialised with"
+	}
+	return &modeError{fmt.Sprintf("volume uses --encryption %s but --encryption %s was given: %s", volume, asked, advice)}
+}
+
+// modeError is a mode mismatch; its message says which and what to do.
+type modeError struct{ msg string }
+
+func (e *modeError) Error() string { return e.msg }
+func (e *modeError) Unwrap() error { return ErrModeMismatch }
 
 func sseName(s string) string {
 	if s == "" {

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,12 +254,6 @@ func TestOpenVolumeErrors(t *testing.T) {
 		t.Fatalf("wrong key: %v", err)
 	}
 	opts = tv.options
-	opts.Encryption = EncryptionNone
-	_, err := OpenVolume(ctx, opts)
-	if err == nil || !strings.Contains(err.Error(), "volume uses --encryption client but --encryption none was given") {
-		t.Fatalf("mode mismatch: %v", err)
-	}
-	opts = tv.options
 	opts.SSE = blobstore.SSEConfig{Mode: blobstore.SSES3}
 	if _, err := OpenVolume(ctx, opts); err == nil || !strings.Contains(err.Error(), "--sse") {
 		t.Fatalf("sse mismatch: %v", err)
@@ -409,5 +406,101 @@ func TestChmodDirectory(t *testing.T) {
 				t.Fatalf("stat = %o, %v", a.Mode, err)
 			}
 		})
+	}
+}
+
+// TestModeMismatch: the modes are compared before any root key is tried,
+// so asking for the other encryption mode says so (with or without keys),
+// never "wrong key".
+func TestModeMismatch(t *testing.T) {
+	const (
+		clientAsNone = "volume uses --encryption client but --encryption none was given: mount it with --encryption client and the key it was initialised with"
+		noneAsClient = "volume uses --encryption none but --encryption client was given: mount it with --encryption none"
+	)
+	tests := []struct {
+		name   string
+		volume string // the volume's mode
+		asked  string
+		roots  func(tv *testVol) []*cipher.RootKey
+		want   string
+	}{
+		{"client volume, none asked, no keys", EncryptionClient, EncryptionNone, func(*testVol) []*cipher.RootKey { return nil }, clientAsNone},
+		{"client volume, none asked, its key", EncryptionClient, EncryptionNone, func(tv *testVol) []*cipher.RootKey { return []*cipher.RootKey{tv.root} }, clientAsNone},
+		{"client volume, none asked, another key", EncryptionClient, EncryptionNone, func(*testVol) []*cipher.RootKey { return []*cipher.RootKey{testRoot(t, 9)} }, clientAsNone},
+		{"none volume, client asked, a key", EncryptionNone, EncryptionClient, func(*testVol) []*cipher.RootKey { return []*cipher.RootKey{testRoot(t, 9)} }, noneAsClient},
+		{"none volume, default mode, no keys", EncryptionNone, "", func(*testVol) []*cipher.RootKey { return nil }, noneAsClient},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tv := newTestVolume(t, tc.volume)
+			for _, withConfig := range []bool{false, true} {
+				opts := tv.options
+				opts.Encryption, opts.Roots, opts.Config = tc.asked, tc.roots(tv), nil
+				if withConfig {
+					cfg, err := ReadConfig(context.Background(), tv.store)
+					if err != nil {
+						t.Fatal(err)
+					}
+					opts.Config = cfg
+				}
+				v, err := OpenVolume(context.Background(), opts)
+				if err == nil {
+					v.Close(context.Background())
+					t.Fatalf("config given %v: opened", withConfig)
+				}
+				if err.Error() != tc.want || !errors.Is(err, ErrModeMismatch) || errors.Is(err, cipher.ErrNoKeyOpens) {
+					t.Fatalf("config given %v: err = %q, want %q (wrapping ErrModeMismatch)", withConfig, err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestModeCheckedAfterOpen: a config whose claimed mode was edited to
+// match the flags still fails: Open refuses it, so the unauthenticated
+// claim never decides anything.
+func TestModeCheckedAfterOpen(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	rc, _, err := tv.store.Get(ctx, ConfigKey, blobstore.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(rc)
+	rc.Close()
+	var outer struct {
+		Format int    `json:"format"`
+		Body   string `json:"body"`
+		MAC    string `json:"mac"`
+	}
+	if err := json.Unmarshal(raw, &outer); err != nil {
+		t.Fatal(err)
+	}
+	body, err := base64.RawURLEncoding.DecodeString(outer.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(body, []byte(`"client"`), []byte(`"none"`), 1)
+	if bytes.Equal(edited, body) {
+		t.Fatalf("config body does not name its mode as expected: %s", body)
+	}
+	outer.Body = base64.RawURLEncoding.EncodeToString(edited)
+	forged, _ := json.Marshal(outer)
+	cfg, err := cipher.ParseConfig(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClaimedEncryption() != EncryptionNone {
+		t.Fatalf("claimed %q after the edit", cfg.ClaimedEncryption())
+	}
+	opts := tv.options
+	opts.Encryption, opts.Config = EncryptionNone, cfg
+	v, err := OpenVolume(ctx, opts)
+	if err == nil {
+		v.Close(ctx)
+		t.Fatal("a config edited to claim none mode opened")
+	}
+	if !errors.Is(err, cipher.ErrConfigTampered) {
+		t.Fatalf("err = %v, want the config refused as tampered", err)
 	}
 }

@@ -254,10 +254,6 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		Logger:            m.log,
 	})
 	if err != nil {
-		if p.encryption == encryptionNone && errors.Is(err, cipher.ErrNoKeyOpens) {
-			// Only a client-mode config lists root keys to try.
-			return fmt.Errorf("the volume at %s uses --encryption client, but --encryption none was given: mount it with its key instead", p.url)
-		}
 		return storeError(p.url, err)
 	}
 	mnt, err := mountFUSE(vol, p.mountpoint, fuseOptions{
