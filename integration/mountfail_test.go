@@ -114,6 +114,27 @@ func TestMountFailures(t *testing.T) {
 		coffer(t, nil, "keygen", "--out", key)
 		expectMountFailure(t, nil, v.mnt, 1, []string{"--encryption none"}, "mount", "--store", v.store.url, "--key-file", key)
 	})
+	t.Run("local/key files readable by others", func(t *testing.T) {
+		v := newVolume(t, newLocalStore(t))
+		pass := filepath.Join(v.dir, "pass")
+		if err := os.WriteFile(pass, []byte("a passphrase\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		sseKey := filepath.Join(v.dir, "sse-c.key")
+		if err := os.WriteFile(sseKey, []byte("0123456789abcdef0123456789abcdef\n"), 0o604); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(v.keyFile, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		store := []string{"mount", "--store", v.store.url}
+		expectMountFailure(t, nil, v.mnt, 1, []string{"chmod 600 " + strings.ToLower(v.keyFile)}, append(store, "--key-file", v.keyFile)...)
+		expectMountFailure(t, nil, v.mnt, 1, []string{"chmod 600 " + strings.ToLower(pass)}, append(store, "--passphrase-file", pass)...)
+		if err := os.Chmod(v.keyFile, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		expectMountFailure(t, nil, v.mnt, 1, []string{"chmod 600 " + strings.ToLower(sseKey)}, append(store, "--key-file", v.keyFile, "--sse", "sse-c", "--sse-c-key-file", sseKey)...)
+	})
 	t.Run("local/no such directory", func(t *testing.T) {
 		dir := t.TempDir()
 		mnt := filepath.Join(dir, "mnt")
