@@ -29,6 +29,9 @@ func expectMountFailure(t *testing.T, env []string, mnt string, code int, want [
 	if r.took > failFast {
 		t.Errorf("failure took %v, want under %v", r.took, failFast)
 	}
+	if r.stdout != "" {
+		t.Errorf("a failed mount printed to stdout: %q", r.stdout)
+	}
 	msg := strings.TrimRight(r.stderr, "\n")
 	if msg == "" || strings.Contains(msg, "\n") {
 		t.Errorf("stderr is not one line: %q", r.stderr)
@@ -153,6 +156,19 @@ func TestMountFailures(t *testing.T) {
 		for _, d := range [][]string{nil, {"--daemon"}} {
 			expectMountFailure(t, []string{"AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y"}, mnt, 1, []string{"connect", "reach", "did not answer"},
 				append([]string{"mount", "--store", "s3://bucket", "--endpoint", endpoint, "--path-style", "--region", "us-east-1", "--key-file", key}, d...)...)
+		}
+	})
+	t.Run("versitygw/no such bucket", func(t *testing.T) {
+		srv := server(t, "versitygw")
+		st := srv.store("coffer-missing-" + randomHex(6))
+		dir := t.TempDir()
+		mnt := filepath.Join(dir, "mnt")
+		os.Mkdir(mnt, 0o755)
+		key := filepath.Join(dir, "key")
+		coffer(t, nil, "keygen", "--out", key)
+		args := append([]string{"mount", "--store", st.url, "--key-file", key}, st.args...)
+		for _, d := range [][]string{nil, {"--daemon"}} {
+			expectMountFailure(t, st.env, mnt, 1, []string{"bucket", "no coffer volume"}, append(args, d...)...)
 		}
 	})
 	t.Run("versitygw/denied credentials", func(t *testing.T) {
