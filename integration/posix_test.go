@@ -191,7 +191,8 @@ func TestUnlinkOpenFile(t *testing.T) {
 }
 
 // TestFtruncateAndMtime: ftruncate on an open descriptor (down, up, to
-// zero) between writes, and mtime moving forward on every write.
+// zero) between writes, mtime moving forward on every write, and
+// st_blocks = ceil(size/512) (what du counts).
 func TestFtruncateAndMtime(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		v := newVolume(t, b.newStore(t))
@@ -240,6 +241,9 @@ func TestFtruncateAndMtime(t *testing.T) {
 		fi, err = os.Stat(v.path("f"))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Blocks != (fi.Size()+511)/512 {
+			t.Errorf("st_blocks %d for %d bytes, want ceil(size/512) = %d", st.Blocks, fi.Size(), (fi.Size()+511)/512)
 		}
 		mtime := fi.ModTime()
 		if mtime.Before(before) {
