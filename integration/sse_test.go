@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,6 +41,10 @@ func TestSSECPlainLayout(t *testing.T) {
 	}
 	writeFile(t, v.path("docs/hello.txt"), small)
 	writeFile(t, v.path("docs/inner/large.bin"), large)
+	// 1 MiB bodies: SeaweedFS keeps small ones inline in its filer
+	// metadata, where a scan of the data dir would not see them anyway.
+	sseMarker := "cofmark" + randomHex(8)
+	writeFile(t, v.path("docs/marked.txt"), markedRandom(80, 1<<20, sseMarker))
 	if err := os.Rename(v.path("docs/hello.txt"), v.path("docs/renamed.txt")); err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +85,39 @@ func TestSSECPlainLayout(t *testing.T) {
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("docs/hello.txt")}); err == nil {
 		t.Fatal("docs/hello.txt still exists after the rename")
 	}
-	// SeaweedFS keeps SSE-C objects encrypted at rest.
-	if srv.dataDir != "" {
-		scan := newMarkerScan("hello from coffer over SSE-C")
-		if err := scan.dir(srv.dataDir); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range scan.findings {
-			t.Errorf("SSE-C plaintext at rest: %s", f)
-		}
+	// SeaweedFS keeps SSE-C objects encrypted at rest; the control is an
+	// object put without SSE-C, whose marker the scan must find.
+	if srv.dataDir == "" {
+		t.Fatal("COFFER_TEST_SEAWEEDFS_DATA_DIR not set: cannot check SSE-C at rest")
 	}
+	plainMarker := "cofmark" + randomHex(8)
+	plainBody := markedRandom(81, 1<<20, plainMarker)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("control"), Body: bytes.NewReader(plainBody)}); err != nil {
+		t.Fatal(err)
+	}
+	scan := newMarkerScan(plainMarker, sseMarker, "hello from coffer over SSE-C")
+	if err := scan.dir(srv.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	control := false
+	for _, f := range scan.findings {
+		if strings.HasSuffix(f, fmt.Sprintf("%q", plainMarker)) {
+			control = true
+			continue
+		}
+		t.Errorf("SSE-C plaintext at rest: %s", f)
+	}
+	if !control {
+		t.Error("control: the marker of an object put without SSE-C is not in the data dir, so the scan proves nothing")
+	}
+}
+
+// markedRandom is n incompressible bytes (SeaweedFS compresses what
+// compresses) with marker written every 64 KiB.
+func markedRandom(seed uint64, n int, marker string) []byte {
+	b := pseudoRandom(seed, n)
+	for off := 0; off+len(marker) <= n; off += 64 << 10 {
+		copy(b[off:], marker)
+	}
+	return b
 }
