@@ -567,7 +567,10 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 		g.WriteAt(marker, 0)
 		g.Close()
 		defer f.Close()
-		filepath.WalkDir(d.path, func(path string, e os.DirEntry, err error) error {
+		// A scan of nothing proves nothing: the staged bytes must be
+		// found on disk (sealed), in at least the open file.
+		files, onDisk := 0, 0
+		err := filepath.WalkDir(d.path, func(path string, e os.DirEntry, err error) error {
 			if err != nil || e.IsDir() {
 				return err
 			}
@@ -575,11 +578,19 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			files++
+			onDisk += len(b)
 			if bytes.Contains(b, marker[:12]) || bytes.Contains([]byte(path), []byte("secret")) {
 				t.Fatalf("%s holds plaintext", path)
 			}
 			return nil
 		})
+		if err != nil {
+			t.Fatalf("scanning %s: %v", d.path, err)
+		}
+		if files == 0 || onDisk < len(data) {
+			t.Fatalf("scanned %d files, %d bytes, under %s: the %d staged bytes are not there", files, onDisk, d.path, len(data))
+		}
 	}
 }
 
