@@ -56,6 +56,7 @@ func TestLocalCrashSafety(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
+	killedMidWrite := 0 // rounds whose kill left temp files behind
 	for round := range 4 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestLocalCrashHelper$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
@@ -97,6 +98,14 @@ func TestLocalCrashSafety(t *testing.T) {
 			t.Fatalf("round %d: temp files left after reopening: %q", round, stray)
 		}
 		t.Logf("round %d: %d whole objects after the kill; the reopen removed %d temp files", round, seen, before)
+		if before > 0 {
+			killedMidWrite++
+		}
+	}
+	// Without a kill mid-write, "no half-written object is visible" and
+	// "temp files are removed" were never put to the test.
+	if killedMidWrite == 0 {
+		t.Fatal("no kill left temp files behind (or strayTemp looks in the wrong place): the crash was never mid-write")
 	}
 }
 
