@@ -1,9 +1,11 @@
 package main
 
 import (
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -46,7 +48,7 @@ func printTable(out io.Writer, cfg config, loadStart string, start time.Time, co
 	if os.Geteuid() != 0 {
 		cold = "not root: cold reads may hit the page cache"
 	}
-	fmt.Fprintf(out, "versitygw on loopback (%s); every phase on a fresh mount; %s\n\n", cfg.endpoint, cold)
+	fmt.Fprintf(out, "coffer %s; versitygw on loopback (%s); every phase on a fresh mount; %s\n\n", buildRevision(cfg.cofferBin), cfg.endpoint, cold)
 
 	sdk, coffer := cols[0], cols[1]
 	var peers []column
@@ -100,6 +102,34 @@ func printTable(out io.Writer, cfg config, loadStart string, start time.Time, co
 			cipher["seal-ratio"], cipher["seal-MB/s"], cipher["seal-bare-MB/s"],
 			cipher["open-ratio"], cipher["open-MB/s"], cipher["open-bare-MB/s"])
 	}
+}
+
+// buildRevision names the commit the coffer binary was built from, with
+// "+dirty" when the working tree had changes. Without VCS stamps in the
+// binary (GOFLAGS=-buildvcs=false) it names the checkout's state instead.
+func buildRevision(bin string) string {
+	rev, dirty := "", ""
+	if info, err := buildinfo.ReadFile(bin); err == nil {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision" && len(s.Value) >= 12:
+				rev = s.Value[:12]
+			case s.Key == "vcs.modified" && s.Value == "true":
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		return "built from " + rev + dirty
+	}
+	head, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "(build revision unknown)"
+	}
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		dirty = "+dirty"
+	}
+	return "from checkout " + strings.TrimSpace(string(head)) + dirty
 }
 
 func cell(c column, m metric, format string) string {
