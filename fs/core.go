@@ -290,24 +290,10 @@ func (v *Volume) dirPrefix(p string) (string, error) {
 	return k + "/", nil
 }
 
-// authFailed logs a stored object that failed authentication and returns
-// the EIO the caller reports.
-func (v *Volume) authFailed(p string, err error) error {
-	v.log.Error("stored object failed authentication: reporting EIO", "path", v.logPath(p), "err", err)
-	return withErrno(syscall.EIO, err)
-}
-
-// logPath keeps plaintext names out of logs in client mode unless debug
-// logging is on.
-func (v *Volume) logPath(p string) string {
-	if !v.client || v.log.Enabled(context.Background(), slog.LevelDebug) {
-		return p
-	}
-	k, _, err := v.objectKey(p)
-	if err != nil {
-		return "(unencodable path)"
-	}
-	return "key:" + k
+// authFailed logs a stored object (p at key) that failed authentication
+// and returns the EIO the caller reports.
+func (v *Volume) authFailed(p, key string, err error) error {
+	return v.failEIO("stored object failed authentication", p, key, err)
 }
 
 // plainLocalSecret is the local secret of a "none" volume: derived from

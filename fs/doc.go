@@ -35,6 +35,9 @@
 // an object's metadata with a ranged GET of its first chunk, so reading
 // a small file after `ls -l` needs no request.
 //
-// It must never log or return key material, plaintext names in client
-// mode at levels above debug, or file contents.
+// Logs: every operation that ends in EIO logs its cause once at error
+// level, naming the object by its key (report.go). It must never log or
+// return key material or file contents, nor log plaintext names at
+// levels above debug (in none mode, where keys are the names, records
+// carry a keyed hash of the key instead).
 package fs

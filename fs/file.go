@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"syscall"
 	"time"
@@ -116,7 +117,7 @@ func (h *Handle) Stat() Attr { return h.f.snapshot().attr }
 func (v *Volume) Create(ctx context.Context, path string, mode uint32, flags int) (*Handle, Attr, error) {
 	h, err := v.create(ctx, path, mode, flags)
 	if err != nil {
-		return nil, Attr{}, pathErr("create", path, err)
+		return nil, Attr{}, v.finish("create", path, err)
 	}
 	return h, h.Stat(), nil
 }
@@ -189,7 +190,7 @@ func (v *Volume) checkParent(ctx context.Context, p string) error {
 // copies its content into staging at the first change, not at open.
 func (v *Volume) Open(ctx context.Context, path string, flags int) (*Handle, error) {
 	h, err := v.open(ctx, path, flags)
-	return h, pathErr("open", path, err)
+	return h, v.finish("open", path, err)
 }
 
 func (v *Volume) open(ctx context.Context, p string, flags int) (*Handle, error) {
@@ -235,7 +236,7 @@ func (v *Volume) acquire(ctx context.Context, p string) (*file, error) {
 	case n.attr.IsSymlink():
 		return nil, syscall.ELOOP
 	case n.key == "":
-		return nil, syscall.EIO // listed but unreadable
+		return nil, n.unreadable()
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -268,14 +269,20 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		return n, err
 	}
-	return rd.ReadAt(ctx, p, off)
+	n, err := rd.ReadAt(ctx, p, off)
+	if err != nil && !errors.Is(err, io.EOF) && Errno(err) == syscall.EIO {
+		err = f.v.failEIO("read", rd.n.path, rd.n.key, err)
+	}
+	return n, err
 }
 
 // stagingFailed reports a staging file that failed to read or
 // authenticate (EIO, logged).
 func (v *Volume) stagingFailed(f *file, err error) error {
-	v.log.Error("staging file failed", "path", v.logPath(f.path), "err", err)
-	return withErrno(syscall.EIO, err)
+	f.mu.Lock()
+	p := f.path
+	f.mu.Unlock()
+	return v.failEIO("staging file failed", p, "", err)
 }
 
 func (f *file) readerLocked() *reader {
@@ -294,7 +301,7 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	f.upMu.RLock()
 	defer f.upMu.RUnlock()
 	if err := f.stage(ctx); err != nil {
-		return 0, err
+		return 0, f.failedWrite(err)
 	}
 	if h.append {
 		off = f.st.Size()
@@ -305,6 +312,17 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 		return n, f.v.stagingFailed(f, err)
 	}
 	return n, nil
+}
+
+// failedWrite logs the cause of a write that ends in EIO.
+func (f *file) failedWrite(err error) error {
+	if err == nil || Errno(err) != syscall.EIO {
+		return err
+	}
+	f.mu.Lock()
+	p := f.path
+	f.mu.Unlock()
+	return f.v.failEIO("write", p, "", err)
 }
 
 func (f *file) changed() {
@@ -458,9 +476,9 @@ func (f *file) uploadNow(ctx context.Context) error {
 			f.uploadErr = nil
 			f.mu.Unlock()
 		}
-		return pathErr("fsync", f.path, err)
+		return f.v.finish("fsync", f.path, err)
 	}
-	return pathErr("upload", f.path, f.upload(ctx))
+	return f.v.finish("upload", f.path, f.upload(ctx))
 }
 
 // upload stores the staged content as a new object version: a fresh
@@ -488,12 +506,12 @@ func (f *file) upload(ctx context.Context) error {
 	if err != nil {
 		f.uploadErr = err
 		if errors.Is(err, blobstore.ErrPreconditionFailed) {
-			v.log.Error("not uploading: the object changed in the store since this version was opened; the local version is kept until unmount",
-				"path", v.logPath(p), "err", err)
+			v.logEvent(slog.LevelError, "not uploading: the object changed in the store since this version was opened; the local version is kept until unmount",
+				p, "", "err", err)
 		} else if ctx.Err() == nil && !v.closed && f.refs == 0 {
 			f.retries++
 			delay := min(time.Second<<min(f.retries, 6), time.Minute)
-			v.log.Warn("upload failed, retrying", "path", v.logPath(p), "in", delay, "err", err)
+			v.logEvent(slog.LevelWarn, "upload failed, retrying", p, "", "in", delay, "err", err)
 			f.scheduleLocked(delay)
 		}
 		return err

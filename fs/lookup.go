@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -20,7 +21,7 @@ import (
 func (v *Volume) Stat(ctx context.Context, path string) (Attr, error) {
 	n, err := v.lookup(ctx, path)
 	if err != nil {
-		return Attr{}, pathErr("stat", path, err)
+		return Attr{}, v.finish("stat", path, err)
 	}
 	return n.attr, nil
 }
@@ -188,11 +189,11 @@ func (v *Volume) implicitDir(p string) *node {
 func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node, error) {
 	okey, a, err := v.lay.openMeta(p, info.Metadata, info.LastModified)
 	if err != nil {
-		return nil, v.authFailed(p, err)
+		return nil, badMeta(err)
 	}
 	size, err := v.lay.plainSize(info.Size)
 	if err != nil {
-		return nil, v.authFailed(p, err)
+		return nil, badMeta(err)
 	}
 	mode := a.Mode
 	if mode&syscall.S_IFMT != syscall.S_IFLNK {
@@ -208,7 +209,7 @@ func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node
 func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*node, error) {
 	okey, a, err := v.lay.openMeta(p, info.Metadata, info.LastModified)
 	if err != nil {
-		return nil, v.authFailed(p, err)
+		return nil, badMeta(err)
 	}
 	perm := a.Mode & 0o7777
 	if _, ok := info.Metadata["mode"]; !ok && !v.client {
@@ -218,6 +219,12 @@ func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*no
 		path: p, attr: v.attrOf(syscall.S_IFDIR|perm, a, 0),
 		key: marker, etag: info.ETag, objSize: info.Size, okey: okey, long: long,
 	}, nil
+}
+
+// badMeta is the EIO of a stored object whose metadata or size does not
+// authenticate or decode (the caller logs it).
+func badMeta(err error) error {
+	return withErrno(syscall.EIO, fmt.Errorf("stored object failed authentication: %w", err))
 }
 
 func (v *Volume) attrOf(mode uint32, a cipher.Attr, size int64) Attr {
@@ -241,7 +248,7 @@ func toCipherAttr(a Attr) cipher.Attr {
 // READDIRPLUS hit the cache.
 func (v *Volume) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
 	ents, err := v.readDir(ctx, path)
-	return ents, pathErr("readdir", path, err)
+	return ents, v.finish("readdir", path, err)
 }
 
 func (v *Volume) readDir(ctx context.Context, p string) ([]DirEntry, error) {
@@ -381,7 +388,7 @@ func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, e
 	if !v.lay.hashed(it.seg) {
 		var err error
 		if name, err = v.lay.name(dir, it.seg, ""); err != nil {
-			v.log.Warn("skipping an entry whose name does not decode", "dir", v.logPath(dir), "key", it.key, "err", err)
+			v.logEvent(slog.LevelWarn, "skipping an entry whose name does not decode", "", it.key, "err", err)
 			return nil, nil
 		}
 		if n, ok := v.meta.get(joinPath(dir, name)); ok && n != nil && n.isDir() == it.dir && (it.dir || n.etag == it.etag) {
@@ -401,7 +408,7 @@ func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, e
 			return v.implicitDir(joinPath(dir, name)), nil
 		}
 		if it.dir {
-			v.log.Warn("skipping a long-named directory without marker", "dir", v.logPath(dir), "key", it.key)
+			v.logEvent(slog.LevelWarn, "skipping a long-named directory without marker", "", it.key)
 		}
 		return nil, nil // gone since the listing
 	}
@@ -412,7 +419,7 @@ func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, e
 	if v.lay.hashed(it.seg) {
 		long = v.lay.longName(info.Metadata)
 		if name, err = v.lay.name(dir, it.seg, long); err != nil {
-			v.log.Warn("skipping an entry whose long name does not decode", "dir", v.logPath(dir), "key", it.key, "err", err)
+			v.logEvent(slog.LevelWarn, "skipping an entry whose long name does not decode", "", it.key, "err", err)
 			return nil, nil
 		}
 	}
@@ -426,7 +433,8 @@ func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, e
 	if err != nil {
 		// Listed, but its attributes do not open: show it, and let every
 		// access to it fail with EIO.
-		return &node{path: p, attr: Attr{Mode: syscall.S_IFREG, Mtime: info.LastModified}}, nil
+		v.logEvent(slog.LevelWarn, "a listed entry failed authentication: accessing it is EIO", p, it.key, "err", err)
+		return &node{path: p, attr: Attr{Mode: syscall.S_IFREG, Mtime: info.LastModified}, bad: err}, nil
 	}
 	return n, nil
 }

@@ -1,10 +1,13 @@
 package fs
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"path"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cofferfs/coffer/cipher"
@@ -20,9 +23,19 @@ type node struct {
 	okey    *cipher.ObjectKey // client mode: the version's key (also markers)
 	long    string            // coffer-name of a hashed last segment
 	target  string            // symlink target, once read
+	bad     error             // listed, but its metadata failed: every access is EIO
 }
 
 func (n *node) isDir() bool { return n.attr.IsDir() }
+
+// unreadable is the EIO of a node that was listed but whose metadata
+// failed (it has no usable key).
+func (n *node) unreadable() error {
+	if n.bad != nil {
+		return withErrno(syscall.EIO, fmt.Errorf("listed, but its metadata failed: %w", n.bad))
+	}
+	return withErrno(syscall.EIO, errors.New("listed, but its object cannot be read"))
+}
 
 // metaCache is the mount-wide metadata cache: nodes by path (negative
 // entries included) and directory listings, trusted for ttl. Own changes

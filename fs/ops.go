@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"syscall"
 	"time"
@@ -18,25 +19,34 @@ import (
 
 // Unlink removes a file or symlink.
 func (v *Volume) Unlink(ctx context.Context, path string) error {
-	return pathErr("unlink", path, v.unlink(ctx, path))
+	return v.finish("unlink", path, v.unlink(ctx, path))
 }
 
 func (v *Volume) unlink(ctx context.Context, p string) error {
 	if err := v.checkWritable(p); err != nil {
 		return err
 	}
-	n, err := v.lookup(ctx, p)
-	if err != nil {
-		return err
+	var n *node
+	var f *file
+	for attempt := 0; ; attempt++ {
+		var err error
+		if n, err = v.lookup(ctx, p); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		f = v.files[p]
+		v.mu.Unlock()
+		// A file staged here when looked up may have been uploaded and
+		// forgotten since: look again to learn its key.
+		if n.key != "" || n.bad != nil || f != nil || n.isDir() || attempt == 2 {
+			break
+		}
 	}
 	if n.isDir() {
 		return syscall.EISDIR
 	}
 	parent := v.implicitParent(ctx, p)
 	key := n.key
-	v.mu.Lock()
-	f := v.files[p]
-	v.mu.Unlock()
 	if f != nil {
 		// Wait for an upload in flight, then make sure none follows.
 		f.upMu.Lock()
@@ -59,7 +69,7 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 	}
 	if key == "" {
 		if f == nil {
-			return syscall.EIO // listed but unreadable: its key is unknown
+			return n.unreadable()
 		}
 	} else if err := v.store.Delete(ctx, key); err != nil {
 		return err
@@ -97,7 +107,7 @@ func (v *Volume) keepDir(ctx context.Context, n *node) {
 		_, err = v.putMarker(ctx, n.path, key+"/", long, n.attr)
 	}
 	if err != nil {
-		v.log.Warn("could not keep an implicit directory", "path", v.logPath(n.path), "err", err)
+		v.logEvent(slog.LevelWarn, "could not keep an implicit directory", n.path, "", "err", err)
 	}
 }
 
@@ -105,7 +115,7 @@ func (v *Volume) keepDir(ctx context.Context, n *node) {
 func (v *Volume) Mkdir(ctx context.Context, path string, mode uint32) (Attr, error) {
 	n, err := v.mkdir(ctx, path, mode)
 	if err != nil {
-		return Attr{}, pathErr("mkdir", path, err)
+		return Attr{}, v.finish("mkdir", path, err)
 	}
 	return n.attr, nil
 }
@@ -159,7 +169,7 @@ func (v *Volume) putMarker(ctx context.Context, p, marker, long string, attr Att
 
 // Rmdir removes an empty directory (ENOTEMPTY otherwise).
 func (v *Volume) Rmdir(ctx context.Context, path string) error {
-	return pathErr("rmdir", path, v.rmdir(ctx, path))
+	return v.finish("rmdir", path, v.rmdir(ctx, path))
 }
 
 func (v *Volume) rmdir(ctx context.Context, p string) error {
@@ -221,7 +231,7 @@ func (v *Volume) hasLocalFilesUnder(p string) bool {
 func (v *Volume) Symlink(ctx context.Context, target, path string) (Attr, error) {
 	n, err := v.symlink(ctx, target, path)
 	if err != nil {
-		return Attr{}, pathErr("symlink", path, err)
+		return Attr{}, v.finish("symlink", path, err)
 	}
 	return n.attr, nil
 }
@@ -268,7 +278,7 @@ func (v *Volume) symlink(ctx context.Context, target, p string) (*node, error) {
 // Readlink returns the target of a symbolic link.
 func (v *Volume) Readlink(ctx context.Context, path string) (string, error) {
 	t, err := v.readlink(ctx, path)
-	return t, pathErr("readlink", path, err)
+	return t, v.finish("readlink", path, err)
 }
 
 func (v *Volume) readlink(ctx context.Context, p string) (string, error) {
@@ -283,7 +293,7 @@ func (v *Volume) readlink(ctx context.Context, p string) (string, error) {
 		return n.target, nil
 	}
 	if n.key == "" {
-		return "", syscall.EIO
+		return "", n.unreadable()
 	}
 	r := v.newReader(n)
 	buf := make([]byte, n.attr.Size)
@@ -302,7 +312,7 @@ func (v *Volume) readlink(ctx context.Context, p string) (string, error) {
 // what its upload will carry.
 func (v *Volume) SetAttr(ctx context.Context, path string, s SetAttr) (Attr, error) {
 	a, err := v.setAttr(ctx, path, s)
-	return a, pathErr("setattr", path, err)
+	return a, v.finish("setattr", path, err)
 }
 
 func (v *Volume) setAttr(ctx context.Context, p string, s SetAttr) (Attr, error) {
@@ -429,7 +439,7 @@ func applySetAttr(a Attr, s SetAttr) Attr {
 func (v *Volume) rewriteMeta(ctx context.Context, n *node, p string, a Attr) (*node, error) {
 	if n.key == "" {
 		if !n.isDir() {
-			return nil, syscall.EIO
+			return nil, n.unreadable()
 		}
 		key, long, err := v.objectKey(p)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"syscall"
 
@@ -222,7 +223,7 @@ func (r *reader) get(ctx context.Context, first, last int64, out [][]byte) error
 	body, _, err := v.store.Get(ctx, r.n.key, blobstore.GetOptions{Offset: off, Length: length, IfMatch: r.n.etag})
 	if errors.Is(err, blobstore.ErrPreconditionFailed) {
 		v.meta.invalidate(r.n.path)
-		v.log.Warn("the file changed in the store while open: reopen it", "path", v.logPath(r.n.path))
+		v.logEvent(slog.LevelWarn, "the file changed in the store while open: reopen it", r.n.path, r.n.key)
 		return withErrno(syscall.ESTALE, err)
 	}
 	if err != nil {
@@ -233,7 +234,7 @@ func (r *reader) get(ctx context.Context, first, last int64, out [][]byte) error
 	body.Close()
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return v.authFailed(r.n.path, fmt.Errorf("%w: object shorter than its size", cipher.ErrAuth))
+			return v.authFailed(r.n.path, r.n.key, fmt.Errorf("%w: object shorter than its size", cipher.ErrAuth))
 		}
 		return err
 	}
@@ -242,7 +243,7 @@ func (r *reader) get(ctx context.Context, first, last int64, out [][]byte) error
 		stored := buf[co-off : co-off+cn : co-off+cn]
 		plain, err := v.lay.openChunk(r.n.okey, nil, stored, c, size)
 		if err != nil {
-			return v.authFailed(r.n.path, err)
+			return v.authFailed(r.n.path, r.n.key, err)
 		}
 		id := blockID{Object: r.object, Index: c}
 		v.local.blocks.PutStored(id, stored)

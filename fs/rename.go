@@ -20,7 +20,7 @@ import (
 // and then deleted. A directory is renamed by copying every descendant in
 // parallel; the sources are deleted only after every copy succeeded.
 func (v *Volume) Rename(ctx context.Context, oldPath, newPath string, flags RenameFlags) error {
-	return pathErr("rename", oldPath, v.rename(ctx, oldPath, newPath, flags))
+	return v.finish("rename", oldPath, v.rename(ctx, oldPath, newPath, flags))
 }
 
 func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlags) error {
@@ -102,6 +102,21 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 	v.mu.Lock()
 	f := v.files[oldp]
 	v.mu.Unlock()
+	if f == nil && src.key == "" {
+		// Staged here when looked up, uploaded and forgotten since (or
+		// listed but unreadable): what is stored now is what moves.
+		if src.bad != nil {
+			return src.unreadable()
+		}
+		n, err := v.lookup(ctx, oldp)
+		if err != nil {
+			return err
+		}
+		if n.key == "" || n.isDir() {
+			return n.unreadable()
+		}
+		src = n
+	}
 	if f != nil {
 		f.mu.Lock()
 		storedDirty := f.node != nil && f.dirty && !f.removed
@@ -244,7 +259,10 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 		f.mu.Unlock()
 		if dirty {
 			if err := f.upload(ctx); err != nil {
-				return fmt.Errorf("uploading %s before renaming its directory: %w", f.path, err)
+				if Errno(err) == syscall.EIO {
+					return v.failEIO("rename: uploading a file staged below the directory", f.path, "", err)
+				}
+				return err
 			}
 		}
 	}
@@ -310,8 +328,7 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 	for _, m := range items {
 		rel := strings.TrimSuffix(m.oldKey[len(oldPrefix):], "/")
 		if m.oldPath, err = decode(rel); err != nil {
-			v.log.Error("rename: an entry does not decode; nothing was moved", "dir", v.logPath(oldp), "key", m.oldKey, "err", err)
-			return withErrno(syscall.EIO, err)
+			return v.failEIO("rename: an entry does not decode; nothing was moved", "", m.oldKey, err)
 		}
 		m.newPath = newp + strings.TrimPrefix(m.oldPath, oldp)
 		key, _, err := v.objectKey(m.newPath)
