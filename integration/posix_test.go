@@ -304,7 +304,8 @@ func TestFtruncateAndMtime(t *testing.T) {
 
 // TestLargeDirectory creates 2000 files in one directory and lists it in
 // small getdents batches (so the listing is resumed at offsets): every
-// name once, the same set on every pass and after a remount.
+// name once, the same set on every pass and after a remount; then
+// rm -rf removes it all.
 func TestLargeDirectory(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		v := newVolume(t, b.newStore(t))
@@ -370,6 +371,15 @@ func TestLargeDirectory(t *testing.T) {
 		t.Logf("cold listing of %d files: %v", n, time.Since(start).Round(time.Millisecond))
 		for _, i := range []int{0, n / 2, n - 1} {
 			checkFile(t, v.path("big", want[i]), []byte(want[i]))
+		}
+		// rm -rf unlinks while it reads the directory: nothing may be
+		// skipped (which would leave rmdir with ENOTEMPTY).
+		start = time.Now()
+		sh(t, "", "rm", "-rf", v.path("big"))
+		t.Logf("rm -rf of %d files: %v", n, time.Since(start).Round(time.Millisecond))
+		v.remount(true)
+		if _, err := os.Stat(v.path("big")); !os.IsNotExist(err) {
+			t.Fatalf("big after rm -rf and a remount: %v", err)
 		}
 	})
 }
