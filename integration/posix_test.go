@@ -398,3 +398,52 @@ func firstDiff(got, want []string) string {
 	}
 	return "none"
 }
+
+// TestAttributesOfOpenFile: fchmod, fchown and a utimens made while a
+// file is open and staged (as cp -a and tar x do before close) are what
+// the uploaded file keeps.
+func TestAttributesOfOpenFile(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		v := newVolume(t, b.newStore(t))
+		v.mount()
+		mtime := time.Date(2003, 4, 5, 6, 7, 8, 900_000_000, time.UTC)
+		data := pseudoRandom(26, chunk+9)
+		f := openFile(t, v.path("f"), os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		writeAt(t, f, data, 0)
+		if err := f.Chmod(0o751); err != nil {
+			t.Fatalf("fchmod: %v", err)
+		}
+		canChown := os.Geteuid() == 0
+		if canChown {
+			if err := f.Chown(4242, 2424); err != nil {
+				t.Fatalf("fchown: %v", err)
+			}
+		}
+		if err := os.Chtimes(v.path("f"), mtime, mtime); err != nil {
+			t.Fatalf("utimens of an open file: %v", err)
+		}
+		closeFile(t, f)
+		check := func(when string) {
+			t.Helper()
+			fi, err := os.Stat(v.path("f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o751 {
+				t.Errorf("%s: mode %v, want 0751", when, fi.Mode().Perm())
+			}
+			if st := fi.Sys().(*syscall.Stat_t); canChown && (st.Uid != 4242 || st.Gid != 2424) {
+				t.Errorf("%s: owner %d:%d, want 4242:2424", when, st.Uid, st.Gid)
+			}
+			if !fi.ModTime().Equal(mtime) {
+				t.Errorf("%s: mtime %v, want %v", when, fi.ModTime(), mtime)
+			}
+			checkFile(t, v.path("f"), data)
+		}
+		check("after close")
+		time.Sleep(500 * time.Millisecond) // past the writeback delay: uploaded
+		check("after upload")
+		v.remount(true)
+		check("after remount")
+	})
+}
