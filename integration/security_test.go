@@ -235,3 +235,52 @@ func putObject(t *testing.T, st blobstore.Store, key string, data []byte, meta m
 		t.Fatalf("put %s: %v", key, err)
 	}
 }
+
+// TestErrorLogNamesNoPlaintext: reading a tampered file fails with EIO
+// and the daemon's log says why (at error level), naming the object by
+// its key, never by the plaintext name, at the default log level and at
+// debug (the log is coffer.log in the cache dir: local disk).
+func TestErrorLogNamesNoPlaintext(t *testing.T) {
+	requireFUSE(t)
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) {
+			if level == "debug" && os.Getenv("COFFER_TEST_KNOWN_BUGS") != "1" {
+				t.Skip("BUG (design question for the lead): fs logs the plaintext path of a failed operation in a debug record, which --daemon writes to coffer.log in the cache dir; DESIGN §5 says no plaintext name in logs on local disk (COFFER_TEST_KNOWN_BUGS=1 runs it)")
+			}
+			v := newVolume(t, newLocalStore(t), withMountArgs("--log-level", level))
+			marker := "cofmark" + randomHex(8)
+			v.mount()
+			if err := os.Mkdir(v.path("dir-"+marker), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, v.path("dir-"+marker, "file-"+marker), pseudoRandom(27, 100_000))
+			v.unmount()
+			st := v.store.open(t)
+			key := objectOfSize(t, st, cipherSize(100_000))
+			body, info := getObject(t, st, key)
+			body[len(body)/2] ^= 0x01
+			putObject(t, st, key, body, info.Metadata)
+
+			v.cacheDir = v.dir + "/cache-" + randomHex(4)
+			v.mount()
+			if _, err := os.ReadFile(v.path("dir-"+marker, "file-"+marker)); errnoOf(err) != syscall.EIO {
+				t.Fatalf("reading the tampered file: %v, want EIO", err)
+			}
+			v.unmount()
+			log, err := os.ReadFile(v.cacheDir + "/coffer.log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(log, []byte("level=ERROR")) || !bytes.Contains(log, []byte(key)) {
+				t.Errorf("the log has no error line naming object %s:\n%s", key, log)
+			}
+			scan := newMarkerScan(marker)
+			if err := scan.dir(v.cacheDir); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range scan.findings {
+				t.Errorf("plaintext name on local disk: %s", f)
+			}
+		})
+	}
+}
