@@ -60,6 +60,9 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		// Debug logging on: coffer.log in the cache dir is scanned too.
 		v := newVolume(t, b.newStore(t), withMountArgs("--log-level", "debug"))
+		// The daemon's TMPDIR is scanned too: no plaintext in temp files.
+		tmp := t.TempDir()
+		v.store.env = append(v.store.env, "TMPDIR="+tmp)
 		marker := "cofmark" + randomHex(8)
 		v.mount()
 		writeMarked(t, v, marker)
@@ -79,6 +82,9 @@ func TestNoPlaintextAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.unmount()
+		if err := scan.dirMaybeEmpty(tmp); err != nil {
+			t.Fatal(err)
+		}
 		if err := scan.store(v.store.open(t)); err != nil {
 			t.Fatal(err)
 		}
