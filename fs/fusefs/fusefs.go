@@ -81,7 +81,7 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 	if opts.ReadOnly || v.ReadOnly() {
 		mo.Options = append(mo.Options, "ro")
 	}
-	root := &dir{node: node{vol: v}}
+	root := &dir{node: node{vol: v, writeback: opts.WritebackCache}}
 	server, err := gofs.Mount(mountpoint, root, &gofs.Options{
 		MountOptions:    mo,
 		AttrTimeout:     sec(opts.AttrTimeout),
@@ -106,6 +106,20 @@ func (w slogWriter) Write(p []byte) (int, error) {
 type node struct {
 	gofs.Inode
 	vol *cfs.Volume
+	// writeback: the kernel writeback cache is on, so the kernel
+	// resolves O_APPEND itself and sends appends at explicit offsets.
+	writeback bool
+}
+
+// openFlags are the flags the core gets for an open or create. With the
+// writeback cache the kernel places appends itself and passes O_APPEND
+// on (libfuse's examples strip it the same way): honouring it here
+// would append every write a second time.
+func (n *node) openFlags(flags uint32) int {
+	if n.writeback {
+		flags &^= syscall.O_APPEND
+	}
+	return int(flags)
 }
 
 func (n *node) path() string { return "/" + n.Path(nil) }
@@ -150,11 +164,11 @@ func (n *node) newChild(ctx context.Context, name string, a cfs.Attr) *gofs.Inod
 	var ops gofs.InodeEmbedder
 	switch {
 	case a.IsDir():
-		ops = &dir{node: node{vol: n.vol}}
+		ops = &dir{node: node{vol: n.vol, writeback: n.writeback}}
 	case a.IsSymlink():
-		ops = &symlink{node: node{vol: n.vol}}
+		ops = &symlink{node: node{vol: n.vol, writeback: n.writeback}}
 	default:
-		ops = &file{node: node{vol: n.vol}}
+		ops = &file{node: node{vol: n.vol, writeback: n.writeback}}
 	}
 	return n.NewInode(ctx, ops, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT})
 }
@@ -312,7 +326,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 }
 
 func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	h, a, err := d.vol.Create(callerCtx(ctx), d.child(name), mode, int(flags))
+	h, a, err := d.vol.Create(callerCtx(ctx), d.child(name), mode, d.openFlags(flags))
 	if err != nil {
 		return nil, nil, 0, errno(err)
 	}
@@ -352,7 +366,7 @@ var (
 )
 
 func (f *file) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	h, err := f.vol.Open(ctx, f.path(), int(flags))
+	h, err := f.vol.Open(ctx, f.path(), f.openFlags(flags))
 	if err != nil {
 		return nil, 0, errno(err)
 	}

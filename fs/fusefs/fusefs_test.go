@@ -31,6 +31,14 @@ func needFUSE(t *testing.T) {
 
 func mountTest(t *testing.T) (mnt string, store blobstore.Store) {
 	t.Helper()
+	mnt, store, _ = mountWith(t, MountOptions{})
+	return mnt, store
+}
+
+// mountWith mounts a new client-mode volume in a local store with opts;
+// offline opens the same store as a second volume (cold caches).
+func mountWith(t *testing.T, opts MountOptions) (mnt string, store blobstore.Store, offline func() *cfs.Volume) {
+	t.Helper()
 	needFUSE(t)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -63,7 +71,7 @@ func mountTest(t *testing.T) (mnt string, store blobstore.Store) {
 	}
 	mnt = filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
-	server, err := Mount(v, mnt, MountOptions{})
+	server, err := Mount(v, mnt, opts)
 	if err != nil {
 		v.Close(ctx)
 		t.Fatal(err)
@@ -77,7 +85,15 @@ func mountTest(t *testing.T) (mnt string, store blobstore.Store) {
 			t.Errorf("close: %v", err)
 		}
 	})
-	return mnt, store
+	offline = func() *cfs.Volume {
+		v, err := cfs.OpenVolume(ctx, cfs.Options{Store: store, Roots: []*cipher.RootKey{root}, CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { v.Close(ctx) })
+		return v
+	}
+	return mnt, store, offline
 }
 
 func TestMountSmoke(t *testing.T) {
@@ -178,5 +194,83 @@ func TestMountCopyTree(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(mnt); len(ents) != 0 {
 		t.Fatalf("left after rm -rf: %v", ents)
+	}
+}
+
+// TestAppend: O_APPEND writes land once at the end, with and without the
+// kernel writeback cache (which resolves O_APPEND itself), in the mount
+// and in the store.
+func TestAppend(t *testing.T) {
+	for _, wb := range []bool{false, true} {
+		t.Run(map[bool]string{false: "direct", true: "writeback cache"}[wb], func(t *testing.T) {
+			mnt, _, offline := mountWith(t, MountOptions{WritebackCache: wb})
+			ctx := context.Background()
+			want := bytes.Repeat([]byte("0123456789"), 13108) // 131080 bytes: past two chunks
+			p := filepath.Join(mnt, "log")
+			if err := os.WriteFile(p, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			appendOnce := func(data string) {
+				f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := f.WriteString(data); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, data...)
+			}
+			for range 4 {
+				appendOnce("abcde") // a shell's >>
+			}
+			// Two writes through one O_APPEND handle, and a new file
+			// created with O_APPEND.
+			f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []string{"XY", "Z"} {
+				if _, err := f.WriteString(s); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, s...)
+			}
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			q := filepath.Join(mnt, "new")
+			g, err := os.OpenFile(q, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.WriteString("one,")
+			g.WriteString("two")
+			if err := g.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			g.Close()
+
+			if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("in the mount: %d bytes, want %d (%v)", len(got), len(want), err)
+			}
+			if st, err := os.Stat(p); err != nil || st.Size() != int64(len(want)) {
+				t.Fatalf("stat in the mount: %v %v", st, err)
+			}
+			v := offline()
+			for name, data := range map[string][]byte{"/log": want, "/new": []byte("one,two")} {
+				h, err := v.Open(ctx, name, syscall.O_RDONLY)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := make([]byte, len(data)+10)
+				n, _ := h.ReadAt(ctx, got, 0)
+				h.Close(ctx)
+				if !bytes.Equal(got[:n], data) {
+					t.Fatalf("stored %s: %d bytes, want %d", name, n, len(data))
+				}
+			}
+		})
 	}
 }
