@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/base64"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,7 @@ func TestNoPlaintextInCacheWithoutClientEncryption(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.unmount()
+	checkPrivate(t, v.cacheDir)
 	for _, f := range scan.findings {
 		t.Error("plaintext in the cache dir: " + f)
 	}
@@ -88,5 +90,32 @@ func TestSSECKeyNeverLocal(t *testing.T) {
 	}
 	for _, f := range plain.findings {
 		t.Errorf("plaintext in the cache dir: %s", f)
+	}
+}
+
+// checkPrivate fails unless everything under dir is the user's alone:
+// no group or other permission bits on any file or directory.
+func checkPrivate(t *testing.T, dir string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n++
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: readable or writable by group or others", p, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 2 {
+		t.Fatalf("checked %d entries under %s", n, dir)
 	}
 }

@@ -82,6 +82,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.unmount()
+		checkPrivate(t, v.cacheDir)
 		if err := scan.dirMaybeEmpty(tmp); err != nil {
 			t.Fatal(err)
 		}
