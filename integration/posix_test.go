@@ -70,6 +70,10 @@ func TestPOSIXErrors(t *testing.T) {
 					{"rename of a missing file", syscall.Rename(p("missing"), p("other")), syscall.ENOENT, 0},
 					{"hard link", syscall.Link(p("file"), p("link")), syscall.ENOTSUP, 0},
 					{"setxattr", unix.Setxattr(p("file"), "user.test", []byte("x"), 0), syscall.ENOTSUP, 0},
+					// mv -n uses RENAME_NOREPLACE: it must never replace.
+					{"rename RENAME_NOREPLACE onto an existing file", unix.Renameat2(unix.AT_FDCWD, p("file"), unix.AT_FDCWD, p("full", "child"), unix.RENAME_NOREPLACE), syscall.EEXIST, 0},
+					{"rename RENAME_EXCHANGE", unix.Renameat2(unix.AT_FDCWD, p("file"), unix.AT_FDCWD, p("full", "child"), unix.RENAME_EXCHANGE), syscall.EINVAL, syscall.ENOTSUP},
+					{"mkfifo", syscall.Mkfifo(p("fifo"), 0o644), syscall.ENOTSUP, syscall.EPERM},
 				} {
 					if got := errnoOf(tc.err); got != tc.want && (tc.alt == 0 || got != tc.alt) {
 						t.Errorf("%s: %v, want %v", tc.what, tc.err, tc.want)
@@ -81,7 +85,7 @@ func TestPOSIXErrors(t *testing.T) {
 				if fi, err := os.Stat(p("dir", "sub")); err != nil || !fi.IsDir() {
 					t.Errorf("dir/sub after the failed renames: %v", err)
 				}
-				for _, name := range []string{"link", "other", "missing"} {
+				for _, name := range []string{"link", "other", "missing", "fifo"} {
 					if _, err := os.Lstat(p(name)); !os.IsNotExist(err) {
 						t.Errorf("%s exists after a failed operation: %v", name, err)
 					}
