@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -449,5 +450,60 @@ func TestAttributesOfOpenFile(t *testing.T) {
 		check("after upload")
 		v.remount(true)
 		check("after remount")
+	})
+}
+
+// TestSharedOpenFile: two descriptors on one file see each other's
+// writes at once (before any close), stat follows the size, and
+// O_APPEND writes from two descriptors all land at the end.
+func TestSharedOpenFile(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		v := newVolume(t, b.newStore(t))
+		v.mount()
+		base := pseudoRandom(28, chunk+100)
+		writeFile(t, v.path("f"), base)
+		v.remount(true)
+		r := openFile(t, v.path("f"), os.O_RDONLY)
+		defer r.Close()
+		w := openFile(t, v.path("f"), os.O_RDWR)
+		defer w.Close()
+		patch := pseudoRandom(29, 250) // within the file (chunk+100 bytes), across a chunk edge
+		writeAt(t, w, patch, chunk-200)
+		writeAt(t, w, []byte("grown"), int64(len(base))+50)
+		want := resize(bytes.Clone(base), len(base)+55)
+		copy(want[chunk-200:], patch)
+		copy(want[len(base)+50:], "grown")
+		got := make([]byte, len(want)+10)
+		n, err := r.ReadAt(got, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		if err := sameBytes(got[:n], want); err != nil {
+			t.Fatalf("reader before the writer closed: %v", err)
+		}
+		if fi, err := os.Stat(v.path("f")); err != nil || fi.Size() != int64(len(want)) {
+			t.Fatalf("stat while open: %v, size %d, want %d", err, fi.Size(), len(want))
+		}
+		closeFile(t, w)
+
+		a1 := openFile(t, v.path("log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND)
+		defer a1.Close()
+		a2 := openFile(t, v.path("log"), os.O_WRONLY|os.O_APPEND)
+		defer a2.Close()
+		var log []byte
+		for i := range 6 {
+			line := []byte(fmt.Sprintf("line %d from fd %d\n", i, i%2+1))
+			if _, err := []*os.File{a1, a2}[i%2].Write(line); err != nil {
+				t.Fatal(err)
+			}
+			log = append(log, line...)
+		}
+		closeFile(t, a1)
+		closeFile(t, a2)
+		checkFile(t, v.path("log"), log)
+		closeFile(t, r)
+		v.remount(true)
+		checkFile(t, v.path("f"), want)
+		checkFile(t, v.path("log"), log)
 	})
 }
