@@ -254,16 +254,36 @@ func peerEnv() []string {
 
 // mounted reports whether a filesystem is mounted at mnt.
 func mounted(mnt string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fields := strings.Fields(s.Text()); len(fields) > 4 && fields[4] == mnt {
+	for _, m := range mountpoints() {
+		if m == mnt {
 			return true
 		}
 	}
 	return false
+}
+
+// detachMounts lazily unmounts whatever is still mounted under dir.
+func detachMounts(dir string) {
+	for _, m := range mountpoints() {
+		if strings.HasPrefix(m, dir+"/") {
+			logf("detaching %s, left mounted", m)
+			syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+	}
+}
+
+func mountpoints() []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var mps []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fields := strings.Fields(s.Text()); len(fields) > 4 {
+			mps = append(mps, fields[4])
+		}
+	}
+	return mps
 }

@@ -122,7 +122,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 	var r results
 	logf("%s: write %s", m.name(), sizeString(cfg.size))
 	p, err := phase(ctx, m, false, true, func(mnt string) error {
-		return writeFile(filepath.Join(mnt, "big"), cfg.size)
+		return writeFile(ctx, filepath.Join(mnt, "big"), cfg.size)
 	})
 	if err != nil {
 		return r, fmt.Errorf("write: %w", err)
@@ -131,7 +131,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 
 	logf("%s: cold read", m.name())
 	if p, err = phase(ctx, m, true, false, func(mnt string) error {
-		return readFile(filepath.Join(mnt, "big"), cfg.size)
+		return readFile(ctx, filepath.Join(mnt, "big"), cfg.size)
 	}); err != nil {
 		return r, fmt.Errorf("read: %w", err)
 	}
@@ -139,7 +139,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 
 	logf("%s: %d small files", m.name(), cfg.files)
 	if p, err = phase(ctx, m, false, true, func(mnt string) error {
-		return createFiles(filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
+		return createFiles(ctx, filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
 	}); err != nil {
 		return r, fmt.Errorf("small files: %w", err)
 	}
@@ -153,7 +153,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 	r[lsSecs] = p.took.Seconds()
 
 	if p, err = phase(ctx, m, true, false, func(mnt string) error {
-		return readFiles(filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
+		return readFiles(ctx, filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
 	}); err != nil {
 		return r, fmt.Errorf("read small files: %w", err)
 	}
@@ -161,7 +161,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 
 	logf("%s: peak RSS writing %s", m.name(), sizeString(cfg.rssSize))
 	if p, err = phase(ctx, m, false, true, func(mnt string) error {
-		return writeFile(filepath.Join(mnt, "rss"), cfg.rssSize)
+		return writeFile(ctx, filepath.Join(mnt, "rss"), cfg.rssSize)
 	}); err != nil {
 		return r, fmt.Errorf("RSS run: %w", err)
 	}
@@ -181,6 +181,9 @@ type phaseResult struct {
 // untilStored: that is when the data is safe in the store.
 func phase(ctx context.Context, m mounter, cold, untilStored bool, work func(mnt string) error) (phaseResult, error) {
 	var p phaseResult
+	if err := ctx.Err(); err != nil {
+		return p, err
+	}
 	if cold {
 		dropPageCache()
 	}
@@ -192,7 +195,9 @@ func phase(ctx context.Context, m mounter, cold, untilStored bool, work func(mnt
 	start := time.Now()
 	err = work(mnt)
 	p.took = time.Since(start)
-	if uerr := m.unmount(ctx); err == nil && uerr != nil {
+	// The unmount runs to its end even when ctx was cancelled (Ctrl-C):
+	// a mount left behind would outlive the server.
+	if uerr := m.unmount(context.WithoutCancel(ctx)); err == nil && uerr != nil {
 		err = fmt.Errorf("unmount: %w", uerr)
 	}
 	if untilStored {
@@ -204,27 +209,29 @@ func phase(ctx context.Context, m mounter, cold, untilStored bool, work func(mnt
 
 // writeFile writes size zero bytes in 1 MiB writes (what dd bs=1M does),
 // then fsyncs and closes.
-func writeFile(path string, size int64) error {
+func writeFile(ctx context.Context, path string, size int64) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	buf := make([]byte, 1<<20)
 	for left := size; left > 0; left -= int64(len(buf)) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if _, err := f.Write(buf[:min(left, int64(len(buf)))]); err != nil {
-			f.Close()
 			return err
 		}
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return fmt.Errorf("fsync: %w", err)
 	}
 	return f.Close()
 }
 
 // readFile reads path in 1 MiB reads and checks its length.
-func readFile(path string, size int64) error {
+func readFile(ctx context.Context, path string, size int64) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -232,7 +239,7 @@ func readFile(path string, size int64) error {
 	defer f.Close()
 	buf := make([]byte, 1<<20)
 	var n int64
-	for {
+	for ctx.Err() == nil {
 		k, err := f.Read(buf)
 		n += int64(k)
 		if err == io.EOF {
@@ -242,6 +249,9 @@ func readFile(path string, size int64) error {
 			return err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if n != size {
 		return fmt.Errorf("read %d bytes of %s, want %d", n, path, size)
 	}
@@ -250,12 +260,15 @@ func readFile(path string, size int64) error {
 
 // createFiles creates n files of size bytes in a new directory, one after
 // another: create, write, close, as tar or cp do.
-func createFiles(dir string, n int, size int64) error {
+func createFiles(ctx context.Context, dir string, n int, size int64) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
 	data := bytes.Repeat([]byte("coffer bench\n"), int(size)/13+1)[:size]
 	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%06d", i)), data, 0o644); err != nil {
 			return err
 		}
@@ -278,7 +291,7 @@ func listLong(ctx context.Context, dir string, n int) error {
 
 // readFiles reads every file of dir, which must hold n files of size
 // bytes.
-func readFiles(dir string, n int, size int64) error {
+func readFiles(ctx context.Context, dir string, n int, size int64) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -287,6 +300,9 @@ func readFiles(dir string, n int, size int64) error {
 		return fmt.Errorf("%d entries, want %d", len(entries), n)
 	}
 	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return err
