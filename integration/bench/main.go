@@ -43,15 +43,15 @@ func main() {
 
 func parseConfig(args []string) (config, error) {
 	var cfg config
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	size := fs.String("size", envOr("BENCH_SIZE", "1GiB"), "big file size (env BENCH_SIZE)")
-	fs.IntVar(&cfg.files, "files", atoiOr(os.Getenv("BENCH_FILES"), 2000), "number of small files (env BENCH_FILES; DESIGN's target is 10000)")
-	small := fs.String("small-size", envOr("BENCH_SMALL_SIZE", "4KiB"), "size of each small file (env BENCH_SMALL_SIZE)")
-	rss := fs.String("rss-size", envOr("BENCH_RSS_SIZE", "2GiB"), "file written while watching peak RSS (env BENCH_RSS_SIZE; DESIGN's target is 4GiB)")
-	fs.StringVar(&cfg.peers, "peers", envOr("BENCH_PEERS", "auto"), "auto (those on PATH), none, or a list: rclone,s3fs (env BENCH_PEERS)")
-	fs.StringVar(&cfg.cofferBin, "coffer", "bin/coffer", "the coffer binary")
-	fs.BoolVar(&cfg.cipher, "cipher", true, "run the cipher envelope/AES-GCM ratio benchmark (go test) too")
-	if err := fs.Parse(args); err != nil {
+	flags := flag.NewFlagSet("bench", flag.ContinueOnError)
+	size := flags.String("size", envOr("BENCH_SIZE", "1GiB"), "big file size (env BENCH_SIZE)")
+	flags.IntVar(&cfg.files, "files", atoiOr(os.Getenv("BENCH_FILES"), 2000), "number of small files (env BENCH_FILES; DESIGN's target is 10000)")
+	small := flags.String("small-size", envOr("BENCH_SMALL_SIZE", "4KiB"), "size of each small file (env BENCH_SMALL_SIZE)")
+	rss := flags.String("rss-size", envOr("BENCH_RSS_SIZE", "2GiB"), "file written while watching peak RSS (env BENCH_RSS_SIZE; DESIGN's target is 4GiB)")
+	flags.StringVar(&cfg.peers, "peers", envOr("BENCH_PEERS", "auto"), "auto (those on PATH), none, or a list: rclone,s3fs (env BENCH_PEERS)")
+	flags.StringVar(&cfg.cofferBin, "coffer", "bin/coffer", "the coffer binary")
+	flags.BoolVar(&cfg.cipher, "cipher", true, "run the cipher envelope/AES-GCM ratio benchmark (go test) too")
+	if err := flags.Parse(args); err != nil {
 		return cfg, err
 	}
 	var err error
@@ -102,6 +102,9 @@ func run(ctx context.Context, cfg config) error {
 		systems = append(systems, newPeer(p))
 	}
 	for i, m := range systems {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		col := column{name: m.name()}
 		if why := m.missing(); why != "" {
 			col.note = why
