@@ -35,6 +35,7 @@ type Volume struct {
 	getSem  chan struct{} // bounds parallel ranged GETs
 	upSem   chan struct{} // bounds parallel uploads
 	pool    *blobstore.PartPool
+	bufs    sync.Pool // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
 
 	mu     sync.Mutex
 	files  map[string]*file // open or staged files by current path

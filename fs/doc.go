@@ -29,9 +29,11 @@
 // of its temporary file take milliseconds, so the renamed file is
 // uploaded once, under its final name); fsync uploads at once.
 //
-// Reads: chunk-aligned ranged GETs (If-Match on the opened version),
-// whole segments of 2 MiB read ahead in parallel while access is
-// sequential, chunks cached by cache.Blocks. Lookups and listings fetch
+// Reads: chunk-aligned ranged GETs (If-Match on the opened version);
+// while access is sequential, up to 32 MiB read ahead in runs of 2 MiB
+// segments, each run one ranged GET read progressively (reader.go);
+// chunks cached by cache.Blocks, except that read-ahead streams files
+// larger than a quarter of a cache around it. Lookups and listings fetch
 // an object's metadata with a ranged GET of its first chunk, so reading
 // a small file after `ls -l` needs no request.
 //

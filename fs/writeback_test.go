@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
 )
 
 // failingStore fails every Put while failing is set.
@@ -147,42 +150,120 @@ func TestChmodRetriesAfterRemoteChange(t *testing.T) {
 	}
 }
 
-// TestReadPatterns reads a stored file sequentially, slightly out of
-// order (as the kernel's parallel read-ahead does) and at random.
+// TestReadPatterns reads a stored file sequentially (twice: cold, then
+// warm), slightly out of order (as the kernel's parallel read-ahead
+// does) and at random, with the caches that hold a file of its size and
+// with caches too small, where read-ahead streams around them.
 func TestReadPatterns(t *testing.T) {
-	tv := newTestVolume(t, EncryptionClient)
+	data := make([]byte, 21<<20+123)
+	rand.Read(data)
+	tests := []struct {
+		name  string
+		tweak func(*Options)
+	}{
+		{"cached", func(*Options) {}},
+		{"disk cache only", func(o *Options) { o.MemCacheSize = 1 << 20 }},
+		{"streamed", func(o *Options) { o.MemCacheSize, o.CacheSize = 1<<20, 4<<20 }},
+	}
+	for _, mode := range modes {
+		for _, tc := range tests {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				tv := newTestVolume(t, mode, tc.tweak)
+				ctx := context.Background()
+				writeFile(t, tv.Volume, "/big", data)
+				flush(t, tv.Volume)
+				v := tv.reopen(t)
+				h, err := v.Open(ctx, "/big", syscall.O_RDONLY)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer h.Close(ctx)
+				var offs []int64
+				const step = 128 << 10
+				for pass := 0; pass < 2; pass++ {
+					for off := int64(0); off < int64(len(data)); off += step {
+						offs = append(offs, off)
+					}
+				}
+				for off := int64(0); off < int64(len(data)); off += 2 * step {
+					offs = append(offs, off+step, off) // pairs swapped
+				}
+				for i := 0; i < 50; i++ {
+					var b [8]byte
+					rand.Read(b[:])
+					offs = append(offs, int64(b[0])<<17|int64(b[1])<<9|int64(b[2]))
+				}
+				buf := make([]byte, step)
+				for _, off := range offs {
+					if off >= int64(len(data)) {
+						continue
+					}
+					n, err := h.ReadAt(ctx, buf, off)
+					if err != nil && !errors.Is(err, io.EOF) {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(buf[:n], data[off:min(off+step, int64(len(data)))]) {
+						t.Fatalf("read at %d differs", off)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestStreamedReadTampered: a chunk altered in the middle of a file that
+// read-ahead streams fails the reads of its segment with EIO (logged
+// once); what comes before it reads.
+func TestStreamedReadTampered(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MemCacheSize, o.CacheSize = 1<<20, 4<<20 })
 	ctx := context.Background()
-	data := make([]byte, 9<<20+123)
+	data := make([]byte, 12<<20)
 	rand.Read(data)
 	writeFile(t, tv.Volume, "/big", data)
 	flush(t, tv.Volume)
-	v := tv.reopen(t)
+	key := objectKeyOf(t, tv.Volume, "/big")
+	rc, info, err := tv.store.Get(ctx, key, blobstore.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	const bad = 7 << 20 // plaintext offset of the altered chunk
+	co, _ := cipher.ChunkCipherRange(bad/cipher.ChunkSize, int64(len(data)))
+	body[co+100] ^= 1
+	if _, err := tv.store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), blobstore.PutOptions{Metadata: info.Metadata}); err != nil {
+		t.Fatal(err)
+	}
+	v, logs := tv.reopenLogging(t, slog.LevelInfo)
 	h, err := v.Open(ctx, "/big", syscall.O_RDONLY)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close(ctx)
-	const step = 128 << 10
-	var offs []int64
-	for off := int64(0); off < int64(len(data)); off += 2 * step {
-		offs = append(offs, off+step, off) // pairs swapped
-	}
-	for i := 0; i < 50; i++ {
-		var b [8]byte
-		rand.Read(b[:])
-		offs = append(offs, int64(b[0])<<16|int64(b[1])<<8|int64(b[2]))
-	}
-	buf := make([]byte, step)
-	for _, off := range offs {
-		if off >= int64(len(data)) {
-			continue
-		}
+	buf := make([]byte, 1<<20)
+	var off int64
+	for ; off < int64(len(data)); off += int64(len(buf)) {
 		n, err := h.ReadAt(ctx, buf, off)
-		if err != nil && !errors.Is(err, io.EOF) {
-			t.Fatal(err)
+		if err != nil {
+			wantErrno(t, err, syscall.EIO)
+			break
 		}
-		if !bytes.Equal(buf[:n], data[off:min(off+step, int64(len(data)))]) {
+		if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
 			t.Fatalf("read at %d differs", off)
 		}
+	}
+	// Read-ahead authenticates whole 2 MiB segments: the first read of
+	// the altered chunk's segment fails.
+	if seg := int64(bad) &^ (segChunks*cipher.ChunkSize - 1); off != seg {
+		t.Fatalf("the read at %d failed, want the one at %d", off, seg)
+	}
+	records := 0
+	for _, l := range logs.lines() {
+		if strings.Contains(l, "level=ERROR") && strings.Contains(l, "key="+key) {
+			records++
+		}
+	}
+	if records != 1 {
+		t.Fatalf("%d error records, want 1:\n%s", records, strings.Join(logs.lines(), "\n"))
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	cfs "github.com/cofferfs/coffer/fs"
 )
@@ -91,7 +93,26 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
+	if err := setReadAhead(mountpoint, opts.MaxReadAhead); err != nil {
+		opts.Logger.Debug("kernel read-ahead stays at its default", "err", err)
+	}
 	return server, nil
+}
+
+// setReadAhead raises the kernel's read-ahead window of the mount (its
+// backing device's read_ahead_kb). The FUSE handshake cannot: the kernel
+// offers 128 KiB and takes the smaller of that and what the server asks
+// for. Only root may write the setting; others keep 128 KiB.
+func setReadAhead(mountpoint string, bytes int) error {
+	if bytes <= 128<<10 {
+		return nil
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(mountpoint, &st); err != nil {
+		return err
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	return os.WriteFile(p, []byte(strconv.Itoa(bytes>>10)), 0)
 }
 
 type slogWriter struct{ l *slog.Logger }

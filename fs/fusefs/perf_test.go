@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,7 +63,7 @@ func TestMountPerf(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := Mount(v, mnt, MountOptions{WritebackCache: os.Getenv("COFFER_PERF_WBC") == "1"})
+		srv, err := Mount(v, mnt, MountOptions{WritebackCache: os.Getenv("COFFER_PERF_WBC") == "1", MaxReadAhead: envInt("COFFER_PERF_RA", 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,12 +128,56 @@ func TestMountPerf(t *testing.T) {
 	}
 	umount = mount()
 	defer umount()
+	if prof := os.Getenv("COFFER_PERF_READ_CPUPROFILE"); prof != "" {
+		f, err := os.Create(prof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var rss0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &rss0)
 	start = time.Now()
 	if out, err := exec.Command("dd", "if="+big, "of=/dev/null", "bs=1M").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
 	d = time.Since(start)
+	pprof.StopCPUProfile() // the read alone (a no-op without a profile)
+	var rss syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &rss)
+	cpu := time.Duration(rss.Utime.Nano() + rss.Stime.Nano() - rss0.Utime.Nano() - rss0.Stime.Nano())
+	t.Logf("peak RSS of the test process: %d MiB before the read, %d MiB after; CPU of the mount during the read: %v", rss0.Maxrss>>10, rss.Maxrss>>10, cpu)
 	t.Logf("cold read %d MiB: %v, %.0f MB/s", mb, d, float64(mb<<20)/d.Seconds()/1e6)
+	viaMount := float64(mb<<20) / d.Seconds() / 1e6
+
+	// The same bytes with one raw GetObject (the SDK, no mount): the
+	// largest object is the big file's ciphertext.
+	var key string
+	var size int64
+	for e, err := range store.List(ctx, "", "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Size > size {
+			key, size = e.Key, e.Size
+		}
+	}
+	start = time.Now()
+	rc, _, err := store.Get(ctx, key, blobstore.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, rc)
+	rc.Close()
+	if err != nil || n != size {
+		t.Fatalf("raw get: %d of %d bytes, %v", n, size, err)
+	}
+	raw := float64(size) / time.Since(start).Seconds() / 1e6
+	t.Logf("raw GetObject of the same object: %.0f MB/s; mount/raw = %.0f%%", raw, 100*viaMount/raw)
 }
 
 func envInt(name string, def int) int {
