@@ -3,6 +3,13 @@
 // method per FUSE operation, syscall.Errno at the boundary. Every
 // decision lives in the FUSE-free core (package fs).
 //
+// Two things only the adapter can know: with the kernel writeback cache
+// (MountOptions.WritebackCache, off by default) the kernel places
+// O_APPEND writes itself, so the flag is stripped before the core sees
+// it; and the kernel read-ahead window, which the FUSE handshake caps at
+// 128 KiB, is raised to MaxReadAhead through the mount's read_ahead_kb
+// when the process may (root).
+//
 // It must never cache plaintext on disk or decide anything the core
 // should: it asks the core and maps errors with fs.Errno.
 package fusefs
