@@ -86,7 +86,7 @@ func run(ctx context.Context, cfg config) error {
 	defer os.RemoveAll(work)
 	defer detachMounts(work) // after a failure: RemoveAll must not reach into a live mount
 	srv := server{endpoint: cfg.endpoint, accessKey: cfg.accessKey, secretKey: cfg.secretKey}
-	load := loadAvg()
+	load, build := loadAvg(), buildRevision(cfg.cofferBin)
 	start := time.Now()
 
 	var cols []column
@@ -134,7 +134,7 @@ func run(ctx context.Context, cfg config) error {
 			logf("cipher benchmark: %v", err)
 		}
 	}
-	printTable(os.Stdout, cfg, load, start, cols, cipherRatio)
+	printTable(os.Stdout, cfg, build, load, start, cols, cipherRatio)
 	return nil
 }
 

@@ -40,7 +40,7 @@ func rows(cfg config) [numMetrics]row {
 // printTable prints the figures of every column, then coffer's ratio to
 // the SDK and its advantage over each peer (how many times faster or
 // smaller: above 1 means coffer does better).
-func printTable(out io.Writer, cfg config, loadStart string, start time.Time, cols []column, cipher map[string]float64) {
+func printTable(out io.Writer, cfg config, build, loadStart string, start time.Time, cols []column, cipher map[string]float64) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "\ncoffer bench  %s  host %s, %d cores, load average %s at start, %s at end, %s\n",
 		start.UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), loadStart, loadAvg(), time.Since(start).Round(time.Second))
@@ -48,7 +48,7 @@ func printTable(out io.Writer, cfg config, loadStart string, start time.Time, co
 	if os.Geteuid() != 0 {
 		cold = "not root: cold reads may hit the page cache"
 	}
-	fmt.Fprintf(out, "coffer %s; versitygw on loopback (%s); every phase on a fresh mount; %s\n\n", buildRevision(cfg.cofferBin), cfg.endpoint, cold)
+	fmt.Fprintf(out, "coffer %s; versitygw on loopback (%s); every phase on a fresh mount; %s\n\n", build, cfg.endpoint, cold)
 
 	sdk, coffer := cols[0], cols[1]
 	var peers []column
