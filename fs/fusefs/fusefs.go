@@ -153,6 +153,14 @@ func (n *node) child(name string) string {
 	return p + "/" + name
 }
 
+// uninterrupted lets a request run to completion when the kernel
+// interrupts it. The kernel interrupts a request whenever the calling
+// thread gets a signal, fatal or not (a Go program gets SIGURG for
+// preemption all the time); aborting then would fail the call with EINTR
+// (rename(2) of a cold path failed so). A fatal signal still ends the
+// caller at once: the kernel stops waiting for the reply.
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // callerCtx makes the FUSE caller the owner of what the request creates.
 func callerCtx(ctx context.Context) context.Context {
 	if c, ok := fuse.FromContext(ctx); ok {
@@ -195,6 +203,7 @@ func (n *node) newChild(ctx context.Context, name string, a cfs.Attr) *gofs.Inod
 }
 
 func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if h, ok := fh.(*handle); ok {
 		fillAttr(h.h.Stat(), &out.Attr)
 		return 0
@@ -208,6 +217,7 @@ func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 }
 
 func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	var s cfs.SetAttr
 	if m, ok := in.GetMode(); ok {
 		s.Mode = &m
@@ -234,6 +244,7 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	st, err := n.vol.Statfs(ctx)
 	if err != nil {
 		return errno(err)
@@ -289,6 +300,7 @@ var (
 func (d *dir) Fsync(context.Context, gofs.FileHandle, uint32) syscall.Errno { return 0 }
 
 func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	a, err := d.vol.Stat(ctx, d.child(name))
 	if err != nil {
 		return nil, errno(err)
@@ -301,6 +313,7 @@ func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gof
 // each entry up, which the core serves from the metadata cache the
 // listing filled.
 func (d *dir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	ents, err := d.vol.ReadDir(ctx, d.path())
 	if err != nil {
 		return nil, errno(err)
@@ -313,6 +326,7 @@ func (d *dir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 }
 
 func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	a, err := d.vol.Mkdir(callerCtx(ctx), d.child(name), mode)
 	if err != nil {
 		return nil, errno(err)
@@ -322,14 +336,17 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 }
 
 func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	return errno(d.vol.Rmdir(ctx, d.child(name)))
 }
 
 func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	return errno(d.vol.Unlink(ctx, d.child(name)))
 }
 
 func (d *dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	np := "/" + newParent.EmbeddedInode().Path(nil)
 	if np == "/" {
 		np = "/" + newName
@@ -347,6 +364,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 }
 
 func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	h, a, err := d.vol.Create(callerCtx(ctx), d.child(name), mode, d.openFlags(flags))
 	if err != nil {
 		return nil, nil, 0, errno(err)
@@ -356,6 +374,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 }
 
 func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	a, err := d.vol.Symlink(callerCtx(ctx), target, d.child(name))
 	if err != nil {
 		return nil, errno(err)
@@ -387,6 +406,7 @@ var (
 )
 
 func (f *file) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	h, err := f.vol.Open(ctx, f.path(), f.openFlags(flags))
 	if err != nil {
 		return nil, 0, errno(err)
@@ -395,6 +415,7 @@ func (f *file) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 }
 
 func (f *file) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	h, ok := fh.(*handle)
 	if !ok {
 		return nil, syscall.EBADF
@@ -407,6 +428,7 @@ func (f *file) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off in
 }
 
 func (f *file) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	h, ok := fh.(*handle)
 	if !ok {
 		return 0, syscall.EBADF
@@ -419,6 +441,7 @@ func (f *file) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off i
 }
 
 func (f *file) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	h, ok := fh.(*handle)
 	if !ok {
 		return 0
@@ -430,6 +453,7 @@ func (f *file) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 func (f *file) Flush(context.Context, gofs.FileHandle) syscall.Errno { return 0 }
 
 func (f *file) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if h, ok := fh.(*handle); ok {
 		return errno(h.h.Close(ctx))
 	}
@@ -445,6 +469,7 @@ type symlink struct{ node }
 var _ gofs.NodeReadlinker = (*symlink)(nil)
 
 func (s *symlink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	t, err := s.vol.Readlink(ctx, s.path())
 	if err != nil {
 		return nil, errno(err)

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,9 +37,10 @@ func mountTest(t *testing.T) (mnt string, store blobstore.Store) {
 	return mnt, store
 }
 
-// mountWith mounts a new client-mode volume in a local store with opts;
-// offline opens the same store as a second volume (cold caches).
-func mountWith(t *testing.T, opts MountOptions) (mnt string, store blobstore.Store, offline func() *cfs.Volume) {
+// mountWith mounts a new client-mode volume in a local store with opts
+// (through wrap, if given); offline opens the same store as a second
+// volume (cold caches).
+func mountWith(t *testing.T, opts MountOptions, wrap ...func(blobstore.Store) blobstore.Store) (mnt string, store blobstore.Store, offline func() *cfs.Volume) {
 	t.Helper()
 	needFUSE(t)
 	ctx := context.Background()
@@ -61,8 +64,12 @@ func mountWith(t *testing.T, opts MountOptions) (mnt string, store blobstore.Sto
 	if err := cfs.InitVolume(ctx, store, cfg, kr); err != nil {
 		t.Fatal(err)
 	}
+	mounted := store
+	for _, w := range wrap {
+		mounted = w(mounted)
+	}
 	v, err := cfs.OpenVolume(ctx, cfs.Options{
-		Store: store, Roots: []*cipher.RootKey{root},
+		Store: mounted, Roots: []*cipher.RootKey{root},
 		CacheDir: filepath.Join(dir, "cache"), WritebackDelay: 50 * time.Millisecond,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 	})
@@ -272,5 +279,76 @@ func TestAppend(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// slowStore delays every GET and HEAD while slow is set.
+type slowStore struct {
+	blobstore.Store
+	slow atomic.Bool
+}
+
+func (s *slowStore) pause() {
+	if s.slow.Load() {
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func (s *slowStore) Get(ctx context.Context, key string, opts blobstore.GetOptions) (io.ReadCloser, blobstore.ObjectInfo, error) {
+	s.pause()
+	return s.Store.Get(ctx, key, opts)
+}
+
+func (s *slowStore) Head(ctx context.Context, key string) (blobstore.ObjectInfo, error) {
+	s.pause()
+	return s.Store.Head(ctx, key)
+}
+
+// TestInterruptedRequestCompletes: a signal to a thread waiting in a
+// FUSE call (the kernel then sends INTERRUPT) does not fail the call
+// with EINTR: Go programs get SIGURG all the time, and C programs
+// installing handlers would see rename(2) or stat(2) fail.
+func TestInterruptedRequestCompletes(t *testing.T) {
+	slow := &slowStore{}
+	mnt, _, _ := mountWith(t, MountOptions{EntryTimeout: time.Nanosecond, AttrTimeout: time.Nanosecond},
+		func(s blobstore.Store) blobstore.Store { slow.Store = s; return slow })
+	for _, name := range []string{"a", "b"} {
+		if err := os.WriteFile(filepath.Join(mnt, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(filepath.Join(mnt, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Sync() // stored, so that the stat below asks the store
+	f.Close()
+	time.Sleep(100 * time.Millisecond)
+	slow.slow.Store(true)
+	defer slow.slow.Store(false)
+
+	tids := make(chan int, 1)
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tids <- syscall.Gettid()
+		var st syscall.Stat_t
+		// A path the core has not seen: the lookup goes to the (slow) store.
+		err := syscall.Stat(filepath.Join(mnt, "never-seen"), &st)
+		if errors.Is(err, syscall.ENOENT) {
+			err = nil
+		}
+		done <- err
+	}()
+	tid := <-tids
+	time.Sleep(50 * time.Millisecond)
+	for range 3 {
+		// SIGURG: what the Go runtime sends for preemption, harmless here.
+		syscall.Tgkill(os.Getpid(), tid, syscall.SIGURG)
+		time.Sleep(30 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("stat interrupted by a signal: %v", err)
 	}
 }
