@@ -29,6 +29,18 @@
 // of its temporary file take milliseconds, so the renamed file is
 // uploaded once, under its final name); fsync uploads at once.
 //
+// Open files outlive their object: before a stored file that has open
+// handles is unlinked, or replaced by a rename over it, its handles get
+// a private copy of the version they opened (its plaintext pulled into a
+// sealed staging file, every chunk authenticated; file.keepContent).
+// Handles of one file share that copy and read or write it until the
+// last close, which discards it; it is never uploaded. The object is
+// then deleted or replaced at once: no delete is deferred, so a new file
+// may take the name (and key) right away. Cost: one download of the
+// whole file at unlink or rename time, only when it is open here (a
+// staged file is private already). Opens on another client are not
+// seen: their reads fail (ENOENT, ESTALE) as before.
+//
 // Reads: chunk-aligned ranged GETs (If-Match on the opened version);
 // while access is sequential, up to 32 MiB read ahead in runs of 2 MiB
 // segments, each run one ranged GET read progressively (reader.go);

@@ -381,6 +381,23 @@ func (f *file) stageFor(ctx context.Context, keep int64) error {
 	return nil
 }
 
+// keepContent gives the handles open on f, whose stored object is about
+// to be deleted or replaced (unlink, rename over it), a private copy of
+// the version they opened: its plaintext is pulled into a sealed staging
+// file, every chunk authenticated on the way, and they read (and write)
+// that from then on. All handles of f share the copy; a file that is not
+// open, or already staged, needs none. The caller then deletes or
+// replaces the object at once: nothing is deferred.
+func (f *file) keepContent(ctx context.Context) error {
+	f.mu.Lock()
+	need := f.refs > 0 && f.st == nil && f.node != nil && !f.removed
+	f.mu.Unlock()
+	if !need {
+		return nil
+	}
+	return f.stage(ctx)
+}
+
 // Fsync uploads the file now if it has changes and returns the upload's
 // error, or the error of a failed upload since the last fsync.
 func (h *Handle) Fsync(ctx context.Context) error {

@@ -117,6 +117,16 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 		}
 		src = n
 	}
+	v.mu.Lock()
+	victim := v.files[newp]
+	v.mu.Unlock()
+	if victim != nil && victim != f {
+		// Handles open on the file this rename replaces keep reading what
+		// they opened (see unlink).
+		if err := victim.keepContent(ctx); err != nil && Errno(err) != syscall.EIO {
+			return err
+		}
+	}
 	if f != nil {
 		f.mu.Lock()
 		storedDirty := f.node != nil && f.dirty && !f.removed

@@ -147,9 +147,6 @@ func TestUnlinkOpenFile(t *testing.T) {
 		replaced := false
 
 		t.Run("stored, open for reading", func(t *testing.T) {
-			if os.Getenv("COFFER_TEST_KNOWN_BUGS") != "1" {
-				t.Skip("BUG: fs deletes the object at unlink, so reading an unlinked file through a descriptor opened before fails with ENOENT (COFFER_TEST_KNOWN_BUGS=1 runs it)")
-			}
 			// Nothing read yet, so no chunk is cached when it is unlinked.
 			r := openFile(t, v.path("stored"), os.O_RDONLY)
 			defer r.Close()
@@ -186,9 +183,6 @@ func TestUnlinkOpenFile(t *testing.T) {
 		})
 
 		t.Run("stored, replaced by a rename while open", func(t *testing.T) {
-			if os.Getenv("COFFER_TEST_KNOWN_BUGS") != "1" {
-				t.Skip("BUG: a rename of a stored file over a stored file replaces the object, so a descriptor opened on the replaced file before reads ESTALE (If-Match fails) (COFFER_TEST_KNOWN_BUGS=1 runs it)")
-			}
 			r := openFile(t, v.path("victim"), os.O_RDONLY)
 			defer r.Close()
 			if err := os.Rename(v.path("winner"), v.path("victim")); err != nil {

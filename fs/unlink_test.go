@@ -1,0 +1,113 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"syscall"
+	"testing"
+
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// readAll reads h from offset 0 to its end.
+func readAll(t *testing.T, h *Handle) []byte {
+	t.Helper()
+	ctx := context.Background()
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for off := int64(0); ; {
+		n, err := h.ReadAt(ctx, buf, off)
+		out = append(out, buf[:n]...)
+		off += int64(n)
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+}
+
+// TestOpenFileOutlivesItsObject: handles open on a stored file keep
+// reading the version they opened after the file is unlinked or replaced
+// by a rename, while the object itself is gone or replaced at once; two
+// handles share one copy (one download).
+func TestOpenFileOutlivesItsObject(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), (2*cipher.ChunkSize+300)/16)
+	cases := []struct {
+		name    string
+		replace func(ctx context.Context, v *Volume) error
+		after   []byte // what /f holds afterwards (nil: absent)
+	}{
+		{"unlink", func(ctx context.Context, v *Volume) error { return v.Unlink(ctx, "/f") }, nil},
+		{"rename over it", func(ctx context.Context, v *Volume) error { return v.Rename(ctx, "/new", "/f", 0) }, []byte("the new file")},
+		{"rename a staged file over it", func(ctx context.Context, v *Volume) error {
+			writeFile(t, v, "/staged", []byte("staged here"))
+			return v.Rename(ctx, "/staged", "/f", 0)
+		}, []byte("staged here")},
+	}
+	for _, mode := range modes {
+		for _, tc := range cases {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				tv := newTestVolume(t, mode)
+				ctx := context.Background()
+				writeFile(t, tv.Volume, "/f", data)
+				writeFile(t, tv.Volume, "/new", []byte("the new file"))
+				flush(t, tv.Volume)
+				v := tv.reopen(t) // cold: nothing of /f cached
+				h1, err := v.Open(ctx, "/f", syscall.O_RDONLY)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h2, err := v.Open(ctx, "/f", syscall.O_RDONLY)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tv.store.reset()
+				if err := tc.replace(ctx, v); err != nil {
+					t.Fatal(err)
+				}
+				if gets := tv.store.count("get"); gets == 0 {
+					t.Fatalf("no download of the open file's content at %s", tc.name)
+				}
+				flush(t, v)
+				gets := tv.store.count("get")
+				if tc.after == nil {
+					_, err := v.Stat(ctx, "/f")
+					wantErrno(t, err, syscall.ENOENT)
+					writeFile(t, v, "/f", []byte("a new file under the old name"))
+					flush(t, v)
+				}
+				for i, h := range []*Handle{h1, h2} {
+					if got := readAll(t, h); !bytes.Equal(got, data) {
+						t.Fatalf("handle %d read %d bytes, want the %d it opened", i+1, len(got), len(data))
+					}
+				}
+				if n := tv.store.count("get"); n != gets {
+					t.Errorf("reads from the kept copy made %d more GETs", n-gets)
+				}
+				for _, h := range []*Handle{h1, h2} {
+					if err := h.Close(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				flush(t, v)
+				want := tc.after
+				if want == nil {
+					want = []byte("a new file under the old name")
+				}
+				if got := readFile(t, tv.reopen(t), "/f"); !bytes.Equal(got, want) {
+					t.Fatalf("/f holds %q, want %q", got, want)
+				}
+				v.mu.Lock()
+				left := len(v.files)
+				v.mu.Unlock()
+				if left != 0 {
+					t.Errorf("%d files still held after the last close and a flush", left)
+				}
+			})
+		}
+	}
+}
