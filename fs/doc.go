@@ -51,7 +51,10 @@
 //
 // Logs: every operation that ends in EIO logs its cause once at error
 // level, naming the object by its key (report.go). It must never log or
-// return key material or file contents, nor log plaintext names at
-// levels above debug (in none mode, where keys are the names, records
-// carry a keyed hash of the key instead).
+// return key material or file contents, nor log a plaintext path or name
+// (in none mode, where keys are the names, records carry a keyed hash of
+// the key instead). The one exception is Options.LogPlaintextNames,
+// which cmd/coffer sets only for a foreground mount logging to its
+// terminal at debug level: then a Debug record maps each logged key to
+// its path. No log file coffer writes ever holds a plaintext name.
 package fs

@@ -384,7 +384,7 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 	})
 	if err != nil {
 		if derr := v.store.DeleteMany(context.WithoutCancel(ctx), copied); derr != nil {
-			v.log.Warn("rename failed; removing its partial copies failed too", "err", derr)
+			v.log.Warn("rename failed; removing its partial copies failed too", "err", v.errText(derr, copied))
 		}
 		return err
 	}

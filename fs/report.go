@@ -11,12 +11,14 @@ import (
 	"syscall"
 )
 
-// Logging rules: records at Info and above name an object by its key
-// (ciphertext in client mode; in none mode, where the key is the
-// plaintext name, by a keyed hash of it) and never carry a plaintext
-// path, because logs may land on disk. When debug logging is on, a Debug
-// record follows that maps the key to its path. Every operation that
-// ends in EIO logs its cause once, at Error level.
+// Logging rules: records name an object by its key (ciphertext in
+// client mode; in none mode, where the key is the plaintext name, by a
+// keyed hash of it) and never carry a plaintext path or name, because
+// logs may land on disk (coffer.log, --log-file). Only with
+// Options.LogPlaintextNames (a foreground mount logging to its terminal
+// at debug level) does a Debug record follow that maps the key to its
+// path. Every operation that ends in EIO logs its cause once, at Error
+// level.
 
 // reportedError marks an error whose cause was already logged.
 type reportedError struct{ error }
@@ -65,7 +67,7 @@ func (v *Volume) logEvent(level slog.Level, msg, p, key string, args ...any) {
 		}
 	}
 	v.log.Log(ctx, level, msg, append([]any{"key", ref}, args...)...)
-	if p != "" && level > slog.LevelDebug {
+	if p != "" && level > slog.LevelDebug && v.opts.LogPlaintextNames {
 		v.log.Debug(msg+" (path of the key above)", "key", ref, "path", p)
 	}
 }
@@ -79,6 +81,22 @@ func (v *Volume) scrub(err error, p, key, ref string) string {
 	}
 	if !v.client && key != "" {
 		msg = strings.ReplaceAll(msg, key, ref)
+	}
+	return msg
+}
+
+// errText is err's message for a record about several objects: in none
+// mode, where keys are plaintext names, each of keys is replaced by its
+// keyed hash (unless plaintext names may be logged).
+func (v *Volume) errText(err error, keys []string) string {
+	msg := err.Error()
+	if v.client || v.opts.LogPlaintextNames {
+		return msg
+	}
+	for _, k := range keys {
+		if k != "" {
+			msg = strings.ReplaceAll(msg, k, v.logKey(k))
+		}
 	}
 	return msg
 }

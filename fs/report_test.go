@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"log/slog"
@@ -35,12 +36,15 @@ func (b *logBuffer) lines() []string {
 
 // reopenLogging opens tv's store again with a logger at level writing
 // text records to the returned buffer.
-func (tv *testVol) reopenLogging(t *testing.T, level slog.Level) (*Volume, *logBuffer) {
+func (tv *testVol) reopenLogging(t *testing.T, level slog.Level, tweak ...func(*Options)) (*Volume, *logBuffer) {
 	t.Helper()
 	lb := &logBuffer{}
 	opts := tv.options
 	opts.CacheDir = t.TempDir()
 	opts.Logger = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: level}))
+	for _, f := range tweak {
+		f(&opts)
+	}
 	v, err := OpenVolume(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -67,24 +71,34 @@ func tamperBody(t *testing.T, store blobstore.Store, key string) {
 
 // TestEIOIsLogged: a read that fails authentication logs its cause once
 // at error level, naming the object key; the plaintext name appears only
-// in a debug record.
+// in a debug record, and only with LogPlaintextNames.
 func TestEIOIsLogged(t *testing.T) {
 	const name = "/secret-plaintext-name.txt"
-	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
-		t.Run(level.String(), func(t *testing.T) {
+	cases := []struct {
+		level      slog.Level
+		plainNames bool
+		wantPaths  int
+	}{
+		{slog.LevelInfo, false, 0},
+		{slog.LevelDebug, false, 0},
+		{slog.LevelInfo, true, 0},
+		{slog.LevelDebug, true, 1},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/plaintext-names=%v", tc.level, tc.plainNames), func(t *testing.T) {
 			tv := newTestVolume(t, EncryptionClient)
 			writeFile(t, tv.Volume, name, bytes.Repeat([]byte("s"), 200000))
 			flush(t, tv.Volume)
 			key := objectKeyOf(t, tv.Volume, name)
 			tamperBody(t, tv.store, key)
-			v, logs := tv.reopenLogging(t, level)
+			v, logs := tv.reopenLogging(t, tc.level, func(o *Options) { o.LogPlaintextNames = tc.plainNames })
 			_, err := tryRead(v, name)
 			wantErrno(t, err, syscall.EIO)
 			var causes, paths int
 			for _, line := range logs.lines() {
 				debug := strings.Contains(line, "level=DEBUG")
-				if !debug && strings.Contains(line, "secret-plaintext-name") {
-					t.Errorf("plaintext name in a record above debug: %s", line)
+				if (!debug || !tc.plainNames) && strings.Contains(line, "secret-plaintext-name") {
+					t.Errorf("plaintext name in a record: %s", line)
 				}
 				if strings.Contains(line, "level=ERROR") && strings.Contains(line, "key="+key) &&
 					strings.Contains(line, "authentication") && strings.Contains(line, "err=") {
@@ -97,8 +111,8 @@ func TestEIOIsLogged(t *testing.T) {
 			if causes != 1 {
 				t.Errorf("%d error records with the key and the cause, want 1:\n%s", causes, strings.Join(logs.lines(), "\n"))
 			}
-			if want := map[slog.Level]int{slog.LevelInfo: 0, slog.LevelDebug: 1}[level]; paths != want {
-				t.Errorf("%d debug records mapping the key to its path, want %d", paths, want)
+			if paths != tc.wantPaths {
+				t.Errorf("%d debug records mapping the key to its path, want %d", paths, tc.wantPaths)
 			}
 		})
 	}
@@ -173,11 +187,12 @@ func (f failingList) List(ctx context.Context, prefix, delim string) iter.Seq2[b
 }
 
 // TestNoneModeLogsNoNames: in none mode the object key is the plaintext
-// name, so records above debug carry a keyed hash of it instead.
+// name, so records (debug ones too, without LogPlaintextNames) carry a
+// keyed hash of it instead.
 func TestNoneModeLogsNoNames(t *testing.T) {
 	tv := newTestVolume(t, EncryptionNone)
 	ctx := context.Background()
-	v, logs := tv.reopenLogging(t, slog.LevelInfo)
+	v, logs := tv.reopenLogging(t, slog.LevelDebug)
 	opts := tv.options
 	opts.CacheDir = t.TempDir()
 	opts.Logger = v.log

@@ -79,7 +79,14 @@ type Options struct {
 	// UID and GID own implicit directories and are the default owner of
 	// new files when the context names no caller (see WithCaller).
 	UID, GID uint32
-	Logger   *slog.Logger
+	// Logger receives the volume's records (nil: discarded).
+	Logger *slog.Logger
+	// LogPlaintextNames lets Debug records name files by their
+	// plaintext path (after the object key that every record carries).
+	// Set it only when the log goes to a terminal, never to a file:
+	// DESIGN.md §5 allows no plaintext name on local disk. False (the
+	// default): no record carries a plaintext path or name, at any level.
+	LogPlaintextNames bool
 }
 
 // ReadConfig fetches and parses the config object of the volume in

@@ -251,9 +251,6 @@ func TestErrorLogNamesNoPlaintext(t *testing.T) {
 	requireFUSE(t)
 	for _, level := range []string{"info", "debug"} {
 		t.Run(level, func(t *testing.T) {
-			if level == "debug" && os.Getenv("COFFER_TEST_KNOWN_BUGS") != "1" {
-				t.Skip("BUG (design question for the lead): fs logs the plaintext path of a failed operation in a debug record, which --daemon writes to coffer.log in the cache dir; DESIGN §5 says no plaintext name in logs on local disk (COFFER_TEST_KNOWN_BUGS=1 runs it)")
-			}
 			v := newVolume(t, newLocalStore(t), withMountArgs("--log-level", level))
 			marker := "cofmark" + randomHex(8)
 			v.mount()

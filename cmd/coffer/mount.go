@@ -86,9 +86,7 @@ lands, files closed but not yet uploaded are lost if the process dies.`,
 	f.IntVar(&mf.uploadConcurrency, "upload-concurrency", mf.uploadConcurrency, "concurrent uploads and parts")
 	f.BoolVar(&mf.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf when not root)")
 	f.BoolVar(&mf.readOnly, "read-only", false, "mount read-only")
-	f.BoolVar(&mf.writebackCache, "writeback-cache", false, "let the kernel merge small writes before coffer sees them (faster small writes)")
-	// Hidden until appends are right with it: O_APPEND writes land twice.
-	f.MarkHidden("writeback-cache")
+	f.BoolVar(&mf.writebackCache, "writeback-cache", false, "kernel writeback cache: faster small writes, but changes by other clients are not seen while mounted and O_APPEND is not atomic across clients")
 	f.BoolVar(&mf.daemon, "daemon", false, "serve the mount in the background; return once it is ready")
 	f.StringVar(&mf.logFile, "log-file", "", "append logs to this file (default: stderr; with --daemon, coffer.log in the cache dir)")
 	return cmd
@@ -252,6 +250,9 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		UID:               uint32(os.Getuid()),
 		GID:               uint32(os.Getgid()),
 		Logger:            m.log,
+		// Plaintext names only on the terminal, never in a log file
+		// coffer writes (DESIGN.md §5).
+		LogPlaintextNames: m.logLevel == "debug" && rep == nil && !m.mf.daemon && m.mf.logFile == "",
 	})
 	if err != nil {
 		return storeError(p.url, err)

@@ -23,7 +23,7 @@ Start with "coffer init", then "coffer mount MOUNTPOINT".`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{err: err, hint: c.CommandPath() + " --help"}
 	})
-	root.PersistentFlags().String("log-level", "info", "log level on stderr: debug, info, warn or error (debug may show file names)")
+	root.PersistentFlags().String("log-level", "info", "log level on stderr: debug, info, warn or error (debug shows file names only on a foreground mount's stderr)")
 	root.AddCommand(
 		newInitCommand(e),
 		newKeygenCommand(e),
