@@ -38,8 +38,11 @@
 // then deleted or replaced at once: no delete is deferred, so a new file
 // may take the name (and key) right away. Cost: one download of the
 // whole file at unlink or rename time, only when it is open here (a
-// staged file is private already). Opens on another client are not
-// seen: their reads fail (ENOENT, ESTALE) as before.
+// staged file is private already). If the copy fails because that
+// version is unreadable anyway (gone, replaced by another client, failed
+// authentication) the unlink or rename goes on; any other failure (store
+// unreachable, local disk) fails it with nothing changed. Opens on
+// another client are not seen: their reads fail (ENOENT, ESTALE).
 //
 // Reads: chunk-aligned ranged GETs (If-Match on the opened version);
 // while access is sequential, up to 32 MiB read ahead in runs of 2 MiB

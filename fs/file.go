@@ -398,6 +398,23 @@ func (f *file) keepContent(ctx context.Context) error {
 	return f.stage(ctx)
 }
 
+// keptOrLost reports whether an unlink or rename may go on after
+// keepContent returned err: when it succeeded, or when the version the
+// handles opened is unreadable anyway (gone, replaced by another client,
+// failed authentication). Other failures (store unreachable, local disk,
+// interrupted) fail the operation, which changed nothing and can be
+// retried.
+func keptOrLost(err error) bool {
+	if err == nil || errors.Is(err, cipher.ErrAuth) || errors.Is(err, cipher.ErrInvalidSize) {
+		return true
+	}
+	switch Errno(err) {
+	case syscall.ENOENT, syscall.ESTALE:
+		return true
+	}
+	return false
+}
+
 // Fsync uploads the file now if it has changes and returns the upload's
 // error, or the error of a failed upload since the last fsync.
 func (h *Handle) Fsync(ctx context.Context) error {

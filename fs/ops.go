@@ -51,10 +51,8 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 		// Wait for an upload in flight, then make sure none follows.
 		f.upMu.Lock()
 		// Open handles keep reading what they opened: copy it out before
-		// the object goes. A copy that fails for any cause but a corrupt
-		// object fails the unlink (nothing changed, it can be retried);
-		// a corrupt object is deleted, its handles could not read it anyway.
-		if err := f.keepContent(ctx); err != nil && Errno(err) != syscall.EIO {
+		// the object goes.
+		if err := f.keepContent(ctx); !keptOrLost(err) {
 			f.upMu.Unlock()
 			return err
 		}

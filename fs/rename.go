@@ -123,7 +123,7 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 	if victim != nil && victim != f {
 		// Handles open on the file this rename replaces keep reading what
 		// they opened (see unlink).
-		if err := victim.keepContent(ctx); err != nil && Errno(err) != syscall.EIO {
+		if err := victim.keepContent(ctx); !keptOrLost(err) {
 			return err
 		}
 	}

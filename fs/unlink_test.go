@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
+	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
 )
 
@@ -109,5 +111,82 @@ func TestOpenFileOutlivesItsObject(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// flakyGets is a store whose GETs fail while fail is set.
+type flakyGets struct {
+	blobstore.Store
+	fail *atomic.Bool
+}
+
+var errGetRefused = errors.New("get refused for the test")
+
+func (s flakyGets) Get(ctx context.Context, key string, opts blobstore.GetOptions) (io.ReadCloser, blobstore.ObjectInfo, error) {
+	if s.fail.Load() {
+		return nil, blobstore.ObjectInfo{}, errGetRefused
+	}
+	return s.Store.Get(ctx, key, opts)
+}
+
+// TestUnlinkOpenFileCopyFails: when the open file's content cannot be
+// copied, unlink goes on if that version is unreadable anyway (changed by
+// another client, tampered) and fails, changing nothing, if the store is
+// unreachable.
+func TestUnlinkOpenFileCopyFails(t *testing.T) {
+	data := bytes.Repeat([]byte("x"), cipher.ChunkSize+10)
+	cases := []struct {
+		name    string
+		spoil   func(t *testing.T, tv *testVol, fail *atomic.Bool)
+		wantErr syscall.Errno // 0: the unlink succeeds
+	}{
+		{"changed by another client", func(t *testing.T, tv *testVol, _ *atomic.Bool) {
+			writeFile(t, tv.Volume, "/f", []byte("another client's version"))
+			flush(t, tv.Volume)
+		}, 0},
+		{"tampered", func(t *testing.T, tv *testVol, _ *atomic.Bool) {
+			tamperBody(t, tv.store, objectKeyOf(t, tv.Volume, "/f"))
+		}, 0},
+		{"store unreachable", func(t *testing.T, tv *testVol, fail *atomic.Bool) { fail.Store(true) }, syscall.EIO},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tv := newTestVolume(t, EncryptionClient)
+			ctx := context.Background()
+			writeFile(t, tv.Volume, "/f", data)
+			flush(t, tv.Volume)
+			fail := &atomic.Bool{}
+			opts := tv.options
+			opts.CacheDir = t.TempDir()
+			opts.Store = flakyGets{Store: tv.store, fail: fail}
+			v, err := OpenVolume(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close(ctx)
+			h, err := v.Open(ctx, "/f", syscall.O_RDONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close(ctx)
+			tc.spoil(t, tv, fail)
+			err = v.Unlink(ctx, "/f")
+			fail.Store(false)
+			if tc.wantErr != 0 {
+				wantErrno(t, err, tc.wantErr)
+				if got := readAll(t, h); !bytes.Equal(got, data) {
+					t.Fatalf("after the failed unlink the handle reads %d bytes, want %d", len(got), len(data))
+				}
+				if got := readFile(t, tv.reopen(t), "/f"); !bytes.Equal(got, data) {
+					t.Fatalf("after the failed unlink /f holds %d bytes, want %d", len(got), len(data))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unlink: %v", err)
+			}
+			_, err = tv.reopen(t).Stat(ctx, "/f")
+			wantErrno(t, err, syscall.ENOENT)
+		})
 	}
 }
