@@ -18,12 +18,11 @@ type fuseOptions struct {
 	logger     *slog.Logger
 }
 
-// fuseTraceEnv turns on go-fuse's request trace (with --log-level debug).
-// The trace prints every request as the kernel sends it: plaintext file
-// names and the first bytes of every write. Logs may live on local disk
-// (coffer.log in the cache dir), where coffer never puts plaintext, so
-// --log-level debug alone does not turn it on: only a developer who sets
-// this variable on purpose, on data they do not mind exposing, gets it.
+// fuseTraceEnv turns on go-fuse's request trace. The trace prints every
+// request as the kernel sends it: plaintext file names and the first bytes
+// of every write. So it needs this variable set on purpose as well as a
+// foreground mount logging to the terminal at --log-level debug; it never
+// reaches a log file coffer writes (DESIGN.md §5).
 const fuseTraceEnv = "COFFER_FUSE_TRACE"
 
 // fuseMount is a live FUSE mount (a *fuse.Server).

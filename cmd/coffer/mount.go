@@ -234,6 +234,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		defer closeLog()
 	}
 
+	namesOnTerminal := m.logLevel == "debug" && rep == nil && !m.mf.daemon && m.mf.logFile == ""
 	vol, err := cofferfs.OpenVolume(volCtx, cofferfs.Options{
 		Store:             store,
 		Roots:             p.roots,
@@ -252,7 +253,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		Logger:            m.log,
 		// Plaintext names only on the terminal, never in a log file
 		// coffer writes (DESIGN.md §5).
-		LogPlaintextNames: m.logLevel == "debug" && rep == nil && !m.mf.daemon && m.mf.logFile == "",
+		LogPlaintextNames: namesOnTerminal,
 	})
 	if err != nil {
 		return storeError(p.url, err)
@@ -262,7 +263,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		readOnly:   m.mf.readOnly,
 		writeback:  m.mf.writebackCache,
 		fsName:     p.url,
-		debug:      m.logLevel == "debug",
+		debug:      namesOnTerminal, // go-fuse's trace shows names and data
 		logger:     m.log,
 	})
 	if err != nil {
