@@ -16,9 +16,12 @@
 //   - the peak RSS (VmHWM) of the mount process while it stores a larger
 //     file.
 //
-// The raw SDK baseline is coffer's own S3 backend (the AWS SDK with
+// The raw SDK baselines use coffer's own S3 backend (the AWS SDK with
 // unsigned payloads on loopback): one PutObject and one GetObject of the
-// big file's size. Peers that are not on PATH are reported as not
+// big file's size, and the same bytes as a parallel multipart upload
+// (blobstore.Upload with coffer's default 8 MiB parts, 8 in flight), which
+// is how coffer stores a big file; on a server whose multipart completion
+// copies the parts (versitygw) that is the lower, honest ceiling. Peers that are not on PATH are reported as not
 // installed; they are never required.
 //
 // The bench never asserts anything: it reports. It needs root or

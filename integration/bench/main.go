@@ -90,12 +90,12 @@ func run(ctx context.Context, cfg config) error {
 	start := time.Now()
 
 	var cols []column
-	logf("raw SDK: put and get %s", sizeString(cfg.size))
-	sdk, err := measureSDK(ctx, srv, cfg.size)
+	logf("raw SDK: put, multipart upload and get %s", sizeString(cfg.size))
+	put, multipart, err := measureSDK(ctx, srv, cfg.size)
 	if err != nil {
 		return fmt.Errorf("raw SDK: %w", err)
 	}
-	cols = append(cols, column{name: "raw SDK", res: sdk})
+	cols = append(cols, column{name: "SDK PUT", res: put}, column{name: "SDK multipart", res: multipart})
 
 	systems := []mounter{&cofferMount{bin: cfg.cofferBin}}
 	for _, p := range peerNames(cfg.peers) {

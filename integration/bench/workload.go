@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cofferfs/coffer/blobstore"
+	cfs "github.com/cofferfs/coffer/fs"
 )
 
 // metric is one row of the table.
@@ -60,46 +61,61 @@ func (srv server) createBucket(ctx context.Context, bucket string) error {
 	return nil
 }
 
-// measureSDK is the baseline: one PutObject and one GetObject of size
-// bytes through coffer's S3 backend (the AWS SDK, unsigned payload on
-// loopback), the page cache dropped before the read.
-func measureSDK(ctx context.Context, srv server, size int64) (results, error) {
-	var r results
+// measureSDK is the baseline, through coffer's S3 backend (the AWS SDK,
+// unsigned payload on loopback): one PutObject and one GetObject of size
+// bytes (put), the page cache dropped before the read, and the same bytes
+// as a parallel multipart upload with coffer's default part size and
+// concurrency (multipart, write only). coffer stores a big file as a
+// multipart upload, and a server may complete those more slowly than a
+// single PUT (versitygw copies every part into the final object), so the
+// multipart write is the ceiling coffer can reach on that server.
+func measureSDK(ctx context.Context, srv server, size int64) (put, multipart results, err error) {
 	bucket := fmt.Sprintf("bench-sdk-%d", time.Now().UnixNano()%1e9)
 	if err := srv.createBucket(ctx, bucket); err != nil {
-		return r, err
+		return put, multipart, err
 	}
 	store, err := blobstore.NewS3(ctx, bucket, "", blobstore.Options{
 		Endpoint: srv.endpoint, Region: region, PathStyle: true,
 		AccessKeyID: srv.accessKey, SecretAccessKey: srv.secretKey,
 	})
 	if err != nil {
-		return r, err
+		return put, multipart, err
 	}
 	defer store.Close()
 
 	start := time.Now()
 	if _, err := store.Put(ctx, "big", io.LimitReader(zeros{}, size), size, blobstore.PutOptions{}); err != nil {
-		return r, err
+		return put, multipart, err
 	}
-	r[writeMBs] = mbps(size, time.Since(start))
+	put[writeMBs] = mbps(size, time.Since(start))
+
+	start = time.Now()
+	if _, err := blobstore.Upload(ctx, store, "big-multipart", io.LimitReader(zeros{}, size), size, blobstore.UploadOptions{
+		PartSize: cfs.DefaultPartSize, Concurrency: cfs.DefaultUploadConcurrency,
+	}); err != nil {
+		return put, multipart, fmt.Errorf("multipart upload: %w", err)
+	}
+	multipart[writeMBs] = mbps(size, time.Since(start))
+	if err := store.Delete(ctx, "big-multipart"); err != nil {
+		return put, multipart, err
+	}
 
 	dropPageCache()
 	start = time.Now()
 	rc, _, err := store.Get(ctx, "big", blobstore.GetOptions{Length: -1})
 	if err != nil {
-		return r, err
+		return put, multipart, err
 	}
 	defer rc.Close()
 	n, err := io.CopyBuffer(io.Discard, rc, make([]byte, 1<<20))
 	if err != nil {
-		return r, err
+		return put, multipart, err
 	}
 	if n != size {
-		return r, fmt.Errorf("get returned %d bytes, want %d", n, size)
+		return put, multipart, fmt.Errorf("get returned %d bytes, want %d", n, size)
 	}
-	r[readMBs] = mbps(size, time.Since(start))
-	return r, nil
+	put[readMBs] = mbps(size, time.Since(start))
+	return put, multipart, nil
 }
 
 // mounter is one filesystem under test.
