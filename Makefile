@@ -39,7 +39,7 @@ test-s3: tools
 
 # Real FUSE mounts against the local backend and versitygw.
 test-integration: deps build tools
-	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -timeout 20m ./integration/...
+	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -timeout 20m ./integration/
 
 # One table: coffer through a real mount vs the raw SDK and the peers on
 # PATH (rclone crypt, s3fs), same versitygw, one run; cipher ratio included
