@@ -127,18 +127,7 @@ func (v *Volume) Mkdir(ctx context.Context, path string, mode uint32) (Attr, err
 }
 
 func (v *Volume) mkdir(ctx context.Context, p string, mode uint32) (*node, error) {
-	if err := v.checkWritable(p); err != nil {
-		return nil, err
-	}
-	if err := v.checkParent(ctx, p); err != nil {
-		return nil, err
-	}
-	if _, err := v.lookup(ctx, p); err == nil {
-		return nil, syscall.EEXIST
-	} else if !errors.Is(err, syscall.ENOENT) {
-		return nil, err
-	}
-	key, long, err := v.objectKey(p)
+	key, long, err := v.newName(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -192,21 +181,8 @@ func (v *Volume) rmdir(ctx context.Context, p string) error {
 	if !n.isDir() {
 		return syscall.ENOTDIR
 	}
-	if v.hasLocalFilesUnder(p) {
-		return syscall.ENOTEMPTY
-	}
-	prefix, err := v.dirPrefix(p)
-	if err != nil {
+	if err := v.checkEmpty(ctx, p); err != nil {
 		return err
-	}
-	for e, err := range v.store.List(ctx, prefix, "/") {
-		if err != nil {
-			return err
-		}
-		if e.Key == prefix && !e.IsPrefix {
-			continue
-		}
-		return syscall.ENOTEMPTY
 	}
 	parent := v.implicitParent(ctx, p)
 	if n.key != "" {
@@ -219,6 +195,23 @@ func (v *Volume) rmdir(ctx context.Context, p string) error {
 	v.meta.putAbsent(p)
 	v.keepDir(ctx, parent)
 	return nil
+}
+
+// newName checks that p may be created (writable volume, existing parent,
+// no entry at p) and returns its object key and long-name encoding.
+func (v *Volume) newName(ctx context.Context, p string) (key, long string, err error) {
+	if err := v.checkWritable(p); err != nil {
+		return "", "", err
+	}
+	if err := v.checkParent(ctx, p); err != nil {
+		return "", "", err
+	}
+	if _, err := v.lookup(ctx, p); err == nil {
+		return "", "", syscall.EEXIST
+	} else if !errors.Is(err, syscall.ENOENT) {
+		return "", "", err
+	}
+	return v.objectKey(p)
 }
 
 func (v *Volume) hasLocalFilesUnder(p string) bool {
@@ -243,21 +236,10 @@ func (v *Volume) Symlink(ctx context.Context, target, path string) (Attr, error)
 }
 
 func (v *Volume) symlink(ctx context.Context, target, p string) (*node, error) {
-	if err := v.checkWritable(p); err != nil {
-		return nil, err
-	}
 	if len(target) > 4096 || target == "" {
 		return nil, syscall.ENAMETOOLONG
 	}
-	if err := v.checkParent(ctx, p); err != nil {
-		return nil, err
-	}
-	if _, err := v.lookup(ctx, p); err == nil {
-		return nil, syscall.EEXIST
-	} else if !errors.Is(err, syscall.ENOENT) {
-		return nil, err
-	}
-	key, long, err := v.objectKey(p)
+	key, long, err := v.newName(ctx, p)
 	if err != nil {
 		return nil, err
 	}
