@@ -71,7 +71,7 @@ func openLocalState(opts Options, secret []byte, client bool) (*localState, erro
 		newStaging: func(meta []byte) (stagingFile, error) { return sd.Create(meta) },
 		blocks:     blocks,
 		close: func() error {
-			err := closeBlocks()
+			err := errors.Join(sd.Close(), closeBlocks())
 			if tmp {
 				if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
 					err = rerr
