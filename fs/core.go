@@ -37,6 +37,12 @@ type Volume struct {
 	pool    *blobstore.PartPool
 	bufs    sync.Pool // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
 
+	// paths serialises, per canonical path (striped by hash), the
+	// registration of an opened file in files with the removal or
+	// replacement of the object at that path (see lockPaths). Always
+	// taken before every other lock, and never while holding a stripe.
+	paths [pathStripes]sync.Mutex
+
 	mu     sync.Mutex
 	files  map[string]*file // open or staged files by current path
 	bg     sync.WaitGroup   // background uploads

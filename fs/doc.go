@@ -41,8 +41,14 @@
 // staged file is private already). If the copy fails because that
 // version is unreadable anyway (gone, replaced by another client, failed
 // authentication) the unlink or rename goes on; any other failure (store
-// unreachable, local disk) fails it with nothing changed. Opens on
-// another client are not seen: their reads fail (ENOENT, ESTALE).
+// unreachable, local disk) fails it with nothing changed. An open
+// racing the unlink or rename of its path is serialised with it by a
+// striped per-path lock held from the open's lookup through its
+// registration and from the unlink's (rename's) check for open handles
+// through the delete or replace (Volume.lockPaths; stripe order, taken
+// first, never nested): the open either sees the path gone or is given
+// the copy. Opens on another client are not seen: their reads fail
+// (ENOENT, ESTALE).
 //
 // Reads: chunk-aligned ranged GETs (If-Match on the opened version);
 // while access is sequential, up to 32 MiB read ahead in runs of 2 MiB

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -16,7 +18,8 @@ import (
 )
 
 // file is the shared state of a file open (or staged, waiting for its
-// upload) on this volume. Lock order: f.upMu, then v.mu, then f.mu.
+// upload) on this volume. Lock order: a path stripe (v.lockPaths),
+// then f.upMu, then v.mu, then f.mu.
 type file struct {
 	v *Volume
 
@@ -214,9 +217,42 @@ func (v *Volume) open(ctx context.Context, p string, flags int) (*Handle, error)
 	return h, nil
 }
 
+// pathStripes is the number of path locks of a Volume.
+const pathStripes = 64
+
+// lockPaths locks the path stripes of ps (in stripe order, each once)
+// and returns the unlock. It makes an open's lookup and registration in
+// v.files atomic with respect to an unlink or rename of the same path,
+// which checks v.files and then deletes or replaces the object: without
+// it an open could register a version whose object had just gone, with
+// no private copy (keepContent), and its reads fail. Holders: acquire
+// (p), unlink (p), renameFile (old and new). None of them calls another
+// holder, nor takes a stripe while holding v.mu, f.upMu or f.mu.
+func (v *Volume) lockPaths(ps ...string) func() {
+	idx := make([]int, 0, len(ps))
+	for _, p := range ps {
+		h := fnv.New32a()
+		h.Write([]byte(p))
+		i := int(h.Sum32() % pathStripes)
+		if !slices.Contains(idx, i) {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		v.paths[i].Lock()
+	}
+	return func() {
+		for _, i := range slices.Backward(idx) {
+			v.paths[i].Unlock()
+		}
+	}
+}
+
 // acquire returns the shared state of regular file p with one more
 // reference.
 func (v *Volume) acquire(ctx context.Context, p string) (*file, error) {
+	defer v.lockPaths(p)()
 	v.mu.Lock()
 	if f := v.files[p]; f != nil {
 		f.mu.Lock()

@@ -26,6 +26,9 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 	if err := v.checkWritable(p); err != nil {
 		return err
 	}
+	// No open of p may register between the v.files check below and
+	// the delete (and the cache update that follows it).
+	defer v.lockPaths(p)()
 	var n *node
 	var f *file
 	for attempt := 0; ; attempt++ {

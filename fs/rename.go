@@ -99,6 +99,9 @@ func (v *Volume) checkEmpty(ctx context.Context, p string) error {
 }
 
 func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *node) error {
+	// No open of either path may register between the v.files checks
+	// below and the copy and delete (see unlink).
+	defer v.lockPaths(oldp, newp)()
 	v.mu.Lock()
 	f := v.files[oldp]
 	v.mu.Unlock()

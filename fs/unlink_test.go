@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
@@ -188,5 +189,104 @@ func TestUnlinkOpenFileCopyFails(t *testing.T) {
 			_, err = tv.reopen(t).Stat(ctx, "/f")
 			wantErrno(t, err, syscall.ENOENT)
 		})
+	}
+}
+
+// gatedGets is a store whose first GET of key, once armed, fetches the
+// object and then waits for release before returning it: an open
+// caught between its lookup and its registration.
+type gatedGets struct {
+	blobstore.Store
+	key     string
+	armed   *atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s gatedGets) Get(ctx context.Context, key string, opts blobstore.GetOptions) (io.ReadCloser, blobstore.ObjectInfo, error) {
+	if key != s.key || !s.armed.CompareAndSwap(true, false) {
+		return s.Store.Get(ctx, key, opts)
+	}
+	rc, info, err := s.Store.Get(ctx, key, opts)
+	if err != nil {
+		return rc, info, err
+	}
+	body, err := io.ReadAll(rc)
+	rc.Close()
+	close(s.entered)
+	<-s.release
+	return io.NopCloser(bytes.NewReader(body)), info, err
+}
+
+// TestOpenRacingUnlink: an open that has looked its path up but not yet
+// registered the file when an unlink (or a rename over it) of the same
+// path runs still reads the version it opened. The unlink waits for the
+// open's registration, then gives it a private copy; before the path
+// locks, the unlink saw no open file and deleted the object under it.
+func TestOpenRacingUnlink(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), (2*cipher.ChunkSize+300)/16)
+	cases := []struct {
+		name    string
+		replace func(ctx context.Context, v *Volume) error
+	}{
+		{"unlink", func(ctx context.Context, v *Volume) error { return v.Unlink(ctx, "/f") }},
+		{"rename over it", func(ctx context.Context, v *Volume) error { return v.Rename(ctx, "/new", "/f", 0) }},
+	}
+	for _, mode := range modes {
+		for _, tc := range cases {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				tv := newTestVolume(t, mode)
+				ctx := context.Background()
+				writeFile(t, tv.Volume, "/f", data)
+				writeFile(t, tv.Volume, "/new", []byte("the new file"))
+				flush(t, tv.Volume)
+				gate := gatedGets{Store: tv.store, key: objectKeyOf(t, tv.Volume, "/f"), armed: &atomic.Bool{},
+					entered: make(chan struct{}), release: make(chan struct{})}
+				gate.armed.Store(true)
+				opts := tv.options
+				opts.CacheDir = t.TempDir()
+				opts.Store = gate
+				v, err := OpenVolume(ctx, opts) // cold: the open's lookup asks the store
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer v.Close(ctx)
+
+				type opened struct {
+					h   *Handle
+					err error
+				}
+				openDone := make(chan opened, 1)
+				go func() {
+					h, err := v.Open(ctx, "/f", syscall.O_RDONLY)
+					openDone <- opened{h, err}
+				}()
+				<-gate.entered // the open has looked /f up
+				replaceDone := make(chan error, 1)
+				go func() { replaceDone <- tc.replace(ctx, v) }()
+				var replaceErr error
+				replaced := false
+				select {
+				case replaceErr = <-replaceDone: // what the race did: the object went first
+					replaced = true
+				case <-time.After(time.Second): // waiting for the open, as it should
+				}
+				close(gate.release)
+				o := <-openDone
+				if !replaced {
+					replaceErr = <-replaceDone
+				}
+				if o.err != nil {
+					t.Fatalf("open: %v", o.err)
+				}
+				defer o.h.Close(ctx)
+				if replaceErr != nil {
+					t.Fatalf("%s: %v", tc.name, replaceErr)
+				}
+				if got := readAll(t, o.h); !bytes.Equal(got, data) {
+					t.Fatalf("the handle read %d bytes, want the %d it opened", len(got), len(data))
+				}
+			})
+		}
 	}
 }
