@@ -47,8 +47,11 @@
 // registration and from the unlink's (rename's) check for open handles
 // through the delete or replace (Volume.lockPaths; stripe order, taken
 // first, never nested): the open either sees the path gone or is given
-// the copy. Opens on another client are not seen: their reads fail
-// (ENOENT, ESTALE).
+// the copy. A read in flight across it that finds the object gone
+// retries from the copy. A lookup in flight across it does not cache
+// the deleted version (metaCache.putFetched drops answers older than
+// the path's last change). Opens on another client are not seen: their
+// reads fail (ENOENT, ESTALE).
 //
 // Reads: chunk-aligned ranged GETs (If-Match on the opened version);
 // while access is sequential, up to 32 MiB read ahead in runs of 2 MiB

@@ -306,6 +306,17 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return n, err
 	}
 	n, err := rd.ReadAt(ctx, p, off)
+	if e := Errno(err); e == syscall.ENOENT || e == syscall.ESTALE {
+		// An unlink or rename over the file while this read was in
+		// flight gave the handles a private copy, then removed the
+		// object: read the copy.
+		f.mu.Lock()
+		st = f.st
+		f.mu.Unlock()
+		if st != nil {
+			return h.ReadAt(ctx, p, off)
+		}
+	}
 	if err != nil && !errors.Is(err, io.EOF) && Errno(err) == syscall.EIO {
 		err = f.v.failEIO("read", rd.n.path, rd.n.key, err)
 	}

@@ -133,6 +133,7 @@ func (v *Volume) openNode(p string) *node {
 // probe asks the store what p is: an object (file or symlink), a marker
 // (directory), a common prefix (implicit directory) or nothing.
 func (v *Volume) probe(ctx context.Context, p string) (*node, error) {
+	since := v.meta.generation()
 	key, long, err := v.objectKey(p)
 	if err != nil {
 		return nil, err
@@ -144,7 +145,7 @@ func (v *Volume) probe(ctx context.Context, p string) (*node, error) {
 			return nil, err
 		}
 		v.keepFirstChunk(n, first)
-		v.meta.put(n)
+		v.meta.putFetched(p, n, since)
 		return n, nil
 	}
 	if !errors.Is(err, blobstore.ErrNotFound) {
@@ -155,10 +156,10 @@ func (v *Volume) probe(ctx context.Context, p string) (*node, error) {
 		return nil, err
 	}
 	if n == nil {
-		v.meta.putAbsent(p)
+		v.meta.putFetched(p, nil, since)
 		return nil, syscall.ENOENT
 	}
-	v.meta.put(n)
+	v.meta.putFetched(p, n, since)
 	return n, nil
 }
 
@@ -318,6 +319,7 @@ type listItem struct {
 // listChildren lists directory p in the store and resolves every entry's
 // name and attributes.
 func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, error) {
+	since := v.meta.generation()
 	prefix, err := v.dirPrefix(p)
 	if err != nil {
 		return nil, err
@@ -375,7 +377,7 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 	}
 	for _, n := range out {
 		if n.key != "" || n.isDir() {
-			v.meta.put(n)
+			v.meta.putFetched(n.path, n, since)
 		}
 	}
 	v.meta.putListing(p, names, nil)

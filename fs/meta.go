@@ -47,11 +47,13 @@ type metaCache struct {
 	nodes map[string]cachedNode
 	dirs  map[string]cachedDir
 	puts  int
+	gen   uint64 // bumped by every node entry set (see putFetched)
 }
 
 type cachedNode struct {
 	n   *node // nil: the path does not exist
 	exp time.Time
+	gen uint64 // c.gen when set
 }
 
 type cachedDir struct {
@@ -123,13 +125,36 @@ func (c *metaCache) putAbsent(p string) {
 	c.setNode(p, nil)
 }
 
-func (c *metaCache) setNode(p string, n *node) {
+// generation is the cache's generation now: take it before asking the
+// store, and give the answer to putFetched.
+func (c *metaCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// putFetched caches what the store said of p (n nil: nothing there) when
+// asked at generation since, unless p's entry was set or invalidated
+// after that: an own change (unlink, rename over p, upload) or a newer
+// answer supersedes a lookup that was in flight across it, which would
+// otherwise cache a version whose object is gone.
+func (c *metaCache) putFetched(p string, n *node, since uint64) {
+	c.set(p, n, since)
+}
+
+func (c *metaCache) setNode(p string, n *node) { c.set(p, n, ^uint64(0)) }
+
+func (c *metaCache) set(p string, n *node, since uint64) {
 	if c.ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.nodes[p] = cachedNode{n: n, exp: c.now().Add(c.ttl)}
+	if e, ok := c.nodes[p]; ok && e.gen > since {
+		return
+	}
+	c.gen++
+	c.nodes[p] = cachedNode{n: n, exp: c.now().Add(c.ttl), gen: c.gen}
 	c.puts++
 	if c.puts%4096 == 0 {
 		c.sweepLocked()
@@ -198,11 +223,17 @@ func (c *metaCache) removed(p string) {
 	c.putAbsent(p)
 }
 
-// invalidate forgets p without asserting anything about it.
+// invalidate forgets p without asserting anything about it. It leaves
+// an expired entry, so that a lookup in flight does not cache what it
+// learnt before (see putFetched).
 func (c *metaCache) invalidate(p string) {
+	if c.ttl <= 0 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.nodes, p)
+	c.gen++
+	c.nodes[p] = cachedNode{gen: c.gen}
 }
 
 // dropTree forgets p and everything below it.

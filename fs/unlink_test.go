@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -289,4 +291,136 @@ func TestOpenRacingUnlink(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestOpensRacingUnlinksAndRenames opens and reads stored files while
+// other goroutines unlink them and rename stored files over them (few
+// paths, so their locks collide): every open either fails with ENOENT
+// or reads one whole version, and nothing deadlocks.
+func TestOpensRacingUnlinksAndRenames(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	v := tv.Volume
+	const size = cipher.ChunkSize + 512
+	store := func(p string, g, i int) error { // a stored (fsynced, closed) version
+		h, _, err := v.Create(ctx, p, 0o644, syscall.O_WRONLY|syscall.O_TRUNC)
+		if err != nil {
+			return err
+		}
+		defer h.Close(ctx)
+		if _, err := h.WriteAt(ctx, bytes.Repeat([]byte(fmt.Sprintf("g%02d-v%05d------", g, i)), size/16), 0); err != nil {
+			return err
+		}
+		return h.Fsync(ctx)
+	}
+	paths := []string{"/a", "/b", "/c"}
+	for i, p := range paths {
+		if err := store(p, 99, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 4 { // writers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 16 {
+				p := paths[(g+i)%len(paths)]
+				err := v.Unlink(ctx, p)
+				if i%2 == 1 {
+					tmp := fmt.Sprintf("/tmp%d", g)
+					if err = store(tmp, g, i); err == nil {
+						err = v.Rename(ctx, tmp, p, 0)
+					}
+				}
+				if err != nil && !errors.Is(err, syscall.ENOENT) {
+					errs <- fmt.Errorf("writer %d step %d on %s: %w", g, i, p, err)
+					return
+				}
+			}
+		}()
+	}
+	for g := range 4 { // readers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 2*size)
+			for i := range 40 {
+				p := paths[(g+i)%len(paths)]
+				h, err := v.Open(ctx, p, syscall.O_RDONLY)
+				if errors.Is(err, syscall.ENOENT) {
+					continue
+				}
+				if err != nil {
+					errs <- fmt.Errorf("open %s: %w", p, err)
+					return
+				}
+				n := 0
+				for err == nil {
+					var m int
+					m, err = h.ReadAt(ctx, buf[n:], int64(n))
+					n += m
+				}
+				h.Close(ctx)
+				if !errors.Is(err, io.EOF) {
+					errs <- fmt.Errorf("read %s at %d: %w", p, n, err)
+					return
+				}
+				got := buf[:n]
+				if n != size || !bytes.Equal(got, bytes.Repeat(got[:16], size/16)) {
+					errs <- fmt.Errorf("read %s: %d bytes, not one whole version", p, n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestLookupInFlightAcrossUnlink: a lookup that fetched a file's
+// metadata before an unlink and returns after it must not leave the
+// deleted version in the metadata cache, where a later open would find
+// it and fail at its first read.
+func TestLookupInFlightAcrossUnlink(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), (2*cipher.ChunkSize+300)/16)
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/f", data)
+	flush(t, tv.Volume)
+	gate := gatedGets{Store: tv.store, key: objectKeyOf(t, tv.Volume, "/f"), armed: &atomic.Bool{},
+		entered: make(chan struct{}), release: make(chan struct{})}
+	gate.armed.Store(true)
+	opts := tv.options
+	opts.CacheDir = t.TempDir()
+	opts.Store = gate
+	v, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close(ctx)
+	statDone := make(chan error, 1)
+	go func() {
+		_, err := v.Stat(ctx, "/f")
+		statDone <- err
+	}()
+	<-gate.entered // the stat has fetched /f's metadata
+	if err := v.Unlink(ctx, "/f"); err != nil {
+		t.Fatal(err)
+	}
+	close(gate.release)
+	if err := <-statDone; err != nil {
+		t.Fatalf("stat: %v", err) // it asked before the unlink
+	}
+	h, err := v.Open(ctx, "/f", syscall.O_RDONLY)
+	if err == nil {
+		defer h.Close(ctx)
+		got := readAll(t, h)
+		t.Fatalf("open after the unlink succeeded and read %d bytes; want ENOENT", len(got))
+	}
+	wantErrno(t, err, syscall.ENOENT)
 }
