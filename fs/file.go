@@ -324,11 +324,16 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 }
 
 // stagingFailed reports a staging file that failed to read or
-// authenticate (EIO, logged).
+// authenticate (EIO, logged), or to grow on a full disk (ENOSPC, which
+// tells the user what to do).
 func (v *Volume) stagingFailed(f *file, err error) error {
 	f.mu.Lock()
 	p := f.path
 	f.mu.Unlock()
+	if errors.Is(err, syscall.ENOSPC) {
+		v.logEvent(slog.LevelWarn, "staging file cannot grow: reporting ENOSPC", p, "", "err", err)
+		return withErrno(syscall.ENOSPC, err)
+	}
 	return v.failEIO("staging file failed", p, "", err)
 }
 
