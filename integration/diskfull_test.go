@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -130,6 +131,19 @@ func TestDiskFull(t *testing.T) {
 			}
 		}
 		checkBig("after the failed write")
+
+		// Kept as it is, the partial file is stored whole at unmount: what
+		// the writes that succeeded put there, nothing more, and its
+		// staging space is given back.
+		v.remount(false)
+		checkBig("after a remount with the partial file kept")
+		if got, err := os.ReadFile(v.path("big")); err == nil {
+			if want := pseudoRandom(22, bigSize)[:len(got)]; !bytes.Equal(got, want) {
+				t.Fatalf("the partial file's %d bytes differ from what was written", len(got))
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("read the partial file: %v", err)
+		}
 
 		// The mount still works once the space is given back.
 		if err := os.Remove(v.path("big")); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -126,6 +126,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	if end > f.size {
+		if err := f.reserve(end); err != nil {
+			return 0, f.ioErr(err)
+		}
 		if err := f.grow(end); err != nil {
 			return 0, f.ioErr(err)
 		}
@@ -258,6 +261,22 @@ func (f *File) abandon(err error) error {
 	f.f.Close()
 	os.Remove(f.path)
 	return f.ioErr(err)
+}
+
+// reserve allocates the disk space a write ending at end > size needs
+// before anything changes, so a full disk fails the write whole (ENOSPC)
+// instead of half-way, which would leave the size covering blocks never
+// written. Filesystems without fallocate keep the old behaviour.
+func (f *File) reserve(end int64) error {
+	from, to := f.g.physicalSize(f.size), f.g.physicalSize(end)
+	if to <= from {
+		return nil
+	}
+	err := unix.Fallocate(int(f.f.Fd()), unix.FALLOC_FL_KEEP_SIZE, from, to-from)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return nil
+	}
+	return err
 }
 
 // grow prepares the file for a write ending at end > size. The old last
