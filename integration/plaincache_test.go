@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/base64"
 	"io/fs"
 	"os"
@@ -18,22 +17,7 @@ func TestNoPlaintextInCacheWithoutClientEncryption(t *testing.T) {
 	requireFUSE(t)
 	v := newVolume(t, newLocalStore(t), withModes("--encryption", "none"))
 	marker := "cofmark" + randomHex(8)
-	v.mount()
-	writeMarked(t, v, marker)
-	f := openFile(t, v.path("open-"+marker), os.O_WRONLY|os.O_CREATE)
-	writeAt(t, f, bytes.Repeat([]byte("staged "+marker+"\n"), 20_000), 0)
-	scan := newMarkerScan(marker)
-	if err := scan.dir(v.cacheDir); err != nil {
-		t.Fatal(err)
-	}
-	closeFile(t, f)
-	v.remount(false) // same cache dir, filled by the reads below
-	readAll(t, v, marker)
-	if err := scan.dir(v.cacheDir); err != nil {
-		t.Fatal(err)
-	}
-	v.unmount()
-	checkPrivate(t, v.cacheDir)
+	scan := scanCacheThroughUse(t, v, marker)
 	for _, f := range scan.findings {
 		t.Error("plaintext in the cache dir: " + f)
 	}

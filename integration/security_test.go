@@ -64,25 +64,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 		tmp := t.TempDir()
 		v.store.env = append(v.store.env, "TMPDIR="+tmp)
 		marker := "cofmark" + randomHex(8)
-		v.mount()
-		writeMarked(t, v, marker)
-
-		// A file open for writing: its staging file is in the cache dir.
-		f := openFile(t, v.path("open-"+marker), os.O_WRONLY|os.O_CREATE)
-		writeAt(t, f, bytes.Repeat([]byte("staged "+marker+"\n"), 20_000), 0)
-		scan := newMarkerScan(marker)
-		if err := scan.dir(v.cacheDir); err != nil {
-			t.Fatal(err)
-		}
-		closeFile(t, f)
-
-		v.remount(false) // same cache dir, now holding what is read back
-		readAll(t, v, marker)
-		if err := scan.dir(v.cacheDir); err != nil {
-			t.Fatal(err)
-		}
-		v.unmount()
-		checkPrivate(t, v.cacheDir)
+		scan := scanCacheThroughUse(t, v, marker)
 		if err := scan.dirMaybeEmpty(tmp); err != nil {
 			t.Fatal(err)
 		}
@@ -287,4 +269,30 @@ func TestErrorLogNamesNoPlaintext(t *testing.T) {
 			}
 		})
 	}
+}
+
+// scanCacheThroughUse mounts v, writes marked files, and scans the cache
+// dir for marker while a marked file is open for writing (its staging
+// file is there) and again after a remount on the same cache dir has
+// read everything back; it ends unmounted, with the cache dir checked to
+// be private. The findings are the caller's to judge.
+func scanCacheThroughUse(t *testing.T, v *volume, marker string) *markerScan {
+	t.Helper()
+	v.mount()
+	writeMarked(t, v, marker)
+	f := openFile(t, v.path("open-"+marker), os.O_WRONLY|os.O_CREATE)
+	writeAt(t, f, bytes.Repeat([]byte("staged "+marker+"\n"), 20_000), 0)
+	scan := newMarkerScan(marker)
+	if err := scan.dir(v.cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	closeFile(t, f)
+	v.remount(false) // same cache dir, now holding what is read back
+	readAll(t, v, marker)
+	if err := scan.dir(v.cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	v.unmount()
+	checkPrivate(t, v.cacheDir)
+	return scan
 }
