@@ -17,12 +17,18 @@
 //     file.
 //
 // The raw SDK baselines use coffer's own S3 backend (the AWS SDK with
-// unsigned payloads on loopback): one PutObject and one GetObject of the
-// big file's size, and the same bytes as a parallel multipart upload
-// (blobstore.Upload with coffer's default 8 MiB parts, 8 in flight), which
-// is how coffer stores a big file; on a server whose multipart completion
-// copies the parts (versitygw) that is the lower, honest ceiling. Peers that are not on PATH are reported as not
-// installed; they are never required.
+// unsigned payloads on loopback), two per row they apply to. Write: one
+// PutObject of the big file's size (sdk_put) and the same bytes as a
+// parallel multipart upload (blobstore.Upload with coffer's default
+// 8 MiB parts, 8 in flight; sdk_multipart), which is how coffer stores a
+// big file; on a server whose multipart completion copies the parts
+// (versitygw) that is the lower, honest ceiling. Cold read, the page
+// cache dropped before each: one GetObject of the object put (sdk_get)
+// and the same object as parallel ranged GETs (-range-size, default
+// 32 MiB, -range-conc in flight, default 8; sdk_ranged_get), the ceiling
+// coffer's read-ahead can reach. The table joins each pair into one
+// column: "SDK single" and "SDK parallel". Peers that are not on PATH
+// are reported as not installed; they are never required.
 //
 // The bench never asserts anything: it reports. It needs root or
 // fusermount3 for FUSE, and writes only under its own temporary directory

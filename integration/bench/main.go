@@ -8,19 +8,31 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
+// The SDK's ranged GET baseline reads the big file as 32 MiB ranges, 8
+// in flight: of 4-64 MiB ranges with 2-16 in flight, cold 1 GiB reads
+// from versitygw on loopback here were fastest with 16-32 MiB ranges
+// and 4-8 in flight (see README's Benchmarks).
+const (
+	defaultRangeSize = "32MiB"
+	defaultRangeConc = 8
+)
+
 // config is what one run measures; flags default to BENCH_* variables.
 type config struct {
-	size      int64  // the big file
-	files     int    // number of small files
-	smallSize int64  // size of each small file
-	rssSize   int64  // the file written while the mount's RSS is watched
-	peers     string // "auto", "none" or a comma-separated list
+	size      int64 // the big file
+	files     int   // number of small files
+	smallSize int64 // size of each small file
+	rssSize   int64 // the file written while the mount's RSS is watched
+	peers     []system
+	rangeSize int64 // the SDK's ranged GET baseline: bytes per GET
+	rangeConc int   // and GETs in flight
 	cofferBin string
 	cipher    bool // also run the cipher envelope/AES-GCM ratio benchmark
 
@@ -48,7 +60,9 @@ func parseConfig(args []string) (config, error) {
 	flags.IntVar(&cfg.files, "files", atoiOr(os.Getenv("BENCH_FILES"), 2000), "number of small files (env BENCH_FILES; DESIGN's target is 10000)")
 	small := flags.String("small-size", envOr("BENCH_SMALL_SIZE", "4KiB"), "size of each small file (env BENCH_SMALL_SIZE)")
 	rss := flags.String("rss-size", envOr("BENCH_RSS_SIZE", "2GiB"), "file written while watching peak RSS (env BENCH_RSS_SIZE; DESIGN's target is 4GiB)")
-	flags.StringVar(&cfg.peers, "peers", envOr("BENCH_PEERS", "auto"), "auto (those on PATH), none, or a list: rclone,s3fs (env BENCH_PEERS)")
+	peers := flags.String("peers", envOr("BENCH_PEERS", "auto"), "auto (those on PATH), none, or a list: rclone,s3fs (env BENCH_PEERS)")
+	rangeSize := flags.String("range-size", envOr("BENCH_RANGE_SIZE", defaultRangeSize), "the SDK's ranged GET baseline: bytes per GET (env BENCH_RANGE_SIZE)")
+	flags.IntVar(&cfg.rangeConc, "range-conc", atoiOr(os.Getenv("BENCH_RANGE_CONC"), defaultRangeConc), "the SDK's ranged GET baseline: GETs in flight (env BENCH_RANGE_CONC)")
 	flags.StringVar(&cfg.cofferBin, "coffer", "bin/coffer", "the coffer binary")
 	flags.BoolVar(&cfg.cipher, "cipher", true, "run the cipher envelope/AES-GCM ratio benchmark (go test) too")
 	if err := flags.Parse(args); err != nil {
@@ -58,13 +72,19 @@ func parseConfig(args []string) (config, error) {
 	for _, s := range []struct {
 		dst  *int64
 		text string
-	}{{&cfg.size, *size}, {&cfg.smallSize, *small}, {&cfg.rssSize, *rss}} {
+	}{{&cfg.size, *size}, {&cfg.smallSize, *small}, {&cfg.rssSize, *rss}, {&cfg.rangeSize, *rangeSize}} {
 		if *s.dst, err = parseSize(s.text); err != nil {
 			return cfg, err
 		}
 	}
 	if cfg.files < 1 {
 		return cfg, fmt.Errorf("-files %d: need at least 1", cfg.files)
+	}
+	if cfg.rangeConc < 1 {
+		return cfg, fmt.Errorf("-range-conc %d: need at least 1", cfg.rangeConc)
+	}
+	if cfg.peers, err = parsePeers(*peers); err != nil {
+		return cfg, err
 	}
 	if cfg.cofferBin, err = filepath.Abs(cfg.cofferBin); err != nil {
 		return cfg, err
@@ -89,26 +109,24 @@ func run(ctx context.Context, cfg config) error {
 	load, build := loadAvg(), buildRevision(cfg.cofferBin)
 	start := time.Now()
 
-	var cols []column
-	logf("raw SDK: put, multipart upload and get %s", sizeString(cfg.size))
-	put, multipart, err := measureSDK(ctx, srv, cfg.size)
-	if err != nil {
+	var figs [numSystems]results
+	var notes [numSystems]string // why a system has no figures
+	logf("raw SDK: put, multipart upload, get and ranged get (%s x %d) of %s", sizeString(cfg.rangeSize), cfg.rangeConc, sizeString(cfg.size))
+	if err := measureSDK(ctx, srv, cfg, &figs); err != nil {
 		return fmt.Errorf("raw SDK: %w", err)
 	}
-	cols = append(cols, column{name: "SDK PUT", res: put}, column{name: "SDK multipart", res: multipart})
 
 	systems := []mounter{&cofferMount{bin: cfg.cofferBin}}
-	for _, p := range peerNames(cfg.peers) {
+	for _, p := range cfg.peers {
 		systems = append(systems, newPeer(p))
 	}
 	for i, m := range systems {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		col := column{name: m.name()}
+		s := m.system()
 		if why := m.missing(); why != "" {
-			col.note = why
-			cols = append(cols, col)
+			notes[s] = why
 			continue
 		}
 		dir := filepath.Join(work, strconv.Itoa(i))
@@ -117,14 +135,13 @@ func run(ctx context.Context, cfg config) error {
 			return err
 		}
 		if err := m.setup(ctx, srv, bucket, dir); err != nil {
-			col.note = "failed: " + err.Error()
-		} else if col.res, err = measureMount(ctx, m, cfg); err != nil {
-			col.note = "failed: " + err.Error()
+			notes[s] = "failed: " + err.Error()
+		} else if figs[s], err = measureMount(ctx, m, cfg); err != nil {
+			notes[s] = "failed: " + err.Error()
 		}
-		if i == 0 && col.note != "" {
-			return fmt.Errorf("coffer: %s", col.note)
+		if s == sysCoffer && notes[s] != "" {
+			return fmt.Errorf("coffer: %s", notes[s])
 		}
-		cols = append(cols, col)
 	}
 
 	var cipherRatio map[string]float64
@@ -134,19 +151,29 @@ func run(ctx context.Context, cfg config) error {
 			logf("cipher benchmark: %v", err)
 		}
 	}
-	printTable(os.Stdout, cfg, build, load, start, cols, cipherRatio)
+	printTable(os.Stdout, cfg, build, load, start, figs, notes, cipherRatio)
 	return nil
 }
 
-// peerNames lists the peers to try, in table order.
-func peerNames(spec string) []string {
+// parsePeers reads BENCH_PEERS: the peers to try, in table order.
+func parsePeers(spec string) ([]system, error) {
 	switch spec {
 	case "none", "":
-		return nil
+		return nil, nil
 	case "auto":
-		return []string{"rclone", "s3fs"}
+		return []system{sysRclone, sysS3fs}, nil
 	}
-	return strings.Split(spec, ",")
+	var peers []system
+	for name := range strings.SplitSeq(spec, ",") {
+		s, err := peerSystem(strings.TrimSpace(name))
+		if err != nil {
+			return nil, fmt.Errorf("-peers %q: %w", spec, err)
+		}
+		if !slices.Contains(peers, s) {
+			peers = append(peers, s)
+		}
+	}
+	return peers, nil
 }
 
 // envelopeRatio runs the cipher package's ratio benchmark and returns its

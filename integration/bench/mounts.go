@@ -33,7 +33,7 @@ type cofferMount struct {
 	cache     string   // the current mount's cache dir
 }
 
-func (c *cofferMount) name() string { return "coffer" }
+func (c *cofferMount) system() system { return sysCoffer }
 
 func (c *cofferMount) missing() string {
 	if _, err := os.Stat(c.bin); err != nil {
@@ -113,7 +113,8 @@ func (c *cofferMount) run(ctx context.Context, args ...string) error {
 // rclone mount over a crypt remote, or s3fs. Both use their defaults,
 // except that rclone is told its (default) cache mode explicitly.
 type peer struct {
-	kind string
+	sys  system
+	kind string // the command: rclone or s3fs
 	dir  string
 	// command returns the argv of a foreground mount of mnt whose local
 	// files (caches, temp files) live in cache.
@@ -122,19 +123,11 @@ type peer struct {
 	exited  chan struct{}
 }
 
-func newPeer(kind string) *peer { return &peer{kind: kind} }
+func newPeer(sys system) *peer { return &peer{sys: sys, kind: sys.key()} }
 
-func (p *peer) name() string {
-	if p.kind == "rclone" {
-		return "rclone crypt"
-	}
-	return p.kind
-}
+func (p *peer) system() system { return p.sys }
 
 func (p *peer) missing() string {
-	if p.kind != "rclone" && p.kind != "s3fs" {
-		return "unknown peer (rclone or s3fs)"
-	}
 	if _, err := exec.LookPath(p.kind); err != nil {
 		return "not installed"
 	}

@@ -16,26 +16,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cofferfs/coffer/blobstore"
 	cfs "github.com/cofferfs/coffer/fs"
 )
-
-// metric is one row of the table.
-type metric int
-
-const (
-	writeMBs    metric = iota // big file written until stored
-	readMBs                   // cold read of the big file
-	createSecs                // small files created until stored
-	lsSecs                    // cold ls -l of them
-	readAllSecs               // cold read of them all
-	rssMiB                    // peak RSS of the mount process storing the RSS file
-	numMetrics
-)
-
-// results holds one system's figures; 0 means not measured.
-type results [numMetrics]float64
 
 // server is the S3 server every system talks to.
 type server struct {
@@ -61,66 +46,102 @@ func (srv server) createBucket(ctx context.Context, bucket string) error {
 	return nil
 }
 
-// measureSDK is the baseline, through coffer's S3 backend (the AWS SDK,
-// unsigned payload on loopback): one PutObject and one GetObject of size
-// bytes (put), the page cache dropped before the read, and the same bytes
-// as a parallel multipart upload with coffer's default part size and
-// concurrency (multipart, write only). coffer stores a big file as a
-// multipart upload, and a server may complete those more slowly than a
-// single PUT (versitygw copies every part into the final object), so the
-// multipart write is the ceiling coffer can reach on that server.
-func measureSDK(ctx context.Context, srv server, size int64) (put, multipart results, err error) {
+// measureSDK measures the raw SDK baselines, through coffer's S3 backend
+// (the AWS SDK, unsigned payload on loopback), into figs: one PutObject
+// of the big file's size (sdk_put) and the same bytes as a parallel
+// multipart upload with coffer's default part size and concurrency
+// (sdk_multipart); then, the page cache dropped before each, one
+// GetObject of the object put (sdk_get) and the same object as ranged
+// GETs of cfg.rangeSize, cfg.rangeConc in flight (sdk_ranged_get).
+// coffer stores a big file as a multipart upload, and a server may
+// complete those more slowly than a single PUT (versitygw copies every
+// part into the final object), so the multipart write is the ceiling
+// coffer can reach on that server; coffer reads ahead with parallel
+// ranged GETs, so the ranged download is its read ceiling.
+func measureSDK(ctx context.Context, srv server, cfg config, figs *[numSystems]results) error {
+	size := cfg.size
 	bucket := fmt.Sprintf("bench-sdk-%d", time.Now().UnixNano()%1e9)
 	if err := srv.createBucket(ctx, bucket); err != nil {
-		return put, multipart, err
+		return err
 	}
 	store, err := blobstore.NewS3(ctx, bucket, "", blobstore.Options{
 		Endpoint: srv.endpoint, Region: region, PathStyle: true,
 		AccessKeyID: srv.accessKey, SecretAccessKey: srv.secretKey,
+		Concurrency: max(cfg.rangeConc, cfs.DefaultUploadConcurrency),
 	})
 	if err != nil {
-		return put, multipart, err
+		return err
 	}
 	defer store.Close()
 
 	start := time.Now()
 	if _, err := store.Put(ctx, "big", io.LimitReader(zeros{}, size), size, blobstore.PutOptions{}); err != nil {
-		return put, multipart, err
+		return err
 	}
-	put[writeMBs] = mbps(size, time.Since(start))
+	figs[sysSDKPut][writeMBs] = mbps(size, time.Since(start))
 
 	start = time.Now()
 	if _, err := blobstore.Upload(ctx, store, "big-multipart", io.LimitReader(zeros{}, size), size, blobstore.UploadOptions{
 		PartSize: cfs.DefaultPartSize, Concurrency: cfs.DefaultUploadConcurrency,
 	}); err != nil {
-		return put, multipart, fmt.Errorf("multipart upload: %w", err)
+		return fmt.Errorf("multipart upload: %w", err)
 	}
-	multipart[writeMBs] = mbps(size, time.Since(start))
+	figs[sysSDKMultipart][writeMBs] = mbps(size, time.Since(start))
 	if err := store.Delete(ctx, "big-multipart"); err != nil {
-		return put, multipart, err
+		return err
 	}
 
 	dropPageCache()
 	start = time.Now()
-	rc, _, err := store.Get(ctx, "big", blobstore.GetOptions{Length: -1})
+	if err := getRange(ctx, store, "big", 0, -1, size); err != nil {
+		return err
+	}
+	figs[sysSDKGet][readMBs] = mbps(size, time.Since(start))
+
+	dropPageCache()
+	start = time.Now()
+	if err := rangedGet(ctx, store, "big", size, cfg.rangeSize, cfg.rangeConc); err != nil {
+		return fmt.Errorf("ranged get: %w", err)
+	}
+	figs[sysSDKRangedGet][readMBs] = mbps(size, time.Since(start))
+	return nil
+}
+
+// rangedGet reads the size bytes of key as ranged GETs of rangeSize,
+// conc of them in flight, and checks that each returns its whole range.
+func rangedGet(ctx context.Context, store *blobstore.S3, key string, size, rangeSize int64, conc int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for off := int64(0); off < size; off += rangeSize {
+		g.Go(func() error {
+			n := min(rangeSize, size-off)
+			return getRange(gctx, store, key, off, n, n)
+		})
+	}
+	return g.Wait()
+}
+
+// getRange reads length bytes of key from off (-1: to the end) in 1 MiB
+// reads and checks that want bytes came.
+func getRange(ctx context.Context, store *blobstore.S3, key string, off, length, want int64) error {
+	rc, _, err := store.Get(ctx, key, blobstore.GetOptions{Offset: off, Length: length})
 	if err != nil {
-		return put, multipart, err
+		return err
 	}
 	defer rc.Close()
 	n, err := io.CopyBuffer(io.Discard, rc, make([]byte, 1<<20))
 	if err != nil {
-		return put, multipart, err
+		return err
 	}
-	if n != size {
-		return put, multipart, fmt.Errorf("get returned %d bytes, want %d", n, size)
+	if n != want {
+		return fmt.Errorf("get %s at %d returned %d bytes, want %d", key, off, n, want)
 	}
-	put[readMBs] = mbps(size, time.Since(start))
-	return put, multipart, nil
+	return nil
 }
 
 // mounter is one filesystem under test.
 type mounter interface {
-	name() string
+	system() system
 	// missing says why the system cannot run here ("" when it can).
 	missing() string
 	// setup prepares a volume in bucket, keeping local files under dir.
@@ -136,7 +157,7 @@ type mounter interface {
 // measureMount runs every workload on m, each phase on a fresh mount.
 func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 	var r results
-	logf("%s: write %s", m.name(), sizeString(cfg.size))
+	logf("%s: write %s", m.system().name(), sizeString(cfg.size))
 	p, err := phase(ctx, m, false, true, func(mnt string) error {
 		return writeFile(ctx, filepath.Join(mnt, "big"), cfg.size)
 	})
@@ -145,7 +166,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 	}
 	r[writeMBs] = mbps(cfg.size, p.took)
 
-	logf("%s: cold read", m.name())
+	logf("%s: cold read", m.system().name())
 	if p, err = phase(ctx, m, true, false, func(mnt string) error {
 		return readFile(ctx, filepath.Join(mnt, "big"), cfg.size)
 	}); err != nil {
@@ -153,7 +174,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 	}
 	r[readMBs] = mbps(cfg.size, p.took)
 
-	logf("%s: %d small files", m.name(), cfg.files)
+	logf("%s: %d small files", m.system().name(), cfg.files)
 	if p, err = phase(ctx, m, false, true, func(mnt string) error {
 		return createFiles(ctx, filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
 	}); err != nil {
@@ -175,7 +196,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 	}
 	r[readAllSecs] = p.took.Seconds()
 
-	logf("%s: peak RSS writing %s", m.name(), sizeString(cfg.rssSize))
+	logf("%s: peak RSS writing %s", m.system().name(), sizeString(cfg.rssSize))
 	if p, err = phase(ctx, m, false, true, func(mnt string) error {
 		return writeFile(ctx, filepath.Join(mnt, "rss"), cfg.rssSize)
 	}); err != nil {
