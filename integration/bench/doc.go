@@ -1,7 +1,15 @@
 // Command bench measures coffer through a real FUSE mount against the raw
 // S3 SDK and against peer filesystems (rclone mount with a crypt remote,
 // s3fs-fuse), all on the same S3 server in one run, and prints one table
-// of figures and ratios (DESIGN.md §8). `make bench` runs it under
+// of figures and ratios (DESIGN.md §8), and writes the same figures as
+// JSON to -json ($BENCH_JSON, default bench/results.json): one object per
+// row (write_1gib_mbps, cold_read_1gib_mbps, small_create_s, small_ls_s,
+// small_read_s, peak_rss_mib) holding every system's figure (coffer,
+// sdk_put, sdk_multipart, sdk_get, sdk_ranged_get, rclone, s3fs; null
+// where not measured), plus meta: date, host, cores, load, coffer's
+// revision, the server's and peers' versions, the sizes and the SDK
+// settings. The row names are fixed: a run with another big-file size
+// keeps "1gib" in them, and meta.sizes says what was measured. `make bench` runs it under
 // scripts/with-servers.sh versitygw, which exports the server's endpoint
 // and credentials (COFFER_TEST_VERSITYGW_*).
 //

@@ -4,15 +4,19 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	cfs "github.com/cofferfs/coffer/fs"
 )
 
 // The SDK's ranged GET baseline reads the big file as 32 MiB ranges, 8
@@ -34,7 +38,9 @@ type config struct {
 	rangeSize int64 // the SDK's ranged GET baseline: bytes per GET
 	rangeConc int   // and GETs in flight
 	cofferBin string
-	cipher    bool // also run the cipher envelope/AES-GCM ratio benchmark
+	serverBin string // the versitygw binary, for its version
+	jsonPath  string // where the report goes
+	cipher    bool   // also run the cipher envelope/AES-GCM ratio benchmark
 
 	endpoint, accessKey, secretKey string
 }
@@ -64,6 +70,8 @@ func parseConfig(args []string) (config, error) {
 	rangeSize := flags.String("range-size", envOr("BENCH_RANGE_SIZE", defaultRangeSize), "the SDK's ranged GET baseline: bytes per GET (env BENCH_RANGE_SIZE)")
 	flags.IntVar(&cfg.rangeConc, "range-conc", atoiOr(os.Getenv("BENCH_RANGE_CONC"), defaultRangeConc), "the SDK's ranged GET baseline: GETs in flight (env BENCH_RANGE_CONC)")
 	flags.StringVar(&cfg.cofferBin, "coffer", "bin/coffer", "the coffer binary")
+	flags.StringVar(&cfg.serverBin, "versitygw", "", "the versitygw binary serving COFFER_TEST_VERSITYGW_ENDPOINT, to record its version")
+	flags.StringVar(&cfg.jsonPath, "json", envOr("BENCH_JSON", "bench/results.json"), "write the figures as JSON here (env BENCH_JSON; relative to the working directory, the repo root under make)")
 	flags.BoolVar(&cfg.cipher, "cipher", true, "run the cipher envelope/AES-GCM ratio benchmark (go test) too")
 	if err := flags.Parse(args); err != nil {
 		return cfg, err
@@ -106,11 +114,10 @@ func run(ctx context.Context, cfg config) error {
 	defer os.RemoveAll(work)
 	defer detachMounts(work) // after a failure: RemoveAll must not reach into a live mount
 	srv := server{endpoint: cfg.endpoint, accessKey: cfg.accessKey, secretKey: cfg.secretKey}
-	load, build := loadAvg(), buildRevision(cfg.cofferBin)
+	rep := newReport(cfg)
 	start := time.Now()
 
 	var figs [numSystems]results
-	var notes [numSystems]string // why a system has no figures
 	logf("raw SDK: put, multipart upload, get and ranged get (%s x %d) of %s", sizeString(cfg.rangeSize), cfg.rangeConc, sizeString(cfg.size))
 	if err := measureSDK(ctx, srv, cfg, &figs); err != nil {
 		return fmt.Errorf("raw SDK: %w", err)
@@ -126,33 +133,73 @@ func run(ctx context.Context, cfg config) error {
 		}
 		s := m.system()
 		if why := m.missing(); why != "" {
-			notes[s] = why
+			rep.Meta.Notes[s.key()] = why
 			continue
+		}
+		if s != sysCoffer {
+			rep.Meta.PeerVersions[s.key()] = peerVersion(s)
 		}
 		dir := filepath.Join(work, strconv.Itoa(i))
 		bucket := fmt.Sprintf("bench-%d-%d", i, time.Now().UnixNano()%1e9)
 		if err := srv.createBucket(ctx, bucket); err != nil {
 			return err
 		}
+		// A phase that fails keeps the figures of the phases before it.
 		if err := m.setup(ctx, srv, bucket, dir); err != nil {
-			notes[s] = "failed: " + err.Error()
+			rep.Meta.Notes[s.key()] = "failed: " + err.Error()
 		} else if figs[s], err = measureMount(ctx, m, cfg); err != nil {
-			notes[s] = "failed: " + err.Error()
+			rep.Meta.Notes[s.key()] = "failed: " + err.Error()
 		}
-		if s == sysCoffer && notes[s] != "" {
-			return fmt.Errorf("coffer: %s", notes[s])
+		if note := rep.Meta.Notes[s.key()]; s == sysCoffer && note != "" {
+			return fmt.Errorf("coffer: %s", note)
 		}
 	}
 
-	var cipherRatio map[string]float64
 	if cfg.cipher {
 		logf("cipher: go test -bench EnvelopeRatio ./cipher/")
-		if cipherRatio, err = envelopeRatio(ctx); err != nil {
+		if rep.Meta.Cipher, err = envelopeRatio(ctx); err != nil {
 			logf("cipher benchmark: %v", err)
 		}
 	}
-	printTable(os.Stdout, cfg, build, load, start, figs, notes, cipherRatio)
+	rep.fill(&figs)
+	rep.Meta.Load.End = loadAvg()
+	rep.Meta.DurationS = math.Round(time.Since(start).Seconds())
+	printTable(os.Stdout, rep)
+	if err := writeReport(cfg.jsonPath, rep); err != nil {
+		return fmt.Errorf("write the report: %w", err)
+	}
+	logf("figures written to %s", cfg.jsonPath)
 	return nil
+}
+
+// newReport starts the report of a run about to start: its meta, no
+// figures yet.
+func newReport(cfg config) *report {
+	host, _ := os.Hostname()
+	server := "versitygw on loopback"
+	if v := serverVersion(cfg.serverBin); v != "" {
+		server = "versitygw " + v + " on loopback"
+	}
+	cold := "page cache dropped before each cold read"
+	if os.Geteuid() != 0 {
+		cold = "not root: cold reads may hit the page cache"
+	}
+	return &report{Meta: meta{
+		Date:           time.Now().UTC().Format(time.RFC3339),
+		Host:           host,
+		Cores:          runtime.NumCPU(),
+		Load:           load{Start: loadAvg()},
+		CofferRevision: buildRevision(cfg.cofferBin),
+		PeerVersions:   map[string]string{},
+		Server:         server,
+		ColdReads:      cold,
+		Sizes:          sizes{BigFileBytes: cfg.size, SmallFiles: cfg.files, SmallFileBytes: cfg.smallSize, RSSFileBytes: cfg.rssSize},
+		SDK: sdkSettings{
+			PartSize: cfs.DefaultPartSize, UploadConcurrency: cfs.DefaultUploadConcurrency,
+			RangeSize: cfg.rangeSize, RangeConcurrency: cfg.rangeConc,
+		},
+		Notes: map[string]string{},
+	}}
 }
 
 // parsePeers reads BENCH_PEERS: the peers to try, in table order.

@@ -4,14 +4,9 @@ import (
 	"debug/buildinfo"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"text/tabwriter"
-	"time"
-
-	cfs "github.com/cofferfs/coffer/fs"
 )
 
 // column is one column of figures in the table: the SDK's one-request
@@ -21,57 +16,75 @@ type column struct {
 	systems []system
 }
 
-// value is the column's figure for m and the system it comes from, or
-// false when none of its systems measured m.
-func (c column) value(figs *[numSystems]results, m metric) (float64, system, bool) {
+// value is the column's figure for m, false when none of its systems
+// measured m.
+func (c column) value(r *report, m metric) (float64, bool) {
 	for _, s := range c.systems {
-		if v := figs[s][m]; v != 0 {
-			return v, s, true
+		if v, ok := r.get(m, s); ok {
+			return v, true
 		}
 	}
-	return 0, 0, false
+	return 0, false
 }
 
-// row describes how one metric is labelled and printed.
-type row struct {
-	label  string
-	format string
-}
-
-func rows(cfg config) [numMetrics]row {
-	return [numMetrics]row{
-		writeMBs:    {fmt.Sprintf("write %s until stored (MB/s)", sizeString(cfg.size)), "%.0f"},
-		readMBs:     {fmt.Sprintf("cold read %s (MB/s)", sizeString(cfg.size)), "%.0f"},
-		createSecs:  {fmt.Sprintf("%d files of %s created until stored (s)", cfg.files, sizeString(cfg.smallSize)), "%.2f"},
-		lsSecs:      {"cold ls -l of them (s)", "%.2f"},
-		readAllSecs: {"cold read of them all (s)", "%.2f"},
-		rssMiB:      {fmt.Sprintf("peak RSS writing %s (MiB)", sizeString(cfg.rssSize)), "%.0f"},
+// label is how the table and the chart name row m, sizes included.
+func label(m metric, sz sizes) string {
+	switch m {
+	case writeMBs:
+		return fmt.Sprintf("write %s until stored (MB/s)", sizeString(sz.BigFileBytes))
+	case readMBs:
+		return fmt.Sprintf("cold read %s (MB/s)", sizeString(sz.BigFileBytes))
+	case createSecs:
+		return fmt.Sprintf("%d files of %s created until stored (s)", sz.SmallFiles, sizeString(sz.SmallFileBytes))
+	case lsSecs:
+		return "cold ls -l of them (s)"
+	case readAllSecs:
+		return "cold read of them all (s)"
+	case rssMiB:
+		return fmt.Sprintf("peak RSS writing %s (MiB)", sizeString(sz.RSSFileBytes))
 	}
+	panic(fmt.Sprintf("bench: no metric %d", m))
+}
+
+// format prints a figure of row m: MB/s and MiB whole, seconds to 10 ms.
+func format(m metric, v float64) string {
+	if m == writeMBs || m == readMBs || m == rssMiB {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// peerColumns lists the peers the run asked for (measured, or with a
+// note saying why not), in table order.
+func peerColumns(r *report) []system {
+	var peers []system
+	for _, s := range []system{sysRclone, sysS3fs} {
+		if _, noted := r.Meta.Notes[s.key()]; noted || r.measured(s) {
+			peers = append(peers, s)
+		}
+	}
+	return peers
 }
 
 // printTable prints the figures of every column (the SDK's one-request
 // and parallel baselines, coffer, the peers), then coffer's ratio to
 // each SDK baseline and its advantage over each peer (how many times
 // faster or smaller: above 1 means coffer does better).
-func printTable(out io.Writer, cfg config, build, loadStart string, start time.Time, figs [numSystems]results, notes [numSystems]string, cipher map[string]float64) {
-	host, _ := os.Hostname()
-	fmt.Fprintf(out, "\ncoffer bench  %s  host %s, %d cores, load average %s at start, %s at end, %s\n",
-		start.UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), loadStart, loadAvg(), time.Since(start).Round(time.Second))
-	cold := "page cache dropped before cold reads"
-	if os.Geteuid() != 0 {
-		cold = "not root: cold reads may hit the page cache"
-	}
-	fmt.Fprintf(out, "coffer %s; versitygw on loopback (%s); every phase on a fresh mount; %s\n\n", build, cfg.endpoint, cold)
+func printTable(out io.Writer, r *report) {
+	mt := r.Meta
+	fmt.Fprintf(out, "\ncoffer bench  %s  host %s, %d cores, load average %s at start, %s at end, %.0fs\n",
+		mt.Date, mt.Host, mt.Cores, mt.Load.Start, mt.Load.End, mt.DurationS)
+	fmt.Fprintf(out, "coffer %s; %s; every phase on a fresh mount; %s\n\n", mt.CofferRevision, mt.Server, mt.ColdReads)
 
 	single := column{"SDK single", []system{sysSDKPut, sysSDKGet}}
 	parallel := column{"SDK parallel", []system{sysSDKMultipart, sysSDKRangedGet}}
 	coffer := column{sysCoffer.name(), []system{sysCoffer}}
 	cols := []column{single, parallel, coffer}
 	var peers []column
-	for _, p := range cfg.peers {
+	for _, p := range peerColumns(r) {
 		c := column{p.name(), []system{p}}
 		cols = append(cols, c)
-		if figs[p] != (results{}) {
+		if r.measured(p) {
 			peers = append(peers, c)
 		}
 	}
@@ -88,22 +101,21 @@ func printTable(out io.Writer, cfg config, build, loadStart string, start time.T
 
 	// Labels padded to one width read left-aligned in right-aligned cells.
 	width := 0
-	for _, r := range rows(cfg) {
-		width = max(width, len(r.label))
+	for m := range numMetrics {
+		width = max(width, len(label(m, mt.Sizes)))
 	}
-	for m, r := range rows(cfg) {
-		m := metric(m)
-		line := []string{fmt.Sprintf("%-*s", width, r.label)}
+	for m := range numMetrics {
+		line := []string{fmt.Sprintf("%-*s", width, label(m, mt.Sizes))}
 		for _, c := range cols {
-			line = append(line, cell(c, &figs, &notes, m, r.format))
+			line = append(line, cell(r, c, m))
 		}
-		cv, _, _ := coffer.value(&figs, m)
+		cv, _ := coffer.value(r, m)
 		for _, sdk := range []column{single, parallel} {
-			v, _, _ := sdk.value(&figs, m)
+			v, _ := sdk.value(r, m)
 			line = append(line, ratio(cv, v, "%.2f"))
 		}
 		for _, p := range peers {
-			v, _, _ := p.value(&figs, m)
+			v, _ := p.value(r, m)
 			if m.higherBetter() {
 				line = append(line, ratio(cv, v, "%.1fx"))
 			} else {
@@ -115,19 +127,40 @@ func printTable(out io.Writer, cfg config, build, loadStart string, start time.T
 	tw.Flush()
 
 	fmt.Fprintln(out)
-	for s, note := range notes {
-		if note != "" {
-			fmt.Fprintf(out, "%s: %s\n", system(s).name(), note)
+	for s := range numSystems {
+		if note := mt.Notes[s.key()]; note != "" {
+			fmt.Fprintf(out, "%s: %s\n", s.name(), note)
 		}
 	}
 	fmt.Fprintf(out, "SDK single: one PutObject, one GetObject. SDK parallel: the same bytes as a multipart upload in %s parts, %d in flight (as coffer uploads a big file), and as ranged GETs of %s, %d in flight.\n",
-		sizeString(cfs.DefaultPartSize), cfs.DefaultUploadConcurrency, sizeString(cfg.rangeSize), cfg.rangeConc)
+		sizeString(mt.SDK.PartSize), mt.SDK.UploadConcurrency, sizeString(mt.SDK.RangeSize), mt.SDK.RangeConcurrency)
 	fmt.Fprintln(out, "coffer/single, coffer/parallel: coffer's figure over the SDK's; vs PEER: how many times coffer is faster (or smaller); above 1 is better. JuiceFS is not driven by this bench.")
-	if cipher != nil {
+	if c := mt.Cipher; c != nil {
 		fmt.Fprintf(out, "cipher, 64 KiB chunks, best of 25 rounds: seal %.2f of bare AES-256-GCM (%.0f vs %.0f MB/s), open %.2f (%.0f vs %.0f MB/s)\n",
-			cipher["seal-ratio"], cipher["seal-MB/s"], cipher["seal-bare-MB/s"],
-			cipher["open-ratio"], cipher["open-MB/s"], cipher["open-bare-MB/s"])
+			c["seal-ratio"], c["seal-MB/s"], c["seal-bare-MB/s"], c["open-ratio"], c["open-MB/s"], c["open-bare-MB/s"])
 	}
+}
+
+func cell(r *report, c column, m metric) string {
+	if v, ok := c.value(r, m); ok {
+		return format(m, v)
+	}
+	for _, s := range c.systems {
+		switch note := r.Meta.Notes[s.key()]; {
+		case note == "not installed":
+			return note
+		case note != "":
+			return "failed"
+		}
+	}
+	return "-"
+}
+
+func ratio(a, b float64, format string) string {
+	if a == 0 || b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(format, a/b)
 }
 
 // buildRevision names the commit the coffer binary was built from, with
@@ -146,36 +179,42 @@ func buildRevision(bin string) string {
 		}
 	}
 	if rev != "" {
-		return "built from " + rev + dirty
+		return rev + dirty
 	}
 	head, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {
-		return "(build revision unknown)"
+		return "unknown"
 	}
 	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
 		dirty = "+dirty"
 	}
-	return "from checkout " + strings.TrimSpace(string(head)) + dirty
+	return strings.TrimSpace(string(head)) + dirty
 }
 
-func cell(c column, figs *[numSystems]results, notes *[numSystems]string, m metric, format string) string {
-	if v, _, ok := c.value(figs, m); ok {
-		return fmt.Sprintf(format, v)
+// serverVersion is the module version a Go binary was built at
+// (versitygw from scripts/tools.sh: "v1.8.0"), "" when unknown.
+func serverVersion(bin string) string {
+	if bin == "" {
+		return ""
 	}
-	for _, s := range c.systems {
-		switch {
-		case notes[s] == "not installed":
-			return notes[s]
-		case notes[s] != "":
-			return "failed"
-		}
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil || info.Main.Version == "" || info.Main.Version == "(devel)" {
+		return ""
 	}
-	return "-"
+	return info.Main.Version
 }
 
-func ratio(a, b float64, format string) string {
-	if a == 0 || b == 0 {
-		return "-"
+// peerVersion is the first line of a peer's version output
+// ("rclone v1.60.1-DEV", "Amazon Simple Storage Service File System V1.90 ...").
+func peerVersion(s system) string {
+	arg := "version"
+	if s == sysS3fs {
+		arg = "--version"
 	}
-	return fmt.Sprintf(format, a/b)
+	out, err := exec.Command(s.key(), arg).Output()
+	if err != nil && len(out) == 0 {
+		return "unknown"
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(line)
 }
