@@ -9,7 +9,14 @@
 // where not measured), plus meta: date, host, cores, load, coffer's
 // revision, the server's and peers' versions, the sizes and the SDK
 // settings. The row names are fixed: a run with another big-file size
-// keeps "1gib" in them, and meta.sizes says what was measured. `make bench` runs it under
+// keeps "1gib" in them, and meta.sizes says what was measured. It then
+// draws the report as an SVG bar chart with gonum.org/v1/plot to -svg
+// ($BENCH_SVG, default: the JSON's path with .svg): a panel per row, a
+// bar per system measured in it, each bar as long as the system's figure
+// over coffer's (coffer = 1, stated in the title) and labelled with the
+// figure. -chart-only measures nothing and needs no server: it reads
+// -json, prints its table and redraws the chart. report_test.go checks
+// the JSON round trip and the chart against testdata/results.json. `make bench` runs it under
 // scripts/with-servers.sh versitygw, which exports the server's endpoint
 // and credentials (COFFER_TEST_VERSITYGW_*).
 //

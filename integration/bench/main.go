@@ -40,6 +40,8 @@ type config struct {
 	cofferBin string
 	serverBin string // the versitygw binary, for its version
 	jsonPath  string // where the report goes
+	svgPath   string // and its chart
+	chartOnly bool   // only redraw the chart (and print the table) from jsonPath
 	cipher    bool   // also run the cipher envelope/AES-GCM ratio benchmark
 
 	endpoint, accessKey, secretKey string
@@ -53,7 +55,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg); err != nil {
+	do := run
+	if cfg.chartOnly {
+		do = redraw
+	}
+	if err := do(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -72,6 +78,8 @@ func parseConfig(args []string) (config, error) {
 	flags.StringVar(&cfg.cofferBin, "coffer", "bin/coffer", "the coffer binary")
 	flags.StringVar(&cfg.serverBin, "versitygw", "", "the versitygw binary serving COFFER_TEST_VERSITYGW_ENDPOINT, to record its version")
 	flags.StringVar(&cfg.jsonPath, "json", envOr("BENCH_JSON", "bench/results.json"), "write the figures as JSON here (env BENCH_JSON; relative to the working directory, the repo root under make)")
+	flags.StringVar(&cfg.svgPath, "svg", os.Getenv("BENCH_SVG"), "draw the chart here (env BENCH_SVG; default: the JSON's path with .svg)")
+	flags.BoolVar(&cfg.chartOnly, "chart-only", false, "measure nothing: read -json, print its table and redraw -svg (no server needed)")
 	flags.BoolVar(&cfg.cipher, "cipher", true, "run the cipher envelope/AES-GCM ratio benchmark (go test) too")
 	if err := flags.Parse(args); err != nil {
 		return cfg, err
@@ -93,6 +101,15 @@ func parseConfig(args []string) (config, error) {
 	}
 	if cfg.peers, err = parsePeers(*peers); err != nil {
 		return cfg, err
+	}
+	if flags.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+	if cfg.svgPath == "" {
+		cfg.svgPath = svgPathFor(cfg.jsonPath)
+	}
+	if cfg.chartOnly {
+		return cfg, nil
 	}
 	if cfg.cofferBin, err = filepath.Abs(cfg.cofferBin); err != nil {
 		return cfg, err
@@ -168,7 +185,25 @@ func run(ctx context.Context, cfg config) error {
 	if err := writeReport(cfg.jsonPath, rep); err != nil {
 		return fmt.Errorf("write the report: %w", err)
 	}
-	logf("figures written to %s", cfg.jsonPath)
+	if err := writeChart(cfg.svgPath, rep); err != nil {
+		return fmt.Errorf("draw the chart: %w", err)
+	}
+	logf("figures written to %s, chart to %s", cfg.jsonPath, cfg.svgPath)
+	return nil
+}
+
+// redraw is -chart-only: the table and the chart of an earlier run's
+// report.
+func redraw(_ context.Context, cfg config) error {
+	rep, err := readReport(cfg.jsonPath)
+	if err != nil {
+		return err
+	}
+	printTable(os.Stdout, rep)
+	if err := writeChart(cfg.svgPath, rep); err != nil {
+		return fmt.Errorf("draw the chart: %w", err)
+	}
+	logf("chart of %s written to %s", cfg.jsonPath, cfg.svgPath)
 	return nil
 }
 

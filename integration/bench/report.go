@@ -155,27 +155,22 @@ func (r *report) fill(figs *[numSystems]results) {
 }
 
 // check rejects a report that cannot be drawn or compared: a figure
-// that is not a positive number, or a row with figures but none for
-// coffer (every comparison is to coffer).
+// that is not a positive number, a row without coffer's figure (every
+// comparison is to coffer; a run that cannot measure coffer fails), or
+// a size that is not positive.
 func (r *report) check() error {
 	for m := range numMetrics {
-		some := false
 		for s := range numSystems {
-			v, ok := r.get(m, s)
-			if !ok {
-				continue
-			}
-			some = true
-			if !(v > 0) || math.IsInf(v, 0) {
+			if v, ok := r.get(m, s); ok && (!(v > 0) || math.IsInf(v, 0)) {
 				return fmt.Errorf("%s.%s = %v: want a positive number or null", m.key(), s.key(), v)
 			}
 		}
-		if _, ok := r.get(m, sysCoffer); some && !ok {
-			return fmt.Errorf("%s: figures but none for coffer", m.key())
+		if _, ok := r.get(m, sysCoffer); !ok {
+			return fmt.Errorf("%s: no figure for coffer", m.key())
 		}
 	}
-	if r.Meta.Sizes.BigFileBytes <= 0 || r.Meta.Sizes.SmallFiles <= 0 || r.Meta.Sizes.SmallFileBytes <= 0 || r.Meta.Sizes.RSSFileBytes <= 0 {
-		return fmt.Errorf("meta.sizes %+v: want every size positive", r.Meta.Sizes)
+	if sz := r.Meta.Sizes; sz.BigFileBytes <= 0 || sz.SmallFiles <= 0 || sz.SmallFileBytes <= 0 || sz.RSSFileBytes <= 0 {
+		return fmt.Errorf("meta.sizes %+v: want every size positive", sz)
 	}
 	return nil
 }
