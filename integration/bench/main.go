@@ -20,9 +20,11 @@ import (
 )
 
 // The SDK's ranged GET baseline reads the big file as 32 MiB ranges, 8
-// in flight: of 4-64 MiB ranges with 2-16 in flight, cold 1 GiB reads
-// from versitygw on loopback here were fastest with 16-32 MiB ranges
-// and 4-8 in flight (see README's Benchmarks).
+// in flight. Measured here (three grids of cold 1 GiB reads from
+// versitygw on loopback, 2-4 interleaved rounds each, load 3-15): 32 MiB
+// x 8 had the best or nearly the best median every time (1263 MB/s in
+// the last grid; 16 MiB x 16 1113, 64 MiB x 16 1212, 32 MiB x 4 965,
+// 8 MiB ranges 600-700, one GET 389).
 const (
 	defaultRangeSize = "32MiB"
 	defaultRangeConc = 8
@@ -224,7 +226,7 @@ func newReport(cfg config) *report {
 		Host:           host,
 		Cores:          runtime.NumCPU(),
 		Load:           load{Start: loadAvg()},
-		CofferRevision: buildRevision(cfg.cofferBin),
+		CofferRevision: buildRevision(cfg.cofferBin, cfg.jsonPath, cfg.svgPath),
 		PeerVersions:   map[string]string{},
 		Server:         server,
 		ColdReads:      cold,

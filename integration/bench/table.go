@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 )
@@ -165,8 +166,10 @@ func ratio(a, b float64, format string) string {
 
 // buildRevision names the commit the coffer binary was built from, with
 // "+dirty" when the working tree had changes. Without VCS stamps in the
-// binary (GOFLAGS=-buildvcs=false) it names the checkout's state instead.
-func buildRevision(bin string) string {
+// binary (GOFLAGS=-buildvcs=false) it names the checkout's state instead,
+// where changes to the bench's own outputs (a committed report an
+// earlier run rewrote) do not count.
+func buildRevision(bin string, outputs ...string) string {
 	rev, dirty := "", ""
 	if info, err := buildinfo.ReadFile(bin); err == nil {
 		for _, s := range info.Settings {
@@ -185,7 +188,19 @@ func buildRevision(bin string) string {
 	if err != nil {
 		return "unknown"
 	}
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+	args := []string{"status", "--porcelain", "--untracked-files=no", "--", ":/"}
+	if top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output(); err == nil {
+		for _, o := range outputs {
+			abs, err := filepath.Abs(o)
+			if err != nil {
+				continue
+			}
+			if rel, err := filepath.Rel(strings.TrimSpace(string(top)), abs); err == nil && filepath.IsLocal(rel) {
+				args = append(args, ":(top,exclude)"+rel)
+			}
+		}
+	}
+	if st, err := exec.Command("git", args...).Output(); err == nil && len(st) > 0 {
 		dirty = "+dirty"
 	}
 	return strings.TrimSpace(string(head)) + dirty
