@@ -28,9 +28,10 @@ tools:
 
 test: lint test-unit test-s3 test-integration
 
-# Unit tests, fuzz seed corpora included (go test runs them as tests).
+# Unit tests, fuzz seed corpora included (go test runs them as tests);
+# integration/bench's test checks its JSON report and chart (no server).
 test-unit:
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 $(PKGS) ./integration/bench/
 
 # The blobstore conformance suite against real S3 servers on loopback.
 test-s3: tools
@@ -44,10 +45,14 @@ test-integration: deps build tools
 # One table: coffer through a real mount vs the raw SDK and the peers on
 # PATH (rclone crypt, s3fs), same versitygw, one run; cipher ratio included
 # (integration/bench). Sizes: BENCH_SIZE=1GiB BENCH_FILES=2000
-# BENCH_SMALL_SIZE=4KiB BENCH_RSS_SIZE=2GiB BENCH_PEERS=auto|none|rclone,s3fs.
+# BENCH_SMALL_SIZE=4KiB BENCH_RSS_SIZE=2GiB BENCH_PEERS=auto|none|rclone,s3fs;
+# the SDK's ranged-GET read baseline: BENCH_RANGE_SIZE=32MiB BENCH_RANGE_CONC=8.
+# The figures also go to BENCH_JSON (default bench/results.json) and are
+# drawn to BENCH_SVG (default: the JSON's path with .svg); redraw the chart
+# from a JSON with `go run ./integration/bench -chart-only`.
 # Then the package benchmarks: cache and staging, S3 upload/download.
 bench: build tools
-	$(SERVERS) versitygw -- $(GO) run ./integration/bench -coffer $(BIN)
+	$(SERVERS) versitygw -- $(GO) run ./integration/bench -coffer $(BIN) -versitygw "$$(scripts/tools.sh versitygw)"
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./cache/...
 	$(SERVERS) versitygw -- $(GO) test -run '^$$' -bench S3 -benchtime 1x -tags s3 ./blobstore/
 
