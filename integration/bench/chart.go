@@ -78,7 +78,7 @@ func chartSVG(r *report) ([]byte, error) {
 
 	mt := r.Meta
 	lines := [headerLines]string{
-		fmt.Sprintf("coffer bench, %s: each bar is a system's figure relative to coffer's (coffer = 1); labels give the figures", chartDate(mt.Date)),
+		fmt.Sprintf("coffer bench, %s: each bar is a system's figure relative to coffer's (coffer = 1); labels give the figures", showDate(mt.Date)),
 		fmt.Sprintf("%s; host %s, %d cores, load %s at start; coffer %s; %s file, %d x %s files, RSS while writing %s",
 			mt.Server, mt.Host, mt.Cores, mt.Load.Start, mt.CofferRevision, sizeString(mt.Sizes.BigFileBytes),
 			mt.Sizes.SmallFiles, sizeString(mt.Sizes.SmallFileBytes), sizeString(mt.Sizes.RSSFileBytes)),
@@ -204,9 +204,9 @@ func absent(r *report) string {
 	return "; " + strings.Join(out, ", ")
 }
 
-// chartDate shows an RFC 3339 date to the minute, as it came when it
+// showDate shows an RFC 3339 date to the minute, as it came when it
 // does not parse.
-func chartDate(date string) string {
+func showDate(date string) string {
 	t, err := time.Parse(time.RFC3339, date)
 	if err != nil {
 		return date

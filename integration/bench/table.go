@@ -74,7 +74,7 @@ func peerColumns(r *report) []system {
 func printTable(out io.Writer, r *report) {
 	mt := r.Meta
 	fmt.Fprintf(out, "\ncoffer bench  %s  host %s, %d cores, load average %s at start, %s at end, %.0fs\n",
-		mt.Date, mt.Host, mt.Cores, mt.Load.Start, mt.Load.End, mt.DurationS)
+		showDate(mt.Date), mt.Host, mt.Cores, mt.Load.Start, mt.Load.End, mt.DurationS)
 	fmt.Fprintf(out, "coffer %s; %s; every phase on a fresh mount; %s\n\n", mt.CofferRevision, mt.Server, mt.ColdReads)
 
 	single := column{"SDK single", []system{sysSDKPut, sysSDKGet}}
