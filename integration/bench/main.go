@@ -20,11 +20,10 @@ import (
 )
 
 // The SDK's ranged GET baseline reads the big file as 32 MiB ranges, 8
-// in flight. Measured here (three grids of cold 1 GiB reads from
-// versitygw on loopback, 2-4 interleaved rounds each, load 3-15): 32 MiB
-// x 8 had the best or nearly the best median every time (1263 MB/s in
-// the last grid; 16 MiB x 16 1113, 64 MiB x 16 1212, 32 MiB x 4 965,
-// 8 MiB ranges 600-700, one GET 389).
+// in flight: in three grids of cold 1 GiB reads from versitygw on
+// loopback here (4-64 MiB ranges, 2-16 in flight, load 3-15), that had
+// the best median in the least loaded one (1263 MB/s; one GET 389);
+// README's Benchmarks has the figures.
 const (
 	defaultRangeSize = "32MiB"
 	defaultRangeConc = 8
