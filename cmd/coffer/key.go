@@ -130,6 +130,9 @@ func runKeyReauth(ctx context.Context, e *env, sf *storeFlags, rf *reauthFlags) 
 	}
 	if res.Upgraded {
 		checked := fmt.Sprintf("%d stored objects open under its keyring", res.Checked)
+		if res.Checked == 1 {
+			checked = "the one stored object opens under its keyring"
+		}
 		if res.Checked == 0 {
 			checked = "no stored object to check its keyring against; --allow-empty"
 		}
