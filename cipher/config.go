@@ -28,6 +28,7 @@ const (
 	macSize        = sha256.Size
 	kwkInfoPrefix  = "coffer kwk v1"
 	keyringAADText = "coffer keyring v1"
+	entryAuthText  = "coffer entry v1"
 )
 
 // Encryption and SSE modes a config may hold.
@@ -62,6 +63,7 @@ type Config struct {
 	sealed      []byte // keyring sealed under kwk
 	sealedPlain []byte // the keyring encoding sealed holds
 	rekey       bool   // a key was removed: new KWK and config secret on Marshal
+	preAuth     bool   // opened by OpenPreAuth: nothing may be written until Reauth
 }
 
 type configOuter struct {
@@ -87,10 +89,12 @@ type keyEntry struct {
 	Argon2  *argonJSON `json:"argon2,omitempty"`
 	Public  string     `json:"public"`
 	Wrapped string     `json:"wrapped"`
+	Auth    string     `json:"auth,omitempty"` // absent before entry authentication
 
 	raw     json.RawMessage
 	pub     []byte
 	wrapped []byte
+	auth    []byte
 	salt    []byte
 	params  Argon2Params
 }
@@ -230,6 +234,11 @@ func parseEntry(raw json.RawMessage) (*keyEntry, error) {
 	if e.wrapped, err = b64.DecodeString(e.Wrapped); err != nil || len(e.wrapped) != 32+keySize+16 {
 		return nil, fmt.Errorf("key %s: malformed wrapped key", e.ID)
 	}
+	if e.Auth != "" {
+		if e.auth, err = decodeFixed(e.Auth, macSize); err != nil {
+			return nil, fmt.Errorf("key %s auth: %v", e.ID, err)
+		}
+	}
 	if (e.Kind == KindPassphrase) != (e.Argon2 != nil) {
 		return nil, fmt.Errorf("key %s: argon2 parameters belong to passphrase entries only", e.ID)
 	}
@@ -253,6 +262,7 @@ func (e *keyEntry) marshal() json.RawMessage {
 	}
 	e.Public = b64.EncodeToString(e.pub)
 	e.Wrapped = b64.EncodeToString(e.wrapped)
+	e.Auth = b64.EncodeToString(e.auth)
 	e.Argon2 = nil
 	if e.Kind == KindPassphrase {
 		e.Argon2 = &argonJSON{Time: e.params.Time, MemoryKiB: e.params.MemoryKiB, Threads: e.params.Threads, Salt: b64.EncodeToString(e.salt)}
@@ -275,6 +285,39 @@ func kwkInfo(v VolumeID, id string, kind RootKind) []byte {
 
 func keyringAAD(v VolumeID) []byte { return append([]byte(keyringAADText), v[:]...) }
 
+// entryAuth is an entry's auth tag: HMAC-SHA256 under the key derived from
+// the entry's root secret, over "coffer entry v1" | volume ID | entry ID |
+// 0x00 | kind | public key | anchor. Only a holder of the entry's root key
+// can compute it, and it names the keyring (by its anchor) the entry
+// accepts.
+func entryAuth(authKey []byte, v VolumeID, e *keyEntry, anchor []byte) []byte {
+	m := hmac.New(sha256.New, authKey)
+	m.Write([]byte(entryAuthText))
+	m.Write(v[:])
+	m.Write([]byte(e.ID))
+	m.Write([]byte{0})
+	m.Write([]byte(e.Kind))
+	m.Write(e.pub)
+	m.Write(anchor)
+	return m.Sum(nil)
+}
+
+// predatesAuth reports a config whose entries (of the kinds this version
+// knows) all lack auth: one written before entry authentication, or made
+// to look so.
+func (c *Config) predatesAuth() bool {
+	known := false
+	for _, e := range c.entries {
+		if e.known() {
+			known = true
+			if e.auth != nil {
+				return false
+			}
+		}
+	}
+	return known
+}
+
 // ClaimedEncryption is the encryption mode the config claims before Open
 // authenticated it: for error messages only, never for decisions.
 func (c *Config) ClaimedEncryption() string {
@@ -288,8 +331,29 @@ func (c *Config) ClaimedEncryption() string {
 // returns its keyring (nil in "none" mode, where roots are not needed).
 // Errors: ErrNoKeyOpens when no given key is listed or matches,
 // ErrConfigTampered when a listed key matches but the config does not
-// verify.
+// verify, ErrConfigPreAuth (which is also ErrConfigTampered) when the
+// config predates entry authentication (see OpenPreAuth).
 func (c *Config) Open(roots ...*RootKey) (*Keyring, error) {
+	return c.open(false, roots)
+}
+
+// OpenPreAuth opens a config that Open refused with ErrConfigPreAuth, as
+// coffer did before entry authentication: the keyring must open under the
+// root key and the MAC verify under its config secret, but nothing ties
+// the keyring to the root key, since anyone can seal one to an entry's
+// public key. So the keyring it returns may be a forger's: the caller must
+// check it against the volume's data (the volume's objects must open under
+// it) before it trusts it. The config can then only be re-authenticated
+// (Reauth, with every root key) and written back; AddKey and Marshal
+// refuse until Reauth.
+func (c *Config) OpenPreAuth(roots ...*RootKey) (*Keyring, error) {
+	if c.body != nil && !c.predatesAuth() {
+		return nil, errors.New("cipher: OpenPreAuth of a config with entry authentication: use Open")
+	}
+	return c.open(true, roots)
+}
+
+func (c *Config) open(preAuth bool, roots []*RootKey) (*Keyring, error) {
 	if c.body == nil {
 		return nil, errors.New("cipher: Open of a config that was not parsed")
 	}
@@ -308,7 +372,7 @@ func (c *Config) Open(roots ...*RootKey) (*Keyring, error) {
 	var tampered error
 	for _, root := range roots {
 		for _, e := range c.entries {
-			kr, err := c.openWith(root, e)
+			kr, err := c.openWith(root, e, preAuth)
 			if errors.Is(err, errNotThisKey) {
 				continue
 			}
@@ -319,6 +383,7 @@ func (c *Config) Open(roots ...*RootKey) (*Keyring, error) {
 			if err := c.accept(); err != nil {
 				return nil, err
 			}
+			c.preAuth = preAuth
 			return kr, nil
 		}
 	}
@@ -334,26 +399,38 @@ func (c *Config) Open(roots ...*RootKey) (*Keyring, error) {
 
 var errNotThisKey = errors.New("root key does not match this entry")
 
-// openWith tries one root key on one entry. errNotThisKey means the key is
-// not the entry's; any other error means it is, and the config is altered.
-func (c *Config) openWith(root *RootKey, e *keyEntry) (*Keyring, error) {
+// entryKeysOf derives root's keys for entry e. errNotThisKey means the key
+// is not the entry's; any other error means it is, and the entry is
+// altered.
+func entryKeysOf(root *RootKey, e *keyEntry) (entryKeys, error) {
 	if e.Kind != root.kind || !e.known() {
-		return nil, errNotThisKey
+		return entryKeys{}, errNotThisKey
 	}
 	if root.kind == KindSym && e.ID != symID(root.secret) {
-		return nil, errNotThisKey
+		return entryKeys{}, errNotThisKey
 	}
-	priv, err := root.entryKey(e.salt, e.params)
+	keys, err := root.deriveEntry(e.salt, e.params)
+	if err != nil {
+		return entryKeys{}, err
+	}
+	if !bytes.Equal(keys.priv.PublicKey().Bytes(), e.pub) {
+		if root.kind == KindSym {
+			return entryKeys{}, fmt.Errorf("%w: key %s has another public key", ErrConfigTampered, e.ID)
+		}
+		return entryKeys{}, errNotThisKey // another passphrase
+	}
+	return keys, nil
+}
+
+// openWith tries one root key on one entry. errNotThisKey means the key is
+// not the entry's; any other error means it is, and the config is altered
+// (or, unless preAuth, predates entry authentication).
+func (c *Config) openWith(root *RootKey, e *keyEntry, preAuth bool) (*Keyring, error) {
+	keys, err := entryKeysOf(root, e)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(priv.PublicKey().Bytes(), e.pub) {
-		if root.kind == KindSym {
-			return nil, fmt.Errorf("%w: key %s has another public key", ErrConfigTampered, e.ID)
-		}
-		return nil, errNotThisKey // another passphrase
-	}
-	kwk, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), kwkInfo(c.volumeID, e.ID, e.Kind), e.wrapped)
+	kwk, err := hpke.Open(keys.priv, hpke.HKDFSHA256(), hpke.AES256GCM(), kwkInfo(c.volumeID, e.ID, e.Kind), e.wrapped)
 	if err != nil || len(kwk) != keySize {
 		return nil, fmt.Errorf("%w: key %s: wrapped key does not open", ErrConfigTampered, e.ID)
 	}
@@ -365,11 +442,35 @@ func (c *Config) openWith(root *RootKey, e *keyEntry) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfigTampered, err)
 	}
+	// Anyone can seal a keyring to e's public key: until the entry's auth
+	// tag verifies, nothing the keyring says (its config secret included)
+	// is trusted.
+	anchor := kr.anchor()
+	switch {
+	case preAuth && anchor != nil:
+		return nil, fmt.Errorf("%w: key %s: entry authentication stripped from a config whose keyring has an anchor", ErrConfigTampered, e.ID)
+	case preAuth:
+	case e.auth == nil && anchor == nil && c.predatesAuth():
+		return nil, ErrConfigPreAuth
+	case e.auth == nil:
+		return nil, fmt.Errorf("%w: key %s carries no entry authentication", ErrConfigTampered, e.ID)
+	case !hmac.Equal(e.auth, entryAuth(keys.auth, c.volumeID, e, anchor)):
+		return nil, fmt.Errorf("%w: key %s does not authenticate this keyring (it was not written with this key)", ErrConfigTampered, e.ID)
+	}
 	if kr.volumeID != c.volumeID {
 		return nil, fmt.Errorf("%w: keyring of another volume", ErrConfigTampered)
 	}
 	if !hmac.Equal(c.mac, configMAC(kr.configMACKey(), c.body)) {
 		return nil, fmt.Errorf("%w: MAC mismatch", ErrConfigTampered)
+	}
+	// The body is authentic now; coffer writes auth on every entry or on
+	// none, so a mix is not a config coffer wrote.
+	if !preAuth {
+		for _, o := range c.entries {
+			if o.known() && o.auth == nil {
+				return nil, fmt.Errorf("%w: key %s carries no entry authentication", ErrConfigTampered, o.ID)
+			}
+		}
 	}
 	c.kwk, c.sealedPlain = kwk, plain
 	return kr, nil
@@ -412,6 +513,9 @@ func (c *Config) Marshal(kr *Keyring) ([]byte, error) {
 	if !c.opened {
 		return nil, errors.New("cipher: Marshal of a config that was not opened")
 	}
+	if c.preAuth {
+		return nil, errors.New("cipher: a config opened without entry authentication is written only after Reauth")
+	}
 	if err := checkModes(c.Encryption, c.SSE, c.SSEKMSKeyID); err != nil {
 		return nil, err
 	}
@@ -426,6 +530,9 @@ func (c *Config) Marshal(kr *Keyring) ([]byte, error) {
 	if c.Encryption == EncryptionClient {
 		if kr == nil || kr.VolumeID() != c.volumeID {
 			return nil, errors.New("cipher: Marshal needs the keyring of this volume")
+		}
+		if kr.anchor() == nil {
+			return nil, errors.New("cipher: Marshal of a keyring without anchor")
 		}
 		if c.rekey {
 			if err := c.rewrapAll(kr); err != nil {
@@ -502,6 +609,10 @@ func (c *Config) AddKey(kr *Keyring, root *RootKey) (id string, err error) {
 	if kr == nil || kr.VolumeID() != c.volumeID {
 		return "", errors.New("cipher: AddKey needs the keyring of this volume")
 	}
+	anchor := kr.anchor()
+	if c.preAuth || anchor == nil {
+		return "", errors.New("cipher: AddKey on a config without entry authentication: run Reauth first")
+	}
 	e := &keyEntry{Kind: root.kind}
 	switch root.kind {
 	case KindSym:
@@ -522,21 +633,23 @@ func (c *Config) AddKey(kr *Keyring, root *RootKey) (id string, err error) {
 	if len(c.entries) >= configMaxKeys {
 		return "", fmt.Errorf("a volume holds at most %d keys", configMaxKeys)
 	}
-	priv, err := root.entryKey(e.salt, e.params)
+	keys, err := root.deriveEntry(e.salt, e.params)
 	if err != nil {
 		return "", err
 	}
-	e.pub = priv.PublicKey().Bytes()
+	e.pub = keys.priv.PublicKey().Bytes()
 	if e.wrapped, err = wrapKWK(c.kwk, c.volumeID, e); err != nil {
 		return "", err
 	}
+	e.auth = entryAuth(keys.auth, c.volumeID, e, anchor)
 	c.entries = append(c.entries, e)
 	return e.ID, nil
 }
 
 // RemoveKey takes key id away, refusing to remove the last key. The next
 // Marshal replaces the KWK and the config secret, so the removed key cannot
-// open configs written from now on (see doc.go for what it keeps).
+// open configs written from now on; the anchor stays, so the other entries
+// need no root key (see doc.go for what the removed key keeps, and Reauth).
 func (c *Config) RemoveKey(id string) error {
 	if !c.opened {
 		return errors.New("cipher: RemoveKey needs an opened config")
@@ -550,6 +663,69 @@ func (c *Config) RemoveKey(id string) error {
 	}
 	c.entries = slices.Delete(c.entries, i, i+1)
 	c.rekey = true
+	return nil
+}
+
+// Reauth draws a new anchor secret and recomputes every entry's auth tag,
+// so that only the holders of the volume's root keys as they stand can
+// make an entry accept a keyring: a removed key whose holder kept an old
+// keyring (and so knows the old anchor) no longer can. Each entry's tag
+// derives from its own root key, so Reauth needs a root key for every
+// entry; it refuses with ErrMissingRootKeys naming the entries none of
+// roots opens, and refuses a given key that is none of the volume's. Each
+// given key's entry must authenticate the keyring as it stands (unless the
+// config was opened with OpenPreAuth). The next Marshal also replaces the
+// KWK and the config secret, as after RemoveKey.
+func (c *Config) Reauth(kr *Keyring, roots ...*RootKey) error {
+	if !c.opened || c.kwk == nil {
+		return errors.New("cipher: Reauth needs an opened client-mode config")
+	}
+	if kr == nil || kr.VolumeID() != c.volumeID {
+		return errors.New("cipher: Reauth needs the keyring of this volume")
+	}
+	anchor := kr.anchor()
+	if !c.preAuth && anchor == nil {
+		return errors.New("cipher: Reauth of an authenticated config whose keyring has no anchor")
+	}
+	authKeys := make([][]byte, len(c.entries))
+	used := make([]bool, len(roots))
+	var missing []string
+	for i, e := range c.entries {
+		if !e.known() {
+			return fmt.Errorf("key %s is of kind %q, which this coffer cannot re-authenticate", e.ID, e.Kind)
+		}
+		for j, root := range roots {
+			keys, err := entryKeysOf(root, e)
+			if errors.Is(err, errNotThisKey) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if !c.preAuth && !hmac.Equal(e.auth, entryAuth(keys.auth, c.volumeID, e, anchor)) {
+				return fmt.Errorf("%w: key %s does not authenticate this keyring (it was not written with this key)", ErrConfigTampered, e.ID)
+			}
+			authKeys[i], used[j] = keys.auth, true
+			break
+		}
+		if authKeys[i] == nil {
+			missing = append(missing, fmt.Sprintf("%s (%s)", e.ID, e.Kind))
+		}
+	}
+	for j, u := range used {
+		if !u {
+			return fmt.Errorf("root key %d of the %d given (%s) is not one of this volume's keys", j+1, len(roots), roots[j].kind)
+		}
+	}
+	if missing != nil {
+		return fmt.Errorf("%w: no key given for %s", ErrMissingRootKeys, strings.Join(missing, ", "))
+	}
+	kr.rotateAnchorSecret()
+	anchor = kr.anchor()
+	for i, e := range c.entries {
+		e.auth = entryAuth(authKeys[i], c.volumeID, e, anchor)
+	}
+	c.rekey, c.preAuth = true, false
 	return nil
 }
 

@@ -19,7 +19,10 @@
 //     does not open.
 //   - Bytes are returned only after they verified. Errors on stored data
 //     wrap ErrAuth, ErrInvalidSize, ErrBadMetadata, ErrBadName,
-//     ErrNotConfig, ErrConfigTampered or ErrNoKeyOpens.
+//     ErrNotConfig, ErrConfigTampered (ErrConfigPreAuth) or ErrNoKeyOpens.
+//   - A keyring is used only after an entry the caller's root key opens
+//     authenticated it (entry authentication, below); nothing sealed to a
+//     public key is taken as proof of who sealed it.
 //
 // # What it must never do
 //
@@ -64,9 +67,52 @@
 // removed key kept, an old keyring with its name secret and old KEKs,
 // stays usable to its holder, as DESIGN.md §9 says; `coffer rotate` then
 // adds a KEK generation it never sees.) The keyring plaintext is JSON with
-// the fields volume_id, name_secret, local_secret, config_secret, current
-// and keks[{gen, key}] (sorted by generation, so its encoding is
-// deterministic and Marshal of an unchanged config is byte-identical).
+// the fields volume_id, name_secret, local_secret, config_secret,
+// anchor_secret, current and keks[{gen, key}] (sorted by generation, so
+// its encoding is deterministic and Marshal of an unchanged config is
+// byte-identical).
+//
+// Entry authentication (DESIGN.md §2). Sealing to a public key proves
+// nothing about who sealed: anyone who can write the bucket could build,
+// from a config's public bytes alone, entries that open a keyring of their
+// own under the user's real root key (cipher/forgery_test.go performs
+// exactly that). So each entry also carries auth = HMAC-SHA256(HKDF(entry
+// root secret, "coffer entry auth"), "coffer entry v1" | volume ID | entry
+// ID | 0x00 | kind | public key | anchor), where anchor = HKDF(anchor
+// secret, salt = volume ID, "coffer keyring anchor") and the anchor secret
+// lives in the keyring. The entry root secret is the secret the entry's key
+// pair derives from: the 32-byte key for a sym entry, the Argon2id output
+// for a passphrase entry (one Argon2id run gives both). Open checks auth
+// right after the keyring opens and before it trusts anything the keyring
+// says, the config MAC included; a mismatch is ErrConfigTampered. Only a
+// holder of an entry's root key can compute its tag, and a forger does not
+// know the anchor of the real keyring, so a planted keyring fails every
+// entry, whatever the forger keeps of the real one. The tag does not cover
+// the wrapped KWK or the rest of the keyring, which is what keeps the two
+// operations that must work with one root key working: AddKey (the new
+// entry's tag needs only the new key), and RemoveKey and `passwd` (the
+// anchor stays, the KWK is resealed to the public keys). The price, as
+// DESIGN.md §9 states: a removed key whose holder kept the keyring knows
+// the anchor secret and can still plant a keyring the remaining entries
+// accept, until Reauth draws a new anchor secret and recomputes every
+// tag, which needs every entry's root key (it names the missing ones,
+// ErrMissingRootKeys). Reauth also replaces the KWK and the config secret.
+// Marshal writes auth on every entry; a config that carries it on some
+// entries only is refused.
+//
+// Configs from before entry authentication (no auth on any entry, no
+// anchor in the keyring) cannot be told from a forgery by the root key:
+// Open refuses them with ErrConfigPreAuth (which is also
+// ErrConfigTampered, so a caller that does not upgrade refuses them as
+// tampered). They are upgraded, never accepted: OpenPreAuth opens one the
+// old way, and then only Reauth (with every root key) and Marshal may
+// follow, one conditional write. Because a forger can make a config look
+// pre-auth, the keyring OpenPreAuth returns proves nothing by itself; the
+// caller (fs.ReauthVolume) checks it against the volume's stored objects,
+// whose DEKs only the real keyring unwraps, before it re-authenticates.
+// A config without auth fields whose keyring has an anchor is tampering,
+// not a pre-auth config. The config format number stays 1: the new fields
+// are optional in the JSON, and absent only in pre-auth configs.
 //
 // Root keys. A sym key is 32 bytes; its entry key pair comes from
 // HKDF(key, "coffer root sym") and its ID is the first 8 bytes of
@@ -78,7 +124,9 @@
 // HKDF(Argon2id(passphrase, salt), "coffer root passphrase"). Open tells a
 // wrong key (ErrNoKeyOpens) from a tampered config (ErrConfigTampered) by
 // the entry's public key: a key whose derived public key matches an entry
-// but that then fails to unwrap, open or verify means tampering. Parameters
+// but that then fails to unwrap, open or verify means tampering. (A forger
+// who changes a passphrase entry's salt or public key makes that look like
+// a wrong passphrase: a misleading message, never an open.) Parameters
 // outside time 1..16, memory 8*threads KiB..2 GiB, threads 1..16 are
 // refused at parse time, before any Argon2 work (a forged config cannot
 // exhaust memory); a config lists at most 64 keys and is at most 1 MiB.

@@ -1,6 +1,9 @@
 package cipher
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Typed errors. Callers branch on them with errors.Is; the messages that
 // wrap them add context (which object, which file) but never key bytes.
@@ -14,4 +17,9 @@ var (
 	ErrNameTooLong    = errors.New("name too long")
 	ErrBadName        = errors.New("invalid encrypted name")
 	ErrBadMetadata    = errors.New("missing or malformed coffer metadata")
+	// ErrConfigPreAuth: the config predates entry authentication, so
+	// nothing shows its keyring is the volume's (see Config.OpenPreAuth).
+	// It is also ErrConfigTampered: callers that do not upgrade refuse it.
+	ErrConfigPreAuth   = fmt.Errorf("%w: the config predates entry authentication", ErrConfigTampered)
+	ErrMissingRootKeys = errors.New("not every root key of the volume was given")
 )

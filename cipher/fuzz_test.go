@@ -2,8 +2,10 @@ package cipher
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -129,6 +131,15 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"format":1,"body":"e30","mac":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`))
 	f.Add([]byte(`{"format":1}`))
 	f.Add([]byte("null"))
+	// A config from before entry authentication, opened by its sym key.
+	preRoot, _ := NewSymKey(fixedBytes(32, 0x5a))
+	if raw, err := os.ReadFile("testdata/preauth.json"); err == nil {
+		var v preAuthVector
+		if json.Unmarshal(raw, &v) == nil {
+			f.Add([]byte(v.Config))
+			f.Add([]byte(v.ConfigSym))
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
@@ -139,7 +150,19 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		// Only the sym key: a fuzzed passphrase entry may ask for Argon2 at
 		// the (legitimate) limit of 2 GiB.
-		kr, err := c.Open(root)
+		kr, err := c.Open(root, preRoot)
+		if errors.Is(err, ErrConfigPreAuth) {
+			// Upgraded, it opens with entry authentication.
+			if kr, err = c.OpenPreAuth(root, preRoot); err != nil {
+				if !isTyped(err) {
+					t.Fatalf("OpenPreAuth: untyped error %v", err)
+				}
+				return
+			}
+			if err := c.Reauth(kr, root, preRoot); err != nil {
+				return // a key of no entry, or an entry without its key
+			}
+		}
 		if err != nil {
 			if !isTyped(err) {
 				t.Fatalf("Open: untyped error %v", err)
@@ -154,7 +177,7 @@ func FuzzParseConfig(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c2.Open(root); err != nil {
+		if _, err := c2.Open(root, preRoot); err != nil {
 			t.Fatalf("re-marshalled config does not open: %v", err)
 		}
 	})

@@ -73,6 +73,7 @@ func katKeyring(t testing.TB) *Keyring {
 		NameSecret:   b64.EncodeToString(fixedBytes(32, 0x22)),
 		LocalSecret:  b64.EncodeToString(fixedBytes(32, 0x33)),
 		ConfigSecret: b64.EncodeToString(fixedBytes(32, 0x44)),
+		AnchorSecret: b64.EncodeToString(fixedBytes(32, 0x4a)),
 		Current:      2,
 		KEKs: []kekJSON{
 			{Gen: 1, Key: b64.EncodeToString(fixedBytes(32, 0x55))},
@@ -114,6 +115,8 @@ func generateVectors(t *testing.T) katVectors {
 			"none_mac_key":   hex.EncodeToString(noneMACKey()),
 			"local_from_key": hex.EncodeToString(LocalSecretFromKey(sym)),
 			"sym_key_id":     symID(sym),
+			"anchor":         hex.EncodeToString(kr.anchor()),
+			"entry_auth_sym": hex.EncodeToString(deriveKey(sym, nil, infoEntryAuth)),
 		},
 		AttrPath: "/dir/file",
 		Configs:  map[string]string{},

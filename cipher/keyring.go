@@ -32,6 +32,7 @@ type Keyring struct {
 	names        *Names
 	mu           sync.RWMutex
 	configSecret []byte
+	anchorSecret []byte // nil in a keyring written before entry authentication
 	keks         map[uint32][]byte
 	current      uint32
 }
@@ -43,6 +44,7 @@ func NewKeyring() (*Keyring, error) {
 		nameSecret:   randomKey(),
 		localSecret:  randomKey(),
 		configSecret: randomKey(),
+		anchorSecret: randomKey(),
 		keks:         map[uint32][]byte{1: randomKey()},
 		current:      1,
 	}
@@ -147,6 +149,25 @@ func (k *Keyring) rotateConfigSecret() {
 	k.configSecret = randomKey()
 }
 
+// anchor is what every entry's auth tag binds (doc.go, "Entry
+// authentication"); nil when the keyring predates it.
+func (k *Keyring) anchor() []byte {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.anchorSecret == nil {
+		return nil
+	}
+	return deriveKey(k.anchorSecret, k.volumeID[:], infoAnchor)
+}
+
+// rotateAnchorSecret draws a new anchor secret: every entry's auth tag must
+// then be recomputed (Config.Reauth), which needs every entry's root key.
+func (k *Keyring) rotateAnchorSecret() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.anchorSecret = randomKey()
+}
+
 // keyringJSON is the plaintext the config seals (under the keyring-wrapping
 // key). Field order is fixed, generations sorted: the encoding of a keyring
 // is deterministic.
@@ -155,6 +176,7 @@ type keyringJSON struct {
 	NameSecret   string    `json:"name_secret"`
 	LocalSecret  string    `json:"local_secret"`
 	ConfigSecret string    `json:"config_secret"`
+	AnchorSecret string    `json:"anchor_secret,omitempty"` // absent before entry authentication
 	Current      uint32    `json:"current"`
 	KEKs         []kekJSON `json:"keks"`
 }
@@ -175,6 +197,9 @@ func (k *Keyring) marshal() []byte {
 		LocalSecret:  b64.EncodeToString(k.localSecret),
 		ConfigSecret: b64.EncodeToString(k.configSecret),
 		Current:      k.current,
+	}
+	if k.anchorSecret != nil {
+		j.AnchorSecret = b64.EncodeToString(k.anchorSecret)
 	}
 	for g, key := range k.keks {
 		j.KEKs = append(j.KEKs, kekJSON{Gen: g, Key: b64.EncodeToString(key)})
@@ -206,6 +231,11 @@ func unmarshalKeyring(data []byte) (*Keyring, error) {
 	}{{&k.nameSecret, j.NameSecret}, {&k.localSecret, j.LocalSecret}, {&k.configSecret, j.ConfigSecret}} {
 		if *f.dst, err = decodeFixed(f.src, keySize); err != nil {
 			return nil, fmt.Errorf("keyring secret: %w", err)
+		}
+	}
+	if j.AnchorSecret != "" {
+		if k.anchorSecret, err = decodeFixed(j.AnchorSecret, keySize); err != nil {
+			return nil, fmt.Errorf("keyring anchor secret: %w", err)
 		}
 	}
 	for _, kek := range j.KEKs {

@@ -120,22 +120,42 @@ func randomID() string {
 // key (see doc.go): X25519 with a key pair derived from the root key.
 func wrapKEM() hpke.KEM { return hpke.DHKEM(ecdh.X25519()) }
 
-// entryKey derives the private key of one config entry from the root key.
-// For passphrases this runs Argon2id with the entry's stored parameters.
-func (r *RootKey) entryKey(salt []byte, p Argon2Params) (hpke.PrivateKey, error) {
-	var ikm []byte
+// entryKeys are what one config entry derives from its root key: the key
+// pair that receives the keyring-wrapping key, and the key of the entry's
+// auth tag (see doc.go, "Entry authentication").
+type entryKeys struct {
+	priv hpke.PrivateKey
+	auth []byte
+}
+
+// deriveEntry derives the keys of one config entry from the root key. For
+// passphrases this runs Argon2id (once) with the entry's stored parameters.
+func (r *RootKey) deriveEntry(salt []byte, p Argon2Params) (entryKeys, error) {
+	secret, info, err := r.entrySecret(salt, p)
+	if err != nil {
+		return entryKeys{}, err
+	}
+	priv, err := wrapKEM().DeriveKeyPair(deriveKey(secret, nil, info))
+	if err != nil {
+		return entryKeys{}, err
+	}
+	return entryKeys{priv: priv, auth: deriveKey(secret, nil, infoEntryAuth)}, nil
+}
+
+// entrySecret is the entry root secret, the one secret an entry's keys
+// derive from: the key itself for a sym key, the Argon2id output for a
+// passphrase. info is the label of the entry's key pair.
+func (r *RootKey) entrySecret(salt []byte, p Argon2Params) (secret []byte, info string, err error) {
 	switch r.kind {
 	case KindSym:
-		ikm = deriveKey(r.secret, nil, infoRootSym)
+		return r.secret, infoRootSym, nil
 	case KindPassphrase:
 		if err := p.check(); err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		ikm = deriveKey(argon2.IDKey(r.secret, salt, p.Time, p.MemoryKiB, p.Threads, keySize), nil, infoRootPass)
-	default:
-		return nil, fmt.Errorf("root key kind %q not supported", r.kind)
+		return argon2.IDKey(r.secret, salt, p.Time, p.MemoryKiB, p.Threads, keySize), infoRootPass, nil
 	}
-	return wrapKEM().DeriveKeyPair(ikm)
+	return nil, "", fmt.Errorf("root key kind %q not supported", r.kind)
 }
 
 // LoadKeyFile reads a sym key file: 32 raw bytes, or their base64 (standard

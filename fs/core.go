@@ -76,6 +76,8 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 	switch {
 	case errors.Is(err, cipher.ErrNoKeyOpens):
 		return nil, fmt.Errorf("wrong key: none of the given keys opens this volume: %w", err)
+	case errors.Is(err, cipher.ErrConfigPreAuth):
+		return nil, fmt.Errorf("the volume config predates entry authentication, so nothing shows its keyring is the volume's: re-authenticate it with every root key of the volume (coffer key reauth): %w", err)
 	case errors.Is(err, cipher.ErrConfigTampered):
 		return nil, fmt.Errorf("the volume config failed authentication (changed, or not written by coffer): %w", err)
 	case err != nil:

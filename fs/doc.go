@@ -61,6 +61,13 @@
 // an object's metadata with a ranged GET of its first chunk, so reading
 // a small file after `ls -l` needs no request.
 //
+// Config: OpenVolume uses a config only once cipher authenticated it
+// (entry authentication included) and its modes match the caller's; a
+// config from before entry authentication is refused, and only
+// ReauthVolume (reauth.go) upgrades it, after checking that stored
+// objects unwrap their DEKs under its keyring: a forger can make its
+// config look old, but its keyring opens none of the volume's objects.
+//
 // Logs: every operation that ends in EIO logs its cause once at error
 // level, naming the object by its key (report.go). It must never log or
 // return key material or file contents, nor log a plaintext path or name

@@ -173,6 +173,11 @@ func checkEncryption(volume, asked string) error {
 	advice := "mount it with --encryption " + volume
 	if volume == EncryptionClient {
 		advice += " and the key it was initialised with"
+	} else {
+		// Anyone who can write the bucket can write a none-mode config
+		// (its MAC key is public): the advice must not talk a client
+		// volume's user into writing plaintext.
+		advice += " if it was created so; if it was created with client-side encryption, its config was replaced by someone who can write the bucket (a config without client-side encryption is not authenticated): do not mount it"
 	}
 	return &modeError{fmt.Sprintf("volume uses --encryption %s but --encryption %s was given: %s", volume, asked, advice)}
 }

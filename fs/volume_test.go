@@ -415,7 +415,7 @@ func TestChmodDirectory(t *testing.T) {
 func TestModeMismatch(t *testing.T) {
 	const (
 		clientAsNone = "volume uses --encryption client but --encryption none was given: mount it with --encryption client and the key it was initialised with"
-		noneAsClient = "volume uses --encryption none but --encryption client was given: mount it with --encryption none"
+		noneAsClient = "volume uses --encryption none but --encryption client was given: mount it with --encryption none if it was created so; if it was created with client-side encryption, its config was replaced by someone who can write the bucket (a config without client-side encryption is not authenticated): do not mount it"
 	)
 	tests := []struct {
 		name   string

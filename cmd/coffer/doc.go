@@ -7,6 +7,11 @@
 // mounts them with fs/fusefs, and turns every failure into one line on
 // stderr that says what was wrong and what to do.
 //
+// Beyond DESIGN.md §6: `coffer key reauth` (key.go) takes every root key
+// as repeatable --key-file / --passphrase-file flags; with --encryption
+// none the default cache directory is none-<hash of store URL, endpoint
+// and volume ID> (cachedir.go), since such a config is not authenticated.
+//
 // Invariants:
 //   - Exit codes: 0 success, 1 failure, 2 usage error.
 //   - Key material never appears in argv, the environment, logs or error

@@ -78,7 +78,7 @@ lands, files closed but not yet uploaded are lost if the process dies.`,
 	f := cmd.Flags()
 	sf.register(f)
 	kf.register(f)
-	f.StringVar(&mf.cacheDir, "cache-dir", "", "directory for everything this mount writes locally: block cache, staging (default $XDG_CACHE_HOME/coffer/VOLUME-ID)")
+	f.StringVar(&mf.cacheDir, "cache-dir", "", "directory for everything this mount writes locally: block cache, staging (default $XDG_CACHE_HOME/coffer/VOLUME-ID; with --encryption none, none-HASH of the store and volume ID)")
 	f.Var(&mf.cacheSize, "cache-size", "disk block cache bound")
 	f.Var(&mf.partSize, "part-size", "multipart upload part size (at least 5MiB on S3)")
 	f.DurationVar(&mf.writebackDelay, "writeback-delay", mf.writebackDelay, "how long a closed file waits before upload (0: at once)")
@@ -218,7 +218,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		if err != nil {
 			return err
 		}
-		cacheDir = filepath.Join(root, cofferfs.VolumeID(cfg))
+		cacheDir = filepath.Join(root, defaultCacheName(p.encryption, p.url, m.sf.effectiveEndpoint(m.e), cfg))
 	}
 	if cacheDir, err = filepath.Abs(cacheDir); err != nil {
 		return fmt.Errorf("--cache-dir: %w", err)

@@ -27,6 +27,7 @@ Start with "coffer init", then "coffer mount MOUNTPOINT".`,
 	root.AddCommand(
 		newInitCommand(e),
 		newKeygenCommand(e),
+		newKeyCommand(e),
 		newMountCommand(e),
 		newUnmountCommand(e),
 		newVersionCommand(e),
