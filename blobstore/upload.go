@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Upload defaults, from engineer 3's BenchmarkS3UploadGrid on versitygw
+// Upload defaults, measured with BenchmarkS3UploadGrid on versitygw
 // (256 MiB, 8/16/32 MiB parts x 4/8 in flight): on loopback they are
 // within noise of each other; 8 in flight suits real S3's latency and
 // 8 MiB parts keep the buffer bound at (8+1) x 8 MiB = 72 MiB.
