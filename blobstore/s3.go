@@ -86,7 +86,7 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		return nil, err
 	}
 	if opts.Endpoint != "" {
-		if err := checkEndpoint(opts.Endpoint, opts.AllowHTTP); err != nil {
+		if err := CheckEndpoint(opts.Endpoint, opts.AllowHTTP); err != nil {
 			return nil, err
 		}
 	}
@@ -170,7 +170,7 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		o.UsePathStyle = o.UsePathStyle || opts.PathStyle
 		if o.BaseEndpoint != nil {
 			// An endpoint from AWS_ENDPOINT_URL_S3 gets the same check.
-			endpointErr = checkEndpoint(*o.BaseEndpoint, opts.AllowHTTP)
+			endpointErr = CheckEndpoint(*o.BaseEndpoint, opts.AllowHTTP)
 			s.endpoint = *o.BaseEndpoint
 			if o.Region == "" {
 				o.Region = s3DefaultRegion
@@ -194,28 +194,27 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	return s, nil
 }
 
-// checkEndpoint accepts https:// endpoints, and http:// ones only on a
+// CheckEndpoint accepts https:// endpoints, and http:// ones only on a
 // loopback host or when allowHTTP is set: over plain HTTP on a network,
-// SSE-C keys and object data would travel in the clear.
-func checkEndpoint(endpoint string, allowHTTP bool) error {
+// SSE-C keys and object data would travel in the clear. NewS3 applies it
+// to every endpoint it is given or finds; the command line applies it to
+// its flags first, so the user learns which flag to reach for before any
+// configuration is loaded.
+func CheckEndpoint(endpoint string, allowHTTP bool) error {
 	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("s3: endpoint %q is not a URL like https://host[:port]", endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("s3: endpoint %q is not an http(s) URL: give e.g. https://s3.example.com", endpoint)
 	}
-	switch u.Scheme {
-	case "https":
+	if u.Scheme == "https" || allowHTTP || isLoopback(u.Hostname()) {
 		return nil
-	case "http":
-		if allowHTTP || isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("s3: refusing plain http:// endpoint %s: requests, data and SSE-C keys would cross the network unencrypted; use https:// or pass --allow-http", u.Host)
 	}
-	return fmt.Errorf("s3: endpoint %q: scheme must be https:// (or http:// on loopback)", endpoint)
+	return fmt.Errorf("s3: refusing plain http:// endpoint %s: requests, data and SSE-C keys would cross the network unencrypted; use https://, or pass --allow-http if this network is trusted", u.Host)
 }
 
+// isLoopback reports a host name or address that stays on this machine.
+// Host names compare case-insensitively (DNS does).
 func isLoopback(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

@@ -42,6 +42,8 @@ func staticOpts(endpoint string) Options {
 	return Options{Endpoint: endpoint, PathStyle: true, AccessKeyID: "AK", SecretAccessKey: "SK"}
 }
 
+// TestCheckEndpoint is the one table of the endpoint rule; the command
+// line applies the same function to its flags.
 func TestCheckEndpoint(t *testing.T) {
 	for _, tc := range []struct {
 		endpoint  string
@@ -51,20 +53,27 @@ func TestCheckEndpoint(t *testing.T) {
 		{"https://s3.example.com", false, true},
 		{"https://10.0.0.1:9000", false, true},
 		{"http://127.0.0.1:7070", false, true},
+		{"http://127.1.2.3:7070", false, true},
 		{"http://localhost:7070", false, true},
+		{"http://LocalHost:7070", false, true},
+		{"http://localhost", false, true},
 		{"http://[::1]:7070", false, true},
 		{"http://s3.example.com", false, false},
 		{"http://10.0.0.1:9000", false, false},
+		{"http://localhost.example.com", false, false},
+		{"http://[::2]:7070", false, false},
 		{"http://s3.example.com", true, true},
 		{"ftp://s3.example.com", true, false},
+		{"ftp://s3.example.com", false, false},
 		{"s3.example.com", false, false},
+		{"http://", false, false},
 		{"", false, false},
 	} {
-		err := checkEndpoint(tc.endpoint, tc.allowHTTP)
+		err := CheckEndpoint(tc.endpoint, tc.allowHTTP)
 		if (err == nil) != tc.ok {
-			t.Errorf("checkEndpoint(%q, %v) = %v, want ok=%v", tc.endpoint, tc.allowHTTP, err, tc.ok)
+			t.Errorf("CheckEndpoint(%q, %v) = %v, want ok=%v", tc.endpoint, tc.allowHTTP, err, tc.ok)
 		}
-		if err != nil && strings.HasPrefix(tc.endpoint, "http://") && !strings.Contains(err.Error(), "--allow-http") {
+		if err != nil && strings.HasPrefix(tc.endpoint, "http://") && len(tc.endpoint) > len("http://") && !strings.Contains(err.Error(), "--allow-http") {
 			t.Errorf("refusal of %q does not name --allow-http: %v", tc.endpoint, err)
 		}
 	}

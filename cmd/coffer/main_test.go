@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,27 +161,35 @@ func TestStoreResolve(t *testing.T) {
 	}
 }
 
-func TestCheckEndpoint(t *testing.T) {
+// The endpoint rule itself is blobstore's (TestCheckEndpoint there); the
+// command line applies it to --endpoint, else AWS_ENDPOINT_URL_S3, as a
+// usage error.
+func TestResolveChecksEndpoint(t *testing.T) {
 	tests := []struct {
-		endpoint  string
-		allowHTTP bool
-		ok        bool
+		endpoint, envEndpoint string
+		allowHTTP             bool
+		ok                    bool
 	}{
-		{"", false, true},
-		{"https://s3.example.com", false, true},
-		{"http://127.0.0.1:9000", false, true},
-		{"http://[::1]:9000", false, true},
-		{"http://localhost:9000", false, true},
-		{"http://s3.example.com", false, false},
-		{"http://10.0.0.5:9000", false, false},
-		{"http://s3.example.com", true, true},
-		{"s3.example.com", false, false},
-		{"ftp://s3.example.com", false, false},
+		{"", "", false, true},
+		{"https://s3.example.com", "", false, true},
+		{"http://LOCALHOST:9000", "", false, true},
+		{"http://s3.example.com", "", false, false},
+		{"http://s3.example.com", "", true, true},
+		{"s3.example.com", "", false, false},
+		{"", "http://s3.example.com", false, false},
+		{"", "http://s3.example.com", true, true},
+		{"https://s3.example.com", "http://s3.example.com", false, true}, // the flag wins
 	}
 	for _, tt := range tests {
-		err := checkEndpoint(tt.endpoint, tt.allowHTTP)
+		e, _, _ := testEnv(t, map[string]string{"AWS_ENDPOINT_URL_S3": tt.envEndpoint})
+		sf := storeFlags{url: "s3://b", endpoint: tt.endpoint, allowHTTP: tt.allowHTTP}
+		_, _, err := sf.resolve(e)
 		if (err == nil) != tt.ok {
-			t.Errorf("checkEndpoint(%q, %v) = %v, want ok=%v", tt.endpoint, tt.allowHTTP, err, tt.ok)
+			t.Errorf("endpoint %q, AWS_ENDPOINT_URL_S3 %q, allow-http %v: resolve = %v, want ok=%v", tt.endpoint, tt.envEndpoint, tt.allowHTTP, err, tt.ok)
+		}
+		var ue *usageError
+		if err != nil && !errors.As(err, &ue) {
+			t.Errorf("endpoint %q, AWS_ENDPOINT_URL_S3 %q: %v is not a usage error", tt.endpoint, tt.envEndpoint, err)
 		}
 	}
 }

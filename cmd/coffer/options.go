@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,12 +58,15 @@ func (s *storeFlags) resolve(e *env) (string, blobstore.Location, error) {
 		loc.Path = abs
 		return abs, loc, nil
 	}
-	if err := checkEndpoint(s.endpoint, s.allowHTTP); err != nil {
-		return "", blobstore.Location{}, err
+	// blobstore applies the same rule when it opens the store; checked
+	// here, the refusal is a usage error naming the flag to reach for.
+	endpoint := s.endpoint
+	if endpoint == "" {
+		endpoint = e.getenv("AWS_ENDPOINT_URL_S3")
 	}
-	if s.endpoint == "" {
-		if err := checkEndpoint(e.getenv("AWS_ENDPOINT_URL_S3"), s.allowHTTP); err != nil {
-			return "", blobstore.Location{}, err
+	if endpoint != "" {
+		if err := blobstore.CheckEndpoint(endpoint, s.allowHTTP); err != nil {
+			return "", blobstore.Location{}, &usageError{err: err}
 		}
 	}
 	return raw, loc, nil
@@ -81,31 +82,6 @@ func (s *storeFlags) options(sse blobstore.SSEConfig, concurrency int) blobstore
 		SSE:         sse,
 		Concurrency: concurrency,
 	}
-}
-
-// checkEndpoint refuses a plain http:// endpoint unless it is loopback or
-// explicitly allowed (the S3 backend enforces the same rule; checking here
-// gives the user the flag to reach for).
-func checkEndpoint(endpoint string, allowHTTP bool) error {
-	if endpoint == "" {
-		return nil
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return usagef("endpoint %q is not an http(s) URL: give e.g. https://s3.example.com", endpoint)
-	}
-	if u.Scheme == "https" || allowHTTP || isLoopback(u.Hostname()) {
-		return nil
-	}
-	return usagef("plain http endpoint %s is refused: use https, or add --allow-http if this network is trusted", u.Redacted())
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Encryption modes (DESIGN.md §4).
