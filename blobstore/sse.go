@@ -18,6 +18,14 @@ const (
 	SSEC    SSEMode = "sse-c"   // customer-provided keys on every request
 )
 
+// Name is the --sse value that selects m: "none" for SSENone.
+func (m SSEMode) Name() string {
+	if m == SSENone {
+		return "none"
+	}
+	return string(m)
+}
+
 // SSECKeySize is the size of an SSE-C key (AES-256).
 const SSECKeySize = 32
 
@@ -65,10 +73,7 @@ func (c SSEConfig) Validate() error {
 }
 
 func (c SSEConfig) String() string {
-	s := "sse=" + string(c.Mode)
-	if c.Mode == SSENone {
-		s = "sse=none"
-	}
+	s := "sse=" + c.Mode.Name()
 	if c.KMSKeyID != "" {
 		s += " kms-key-id=" + c.KMSKeyID
 	}

@@ -150,6 +150,18 @@ func TestParseSSEMode(t *testing.T) {
 	}
 }
 
+// Name is the flag value that parses back to the mode, "none" for none.
+func TestSSEModeName(t *testing.T) {
+	for m, want := range map[blobstore.SSEMode]string{blobstore.SSENone: "none", blobstore.SSES3: "sse-s3", blobstore.SSEKMS: "sse-kms", blobstore.SSEC: "sse-c"} {
+		if got := m.Name(); got != want {
+			t.Errorf("%q.Name() = %q, want %q", m, got, want)
+		}
+		if back, err := blobstore.ParseSSEMode(m.Name()); err != nil || back != m {
+			t.Errorf("ParseSSEMode(%q) = %q, %v; want %q", m.Name(), back, err, m)
+		}
+	}
+}
+
 func TestSecretsNotPrinted(t *testing.T) {
 	opts := blobstore.Options{
 		Endpoint: "http://127.0.0.1:9000", AccessKeyID: "AKID", SecretAccessKey: "SECRETACCESS",

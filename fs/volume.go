@@ -21,10 +21,11 @@ const ConfigKey = ".coffer/config"
 // reservedName is the root entry that is never listed nor created.
 const reservedName = ".coffer"
 
-// Encryption modes of a volume (DESIGN.md §4).
+// Encryption modes of a volume (DESIGN.md §4), the values of
+// Options.Encryption: those of the config, which cipher defines.
 const (
-	EncryptionClient = "client"
-	EncryptionNone   = "none"
+	EncryptionClient = cipher.EncryptionClient
+	EncryptionNone   = cipher.EncryptionNone
 )
 
 // Defaults for the zero values of Options.
@@ -153,7 +154,7 @@ func checkModes(cfg *cipher.Config, encryption string, sse blobstore.SSEConfig) 
 	}
 	want := string(sse.Mode)
 	if cfg.SSE != want {
-		return &modeError{fmt.Sprintf("volume uses --sse %s but --sse %s was given", sseName(cfg.SSE), sseName(want))}
+		return &modeError{fmt.Sprintf("volume uses --sse %s but --sse %s was given", blobstore.SSEMode(cfg.SSE).Name(), sse.Mode.Name())}
 	}
 	if cfg.SSE == string(blobstore.SSEKMS) && cfg.SSEKMSKeyID != "" && sse.KMSKeyID != "" && cfg.SSEKMSKeyID != sse.KMSKeyID {
 		return &modeError{fmt.Sprintf("volume uses --sse-kms-key-id %s but %s was given", cfg.SSEKMSKeyID, sse.KMSKeyID)}
@@ -187,10 +188,3 @@ type modeError struct{ msg string }
 
 func (e *modeError) Error() string { return e.msg }
 func (e *modeError) Unwrap() error { return ErrModeMismatch }
-
-func sseName(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}

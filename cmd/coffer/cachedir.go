@@ -18,7 +18,7 @@ import (
 // staging and cached blocks).
 func defaultCacheName(encryption, url, endpoint string, cfg *cipher.Config) string {
 	id := cofferfs.VolumeID(cfg)
-	if encryption != encryptionNone {
+	if encryption != cipher.EncryptionNone {
 		return id
 	}
 	sum := sha256.Sum256([]byte("coffer none-mode cache\x00" + url + "\x00" + endpoint + "\x00" + id))

@@ -17,20 +17,20 @@ func TestNoneModeCacheName(t *testing.T) {
 	}
 	data, _ := none.Marshal(nil)
 	copied, _ := cipher.ParseConfig(data) // the same volume ID, forged into another store
-	a := defaultCacheName(encryptionNone, "s3://a", "", none)
+	a := defaultCacheName(cipher.EncryptionNone, "s3://a", "", none)
 	for _, other := range []string{
-		defaultCacheName(encryptionNone, "s3://b", "", copied),
-		defaultCacheName(encryptionNone, "s3://a", "https://elsewhere", copied),
-		defaultCacheName(encryptionClient, "s3://a", "", copied),
+		defaultCacheName(cipher.EncryptionNone, "s3://b", "", copied),
+		defaultCacheName(cipher.EncryptionNone, "s3://a", "https://elsewhere", copied),
+		defaultCacheName(cipher.EncryptionClient, "s3://a", "", copied),
 	} {
 		if other == a {
 			t.Fatalf("two stores share the cache dir %s", a)
 		}
 	}
-	if defaultCacheName(encryptionNone, "s3://a", "", copied) != a {
+	if defaultCacheName(cipher.EncryptionNone, "s3://a", "", copied) != a {
 		t.Fatal("the same none-mode volume at the same store changed cache dir")
 	}
-	if got := defaultCacheName(encryptionClient, "s3://a", "", copied); got != cofferfs.VolumeID(copied) {
+	if got := defaultCacheName(cipher.EncryptionClient, "s3://a", "", copied); got != cofferfs.VolumeID(copied) {
 		t.Fatalf("client mode cache dir %q, want the volume ID", got)
 	}
 }

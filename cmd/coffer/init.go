@@ -50,7 +50,7 @@ func runInit(ctx context.Context, e *env, sf *storeFlags, kf *keyFlags) error {
 	if err != nil {
 		return err
 	}
-	if mode == encryptionNone {
+	if mode == cipher.EncryptionNone {
 		if f := kf.explicitKeyFlag(); f != "" {
 			return usagef("%s has no use with --encryption none: drop it, or use --encryption client", f)
 		}
@@ -64,7 +64,7 @@ func runInit(ctx context.Context, e *env, sf *storeFlags, kf *keyFlags) error {
 	}
 	// Read the keys the flags name before touching the store, so a bad key
 	// file leaves nothing behind.
-	if mode == encryptionClient {
+	if mode == cipher.EncryptionClient {
 		if src, err := kf.sources(e); err != nil {
 			return err
 		} else if !src.defaulted {
@@ -93,7 +93,7 @@ func runInit(ctx context.Context, e *env, sf *storeFlags, kf *keyFlags) error {
 	}
 
 	var kr *cipher.Keyring
-	if mode == encryptionClient {
+	if mode == cipher.EncryptionClient {
 		if kr, err = cipher.NewKeyring(); err != nil {
 			return fmt.Errorf("making the keyring: %w", err)
 		}
@@ -119,7 +119,7 @@ func runInit(ctx context.Context, e *env, sf *storeFlags, kf *keyFlags) error {
 		return storeError(url, err)
 	}
 	fmt.Fprintf(e.stdout, "initialised coffer volume %s at %s (encryption %s, sse %s)\n",
-		cofferfs.VolumeID(cfg), url, mode, sseName(sse.Mode))
+		cofferfs.VolumeID(cfg), url, mode, sse.Mode.Name())
 	if created != "" {
 		fmt.Fprintf(e.stdout, "created key file %s: it is the only way to open this volume; if you lose it, you lose the data, so back it up somewhere safe\n", created)
 	}
@@ -129,7 +129,7 @@ func runInit(ctx context.Context, e *env, sf *storeFlags, kf *keyFlags) error {
 // initRoots loads the root keys named by the flags; with none named and
 // no default key file yet, it creates the default key file.
 func initRoots(e *env, kf *keyFlags, mode string) (roots []*cipher.RootKey, created string, err error) {
-	if mode != encryptionClient {
+	if mode != cipher.EncryptionClient {
 		return nil, "", nil
 	}
 	src, err := kf.sources(e)
@@ -149,11 +149,4 @@ func initRoots(e *env, kf *keyFlags, mode string) (roots []*cipher.RootKey, crea
 	}
 	roots, err = kf.loadRoots(e)
 	return roots, created, err
-}
-
-func sseName(m blobstore.SSEMode) string {
-	if m == blobstore.SSENone {
-		return "none"
-	}
-	return string(m)
 }

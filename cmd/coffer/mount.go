@@ -179,7 +179,7 @@ func (m *mounter) plan(mountpoint string) (*mountPlan, error) {
 	if p.url, _, err = m.sf.resolve(m.e); err != nil {
 		return nil, err
 	}
-	if p.encryption == encryptionNone {
+	if p.encryption == cipher.EncryptionNone {
 		if f := m.kf.explicitKeyFlag(); f != "" {
 			return nil, usagef("%s has no use with --encryption none: drop it, or use --encryption client", f)
 		}
@@ -278,7 +278,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 	}
 	defer removePid()
 
-	m.log.Info("mounted", "store", p.url, "mountpoint", p.mountpoint, "encryption", p.encryption, "sse", sseName(p.sse.Mode), "cache_dir", cacheDir)
+	m.log.Info("mounted", "store", p.url, "mountpoint", p.mountpoint, "encryption", p.encryption, "sse", p.sse.Mode.Name(), "cache_dir", cacheDir)
 	if rep != nil {
 		rep.ready()
 		os.Chdir("/")

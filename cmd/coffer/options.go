@@ -84,12 +84,6 @@ func (s *storeFlags) options(sse blobstore.SSEConfig, concurrency int) blobstore
 	}
 }
 
-// Encryption modes (DESIGN.md §4).
-const (
-	encryptionClient = "client"
-	encryptionNone   = "none"
-)
-
 // keyFlags select the keys and the encryption modes.
 type keyFlags struct {
 	keyFile        string
@@ -106,7 +100,7 @@ func (k *keyFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&k.keyFile, "key-file", "", "file holding the 32-byte root key (env "+envKeyFile+"; default $XDG_CONFIG_HOME/coffer/key)")
 	f.StringVar(&k.passphraseFile, "passphrase-file", "", "file whose first line is the passphrase (env "+envPassphraseFile+")")
 	f.StringVar(&k.sseCKeyFile, "sse-c-key-file", "", "SSE-C key file in s3fs-fuse's format, for --sse sse-c (env "+envSSECKeyFile+")")
-	f.StringVar(&k.encryption, "encryption", encryptionClient, "client (encrypt contents, names and attributes here) or none (plain objects; give an --sse mode)")
+	f.StringVar(&k.encryption, "encryption", cipher.EncryptionClient, "client (encrypt contents, names and attributes here) or none (plain objects; give an --sse mode)")
 	f.StringVar(&k.sse, "sse", "", "server-side encryption on every request: sse-s3, sse-kms or sse-c")
 	f.StringVar(&k.sseKMSKeyID, "sse-kms-key-id", "", "KMS key ID or ARN for --sse sse-kms (default: the bucket's key)")
 }
@@ -114,7 +108,7 @@ func (k *keyFlags) register(f *pflag.FlagSet) {
 // mode validates --encryption.
 func (k *keyFlags) mode() (string, error) {
 	switch k.encryption {
-	case encryptionClient, encryptionNone:
+	case cipher.EncryptionClient, cipher.EncryptionNone:
 		return k.encryption, nil
 	}
 	return "", usagef("unknown --encryption %q: want client or none", k.encryption)
