@@ -28,7 +28,7 @@ import (
 )
 
 // faultProxy is a loopback reverse proxy in front of an S3 server that
-// fails chosen UploadPart attempts (a 500, or a connection reset part way
+// counts requests, fails chosen UploadPart attempts (a 500, or a connection reset part way
 // through the body), can drop the response of the first completion, and
 // measures how many UploadPart requests are in flight at once. Failures
 // are chosen by part number and attempt, so a run is deterministic
@@ -53,6 +53,7 @@ type faultProxy struct {
 	maxInflight int
 	injected    map[fault]int
 	completes   int
+	requests    int // every request, of any kind
 }
 
 type fault int
@@ -80,6 +81,9 @@ func newFaultProxy(t testing.TB, target string, plan func(n, attempt int) fault)
 }
 
 func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	p.requests++
+	p.mu.Unlock()
 	q := r.URL.Query()
 	if r.Method == http.MethodPost && q.Has("uploadId") {
 		p.mu.Lock()

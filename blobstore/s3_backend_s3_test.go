@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -135,21 +134,25 @@ func TestS3Smoke(t *testing.T) {
 }
 
 // A wrong secret is access denied with a message about credentials, at
-// once (no retries).
+// once: one request, no retries (counted by a proxy, not timed).
 func TestS3BadCredentials(t *testing.T) {
 	forServers(t, func(t *testing.T, srv s3Server) {
 		bucket := srv.newBucket(t)
+		proxy, proxyURL := newFaultProxy(t, srv.endpoint, func(int, int) fault { return pass })
 		o := srv.options(false)
+		o.Endpoint = proxyURL
 		o.SecretAccessKey = "wrong-secret"
 		s := open(t, bucket, "", o)
-		start := time.Now()
 		_, err := s.Put(context.Background(), "k", strings.NewReader("x"), 1, blobstore.PutOptions{})
 		expectErr(t, "put with a wrong secret", err, blobstore.ErrAccessDenied)
 		if !strings.Contains(err.Error(), "credentials") {
 			t.Errorf("error does not mention credentials: %v", err)
 		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("took %v", d)
+		proxy.mu.Lock()
+		n := proxy.requests
+		proxy.mu.Unlock()
+		if n != 1 {
+			t.Errorf("a put refused for its credentials made %d requests, want 1 (no retries)", n)
 		}
 	})
 }

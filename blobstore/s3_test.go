@@ -13,10 +13,13 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -264,8 +267,11 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// An endpoint that refuses connections fails within a few seconds with
-// an error saying so: dials are retried only s3DialAttempts times.
+// An endpoint that refuses connections fails with an error saying so
+// after s3DialAttempts dials, not after the SDK's full schedule of
+// s3MaxAttempts with up to s3MaxBackoff between them. The test counts
+// the dials and takes the retryer's waits out, so nothing in it depends
+// on time.
 func TestUnreachableEndpointFailsFast(t *testing.T) {
 	isolateAWSEnv(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -278,18 +284,39 @@ func TestUnreachableEndpointFailsFast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	_, err = s.Head(context.Background(), "k")
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("took %v", d)
+	// The client as NewS3 configured it (retryer, dial budget), but with a
+	// transport that counts dials and a retryer that does not wait.
+	var dials atomic.Int32
+	o := s.client.Options()
+	o.HTTPClient = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, address)
+		},
+	}}
+	r, ok := o.Retryer.(aws.RetryerV2)
+	if !ok {
+		t.Fatalf("the S3 client's retryer %T is not an aws.RetryerV2", o.Retryer)
 	}
+	o.Retryer = noBackoff{r}
+	s.client = s3.New(o)
+
+	_, err = s.Head(context.Background(), "k")
 	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "cannot connect") {
 		t.Errorf("got %v", err)
 	}
-	if strings.Contains(err.Error(), "attempts, 6") {
+	if n := dials.Load(); n != s3DialAttempts {
+		t.Errorf("%d dials, want s3DialAttempts = %d (the retryer allows %d attempts)", n, s3DialAttempts, s3MaxAttempts)
+	}
+	if strings.Contains(err.Error(), fmt.Sprintf("attempts, %d", s3MaxAttempts)) {
 		t.Errorf("dial was retried to the full attempt count: %v", err)
 	}
 }
+
+// noBackoff is a retryer with its waits taken out.
+type noBackoff struct{ aws.RetryerV2 }
+
+func (noBackoff) RetryDelay(int, error) (time.Duration, error) { return 0, nil }
 
 // fakeS3 answers just enough of the S3 API to record the headers each
 // operation sends. fail, when set, decides a response status for a
