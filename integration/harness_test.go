@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+	cofferfs "github.com/cofferfs/coffer/fs"
 )
 
 // storeRef is one fresh, empty store a test mounts.
@@ -306,6 +309,79 @@ func (v *volume) forceUnmount() {
 		syscall.Unmount(v.mnt, syscall.MNT_DETACH)
 	}
 	v.mounted = false
+}
+
+// offline opens the volume in the test process, beside any mount, through
+// package fs: read-only, with its own temporary cache and no metadata
+// cache, so what it reads is what the store holds, never what a mount has
+// staged. It covers the modes without --sse.
+func (v *volume) offline() *cofferfs.Volume {
+	v.t.Helper()
+	opts := cofferfs.Options{Store: v.store.open(v.t), ReadOnly: true, MetadataTTL: -1}
+	for i, a := range v.modeArgs {
+		switch {
+		case a == "--sse":
+			v.t.Fatalf("offline: --sse volumes are not supported (modes %q)", v.modeArgs)
+		case a == "--encryption" && i+1 < len(v.modeArgs):
+			opts.Encryption = v.modeArgs[i+1]
+		}
+	}
+	if opts.Encryption != cipher.EncryptionNone {
+		root, err := cipher.LoadKeyFile(v.keyFile)
+		if err != nil {
+			v.t.Fatalf("offline: %v", err)
+		}
+		opts.Roots = []*cipher.RootKey{root}
+	}
+	ctx := context.Background()
+	ov, err := cofferfs.OpenVolume(ctx, opts)
+	if err != nil {
+		v.t.Fatalf("offline: open volume: %v", err)
+	}
+	v.t.Cleanup(func() { ov.Close(ctx) })
+	return ov
+}
+
+// waitStored waits until the store holds p (a background upload after
+// the writeback delay) and returns its attributes as stored. The wait is
+// not a measurement: it only bounds a hang.
+func waitStored(t *testing.T, ov *cofferfs.Volume, p string) cofferfs.Attr {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		a, err := ov.Stat(context.Background(), p)
+		if err == nil {
+			return a
+		}
+		if !errors.Is(err, syscall.ENOENT) {
+			t.Fatalf("stat %s in the store: %v", p, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not in the store a minute after it was closed", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readStored reads the whole of p from the store.
+func readStored(t *testing.T, ov *cofferfs.Volume, p string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	a, err := ov.Stat(ctx, p)
+	if err != nil {
+		t.Fatalf("stat %s in the store: %v", p, err)
+	}
+	h, err := ov.Open(ctx, p, os.O_RDONLY)
+	if err != nil {
+		t.Fatalf("open %s in the store: %v", p, err)
+	}
+	defer h.Close(ctx)
+	buf := make([]byte, a.Size+1)
+	n, err := h.ReadAt(ctx, buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("read %s from the store: %v", p, err)
+	}
+	return buf[:n]
 }
 
 // path is the path of name inside the mount.

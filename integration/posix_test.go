@@ -440,7 +440,22 @@ func TestAttributesOfOpenFile(t *testing.T) {
 			checkFile(t, v.path("f"), data)
 		}
 		check("after close")
-		time.Sleep(500 * time.Millisecond) // past the writeback delay: uploaded
+		// What was uploaded, read from the store itself (the mount would
+		// answer from its staging file whether or not it was uploaded).
+		ov := v.offline()
+		stored := waitStored(t, ov, "/f")
+		if stored.Mode != syscall.S_IFREG|0o751 {
+			t.Errorf("stored: mode %o, want %o", stored.Mode, syscall.S_IFREG|0o751)
+		}
+		if canChown && (stored.UID != 4242 || stored.GID != 2424) {
+			t.Errorf("stored: owner %d:%d, want 4242:2424", stored.UID, stored.GID)
+		}
+		if !stored.Mtime.Equal(mtime) {
+			t.Errorf("stored: mtime %v, want %v", stored.Mtime, mtime)
+		}
+		if err := sameBytes(readStored(t, ov, "/f"), data); err != nil {
+			t.Errorf("stored: %v", err)
+		}
 		check("after upload")
 		v.remount(true)
 		check("after remount")
