@@ -5,7 +5,10 @@
 // defaults of DESIGN.md §6 (store URL, key files, cache directory),
 // opens the store and the volume through the blobstore and fs packages,
 // mounts them with fs/fusefs, and turns every failure into one line on
-// stderr that says what was wrong and what to do.
+// stderr that says what was wrong and what to do. Every command that
+// opens a volume (mount, and the offline commands) goes through the one
+// path in volume.go: flags, then store and config, then the volume with
+// its keys and mode checks.
 //
 // Beyond DESIGN.md §6: `coffer key reauth` (key.go) takes every root key
 // as repeatable --key-file / --passphrase-file flags; with --encryption

@@ -18,8 +18,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/cofferfs/coffer/blobstore"
-	"github.com/cofferfs/coffer/cipher"
 	cofferfs "github.com/cofferfs/coffer/fs"
 )
 
@@ -45,8 +43,7 @@ type mountFlags struct {
 
 func newMountCommand(e *env) *cobra.Command {
 	var (
-		sf storeFlags
-		kf keyFlags
+		vf volumeFlags
 		mf = mountFlags{
 			cacheSize:         cofferfs.DefaultCacheSize,
 			partSize:          cofferfs.DefaultPartSize,
@@ -71,13 +68,12 @@ lands, files closed but not yet uploaded are lost if the process dies.`,
   coffer mount --store s3://bucket/vol --key-file ~/vol.key --daemon ~/vault`,
 		Args: oneArg("MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m := &mounter{e: e, sf: &sf, kf: &kf, mf: &mf, logLevel: logLevel(cmd.Flags())}
+			m := &mounter{e: e, vf: &vf, mf: &mf, logLevel: logLevel(cmd.Flags())}
 			return m.run(cmd.Context(), args[0])
 		},
 	}
 	f := cmd.Flags()
-	sf.register(f)
-	kf.register(f)
+	vf.register(f)
 	f.StringVar(&mf.cacheDir, "cache-dir", "", "directory for everything this mount writes locally: block cache, staging (default $XDG_CACHE_HOME/coffer/VOLUME-ID; with --encryption none, none-HASH of the store and volume ID)")
 	f.Var(&mf.cacheSize, "cache-size", "disk block cache bound")
 	f.Var(&mf.partSize, "part-size", "multipart upload part size (at least 5MiB on S3)")
@@ -95,8 +91,7 @@ lands, files closed but not yet uploaded are lost if the process dies.`,
 // mounter runs one `coffer mount`.
 type mounter struct {
 	e        *env
-	sf       *storeFlags
-	kf       *keyFlags
+	vf       *volumeFlags
 	mf       *mountFlags
 	logLevel string
 	log      *slog.Logger
@@ -105,10 +100,7 @@ type mounter struct {
 // mountPlan is everything resolved from flags before any network I/O.
 type mountPlan struct {
 	mountpoint string
-	url        string
-	encryption string
-	sse        blobstore.SSEConfig
-	roots      []*cipher.RootKey
+	*volumePlan
 }
 
 func (m *mounter) run(ctx context.Context, mountpoint string) error {
@@ -163,32 +155,22 @@ func (m *mounter) plan(mountpoint string) (*mountPlan, error) {
 	} else if mounted {
 		return nil, fmt.Errorf("%s is already a mount point: unmount it first (coffer unmount %s)", mp, mp)
 	}
-	p := &mountPlan{mountpoint: mp}
-	if p.encryption, err = m.kf.mode(); err != nil {
+	vp, err := m.vf.plan(m.e, m.mf.check)
+	if err != nil {
 		return nil, err
 	}
-	if p.sse, err = m.kf.sseConfig(m.e); err != nil {
-		return nil, err
+	return &mountPlan{mountpoint: mp, volumePlan: vp}, nil
+}
+
+// check validates the mount flags that need no network.
+func (mf *mountFlags) check() error {
+	if mf.uploadConcurrency < 1 {
+		return usagef("--upload-concurrency must be at least 1")
 	}
-	if m.mf.uploadConcurrency < 1 {
-		return nil, usagef("--upload-concurrency must be at least 1")
+	if mf.partSize < 5<<20 {
+		return usagef("--part-size must be at least 5MiB (the S3 minimum)")
 	}
-	if m.mf.partSize < 5<<20 {
-		return nil, usagef("--part-size must be at least 5MiB (the S3 minimum)")
-	}
-	if p.url, _, err = m.sf.resolve(m.e); err != nil {
-		return nil, err
-	}
-	if p.encryption == cipher.EncryptionNone {
-		if f := m.kf.explicitKeyFlag(); f != "" {
-			return nil, usagef("%s has no use with --encryption none: drop it, or use --encryption client", f)
-		}
-		return p, nil
-	}
-	if p.roots, err = m.kf.loadRoots(m.e); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return nil
 }
 
 // serve opens the volume, mounts it, and serves it until unmounted. rep,
@@ -206,7 +188,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		// limit, 270 MB with this one, at the same speed.
 		debug.SetMemoryLimit(mountMemoryLimit)
 	}
-	store, cfg, err := m.openStore(ctx, p)
+	store, cfg, err := p.openStore(ctx, storeConcurrency(m.mf.uploadConcurrency))
 	if err != nil {
 		return err
 	}
@@ -218,7 +200,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		if err != nil {
 			return err
 		}
-		cacheDir = filepath.Join(root, defaultCacheName(p.encryption, p.url, m.sf.effectiveEndpoint(m.e), cfg))
+		cacheDir = filepath.Join(root, defaultCacheName(p.encryption, p.url, m.vf.store.effectiveEndpoint(m.e), cfg))
 	}
 	if cacheDir, err = filepath.Abs(cacheDir); err != nil {
 		return fmt.Errorf("--cache-dir: %w", err)
@@ -235,12 +217,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 	}
 
 	namesOnTerminal := m.logLevel == "debug" && rep == nil && !m.mf.daemon && m.mf.logFile == ""
-	vol, err := cofferfs.OpenVolume(volCtx, cofferfs.Options{
-		Store:             store,
-		Roots:             p.roots,
-		Encryption:        p.encryption,
-		SSE:               p.sse,
-		Config:            cfg,
+	vol, err := p.openVolume(volCtx, store, cfg, cofferfs.Options{
 		CacheDir:          cacheDir,
 		CacheSize:         int64(m.mf.cacheSize),
 		WritebackDelay:    nonZero(m.mf.writebackDelay),
@@ -256,7 +233,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		LogPlaintextNames: namesOnTerminal,
 	})
 	if err != nil {
-		return storeError(p.url, err)
+		return err
 	}
 	mnt, err := mountFUSE(vol, p.mountpoint, fuseOptions{
 		allowOther: m.mf.allowOther,
@@ -288,34 +265,6 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 
 	m.waitUnmounted(mnt, p.mountpoint, sigs)
 	return m.finish(volCtx, vol)
-}
-
-// openStore opens the store and reads the volume config, bounded by
-// storeCheckTimeout so a wrong endpoint, missing volume or denied
-// credentials fail within seconds with one clear line.
-func (m *mounter) openStore(ctx context.Context, p *mountPlan) (blobstore.Store, *cipher.Config, error) {
-	loc, _ := blobstore.ParseURL(p.url)
-	if loc.Scheme == "file" {
-		if _, err := os.Stat(loc.Path); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("no coffer volume at %s (no such directory): run coffer init --store %s first", p.url, p.url)
-		}
-	}
-	checkCtx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
-	defer cancel()
-	// fs lists with up to DefaultListConcurrency metadata requests at once
-	// and reads ahead with 4 ranged GETs per upload slot: the HTTP pool
-	// must not serialise them.
-	conc := max(cofferfs.DefaultListConcurrency, 4*m.mf.uploadConcurrency)
-	store, err := blobstore.Open(checkCtx, p.url, m.sf.options(p.sse, conc))
-	if err != nil {
-		return nil, nil, storeError(p.url, err)
-	}
-	cfg, err := cofferfs.ReadConfig(checkCtx, store)
-	if err != nil {
-		store.Close()
-		return nil, nil, storeError(p.url, err)
-	}
-	return store, cfg, nil
 }
 
 // waitUnmounted blocks until the mount ends: unmounted from outside, or by
