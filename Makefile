@@ -30,7 +30,8 @@ test: lint test-unit test-s3 test-integration
 
 # Unit tests, fuzz seed corpora included (go test runs them as tests);
 # integration/bench's test checks its JSON report and chart (no server).
-test-unit:
+# deps: cipher's independent decoder needs Debian's python3 packages.
+test-unit: deps
 	$(GO) test -count=1 $(PKGS) ./integration/bench/
 
 # The blobstore conformance suite against real S3 servers on loopback.

@@ -6,6 +6,10 @@ command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v rsync >/dev/null || need+=(rsync)
 command -v restic >/dev/null || need+=(restic)
 command -v diff >/dev/null || need+=(diffutils)
+# cipher's independent decoder runs on Debian's interpreter and packages
+# (python3 on PATH may be another build without them).
+/usr/bin/python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
+/usr/bin/python3 -c 'import argon2' 2>/dev/null || need+=(python3-argon2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "missing packages: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
