@@ -60,11 +60,7 @@ func (s *storeFlags) resolve(e *env) (string, blobstore.Location, error) {
 	}
 	// blobstore applies the same rule when it opens the store; checked
 	// here, the refusal is a usage error naming the flag to reach for.
-	endpoint := s.endpoint
-	if endpoint == "" {
-		endpoint = e.getenv("AWS_ENDPOINT_URL_S3")
-	}
-	if endpoint != "" {
+	if endpoint := s.effectiveEndpoint(e); endpoint != "" {
 		if err := blobstore.CheckEndpoint(endpoint, s.allowHTTP); err != nil {
 			return "", blobstore.Location{}, &usageError{err: err}
 		}
