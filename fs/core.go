@@ -35,6 +35,7 @@ type Volume struct {
 	getSem  chan struct{} // bounds parallel ranged GETs
 	upSem   chan struct{} // bounds parallel uploads
 	pool    *blobstore.PartPool
+	clock   clock     // arms delayed uploads (time.AfterFunc)
 	bufs    sync.Pool // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
 
 	// paths serialises, per canonical path (striped by hash), the
@@ -97,6 +98,7 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		upSem:   make(chan struct{}, opts.UploadConcurrency),
 		files:   map[string]*file{},
 		pool:    blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
+		clock:   realClock{},
 	}
 	var secret []byte
 	if cfg.Encryption == EncryptionClient {

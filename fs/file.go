@@ -40,8 +40,8 @@ type file struct {
 	replaces  string      // ETag of the object the next upload replaces, when known
 	removed   bool        // unlinked while open: never uploaded
 	uploadErr error       // last upload failure, reported to fsync
-	timer     *time.Timer
-	retries   int
+	timer     timer
+	retries   int // failed uploads in a row
 }
 
 // snapshot is the file's current node.
@@ -531,7 +531,7 @@ func (f *file) scheduleLocked(delay time.Duration) {
 	if delay < 0 {
 		delay = 0
 	}
-	f.timer = time.AfterFunc(delay, func() {
+	f.timer = f.v.clock.AfterFunc(delay, func() {
 		v := f.v
 		v.mu.Lock()
 		if v.closed {
@@ -544,6 +544,25 @@ func (f *file) scheduleLocked(delay time.Duration) {
 		f.upload(v.ctx)
 	})
 }
+
+// retryDelay is how long a closed file waits for its next upload after
+// failures failed uploads in a row: 1 s, doubling up to a minute.
+func retryDelay(failures int) time.Duration {
+	return min(time.Second<<min(max(failures-1, 0), 6), time.Minute)
+}
+
+// clock arms the timers of delayed uploads; tests replace it to fire
+// them by hand.
+type clock interface {
+	AfterFunc(d time.Duration, fn func()) timer
+}
+
+// timer is an armed upload; Stop disarms it (*time.Timer).
+type timer interface{ Stop() bool }
+
+type realClock struct{}
+
+func (realClock) AfterFunc(d time.Duration, fn func()) timer { return time.AfterFunc(d, fn) }
 
 // uploadNow uploads pending changes at once and returns the result (or
 // the last failure when there is nothing left to upload).
@@ -596,7 +615,7 @@ func (f *file) upload(ctx context.Context) error {
 				p, "", "err", err)
 		} else if ctx.Err() == nil && !v.closed && f.refs == 0 {
 			f.retries++
-			delay := min(time.Second<<min(f.retries, 6), time.Minute)
+			delay := retryDelay(f.retries)
 			v.logEvent(slog.LevelWarn, "upload failed, retrying", p, "", "in", delay, "err", err)
 			f.scheduleLocked(delay)
 		}

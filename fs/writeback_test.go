@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -34,6 +35,75 @@ func (f *failingStore) Put(ctx context.Context, key string, body io.Reader, size
 	return f.Store.Put(ctx, key, body, size, opts)
 }
 
+// fakeClock arms timers that only fire when the test says so.
+type fakeClock struct {
+	mu     sync.Mutex
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c     *fakeClock
+	d     time.Duration
+	fn    func()
+	ended bool // stopped or fired
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, fn func()) timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, d: d, fn: fn}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	armed := !t.ended
+	t.ended = true
+	return armed
+}
+
+func (c *fakeClock) armedLocked() []*fakeTimer {
+	var armed []*fakeTimer
+	for _, t := range c.timers {
+		if !t.ended {
+			armed = append(armed, t)
+		}
+	}
+	return armed
+}
+
+// armed returns the delays of the timers armed and not yet fired or
+// stopped.
+func (c *fakeClock) armed() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ds []time.Duration
+	for _, t := range c.armedLocked() {
+		ds = append(ds, t.d)
+	}
+	return ds
+}
+
+// fire runs the one armed timer, which must wait d, as if d had passed.
+func (c *fakeClock) fire(tb testing.TB, d time.Duration) {
+	tb.Helper()
+	c.mu.Lock()
+	armed := c.armedLocked()
+	if len(armed) != 1 || armed[0].d != d {
+		c.mu.Unlock()
+		tb.Fatalf("armed timers %v, want one of %v", c.armed(), d)
+	}
+	armed[0].ended = true
+	c.mu.Unlock()
+	armed[0].fn()
+}
+
+// TestFailedUploadIsRetriedAndReported: an upload that fails after the
+// last close is retried in the background, 1 s after the first failure
+// and then twice as late each time up to a minute, and its error is
+// reported to fsync and Flush until an upload succeeds.
 func TestFailedUploadIsRetriedAndReported(t *testing.T) {
 	var fs *failingStore
 	tv := newTestVolume(t, EncryptionClient, func(o *Options) {
@@ -41,6 +111,8 @@ func TestFailedUploadIsRetriedAndReported(t *testing.T) {
 		o.Store = fs
 		o.WritebackDelay = 10 * time.Millisecond
 	})
+	clk := &fakeClock{}
+	tv.clock = clk
 	ctx := context.Background()
 	fs.failing.Store(true)
 	h, _, err := tv.Create(ctx, "/f", 0o644, syscall.O_WRONLY)
@@ -51,10 +123,19 @@ func TestFailedUploadIsRetriedAndReported(t *testing.T) {
 	if err := h.Fsync(ctx); !errors.Is(err, errBoom) {
 		t.Fatalf("fsync = %v, want the upload error", err)
 	}
+	if n := fs.puts.Load(); n != 1 {
+		t.Fatalf("%d puts after fsync, want 1", n)
+	}
+	if a := clk.armed(); len(a) != 0 {
+		t.Fatalf("an open file armed uploads %v", a)
+	}
 	h.Close(ctx)
-	time.Sleep(1500 * time.Millisecond) // the background retry after 1 s fails too
-	if n := fs.puts.Load(); n < 2 {
-		t.Fatalf("%d puts, want a retry", n)
+	clk.fire(t, 10*time.Millisecond) // the writeback delay: upload 2 fails
+	for i, d := range []time.Duration{1, 2, 4, 8, 16, 32, 60, 60} {
+		if n := fs.puts.Load(); n != int64(i)+2 {
+			t.Fatalf("%d puts before retry %d, want %d", n, i+1, i+2)
+		}
+		clk.fire(t, d*time.Second) // retry i+1 fails too
 	}
 	if err := tv.Flush(ctx, nil); !errors.Is(err, errBoom) {
 		t.Fatalf("flush = %v, want the upload error", err)
@@ -66,6 +147,9 @@ func TestFailedUploadIsRetriedAndReported(t *testing.T) {
 	}
 	if len(seen) == 0 || seen[0] != 1 || seen[len(seen)-1] != 0 {
 		t.Fatalf("progress %v", seen)
+	}
+	if a := clk.armed(); len(a) != 0 {
+		t.Fatalf("a stored file still has uploads armed: %v", a)
 	}
 	if got := readFile(t, tv.reopen(t), "/f"); string(got) != "data" {
 		t.Fatalf("stored %q", got)
