@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,13 @@ func (c *countingStore) count(op string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counts[op]
+}
+
+// snapshot returns the counts of every request kind so far.
+func (c *countingStore) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.counts)
 }
 
 func (c *countingStore) reset() {
@@ -72,6 +80,16 @@ func (c *countingStore) Copy(ctx context.Context, src, dst string, opts blobstor
 func (c *countingStore) List(ctx context.Context, prefix, delim string) iter.Seq2[blobstore.Entry, error] {
 	c.inc("list")
 	return c.Store.List(ctx, prefix, delim)
+}
+
+func (c *countingStore) Delete(ctx context.Context, key string) error {
+	c.inc("delete")
+	return c.Store.Delete(ctx, key)
+}
+
+func (c *countingStore) DeleteMany(ctx context.Context, keys []string) error {
+	c.inc("deletemany")
+	return c.Store.DeleteMany(ctx, keys)
 }
 
 type testVol struct {
