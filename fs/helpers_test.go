@@ -94,12 +94,13 @@ func (c *countingStore) DeleteMany(ctx context.Context, keys []string) error {
 
 type testVol struct {
 	*Volume
-	store   *countingStore
-	dir     string // the local store's directory
-	root    *cipher.RootKey
-	cfg     *cipher.Config
-	mode    string
-	options Options
+	store    *countingStore
+	dir      string // the test's directory: the local store (store/) and the cache (cache/)
+	storeDir string // where the store keeps its objects: dir/store, or versitygw's bucket directory
+	root     *cipher.RootKey
+	cfg      *cipher.Config
+	mode     string
+	options  Options
 }
 
 func testRoot(t testing.TB, seed byte) *cipher.RootKey {
@@ -117,7 +118,7 @@ func newTestVolume(t testing.TB, mode string, tweak ...func(*Options)) *testVol 
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	store := testStore(t, dir)
+	store, storeDir := testStore(t, dir)
 	cs := &countingStore{Store: store, counts: map[string]int{}}
 	root := testRoot(t, 7)
 	var err error
@@ -155,7 +156,7 @@ func newTestVolume(t testing.TB, mode string, tweak ...func(*Options)) *testVol 
 			t.Errorf("close: %v", err)
 		}
 	})
-	return &testVol{Volume: v, store: cs, dir: dir, root: root, cfg: cfg, mode: mode, options: opts}
+	return &testVol{Volume: v, store: cs, dir: dir, storeDir: storeDir, root: root, cfg: cfg, mode: mode, options: opts}
 }
 
 // reopen opens the same store again (a fresh mount: cold caches).
@@ -235,17 +236,43 @@ func names(ents []DirEntry) string {
 	return strings.Join(s, ",")
 }
 
-// storeFiles returns every file of the local store's directory.
+// storeFiles returns the bytes that every file below dir holds, and
+// the extended attributes of every file and directory (as entries "path
+// xattr:name"; versitygw keeps object metadata there).
 func storeFiles(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
+		if err != nil {
+			return nil
+		}
+		if !info.IsDir() {
 			b, _ := os.ReadFile(p)
 			out[p] = b
 		}
+		for name, val := range xattrs(p) {
+			out[p+" xattr:"+name] = val
+		}
 		return nil
 	})
+	return out
+}
+
+// xattrs returns the extended attributes of p (none where it has none
+// or the file system keeps none).
+func xattrs(p string) map[string][]byte {
+	buf := make([]byte, 64<<10)
+	n, err := syscall.Listxattr(p, buf)
+	if err != nil || n == 0 {
+		return nil
+	}
+	out := map[string][]byte{}
+	for name := range strings.SplitSeq(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		val := make([]byte, 64<<10)
+		if m, err := syscall.Getxattr(p, name, val); err == nil {
+			out[name] = val[:m]
+		}
+	}
 	return out
 }
 
@@ -259,20 +286,31 @@ func wantErrno(t testing.TB, err error, want syscall.Errno) {
 var modes = []string{EncryptionClient, EncryptionNone}
 
 // testStore is a local store in dir, or with COFFER_FS_VERSITYGW=1 under
-// scripts/with-servers.sh versitygw, a fresh bucket of that server.
-func testStore(t testing.TB, dir string) blobstore.Store {
+// scripts/with-servers.sh versitygw, a fresh bucket of that server. It
+// also returns the directory that holds the store's bytes (versitygw's
+// POSIX backend keeps a bucket as a directory). COFFER_FS_VERSITYGW=1
+// without a server fails under COFFER_REQUIRE_SERVERS=1 and skips
+// otherwise: it never falls back to the local store.
+func testStore(t testing.TB, dir string) (blobstore.Store, string) {
 	t.Helper()
-	ep := os.Getenv("COFFER_TEST_VERSITYGW_ENDPOINT")
-	if os.Getenv("COFFER_FS_VERSITYGW") != "1" || ep == "" {
+	if os.Getenv("COFFER_FS_VERSITYGW") != "1" {
 		local, err := blobstore.NewLocal(filepath.Join(dir, "store"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return local
+		return local, filepath.Join(dir, "store")
 	}
-	// versitygw's POSIX backend: a bucket is a directory.
+	ep, data := os.Getenv("COFFER_TEST_VERSITYGW_ENDPOINT"), os.Getenv("COFFER_TEST_VERSITYGW_DATA_DIR")
+	if ep == "" || data == "" {
+		const msg = "COFFER_FS_VERSITYGW=1 but no versitygw (COFFER_TEST_VERSITYGW_ENDPOINT, _DATA_DIR): run under scripts/with-servers.sh versitygw"
+		if os.Getenv("COFFER_REQUIRE_SERVERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
 	bucket := fmt.Sprintf("fs%d", time.Now().UnixNano())
-	if err := os.Mkdir(filepath.Join(os.Getenv("COFFER_TEST_VERSITYGW_DATA_DIR"), bucket), 0o755); err != nil {
+	bucketDir := filepath.Join(data, bucket)
+	if err := os.Mkdir(bucketDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	s, err := blobstore.Open(context.Background(), "s3://"+bucket, blobstore.Options{
@@ -284,5 +322,5 @@ func testStore(t testing.TB, dir string) blobstore.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return s, bucketDir
 }

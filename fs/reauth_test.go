@@ -101,7 +101,7 @@ func putPreAuthObject(t *testing.T, st blobstore.Store, config string, root *cip
 func TestReauthUpgradesPreAuthVolume(t *testing.T) {
 	v, root := loadPreAuth(t)
 	dir := t.TempDir()
-	st := testStore(t, dir)
+	st, _ := testStore(t, dir)
 	putConfig(t, st, []byte(v.ConfigSym))
 	putPreAuthObject(t, st, v.ConfigSym, root, []byte("written before entry authentication"))
 	ctx := context.Background()
@@ -150,7 +150,7 @@ func TestReauthRefusesForeignKeyring(t *testing.T) {
 
 func TestReauthEmptyPreAuthVolume(t *testing.T) {
 	v, root := loadPreAuth(t)
-	st := testStore(t, t.TempDir())
+	st, _ := testStore(t, t.TempDir())
 	putConfig(t, st, []byte(v.ConfigSym))
 	ctx := context.Background()
 	if _, err := ReauthVolume(ctx, st, ReauthOptions{Roots: []*cipher.RootKey{root}}); !errors.Is(err, ErrNothingToCheck) {
@@ -171,7 +171,7 @@ func TestReauthEmptyPreAuthVolume(t *testing.T) {
 
 func TestReauthNeedsEveryKey(t *testing.T) {
 	v, root := loadPreAuth(t)
-	st := testStore(t, t.TempDir())
+	st, _ := testStore(t, t.TempDir())
 	putConfig(t, st, []byte(v.Config))
 	_, err := ReauthVolume(context.Background(), st, ReauthOptions{Roots: []*cipher.RootKey{root}, AllowEmpty: true})
 	if !errors.Is(err, cipher.ErrMissingRootKeys) {

@@ -16,12 +16,12 @@ import (
 )
 
 // TestStoreHoldsNoPlaintext writes marked names and contents and scans
-// every byte of the store and the cache directory for them.
+// every byte the store keeps on disk (the local store's files, or under
+// versitygw its bucket directory: files and the extended attributes that
+// hold object metadata), the cache directory, and every object's
+// metadata as the store returns it, for them.
 func TestStoreHoldsNoPlaintext(t *testing.T) {
 	tv := newTestVolume(t, EncryptionClient)
-	if _, ok := tv.store.Store.(*blobstore.Local); !ok {
-		t.Skip("scans the local store's files")
-	}
 	ctx := context.Background()
 	v := tv.Volume
 	const nameMark, dataMark = "SECRETNAMEMARK", "SECRETDATAMARK"
@@ -32,23 +32,35 @@ func TestStoreHoldsNoPlaintext(t *testing.T) {
 	flush(t, v)
 	readFile(t, tv.Volume, "/"+nameMark+"dir/small")
 	readFile(t, tv.Volume, "/"+nameMark+"dir/"+nameMark+strings.Repeat("x", 240))
-	scanned := 0
-	for p, b := range storeFiles(t, tv.dir) {
-		scanned++
-		for _, m := range []string{nameMark, dataMark, strings.ToLower(nameMark)} {
-			if strings.Contains(p, m) || bytes.Contains(b, []byte(m)) {
-				t.Fatalf("%s holds plaintext %q", p, m)
+	dirs := []string{tv.dir}
+	if !strings.HasPrefix(tv.storeDir, tv.dir+"/") {
+		dirs = append(dirs, tv.storeDir) // versitygw's bucket
+	}
+	stored, scanned := 0, 0
+	for _, dir := range dirs {
+		for p, b := range storeFiles(t, dir) {
+			scanned++
+			if strings.HasPrefix(p, tv.storeDir+"/") {
+				stored++
+			}
+			for _, m := range []string{nameMark, dataMark, strings.ToLower(nameMark)} {
+				if strings.Contains(p, m) || bytes.Contains(b, []byte(m)) {
+					t.Fatalf("%s holds plaintext %q", p, m)
+				}
 			}
 		}
 	}
-	if scanned < 5 {
-		t.Fatalf("scanned only %d files", scanned)
+	if scanned < 5 || stored < 4 { // config, marker, two files, symlink
+		t.Fatalf("scanned only %d files, %d of the store", scanned, stored)
 	}
 	for e, err := range tv.store.List(ctx, "", "") {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, _ := tv.store.Head(ctx, e.Key)
+		info, err := tv.store.Head(ctx, e.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for k, val := range info.Metadata {
 			if strings.Contains(k+val, nameMark) || strings.Contains(k+val, dataMark) {
 				t.Fatalf("metadata of %s holds plaintext", e.Key)
