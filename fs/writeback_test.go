@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,36 @@ func (c *fakeClock) fire(tb testing.TB, d time.Duration) {
 	armed[0].ended = true
 	c.mu.Unlock()
 	armed[0].fn()
+}
+
+// TestClosedFileUploadedAfterDelay: the last close of a changed file
+// arms its upload for the writeback delay, and nothing is stored before
+// it fires; then the file is stored and forgotten, with nothing left to
+// flush.
+func TestClosedFileUploadedAfterDelay(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.WritebackDelay = 3 * time.Second })
+	clk := &fakeClock{}
+	tv.clock = clk
+	ctx := context.Background()
+	tv.store.reset() // the config's put
+	writeFile(t, tv.Volume, "/f", []byte("data"))
+	if n := tv.store.count("put"); n != 0 {
+		t.Fatalf("%d puts before the writeback delay passed", n)
+	}
+	clk.fire(t, 3*time.Second)
+	if n := tv.store.count("put"); n != 1 {
+		t.Fatalf("%d puts once the writeback delay passed, want 1", n)
+	}
+	if a := clk.armed(); len(a) != 0 {
+		t.Fatalf("a stored file has uploads armed: %v", a)
+	}
+	var seen []int
+	if err := tv.Flush(ctx, func(n int) { seen = append(seen, n) }); err != nil || !slices.Equal(seen, []int{0}) {
+		t.Fatalf("flush after the upload: pending %v, %v", seen, err)
+	}
+	if got := readFile(t, tv.reopen(t), "/f"); string(got) != "data" {
+		t.Fatalf("stored %q", got)
+	}
 }
 
 // TestFailedUploadIsRetriedAndReported: an upload that fails after the

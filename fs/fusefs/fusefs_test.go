@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -31,16 +32,17 @@ func needFUSE(t *testing.T) {
 	}
 }
 
-func mountTest(t *testing.T) (mnt string, store blobstore.Store) {
-	t.Helper()
-	mnt, store, _ = mountWith(t, MountOptions{})
-	return mnt, store
+// testMount is a mounted client-mode volume in a local store.
+type testMount struct {
+	dir     string      // the mountpoint
+	vol     *cfs.Volume // the mounted volume
+	offline func() *cfs.Volume
 }
 
 // mountWith mounts a new client-mode volume in a local store with opts
 // (through wrap, if given); offline opens the same store as a second
 // volume (cold caches).
-func mountWith(t *testing.T, opts MountOptions, wrap ...func(blobstore.Store) blobstore.Store) (mnt string, store blobstore.Store, offline func() *cfs.Volume) {
+func mountWith(t *testing.T, opts MountOptions, wrap ...func(blobstore.Store) blobstore.Store) testMount {
 	t.Helper()
 	needFUSE(t)
 	ctx := context.Background()
@@ -64,7 +66,7 @@ func mountWith(t *testing.T, opts MountOptions, wrap ...func(blobstore.Store) bl
 	if err := cfs.InitVolume(ctx, store, cfg, kr); err != nil {
 		t.Fatal(err)
 	}
-	mounted := store
+	var mounted blobstore.Store = store
 	for _, w := range wrap {
 		mounted = w(mounted)
 	}
@@ -76,7 +78,7 @@ func mountWith(t *testing.T, opts MountOptions, wrap ...func(blobstore.Store) bl
 	if err != nil {
 		t.Fatal(err)
 	}
-	mnt = filepath.Join(dir, "mnt")
+	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	server, err := Mount(v, mnt, opts)
 	if err != nil {
@@ -92,7 +94,7 @@ func mountWith(t *testing.T, opts MountOptions, wrap ...func(blobstore.Store) bl
 			t.Errorf("close: %v", err)
 		}
 	})
-	offline = func() *cfs.Volume {
+	offline := func() *cfs.Volume {
 		v, err := cfs.OpenVolume(ctx, cfs.Options{Store: store, Roots: []*cipher.RootKey{root}, CacheDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
@@ -100,11 +102,11 @@ func mountWith(t *testing.T, opts MountOptions, wrap ...func(blobstore.Store) bl
 		t.Cleanup(func() { v.Close(ctx) })
 		return v
 	}
-	return mnt, store, offline
+	return testMount{dir: mnt, vol: v, offline: offline}
 }
 
 func TestMountSmoke(t *testing.T) {
-	mnt, _ := mountTest(t)
+	mnt := mountWith(t, MountOptions{}).dir
 	data := make([]byte, 3<<20+5)
 	rand.Read(data)
 	if err := os.MkdirAll(filepath.Join(mnt, "a/b"), 0o755); err != nil {
@@ -153,9 +155,11 @@ func TestMountSmoke(t *testing.T) {
 }
 
 // TestMountCopyTree copies a source tree in with cp -a and compares it
-// with diff -r, before and after the uploads.
+// with diff -r, before and after the uploads, and with what the store
+// holds once they are done.
 func TestMountCopyTree(t *testing.T) {
-	mnt, _ := mountTest(t)
+	m := mountWith(t, MountOptions{})
+	mnt := m.dir
 	src := filepath.Join(runtime.GOROOT(), "src", "crypto", "internal")
 	if _, err := os.Stat(src); err != nil {
 		t.Skipf("no GOROOT sources: %v", err)
@@ -167,7 +171,16 @@ func TestMountCopyTree(t *testing.T) {
 	if out, err := exec.Command("diff", "-r", src, dst).CombinedOutput(); err != nil {
 		t.Fatalf("diff -r: %v\n%s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond) // past the writeback delay
+	// Reads in the mount come from staging until a file is stored: wait
+	// until every upload is done (Flush returns then; it also starts the
+	// uploads still waiting for the writeback delay), and read the tree
+	// back from the store with a second volume.
+	if err := m.vol.Flush(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := compareStored(t, m.offline(), src, "/tree"); n < 10 {
+		t.Fatalf("compared %d stored entries", n)
+	}
 	if out, err := exec.Command("diff", "-r", src, dst).CombinedOutput(); err != nil {
 		t.Fatalf("diff -r after upload: %v\n%s", err, out)
 	}
@@ -204,13 +217,91 @@ func TestMountCopyTree(t *testing.T) {
 	}
 }
 
+// compareStored compares the tree at src with what volume v holds at
+// p, entry by entry: names, modes, mtimes, contents and link targets.
+// It returns how many entries it compared.
+func compareStored(t *testing.T, v *cfs.Volume, src, p string) int {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	err := filepath.Walk(src, func(sp string, si os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, sp)
+		vp := p
+		if rel != "." {
+			vp = p + "/" + filepath.ToSlash(rel)
+		}
+		a, err := v.Stat(ctx, vp)
+		if err != nil {
+			return err
+		}
+		if a.Mode&0o7777 != uint32(si.Mode().Perm()) || a.IsDir() != si.IsDir() || a.IsSymlink() != (si.Mode()&os.ModeSymlink != 0) {
+			return fmt.Errorf("%s: stored mode %o, want %v", vp, a.Mode, si.Mode())
+		}
+		switch {
+		case si.IsDir():
+			want, err := os.ReadDir(sp)
+			if err != nil {
+				return err
+			}
+			got, err := v.ReadDir(ctx, vp)
+			if err != nil {
+				return err
+			}
+			if len(got) != len(want) {
+				return fmt.Errorf("%s: %d stored entries, want %d", vp, len(got), len(want))
+			}
+			for i := range want {
+				if got[i].Name != want[i].Name() {
+					return fmt.Errorf("%s: stored entry %q, want %q", vp, got[i].Name, want[i].Name())
+				}
+			}
+		case a.IsSymlink():
+			want, _ := os.Readlink(sp)
+			if got, err := v.Readlink(ctx, vp); err != nil || got != want {
+				return fmt.Errorf("%s: stored target %q (%v), want %q", vp, got, err, want)
+			}
+		default:
+			if !a.Mtime.Equal(si.ModTime()) {
+				return fmt.Errorf("%s: stored mtime %v, want %v", vp, a.Mtime, si.ModTime())
+			}
+			want, err := os.ReadFile(sp)
+			if err != nil {
+				return err
+			}
+			h, err := v.Open(ctx, vp, syscall.O_RDONLY)
+			if err != nil {
+				return err
+			}
+			got := make([]byte, len(want)+1)
+			k, err := h.ReadAt(ctx, got, 0)
+			h.Close(ctx)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("%s: %w", vp, err)
+			}
+			if !bytes.Equal(got[:k], want) {
+				return fmt.Errorf("%s: stored %d bytes differ from the %d of the source", vp, k, len(want))
+			}
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the store: %v", err)
+	}
+	return n
+}
+
 // TestAppend: O_APPEND writes land once at the end, with and without the
 // kernel writeback cache (which resolves O_APPEND itself), in the mount
 // and in the store.
 func TestAppend(t *testing.T) {
 	for _, wb := range []bool{false, true} {
 		t.Run(map[bool]string{false: "direct", true: "writeback cache"}[wb], func(t *testing.T) {
-			mnt, _, offline := mountWith(t, MountOptions{WritebackCache: wb})
+			m := mountWith(t, MountOptions{WritebackCache: wb})
+			mnt, offline := m.dir, m.offline
 			ctx := context.Background()
 			want := bytes.Repeat([]byte("0123456789"), 13108) // 131080 bytes: past two chunks
 			p := filepath.Join(mnt, "log")
@@ -310,8 +401,8 @@ func (s *slowStore) Head(ctx context.Context, key string) (blobstore.ObjectInfo,
 // installing handlers would see rename(2) or stat(2) fail.
 func TestInterruptedRequestCompletes(t *testing.T) {
 	slow := &slowStore{}
-	mnt, _, _ := mountWith(t, MountOptions{EntryTimeout: time.Nanosecond, AttrTimeout: time.Nanosecond},
-		func(s blobstore.Store) blobstore.Store { slow.Store = s; return slow })
+	mnt := mountWith(t, MountOptions{EntryTimeout: time.Nanosecond, AttrTimeout: time.Nanosecond},
+		func(s blobstore.Store) blobstore.Store { slow.Store = s; return slow }).dir
 	for _, name := range []string{"a", "b"} {
 		if err := os.WriteFile(filepath.Join(mnt, name), []byte(name), 0o644); err != nil {
 			t.Fatal(err)
