@@ -283,6 +283,25 @@ func wantErrno(t testing.TB, err error, want syscall.Errno) {
 	}
 }
 
+// manualTime is a clock for metaCache.now that moves only when the test
+// advances it.
+type manualTime struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (m *manualTime) Now() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.t
+}
+
+func (m *manualTime) advance(d time.Duration) {
+	m.mu.Lock()
+	m.t = m.t.Add(d)
+	m.mu.Unlock()
+}
+
 var modes = []string{EncryptionClient, EncryptionNone}
 
 // testStore is a local store in dir, or with COFFER_FS_VERSITYGW=1 under

@@ -366,7 +366,10 @@ func TestConcurrentHandlesShareState(t *testing.T) {
 // expired, a lookup of a new name costs one names-only LIST, and hashed
 // long names in it still count as present.
 func TestExpiredListingRefreshedByNames(t *testing.T) {
-	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MetadataTTL = 50 * time.Millisecond })
+	const ttl = 10 * time.Second
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MetadataTTL = ttl })
+	now := &manualTime{t: time.Now()}
+	tv.meta.now = now.Now
 	ctx := context.Background()
 	v := tv.Volume
 	v.Mkdir(ctx, "/d", 0o755)
@@ -374,7 +377,7 @@ func TestExpiredListingRefreshedByNames(t *testing.T) {
 	writeFile(t, v, long, []byte("x"))
 	writeFile(t, v, "/d/short", []byte("y"))
 	flush(t, v)
-	time.Sleep(80 * time.Millisecond)
+	now.advance(ttl + time.Millisecond)
 	tv.store.reset()
 	h, _, err := v.Create(ctx, "/d/new", 0o644, syscall.O_EXCL|syscall.O_WRONLY)
 	if err != nil {
