@@ -43,6 +43,9 @@ type Volume struct {
 	// replacement of the object at that path (see lockPaths). Always
 	// taken before every other lock, and never while holding a stripe.
 	paths [pathStripes]sync.Mutex
+	// pathWait, when set (by tests), is called each time lockPaths is
+	// about to wait for a stripe another holder has.
+	pathWait func()
 
 	mu     sync.Mutex
 	files  map[string]*file // open or staged files by current path

@@ -240,7 +240,12 @@ func (v *Volume) lockPaths(ps ...string) func() {
 	}
 	slices.Sort(idx)
 	for _, i := range idx {
-		v.paths[i].Lock()
+		if !v.paths[i].TryLock() {
+			if v.pathWait != nil {
+				v.pathWait()
+			}
+			v.paths[i].Lock()
+		}
 	}
 	return func() {
 		for _, i := range slices.Backward(idx) {

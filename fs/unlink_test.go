@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
@@ -253,6 +252,9 @@ func TestOpenRacingUnlink(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer v.Close(ctx)
+				waiting := make(chan struct{}) // closed once a path lock holder waits for another
+				var once sync.Once
+				v.pathWait = func() { once.Do(func() { close(waiting) }) }
 
 				type opened struct {
 					h   *Handle
@@ -263,21 +265,18 @@ func TestOpenRacingUnlink(t *testing.T) {
 					h, err := v.Open(ctx, "/f", syscall.O_RDONLY)
 					openDone <- opened{h, err}
 				}()
-				<-gate.entered // the open has looked /f up
+				<-gate.entered // the open has looked /f up, holding its path lock
 				replaceDone := make(chan error, 1)
 				go func() { replaceDone <- tc.replace(ctx, v) }()
-				var replaceErr error
-				replaced := false
 				select {
-				case replaceErr = <-replaceDone: // what the race did: the object went first
-					replaced = true
-				case <-time.After(time.Second): // waiting for the open, as it should
+				case err := <-replaceDone: // what the race did: the object went first
+					close(gate.release)
+					t.Fatalf("the %s finished (%v) while an open of its path was between its lookup and its registration", tc.name, err)
+				case <-waiting: // waiting for the open's registration, as it should
 				}
 				close(gate.release)
 				o := <-openDone
-				if !replaced {
-					replaceErr = <-replaceDone
-				}
+				replaceErr := <-replaceDone
 				if o.err != nil {
 					t.Fatalf("open: %v", o.err)
 				}
