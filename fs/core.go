@@ -12,6 +12,7 @@ import (
 
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
+	"golang.org/x/sync/errgroup"
 )
 
 // Volume is a mounted (or offline-opened) coffer volume. Its methods are
@@ -188,23 +189,15 @@ func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
 		if len(todo) == 0 {
 			break
 		}
-		sem := make(chan struct{}, v.opts.UploadConcurrency)
-		var wg sync.WaitGroup
 		var emu sync.Mutex
-		for _, f := range todo {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				if err := f.uploadNow(ctx); err != nil {
-					emu.Lock()
-					errs = append(errs, err)
-					emu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
+		fanOut(ctx, v.opts.UploadConcurrency, len(todo), func(ctx context.Context, i int) error {
+			if err := todo[i].uploadNow(ctx); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+			return nil // every file gets its upload
+		})
 		if len(errs) > 0 || ctx.Err() != nil {
 			break
 		}
@@ -324,4 +317,23 @@ func plainLocalSecret(opts Options) ([]byte, error) {
 		return nil, fmt.Errorf("cache directory: %w", err)
 	}
 	return loadOrCreateSecret(opts.CacheDir)
+}
+
+// fanOut calls fn(ctx, i) for every i below n, at most limit at once.
+// The first error cancels the ctx given to the calls still running,
+// starts no more of them, and is what fanOut returns (ctx's error when
+// it ended first).
+func fanOut(ctx context.Context, limit, n int, fn func(ctx context.Context, i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for i := range n {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(gctx, i) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }

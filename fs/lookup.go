@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -342,29 +341,25 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 		items = append(items, listItem{seg: seg, key: e.Key, dir: e.IsPrefix, etag: e.ETag})
 	}
 	nodes := make([]*node, len(items))
-	errs := make([]error, len(items))
-	var wg sync.WaitGroup
-	for i, it := range items {
+	err = fanOut(ctx, v.opts.ListConcurrency, len(items), func(ctx context.Context, i int) error {
+		// headSem bounds the requests of every listing of the volume
+		// together (the store's connection pool is sized for it).
 		select {
 		case v.headSem <- struct{}{}:
 		case <-ctx.Done():
-			wg.Wait()
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-v.headSem }()
-			nodes[i], errs[i] = v.resolve(ctx, p, it)
-		}()
+		defer func() { <-v.headSem }()
+		var err error
+		nodes[i], err = v.resolve(ctx, p, items[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	wg.Wait()
 	out := make(map[string]*node, len(items))
 	names := make(map[string]struct{}, len(items))
-	for i, n := range nodes {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
+	for _, n := range nodes {
 		if n == nil {
 			continue
 		}

@@ -292,7 +292,8 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 			items = append(items, &moved{oldKey: e.Key, marker: strings.HasSuffix(e.Key, "/")})
 		}
 	}
-	if err := v.parallel(ctx, items, func(m *moved) error {
+	if err := fanOut(ctx, v.opts.ListConcurrency, len(items), func(ctx context.Context, i int) error {
+		m := items[i]
 		info, err := v.store.Head(ctx, m.oldKey)
 		m.info = info
 		return err
@@ -356,7 +357,11 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 	// Copy everything, resealed for its new path.
 	var copiedMu sync.Mutex
 	var copied []string
-	err = v.parallel(ctx, items, func(m *moved) error {
+	// A failed copy starts no more, but the copies in flight run on under
+	// ctx (not the fan-out's, which the failure cancels): each one either
+	// fails or is listed in copied, so the cleanup below misses none.
+	err = fanOut(ctx, v.opts.ListConcurrency, len(items), func(_ context.Context, i int) error {
+		m := items[i]
 		var n *node
 		var err error
 		_, long, kerr := v.objectKey(m.oldPath)
@@ -433,37 +438,4 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 	v.meta.invalidate(newp)
 	v.meta.added(newp)
 	return nil
-}
-
-// parallel runs fn on every item, at most ListConcurrency at once,
-// and returns the first error.
-func (v *Volume) parallel(ctx context.Context, items []*moved, fn func(*moved) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, v.opts.ListConcurrency)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for _, m := range items {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(m); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		}()
-	}
-	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return first
 }
