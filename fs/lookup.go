@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"maps"
 	"slices"
@@ -96,26 +97,59 @@ func (v *Volume) refreshNames(ctx context.Context, dir string) error {
 	}
 	names := map[string]struct{}{}
 	hashed := map[string]struct{}{}
-	for e, err := range v.store.List(ctx, prefix, "/") {
+	for e, err := range v.listDir(ctx, prefix) {
 		if err != nil {
 			return err
 		}
-		if e.Key == prefix && !e.IsPrefix {
-			continue
-		}
-		seg := strings.TrimSuffix(e.Key[len(prefix):], "/")
 		switch {
-		case seg == "" || (dir == "/" && seg == reservedName):
-		case v.lay.hashed(seg):
-			hashed[seg] = struct{}{}
+		case hiddenEntry(dir, e.seg):
+		case v.lay.hashed(e.seg):
+			hashed[e.seg] = struct{}{}
 		default:
-			if name, err := v.lay.name(dir, seg, ""); err == nil {
+			if name, err := v.lay.name(dir, e.seg, ""); err == nil {
 				names[name] = struct{}{}
 			}
 		}
 	}
 	v.meta.putListing(dir, names, hashed)
 	return nil
+}
+
+// listedEntry is an entry listed directly below a directory, with its
+// stored name segment (a common prefix without its trailing "/").
+type listedEntry struct {
+	blobstore.Entry
+	seg string
+}
+
+// listDir lists the entries directly below the directory whose listing
+// prefix is prefix (dirPrefix), leaving out the directory's own marker.
+func (v *Volume) listDir(ctx context.Context, prefix string) iter.Seq2[listedEntry, error] {
+	return func(yield func(listedEntry, error) bool) {
+		for e, err := range v.store.List(ctx, prefix, "/") {
+			if err != nil {
+				yield(listedEntry{}, err)
+				return
+			}
+			if e.Key == prefix && !e.IsPrefix {
+				continue // the directory's own marker
+			}
+			seg := e.Key[len(prefix):]
+			if e.IsPrefix {
+				seg = strings.TrimSuffix(seg, "/")
+			}
+			if !yield(listedEntry{Entry: e, seg: seg}, nil) {
+				return
+			}
+		}
+	}
+}
+
+// hiddenEntry reports a listed segment of directory dir that is never
+// shown: an empty one (a key holding "//") and the root's reserved
+// .coffer.
+func hiddenEntry(dir, seg string) bool {
+	return seg == "" || (dir == "/" && seg == reservedName)
 }
 
 // openNode is the node of a file open or staged here, if any.
@@ -324,21 +358,14 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 		return nil, err
 	}
 	var items []listItem
-	for e, err := range v.store.List(ctx, prefix, "/") {
+	for e, err := range v.listDir(ctx, prefix) {
 		if err != nil {
 			return nil, err
 		}
-		if e.Key == prefix && !e.IsPrefix {
-			continue // the directory's own marker
-		}
-		seg := e.Key[len(prefix):]
-		if e.IsPrefix {
-			seg = seg[:len(seg)-1]
-		}
-		if seg == "" || (p == "/" && seg == reservedName) {
+		if hiddenEntry(p, e.seg) {
 			continue
 		}
-		items = append(items, listItem{seg: seg, key: e.Key, dir: e.IsPrefix, etag: e.ETag})
+		items = append(items, listItem{seg: e.seg, key: e.Key, dir: e.IsPrefix, etag: e.ETag})
 	}
 	nodes := make([]*node, len(items))
 	err = fanOut(ctx, v.opts.ListConcurrency, len(items), func(ctx context.Context, i int) error {

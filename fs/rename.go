@@ -86,12 +86,9 @@ func (v *Volume) checkEmpty(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	for e, err := range v.store.List(ctx, prefix, "/") {
+	for _, err := range v.listDir(ctx, prefix) {
 		if err != nil {
 			return err
-		}
-		if e.Key == prefix && !e.IsPrefix {
-			continue
 		}
 		return syscall.ENOTEMPTY
 	}
