@@ -528,6 +528,23 @@ func (v *Volume) forgetLocked(f *file) {
 	}
 }
 
+// dropFileLocked takes f off path p because its object was deleted or
+// replaced (unlink, rename over it): it is never uploaded, its handles
+// keep what they have, and its last close forgets it. It returns the
+// stored version f had (nil: none). v.mu held, not f.mu.
+func (v *Volume) dropFileLocked(f *file, p string) (stored *node) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = true
+	if v.files[p] == f {
+		delete(v.files, p)
+	}
+	if f.refs == 0 {
+		v.forgetLocked(f)
+	}
+	return f.node
+}
+
 // scheduleLocked (re)arms the upload timer.
 func (f *file) scheduleLocked(delay time.Duration) {
 	if f.timer != nil {

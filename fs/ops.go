@@ -60,19 +60,10 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 			return err
 		}
 		v.mu.Lock()
-		f.mu.Lock()
-		f.removed = true
 		key = ""
-		if f.node != nil {
-			key = f.node.key
+		if stored := v.dropFileLocked(f, p); stored != nil {
+			key = stored.key
 		}
-		if v.files[p] == f {
-			delete(v.files, p)
-		}
-		if f.refs == 0 {
-			v.forgetLocked(f)
-		}
-		f.mu.Unlock()
 		v.mu.Unlock()
 		f.upMu.Unlock()
 	}

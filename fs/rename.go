@@ -201,13 +201,7 @@ func (v *Volume) moveLocal(f *file, oldp, newp string, dst *node) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if other := v.files[newp]; other != nil && other != f {
-		other.mu.Lock()
-		other.removed = true
-		delete(v.files, newp)
-		if other.refs == 0 {
-			v.forgetLocked(other)
-		}
-		other.mu.Unlock()
+		v.dropFileLocked(other, newp)
 	}
 	if v.files[oldp] == f {
 		delete(v.files, oldp)
@@ -232,13 +226,7 @@ func (v *Volume) dropLocal(p string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if other := v.files[p]; other != nil {
-		other.mu.Lock()
-		other.removed = true
-		delete(v.files, p)
-		if other.refs == 0 {
-			v.forgetLocked(other)
-		}
-		other.mu.Unlock()
+		v.dropFileLocked(other, p)
 	}
 }
 
