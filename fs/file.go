@@ -643,8 +643,8 @@ func (f *file) upload(ctx context.Context) error {
 		}
 		return err
 	}
-	if f.node != nil && f.node.okey != nil {
-		v.local.blocks.DropObject(v.lay.blockObject(f.node.key, f.node.etag, f.node.okey))
+	if f.node != nil {
+		v.dropCached(f.node)
 	}
 	f.node, f.rd = n, nil
 	f.excl, f.replaces = false, n.etag

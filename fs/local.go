@@ -38,6 +38,17 @@ type blockCache interface {
 	DropObject(object [32]byte)
 }
 
+// dropCached drops the cached chunks of stored version n, which was
+// deleted or replaced. The cache names a version by its file ID in
+// client mode (a node listed with failed metadata has none, and nothing
+// cached) and by its key and ETag in none mode.
+func (v *Volume) dropCached(n *node) {
+	if n.key == "" || (v.client && n.okey == nil) {
+		return
+	}
+	v.local.blocks.DropObject(v.lay.blockObject(n.key, n.etag, n.okey))
+}
+
 // localState is everything the volume keeps on local disk.
 type localState struct {
 	newStaging func(meta []byte) (stagingFile, error)

@@ -74,9 +74,7 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 	} else if err := v.store.Delete(ctx, key); err != nil {
 		return err
 	}
-	if n.okey != nil || !v.client {
-		v.local.blocks.DropObject(v.lay.blockObject(n.key, n.etag, n.okey))
-	}
+	v.dropCached(n)
 	v.meta.removed(p)
 	v.keepDir(ctx, parent)
 	return nil

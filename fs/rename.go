@@ -177,8 +177,8 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 				return err
 			}
 		}
-		if dst != nil && dst.key != "" && dst.key != n.key && (dst.okey != nil || !v.client) {
-			v.local.blocks.DropObject(v.lay.blockObject(dst.key, dst.etag, dst.okey))
+		if dst != nil && dst.key != n.key {
+			v.dropCached(dst)
 		}
 		if f != nil {
 			v.moveLocal(f, oldp, newp, nil)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -505,5 +506,69 @@ func TestModeCheckedAfterOpen(t *testing.T) {
 	}
 	if !errors.Is(err, cipher.ErrConfigTampered) {
 		t.Fatalf("err = %v, want the config refused as tampered", err)
+	}
+}
+
+// recordingBlocks records the versions dropped from the block cache.
+type recordingBlocks struct {
+	blockCache
+	mu      sync.Mutex
+	dropped map[[32]byte]bool
+}
+
+func (r *recordingBlocks) DropObject(object [32]byte) {
+	r.mu.Lock()
+	r.dropped[object] = true
+	r.mu.Unlock()
+	r.blockCache.DropObject(object)
+}
+
+// TestReplacedVersionsLeaveTheCache: a version replaced by an upload, a
+// deleted one and one a rename replaced are dropped from the block
+// cache, in both modes.
+func TestReplacedVersionsLeaveTheCache(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := newTestVolume(t, mode)
+			rb := &recordingBlocks{blockCache: tv.local.blocks, dropped: map[[32]byte]bool{}}
+			tv.local.blocks = rb
+			ctx := context.Background()
+			version := func(p string) [32]byte {
+				t.Helper()
+				n, err := tv.lookup(ctx, p)
+				if err != nil || n.key == "" {
+					t.Fatalf("lookup %s: %+v, %v", p, n, err)
+				}
+				return tv.lay.blockObject(n.key, n.etag, n.okey)
+			}
+			wantDropped := func(what string, id [32]byte) {
+				t.Helper()
+				rb.mu.Lock()
+				defer rb.mu.Unlock()
+				if !rb.dropped[id] {
+					t.Fatalf("the version %s is still cached", what)
+				}
+			}
+			writeFile(t, tv.Volume, "/a", []byte("version 1"))
+			flush(t, tv.Volume)
+			readFile(t, tv.Volume, "/a")
+			v1 := version("/a")
+			writeFile(t, tv.Volume, "/a", []byte("version 2"))
+			flush(t, tv.Volume)
+			wantDropped("an upload replaced", v1)
+			v2 := version("/a")
+			if err := tv.Unlink(ctx, "/a"); err != nil {
+				t.Fatal(err)
+			}
+			wantDropped("unlinked", v2)
+			writeFile(t, tv.Volume, "/b", []byte("b"))
+			writeFile(t, tv.Volume, "/c", []byte("c"))
+			flush(t, tv.Volume)
+			c := version("/c")
+			if err := tv.Rename(ctx, "/b", "/c", 0); err != nil {
+				t.Fatal(err)
+			}
+			wantDropped("a rename replaced", c)
+		})
 	}
 }
