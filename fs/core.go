@@ -167,47 +167,6 @@ func (v *Volume) Encryption() string {
 // ReadOnly reports a volume opened read-only.
 func (v *Volume) ReadOnly() bool { return v.opts.ReadOnly }
 
-// Flush uploads every file waiting for its writeback delay now and waits
-// until every pending upload finished, calling progress (if not nil) with
-// the number still pending. It returns the errors of uploads that failed.
-func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
-	var errs []error
-	for {
-		v.mu.Lock()
-		var todo []*file
-		for _, f := range v.files {
-			f.mu.Lock()
-			if f.dirty && !f.removed {
-				todo = append(todo, f)
-			}
-			f.mu.Unlock()
-		}
-		v.mu.Unlock()
-		if progress != nil {
-			progress(len(todo))
-		}
-		if len(todo) == 0 {
-			break
-		}
-		var emu sync.Mutex
-		fanOut(ctx, v.opts.UploadConcurrency, len(todo), func(ctx context.Context, i int) error {
-			if err := todo[i].uploadNow(ctx); err != nil {
-				emu.Lock()
-				errs = append(errs, err)
-				emu.Unlock()
-			}
-			return nil // every file gets its upload
-		})
-		if len(errs) > 0 || ctx.Err() != nil {
-			break
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
 // Close flushes, then releases caches and staging. Files still open are
 // uploaded as they are.
 func (v *Volume) Close(ctx context.Context) error {

@@ -64,6 +64,21 @@ func (v *Volume) lookup(ctx context.Context, p string) (*node, error) {
 	return v.probe(ctx, p)
 }
 
+// checkParent checks that p's parent is a directory.
+func (v *Volume) checkParent(ctx context.Context, p string) error {
+	if p == "/" {
+		return syscall.EEXIST
+	}
+	n, err := v.lookup(ctx, parentOf(p))
+	if err != nil {
+		return err
+	}
+	if !n.isDir() {
+		return syscall.ENOTDIR
+	}
+	return nil
+}
+
 // absent answers a lookup from the parent's listing. An expired listing
 // of a directory in use is refreshed with a names-only LIST (no
 // metadata), which keeps creating many files in one directory at one

@@ -468,16 +468,6 @@ func (v *Volume) Statfs(ctx context.Context) (StatfsInfo, error) {
 	return StatfsInfo{Bsize: 4096, Blocks: big, Bfree: big, Bavail: big, Files: big, Ffree: big, NameLen: cipher.NameMax}, nil
 }
 
-// put stores a body: one PUT, or a parallel multipart upload above the
-// part size.
-func (v *Volume) put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
-	return blobstore.Upload(ctx, v.store, key, body, size, blobstore.UploadOptions{
-		PutOptions:  opts,
-		Concurrency: v.opts.UploadConcurrency,
-		Pool:        v.pool,
-	})
-}
-
 // Truncate sets the size of a regular file.
 func (v *Volume) Truncate(ctx context.Context, path string, size int64) error {
 	_, err := v.SetAttr(ctx, path, SetAttr{Size: &size})

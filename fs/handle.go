@@ -1,0 +1,253 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+)
+
+// Handle is an open file. Handles of one path share its state.
+type Handle struct {
+	f        *file
+	writable bool
+	append   bool
+	closed   bool
+}
+
+// Path is the file's current path (it follows renames).
+func (h *Handle) Path() string {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	return h.f.path
+}
+
+// Stat returns the file's current attributes.
+func (h *Handle) Stat() Attr { return h.f.snapshot().attr }
+
+// Create creates (or with O_TRUNC truncates) a regular file and opens it
+// for writing. With O_EXCL an existing path is EEXIST, and the upload is
+// a conditional create. mode holds permission bits.
+func (v *Volume) Create(ctx context.Context, path string, mode uint32, flags int) (*Handle, Attr, error) {
+	h, err := v.create(ctx, path, mode, flags)
+	if err != nil {
+		return nil, Attr{}, v.finish("create", path, err)
+	}
+	return h, h.Stat(), nil
+}
+
+func (v *Volume) create(ctx context.Context, p string, mode uint32, flags int) (*Handle, error) {
+	if err := v.checkWritable(p); err != nil {
+		return nil, err
+	}
+	if err := v.checkParent(ctx, p); err != nil {
+		return nil, err
+	}
+	n, err := v.lookup(ctx, p)
+	switch {
+	case err == nil && flags&syscall.O_EXCL != 0:
+		return nil, syscall.EEXIST
+	case err == nil && n.isDir():
+		return nil, syscall.EISDIR
+	case err == nil:
+		return v.open(ctx, p, flags) // O_CREAT on an existing file opens it
+	case !errors.Is(err, syscall.ENOENT):
+		return nil, err
+	}
+	if _, _, err := v.objectKey(p); err != nil {
+		return nil, err
+	}
+	uid, gid := v.owner(ctx)
+	f := &file{
+		v: v, path: p, dirty: true, excl: flags&syscall.O_EXCL != 0,
+		attr: Attr{Mode: syscall.S_IFREG | mode&0o7777, UID: uid, GID: gid, Mtime: time.Now()},
+	}
+	st, err := v.local.newStaging(f.journalLocked())
+	if err != nil {
+		return nil, fmt.Errorf("staging: %w", err)
+	}
+	f.st = st
+	v.mu.Lock()
+	if other := v.files[p]; other != nil {
+		v.mu.Unlock()
+		st.Remove()
+		if flags&syscall.O_EXCL != 0 {
+			return nil, syscall.EEXIST
+		}
+		return v.open(ctx, p, flags)
+	}
+	v.files[p] = f
+	f.refs = 1
+	v.mu.Unlock()
+	v.meta.invalidate(p)
+	v.meta.added(p)
+	return &Handle{f: f, writable: true, append: flags&syscall.O_APPEND != 0}, nil
+}
+
+// Open opens an existing file; flags are open(2) flags (O_RDONLY,
+// O_WRONLY, O_RDWR, O_TRUNC, O_APPEND). Opening a stored file for writing
+// copies its content into staging at the first change, not at open.
+func (v *Volume) Open(ctx context.Context, path string, flags int) (*Handle, error) {
+	h, err := v.open(ctx, path, flags)
+	return h, v.finish("open", path, err)
+}
+
+func (v *Volume) open(ctx context.Context, p string, flags int) (*Handle, error) {
+	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if writable {
+		if err := v.checkWritable(p); err != nil {
+			return nil, err
+		}
+	}
+	f, err := v.acquire(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handle{f: f, writable: writable, append: flags&syscall.O_APPEND != 0}
+	if writable && flags&syscall.O_TRUNC != 0 {
+		if err := f.truncate(ctx, 0); err != nil {
+			h.Close(ctx)
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// acquire returns the shared state of regular file p with one more
+// reference.
+func (v *Volume) acquire(ctx context.Context, p string) (*file, error) {
+	defer v.lockPaths(p)()
+	v.mu.Lock()
+	if f := v.files[p]; f != nil {
+		f.mu.Lock()
+		f.refs++
+		f.mu.Unlock()
+		v.mu.Unlock()
+		return f, nil
+	}
+	v.mu.Unlock()
+	n, err := v.lookup(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case n.isDir():
+		return nil, syscall.EISDIR
+	case n.attr.IsSymlink():
+		return nil, syscall.ELOOP
+	case n.key == "":
+		return nil, n.unreadable()
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	f := v.files[p]
+	if f == nil {
+		f = &file{v: v, path: p, node: n, attr: n.attr, replaces: n.etag}
+		v.files[p] = f
+	}
+	f.mu.Lock()
+	f.refs++
+	f.mu.Unlock()
+	return f, nil
+}
+
+// ReadAt reads plaintext at off; at the end of the file it returns fewer
+// bytes and io.EOF.
+func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	f := h.f
+	f.mu.Lock()
+	st := f.st
+	var rd *reader
+	if st == nil {
+		rd = f.readerLocked()
+	}
+	f.mu.Unlock()
+	if st != nil {
+		n, err := st.ReadAt(p, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return n, f.v.stagingFailed(f, err)
+		}
+		return n, err
+	}
+	n, err := rd.ReadAt(ctx, p, off)
+	if e := Errno(err); e == syscall.ENOENT || e == syscall.ESTALE {
+		// An unlink or rename over the file while this read was in
+		// flight gave the handles a private copy, then removed the
+		// object: read the copy.
+		f.mu.Lock()
+		st = f.st
+		f.mu.Unlock()
+		if st != nil {
+			return h.ReadAt(ctx, p, off)
+		}
+	}
+	if err != nil && !errors.Is(err, io.EOF) && Errno(err) == syscall.EIO {
+		err = f.v.failEIO("read", rd.n.path, rd.n.key, err)
+	}
+	return n, err
+}
+
+// WriteAt writes p at off (at the end with O_APPEND).
+func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if !h.writable {
+		return 0, syscall.EBADF
+	}
+	f := h.f
+	f.upMu.RLock()
+	defer f.upMu.RUnlock()
+	if err := f.stage(ctx); err != nil {
+		return 0, f.failedWrite(err)
+	}
+	if h.append {
+		off = f.st.Size()
+	}
+	n, err := f.st.WriteAt(p, off)
+	f.changed()
+	if err != nil {
+		return n, f.v.stagingFailed(f, err)
+	}
+	return n, nil
+}
+
+// failedWrite logs the cause of a write that ends in EIO.
+func (f *file) failedWrite(err error) error {
+	if err == nil || Errno(err) != syscall.EIO {
+		return err
+	}
+	f.mu.Lock()
+	p := f.path
+	f.mu.Unlock()
+	return f.v.failEIO("write", p, "", err)
+}
+
+// Fsync uploads the file now if it has changes and returns the upload's
+// error, or the error of a failed upload since the last fsync.
+func (h *Handle) Fsync(ctx context.Context) error {
+	return h.f.uploadNow(ctx)
+}
+
+// Close releases the handle; the last close of a changed file schedules
+// its upload after the writeback delay. It never waits for the upload.
+func (h *Handle) Close(ctx context.Context) error {
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	f, v := h.f, h.f.v
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refs--
+	if f.refs > 0 {
+		return nil
+	}
+	if f.dirty && !f.removed {
+		f.scheduleLocked(v.opts.WritebackDelay)
+		return nil
+	}
+	v.forgetLocked(f)
+	return nil
+}
