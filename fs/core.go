@@ -34,10 +34,12 @@ type Volume struct {
 
 	headSem chan struct{} // bounds parallel HEADs of a listing
 	getSem  chan struct{} // bounds parallel ranged GETs
-	upSem   chan struct{} // bounds parallel uploads
-	pool    *blobstore.PartPool
-	clock   clock     // arms delayed uploads (time.AfterFunc)
-	bufs    sync.Pool // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
+	bufs    sync.Pool     // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
+
+	// The upload pipeline (writeback.go).
+	upSem chan struct{} // bounds parallel uploads
+	pool  *blobstore.PartPool
+	clock clock // arms delayed uploads (time.AfterFunc)
 
 	// paths serialises, per canonical path (striped by hash), the
 	// registration of an opened file in files with the removal or

@@ -10,12 +10,55 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
 )
 
-// file is the shared state of a file open (or staged, waiting for its
-// upload) on this volume. Lock order: a path stripe (v.lockPaths),
-// then f.upMu, then v.mu, then f.mu.
+// file is the shared state of a regular file open on this volume, or
+// staged here and waiting for its upload. Every open of a path shares
+// the one file in v.files; it leaves v.files when it is forgotten
+// (closed and clean) or removed (its object deleted or replaced).
+//
+// Its life, by the fields that make its state (all under f.mu; "gone" is
+// a file no longer in v.files, left to the garbage collector):
+//
+//	state       refs  dirty  removed  timer  what it means
+//	open        >0    no     no       -      handles read the stored version (node) or a staged copy (st)
+//	changed     >0    yes    no       -      staged changes not stored yet; fsync uploads them now
+//	waiting     0     yes    no       armed  closed: its upload waits for the writeback delay or a retry
+//	uploading   any   yes    no       -      an upload holds upMu (changes wait) and took seq
+//	conflicted  any   yes    no       -      its upload met a newer object (412): no retry; kept until unmount
+//	removed     >0    any    yes      -      unlinked, or replaced by a rename, while open: never uploaded
+//	gone        0     -      -        -      forgotten: staging removed, its stored version left in meta
+//
+//	event                          from -> to                                   where
+//	create                         -> changed (node nil; excl = O_EXCL)         Volume.create
+//	open of a stored file          -> open (node; replaces = its ETag)          Volume.acquire
+//	open of a waiting file         waiting -> changed (the armed upload stays)  Volume.acquire
+//	write, truncate, setattr       open, changed -> changed; seq++              changed, file.setAttr
+//	  (setattr of a clean stored file is a metadata copy: open, new node and replaces)
+//	last close, clean              open -> gone                                 Handle.Close, forgetLocked
+//	last close, changed            changed -> waiting (WritebackDelay)          Handle.Close, handOffLocked
+//	timer, fsync, Flush, rename    changed, waiting -> uploading                file.upload
+//	stored, seq unchanged          uploading -> open, or gone when closed       storedLocked, uploadedLocked
+//	stored, seq moved              uploading -> changed, or waiting             storedLocked, uploadedLocked
+//	upload failed                  uploading -> changed, or waiting (retry)     uploadFailedLocked
+//	object changed in the store    uploading -> conflicted (fsync, Flush: 412)  uploadFailedLocked
+//	unlink, rename over it         any -> removed, or gone when closed          keepContent, dropFileLocked
+//	  (a stored file still open first gets a private staged copy of the version it opened)
+//	rename of the file             state kept, path moves                       moveLocal, renameDir
+//	  (a never-stored file drops excl and replaces the target's ETag)
+//	last close of a removed file   removed -> gone                              Handle.Close, forgetLocked
+//
+// excl and replaces are the condition of the next upload: If-None-Match
+// for an O_EXCL create, If-Match on the ETag of the version it replaces
+// (set by the open and by every upload or metadata copy; a rename of a
+// never-stored file over a stored one takes the replaced file's ETag and
+// drops excl). A successful upload clears excl. seq is bumped by every
+// change; an upload leaves the file dirty when seq moved while it ran.
+//
+// Lock order: a path stripe (v.lockPaths), then f.upMu, then v.mu, then
+// f.mu.
 type file struct {
 	v *Volume
 
@@ -23,21 +66,24 @@ type file struct {
 	// so an upload reads one consistent version of the staging file.
 	upMu sync.RWMutex
 
-	mu        sync.Mutex
-	path      string
-	attr      Attr        // mode, owner, mtime; Size is the stored one when not staged
-	node      *node       // the stored version (nil: never stored)
-	st        stagingFile // the content, once it is staged
-	rd        *reader     // reads of node's version
-	refs      int         // open handles
-	dirty     bool        // staged changes not yet uploaded
-	seq       uint64      // bumped by every change
-	excl      bool        // the next upload is a conditional create
-	replaces  string      // ETag of the object the next upload replaces, when known
-	removed   bool        // unlinked while open: never uploaded
-	uploadErr error       // last upload failure, reported to fsync
-	timer     timer
-	retries   int // failed uploads in a row
+	mu   sync.Mutex
+	path string
+	attr Attr        // mode, owner, mtime; Size is the stored one when not staged
+	node *node       // the stored version (nil: never stored)
+	st   stagingFile // the content, once it is staged
+	rd   *reader     // reads of node's version
+
+	refs     int    // open handles
+	dirty    bool   // staged changes not yet stored
+	seq      uint64 // bumped by every change
+	excl     bool   // the next upload is a conditional create
+	replaces string // ETag of the object the next upload replaces, when known
+	removed  bool   // its object was deleted or replaced while open: never uploaded
+
+	// The upload pipeline's (writeback.go).
+	timer     timer // the armed upload of a waiting file
+	retries   int   // failed uploads in a row
+	uploadErr error // the last failure, reported to fsync and Flush
 }
 
 // timer is an armed upload; Stop disarms it (*time.Timer).
@@ -247,4 +293,48 @@ func (v *Volume) dropFileLocked(f *file, p string) (stored *node) {
 		v.forgetLocked(f)
 	}
 	return f.node
+}
+
+// uploadJob is one upload of a file: its staged content and what goes
+// with it, as they were when the upload started.
+type uploadJob struct {
+	path string
+	attr Attr
+	seq  uint64 // f.seq then: a change since leaves the file dirty
+	st   stagingFile
+	opts blobstore.PutOptions // the condition: excl, replaces
+}
+
+// uploadJobLocked returns the upload of f's staged changes; ok is false
+// when there are none to upload (clean, removed, or never staged). f.mu
+// held, and f.upMu by the uploader, so the content stays as taken.
+func (f *file) uploadJobLocked() (job uploadJob, ok bool) {
+	if !f.dirty || f.removed || f.st == nil {
+		return uploadJob{}, false
+	}
+	return uploadJob{
+		path: f.path, attr: f.attr, seq: f.seq, st: f.st,
+		opts: blobstore.PutOptions{IfNoneMatch: f.excl, IfMatch: f.replaces},
+	}, true
+}
+
+// storedLocked makes n, the object job stored, f's stored version (v.mu
+// and f.mu held): the version it replaced leaves the block cache, the
+// next upload replaces n, and f is clean unless it changed meanwhile.
+func (f *file) storedLocked(job uploadJob, n *node) {
+	v := f.v
+	if f.node != nil {
+		v.dropCached(f.node)
+	}
+	f.node, f.rd = n, nil
+	f.excl, f.replaces = false, n.etag
+	if f.seq == job.seq {
+		f.dirty = false
+	}
+	if f.path == job.path && !f.removed {
+		s := *n
+		s.attr = f.attr
+		s.attr.Size = n.attr.Size
+		v.meta.put(&s)
+	}
 }

@@ -245,7 +245,7 @@ func (h *Handle) Close(ctx context.Context) error {
 		return nil
 	}
 	if f.dirty && !f.removed {
-		f.scheduleLocked(v.opts.WritebackDelay)
+		v.handOffLocked(f)
 		return nil
 	}
 	v.forgetLocked(f)
