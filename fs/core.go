@@ -32,7 +32,7 @@ type Volume struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	headSem chan struct{} // bounds parallel HEADs of a listing
+	headSem chan struct{} // bounds the parallel requests (GETs, HEADs) of listings
 	getSem  chan struct{} // bounds parallel ranged GETs
 	bufs    sync.Pool     // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
 

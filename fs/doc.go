@@ -1,7 +1,9 @@
 // Package fs is coffer's filesystem core: it maps canonical paths ("/",
 // "/a/b") onto objects of a blobstore.Store, without FUSE. The go-fuse
-// adapter (package fs/fusefs) and the offline commands (ls, cat, get,
-// put, rm) both drive a *Volume.
+// adapter (package fs/fusefs) drives a *Volume, and cmd/coffer uses the
+// package to initialise, re-authenticate and mount volumes. The offline
+// commands DESIGN.md §1 plans (ls, cat, get, put, fsck, rotate) do not
+// exist yet; they are to drive the same *Volume API.
 //
 // Layout (DESIGN.md §3): in client mode a path /a/b is the object key
 // enc(a)/enc(b), each segment encrypted under its canonical parent path;
@@ -27,7 +29,12 @@
 // (O_TRUNC copies nothing). The last close schedules the upload after
 // WritebackDelay (default 2 s: rsync's close, utimes, chmod and rename
 // of its temporary file take milliseconds, so the renamed file is
-// uploaded once, under its final name); fsync uploads at once.
+// uploaded once, under its final name); fsync uploads at once. A failed
+// upload of a closed file is retried 1 s later, then twice as late each
+// time up to a minute, and reported to fsync and Flush; one refused
+// because the object changed in the store is kept, not retried in the
+// background. The upload pipeline is writeback.go; a file's states and
+// their transitions are tabled at type file (file.go).
 //
 // Open files outlive their object: before a stored file that has open
 // handles is unlinked, or replaced by a rename over it, its handles get

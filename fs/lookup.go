@@ -291,10 +291,12 @@ func toCipherAttr(a Attr) cipher.Attr {
 	return cipher.Attr{Mode: a.Mode, UID: a.UID, GID: a.GID, MtimeNs: a.Mtime.UnixNano()}
 }
 
-// ReadDir lists a directory with every child's attributes. Listed
-// objects are HEADed in parallel (their attributes live in metadata) and
-// the results cached for MetadataTTL, so the lookups that follow a
-// READDIRPLUS hit the cache.
+// ReadDir lists a directory with every child's attributes. Their
+// attributes live in metadata: listed files are fetched in parallel with
+// a ranged GET of their first chunk (headFile), directories with a HEAD
+// of their marker, and the results cached for MetadataTTL, so the
+// lookups that follow a READDIRPLUS, and reading a small file, hit the
+// cache.
 func (v *Volume) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
 	ents, err := v.readDir(ctx, path)
 	return ents, v.finish("readdir", path, err)

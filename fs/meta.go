@@ -175,8 +175,8 @@ func (c *metaCache) sweepLocked() {
 	}
 }
 
-// listing returns a fresh listing of dir, if any.
-// listing returns a copy of the names of a fresh, fully decoded listing.
+// listing returns a copy of the names of dir's fresh, fully decoded
+// listing, if there is one.
 func (c *metaCache) listing(dir string) (map[string]struct{}, bool) {
 	if c.ttl <= 0 {
 		return nil, false

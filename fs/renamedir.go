@@ -59,7 +59,7 @@ type moved struct {
 	oldPath        string
 	newPath        string
 	marker         bool
-	info           blobstore.ObjectInfo // its HEAD
+	info           blobstore.ObjectInfo // its metadata (a HEAD)
 	node           *node                // the copy, once made
 }
 
