@@ -200,12 +200,8 @@ func (v *Volume) moveLocal(f *file, oldp, newp string, dst *node) {
 	if other := v.files[newp]; other != nil && other != f {
 		v.dropFileLocked(other, newp)
 	}
-	if v.files[oldp] == f {
-		delete(v.files, oldp)
-	}
-	v.files[newp] = f
+	v.repathLocked(f, oldp, newp)
 	f.mu.Lock()
-	f.path = newp
 	if f.node == nil {
 		// Its first upload replaces whatever is stored at newp.
 		f.excl = false
@@ -215,6 +211,18 @@ func (v *Volume) moveLocal(f *file, oldp, newp string, dst *node) {
 		}
 		f.rejournalLocked()
 	}
+	f.mu.Unlock()
+}
+
+// repathLocked moves f, open or staged at oldp, to newp: its entry in
+// v.files and its path (v.mu held, not f.mu).
+func (v *Volume) repathLocked(f *file, oldp, newp string) {
+	if v.files[oldp] == f {
+		delete(v.files, oldp)
+	}
+	v.files[newp] = f
+	f.mu.Lock()
+	f.path = newp
 	f.mu.Unlock()
 }
 

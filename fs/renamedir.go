@@ -270,11 +270,8 @@ func (d *dirRename) moveOpenFiles() {
 		if !isUnder(p, d.oldp) {
 			continue
 		}
-		np := d.newp + strings.TrimPrefix(p, d.oldp)
-		delete(v.files, p)
-		v.files[np] = f
+		v.repathLocked(f, p, d.newp+strings.TrimPrefix(p, d.oldp))
 		f.mu.Lock()
-		f.path = np
 		if f.node != nil {
 			if m := d.byKey[f.node.key]; m != nil && m.node != nil {
 				f.node, f.rd, f.replaces = m.node, nil, m.node.etag
