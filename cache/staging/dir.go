@@ -116,7 +116,7 @@ func (d *Dir) Create(meta []byte) (*File, error) {
 			return nil, fmt.Errorf("staging: %w", err)
 		}
 	}
-	f := newFile(d, name, filepath.Join(d.path, name), osf, g, s)
+	f := newFile(d, name, filepath.Join(d.path, name), salt, osf, g, s)
 	f.meta = bytes.Clone(meta)
 	if _, err := osf.WriteAt(encodeHeader(g, salt), 0); err != nil {
 		return nil, f.abandon(err)
@@ -167,12 +167,12 @@ func (d *Dir) load(name, path string, osf *os.File) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := newFile(d, name, path, osf, g, s)
+	f := newFile(d, name, path, salt, osf, g, s)
 	rec, err := f.readRecord()
 	if err != nil {
 		return nil, err
 	}
-	f.seq, f.size, f.meta = rec.seq, rec.size, rec.meta
+	f.seq, f.size, f.recSize, f.meta = rec.seq, rec.size, rec.size, rec.meta
 	st, err := osf.Stat()
 	if err != nil {
 		return nil, err

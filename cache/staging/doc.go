@@ -92,6 +92,19 @@
 // bytes that were never written to this file, and nothing they read
 // reveals plaintext.
 //
-// Only committed state (after Sync, Close, Truncate or SetMeta) is what
-// Open finds again; Sync also fsyncs, Close does not.
+// Only committed state (after Sync, Close, Commit, Truncate or SetMeta) is
+// what Open finds again; Sync also fsyncs, Close and Commit do not.
+//
+// # Versions
+//
+// Blocks are rewritten in place, so a file reopened after a crash may hold
+// writes made after its last record. Commit returns the Version it
+// committed (name, salt, record sequence number, size) for an upload
+// journal to keep, and pins it: the first WriteAt or Truncate after it
+// writes a newer record before it touches a block. A reopened file whose
+// Version equals a journalled one is therefore exactly the file that was
+// journalled (as far as the page cache, or after Sync the disk, kept it);
+// one that differs changed afterwards and must not be taken as whole. The
+// salt is drawn by every Create, so a spare's reused name never matches a
+// Version of the file that had it before.
 package staging

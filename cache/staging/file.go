@@ -20,6 +20,7 @@ type File struct {
 	dir  *Dir
 	name string
 	path string
+	salt [cipher.LocalSaltSize]byte
 	g    geometry
 	s    sealer
 
@@ -28,7 +29,11 @@ type File struct {
 	size    int64
 	meta    []byte
 	seq     uint64
-	dirty   bool // data or size changed since the last record write
+	recSize int64 // the plaintext size in the newest record on disk
+	dirty   bool  // data or size changed since the last record write
+	// pinned: the newest record was handed out by Commit, so the next
+	// change writes a newer record before it touches anything.
+	pinned  bool
 	closed  bool
 	removed bool
 	wb      writeBack
@@ -48,8 +53,10 @@ type writeBack struct {
 
 func (w *writeBack) holds(i int64) bool { return w.buf != nil && w.index == i }
 
-func newFile(d *Dir, name, path string, osf *os.File, g geometry, s sealer) *File {
-	return &File{dir: d, name: name, path: path, g: g, s: s, f: osf}
+func newFile(d *Dir, name, path string, salt []byte, osf *os.File, g geometry, s sealer) *File {
+	f := &File{dir: d, name: name, path: path, g: g, s: s, f: osf}
+	copy(f.salt[:], salt)
+	return f
 }
 
 // Name is the file's name in its Dir, for Dir.Open.
@@ -67,6 +74,62 @@ func (f *File) Meta() []byte {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return bytes.Clone(f.meta)
+}
+
+// Version identifies one committed state of one staging file, so that a
+// journal record can say which state it describes: the name, the file's
+// random salt (drawn afresh by every Create, so a reused name is told
+// apart), and the sequence number and plaintext size of its newest record.
+type Version struct {
+	Name string
+	Salt [cipher.LocalSaltSize]byte
+	Seq  uint64
+	Size int64
+}
+
+// Version is the committed state of the file as Open found it or the last
+// commit left it. Uncommitted writes are not part of it.
+func (f *File) Version() Version {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.versionLocked()
+}
+
+func (f *File) versionLocked() Version {
+	return Version{Name: f.name, Salt: f.salt, Seq: f.seq, Size: f.recSize}
+}
+
+// Commit commits buffered data, the size and the meta (without fsync),
+// like Close but keeping the file open, and returns the Version it
+// committed. The file then never again matches that Version once it
+// changes: the first WriteAt or Truncate after Commit writes a newer
+// record before it touches any block, so a file a crash left half
+// rewritten cannot pass for the committed one.
+func (f *File) Commit() (Version, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.usable(); err != nil {
+		return Version{}, err
+	}
+	if f.dirty {
+		if err := f.commit(); err != nil {
+			return Version{}, err
+		}
+	}
+	f.pinned = true
+	return f.versionLocked(), nil
+}
+
+// unpin writes a newer record (same size and meta) if Commit handed out
+// the current one, before a change to the blocks or the size.
+func (f *File) unpin() error {
+	if !f.pinned {
+		return nil
+	}
+	if err := f.writeRecord(); err != nil {
+		return f.ioErr(err)
+	}
+	return nil
 }
 
 // SetMeta replaces the meta blob and commits it (with the size and all
@@ -125,6 +188,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := f.unpin(); err != nil {
+		return 0, err
+	}
 	if end > f.size {
 		if err := f.reserve(end); err != nil {
 			return 0, f.ioErr(err)
@@ -165,6 +231,9 @@ func (f *File) Truncate(size int64) error {
 	}
 	if size < 0 || size > f.g.maxSize() {
 		return fmt.Errorf("staging %s: size %d out of range", f.name, size)
+	}
+	if err := f.unpin(); err != nil {
+		return err
 	}
 	if err := f.flushWB(); err != nil {
 		return f.ioErr(err)
@@ -388,6 +457,8 @@ func (f *File) writeRecord() error {
 		return err
 	}
 	f.seq++
+	f.recSize = f.size
+	f.pinned = false
 	return nil
 }
 
