@@ -3,6 +3,7 @@ package journal
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -153,6 +154,10 @@ func (m *crashModel) run(t *testing.T, spec crashSpec, killAfter int) {
 			// parent's replay below checks the same rules.
 		case "O":
 			m.checkReplay(t, child, spec)
+			// The child holds the journal: another process cannot.
+			if _, _, err := Open(spec.dir, testSecret, Options{}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", cmd.Process.Pid)) {
+				t.Fatalf("Open while a child holds the journal: %v", err)
+			}
 		case "a":
 			m.appending = num(1)
 		case "A":

@@ -7,12 +7,17 @@
 // ETag replaced) and the identity of its staging file (Staging: name,
 // salt, record sequence number and size, as cache/staging's Version
 // gives them). Append writes a record with write(2) before it returns, so
-// it survives the death of the process; a background syncer (group
-// commit) fsyncs the staging files of the records appended since its last
-// batch, then the journal, at most every SyncInterval (5 ms), and Sync
-// waits for the batch holding a record, so it also survives the loss of
-// the machine. Done marks a record completed. Open locks the directory,
-// replays it and returns the records still pending, in order.
+// it survives the death of the process. A background syncer makes records
+// survive the loss of the machine in batches: it fsyncs their staging
+// files (Entry.Sync), writes a sync mark, and fsyncs the journal. A batch
+// runs SyncInterval (5 ms) after the last one when a caller waits in Sync
+// (group commit: the fsync(2) path), else for the records that have been
+// pending for SyncDelay (3 s). The default delay is longer than fs's
+// writeback delay (2 s) because fsyncing a small staging file costs about
+// as much CPU as the rest of its life in staging (bench_test.go): a file
+// stored on time is never fsynced, one whose upload is late is. Done
+// marks a record completed. Open locks the directory, replays it and
+// returns the records still pending, in order.
 //
 // # Format
 //

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -74,24 +75,34 @@ type Recovery struct {
 
 // Options tune a Journal. The zero value is the default.
 type Options struct {
-	// SyncInterval is the least time between two batch syncs (group
-	// commit); 0: DefaultSyncInterval.
+	// SyncInterval is the least time between two batch syncs: callers
+	// waiting in Sync within it share one batch (group commit); 0:
+	// DefaultSyncInterval.
 	SyncInterval time.Duration
+	// SyncDelay is the longest a record waits for a batch when no caller
+	// waits for it in Sync: the window in which the loss of the machine
+	// (not of the process) can still lose it; 0: DefaultSyncDelay.
+	SyncDelay time.Duration
 	// SegmentSize is the size at which the active segment is replaced by
 	// a new one holding only the pending records; 0: DefaultSegmentSize.
 	SegmentSize int64
 
 	// Test hooks.
-	bootID     func() [16]byte     // nil: the kernel's boot ID
-	pace       func(time.Duration) // waits between batches; nil: sleep
-	crash      func(point string)  // called at each step that a crash test kills at
-	beforeSync func()              // called by the syncer before each batch
+	bootID     func() [16]byte    // nil: the kernel's boot ID
+	crash      func(point string) // called at each step that a crash test kills at
+	beforeSync func()             // called by the syncer before each batch
+	now        func() time.Time   // nil: time.Now
 }
 
 // Defaults.
 const (
 	DefaultSyncInterval = 5 * time.Millisecond
-	DefaultSegmentSize  = 4 << 20
+	// DefaultSyncDelay exceeds fs's writeback delay (2 s), so the
+	// staging file of a small file stored on time is never fsynced (each
+	// fsync costs about as much CPU as the rest of its life in staging,
+	// bench_test.go); only files whose upload is late are.
+	DefaultSyncDelay   = 3 * time.Second
+	DefaultSegmentSize = 4 << 20
 )
 
 // ErrLocked is wrapped by Open's error when another process holds the
@@ -134,6 +145,7 @@ type Journal struct {
 // entry is one pending record in memory.
 type entry struct {
 	id       ID
+	at       time.Time // when it was appended
 	st       Staging
 	blob     []byte
 	sync     func() error
@@ -175,8 +187,11 @@ func Open(dir string, secret []byte, opts Options) (*Journal, Recovery, error) {
 	if opts.bootID == nil {
 		opts.bootID = kernelBootID
 	}
-	if opts.pace == nil {
-		opts.pace = time.Sleep
+	if opts.SyncDelay <= 0 {
+		opts.SyncDelay = DefaultSyncDelay
+	}
+	if opts.now == nil {
+		opts.now = time.Now
 	}
 	if opts.crash == nil {
 		opts.crash = func(string) {}
@@ -433,7 +448,7 @@ func (j *Journal) Append(e Entry) (ID, error) {
 		return 0, err
 	}
 	id := ID(j.next)
-	en := &entry{id: id, st: e.Staging, blob: bytes.Clone(e.Blob), sync: e.Sync,
+	en := &entry{id: id, at: j.opts.now(), st: e.Staging, blob: bytes.Clone(e.Blob), sync: e.Sync,
 		firstSeq: j.next, seq: j.next, size: pendingFrameSize(e.Staging.Name, e.Blob)}
 	if err := j.writeLocked(&record{kind: kindPending, id: id, st: en.st, blob: en.blob}); err != nil {
 		return 0, err
@@ -587,55 +602,101 @@ func (j *Journal) kickSyncer() {
 	}
 }
 
-// run is the background syncer: a batch at most every SyncInterval while
-// there is something to sync, and a rotation when the segment is full.
+// run is the background syncer. A batch is due SyncInterval after the
+// last one when a caller waits in Sync (group commit), else SyncDelay
+// after the oldest record not yet synced was appended.
 func (j *Journal) run() {
 	defer close(j.done)
 	var last time.Time
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		select {
-		case <-j.kick:
-		case <-j.quit:
-			j.batch()
-			return
+		j.mu.Lock()
+		due, ok := j.dueLocked(last)
+		j.mu.Unlock()
+		if wait := due.Sub(j.opts.now()); !ok || wait > 0 {
+			var fire <-chan time.Time
+			if ok {
+				timer.Reset(wait)
+				fire = timer.C
+			}
+			select {
+			case <-j.kick:
+				timer.Stop()
+				continue
+			case <-j.quit:
+				timer.Stop()
+				j.batch(true)
+				return
+			case <-fire:
+			}
 		}
-		if wait := j.opts.SyncInterval - time.Since(last); wait > 0 {
-			j.opts.pace(wait)
-		}
-		last = time.Now()
+		last = j.opts.now()
 		if j.opts.beforeSync != nil {
 			j.opts.beforeSync()
 		}
-		j.batch()
+		j.batch(false)
 		j.rotateIfFull()
 	}
 }
 
-// batch makes every record appended so far durable: it fsyncs their
-// staging files (Entry.Sync), records a sync mark, fsyncs the journal,
-// then answers the waiters. A staging file whose fsync failed gets a
+// dueLocked says when the next batch is due, if one is (j.mu held).
+func (j *Journal) dueLocked(last time.Time) (time.Time, bool) {
+	if len(j.waiters) == 0 && len(j.unsynced) == 0 {
+		return time.Time{}, false
+	}
+	earliest := last.Add(j.opts.SyncInterval)
+	if len(j.waiters) > 0 {
+		return earliest, true
+	}
+	if due := j.unsynced[0].at.Add(j.opts.SyncDelay); due.After(earliest) {
+		return due, true
+	}
+	return earliest, true
+}
+
+// batch makes records durable: all appended so far when all is set or a
+// caller waits, else those older than SyncDelay. It fsyncs their staging
+// files (Entry.Sync), records a sync mark, fsyncs the journal, then
+// answers the waiters. A staging file whose fsync failed gets a
 // suspect copy of its record before the mark, so the mark never vouches
 // for it.
-func (j *Journal) batch() {
+func (j *Journal) batch(all bool) {
 	j.mu.Lock()
 	if j.err != nil {
 		j.answerLocked()
 		j.mu.Unlock()
 		return
 	}
-	if len(j.unsynced) == 0 {
+	// With a caller waiting, everything goes; else the records older
+	// than SyncDelay (most are done by then, their files stored).
+	cut := len(j.unsynced)
+	if !all && len(j.waiters) == 0 {
+		old := j.opts.now().Add(-j.opts.SyncDelay)
+		cut = sort.Search(cut, func(i int) bool { return j.unsynced[i].at.After(old) })
+	}
+	todo := slices.Clone(j.unsynced[:cut])
+	j.unsynced = slices.Delete(j.unsynced, 0, cut)
+	// The mark vouches for every sequence number below the first record
+	// left for a later batch (the list is in sequence order).
+	through := j.next - 1
+	if len(j.unsynced) > 0 {
+		through = j.unsynced[0].seq - 1
+	}
+	todo = slices.DeleteFunc(todo, func(e *entry) bool { return j.live[e.id] != e })
+	if len(todo) == 0 {
+		// Nothing pending to vouch for: no fsync needed.
 		j.answerLocked()
 		j.mu.Unlock()
 		return
 	}
-	through := j.next - 1
-	todo := j.unsynced
-	j.unsynced = nil
 	seg := j.seg
 	j.mu.Unlock()
 
 	errs := make([]error, len(todo))
 	syncs := 0
+	// One after another: run in parallel, they measured no faster here
+	// (ext4 on a shared disk, bench_test.go).
 	for i, e := range todo {
 		if e.sync != nil && j.isLive(e) {
 			errs[i] = e.sync()

@@ -181,11 +181,13 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 16)
-	opts := Options{beforeSync: func() {
+	opts := Options{SyncDelay: time.Hour, beforeSync: func() {
 		entered <- struct{}{}
 		<-release
 	}}
 	j, _ := openTest(t, t.TempDir(), opts)
+	var closeOnce sync.Once
+	t.Cleanup(func() { closeOnce.Do(func() { close(release) }) }) // before Close
 	var mu sync.Mutex
 	synced := map[string]int{}
 	var ids []ID
@@ -200,9 +202,9 @@ func TestGroupCommit(t *testing.T) {
 		}
 		ids = append(ids, mustAppend(t, j, e))
 	}
-	<-entered // the syncer woke for the first record and waits
 	done := make(chan error, 1)
 	go func() { done <- j.Sync(context.Background(), ids[n-1]) }()
+	<-entered // the waiter woke the syncer, which waits in the hook
 	select {
 	case err := <-done:
 		t.Fatalf("Sync returned before its batch ran: %v", err)
@@ -230,7 +232,6 @@ func TestGroupCommit(t *testing.T) {
 	if err := j.Sync(ctx, ids[1]); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
 }
 
 // A staging file whose fsync fails: Sync reports it, and its record is
@@ -399,4 +400,82 @@ func TestRotation(t *testing.T) {
 		}
 	}
 	wantPending(t, rec, ids, idx)
+}
+
+// Without a caller waiting, a record's staging file is fsynced only once
+// it is SyncDelay old: records done before never are. Close syncs what
+// is still pending.
+func TestBackgroundSync(t *testing.T) {
+	t.Run("only records past their delay", func(t *testing.T) {
+		var mu sync.Mutex
+		now := time.Unix(1e9, 0)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+		j, _ := openTest(t, t.TempDir(), Options{SyncDelay: time.Hour, now: clock})
+		synced := map[int]bool{}
+		entry := func(i int) Entry {
+			e := testEntry(i)
+			e.Sync = func() error {
+				mu.Lock()
+				synced[i] = true
+				mu.Unlock()
+				return nil
+			}
+			return e
+		}
+		var ids []ID
+		for i := range 10 {
+			ids = append(ids, mustAppend(t, j, entry(i)))
+		}
+		for _, id := range ids[:5] {
+			j.Done(id) // stored before their delay
+		}
+		advance(30 * time.Minute)
+		for i := 10; i < 20; i++ {
+			ids = append(ids, mustAppend(t, j, entry(i)))
+		}
+		advance(31 * time.Minute) // 0-9 are past their delay, 10-19 not
+		j.kickSyncer()
+		for j.Stats().Batches == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		mu.Lock()
+		for i := range 20 {
+			if synced[i] != (i >= 5 && i < 10) {
+				t.Errorf("after the first batch, staging file %d synced %v", i, synced[i])
+			}
+		}
+		mu.Unlock()
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if synced[i] != (i >= 5) {
+				t.Errorf("after Close, staging file %d synced %v", i, synced[i])
+			}
+		}
+	})
+	t.Run("pending past its delay", func(t *testing.T) {
+		dir := t.TempDir()
+		j, _ := openTest(t, dir, Options{SyncDelay: time.Millisecond})
+		called := make(chan struct{})
+		e := testEntry(1)
+		var once sync.Once
+		e.Sync = func() error { once.Do(func() { close(called) }); return nil }
+		mustAppend(t, j, e)
+		select {
+		case <-called:
+		case <-time.After(time.Minute):
+			t.Fatal("no batch synced the staging file")
+		}
+		for j.Stats().Batches == 0 {
+			time.Sleep(time.Millisecond) // the batch's journal fsync follows its staging syncs
+		}
+		// A restart now finds it durable: its batch's mark covers it.
+		crashed := copyOf(t, dir)
+		rec := pendingOf(t, crashed, Options{bootID: func() [16]byte { return [16]byte{42} }})
+		if len(rec.Pending) != 1 || !rec.Pending[0].Durable {
+			t.Fatalf("after a restart: %+v", rec.Pending)
+		}
+	})
 }
