@@ -64,7 +64,10 @@
 // process died, the page cache kept every write), unless the staging
 // file's fsync failed. A record that is not Durable may describe a
 // staging file whose blocks read as holes after a power loss even though
-// its Version matches: never upload it as whole.
+// its Version matches: never upload it as whole. When Open finds records
+// durable only because the machine has not restarted, it flushes the file
+// system holding the journal (syncfs(2); the staging files share the cache
+// dir) before its copies of them claim they are synced.
 //
 // # Compaction
 //

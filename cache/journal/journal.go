@@ -278,7 +278,7 @@ func (j *Journal) recover() (Recovery, error) {
 		out.Pending[i] = Record{ID: e.id, Staging: e.st, Blob: bytes.Clone(e.blob), Durable: e.durable}
 		e.synced, e.suspect = e.durable, !e.durable
 		if e.suspect {
-			e.err = fmt.Errorf("journal: staging file %s may have lost writes in a machine restart", e.st.Name)
+			e.err = fmt.Errorf("journal: staging file %s is not known to have reached the disk before the machine restarted, or its fsync failed", e.st.Name)
 		}
 		j.live[e.id], j.byName[e.st.Name] = e, e.id
 	}
