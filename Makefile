@@ -34,9 +34,10 @@ test: lint test-unit test-s3 test-integration
 test-unit: deps
 	$(GO) test -count=1 $(PKGS) ./integration/bench/
 
-# The blobstore conformance suite against real S3 servers on loopback.
+# The blobstore conformance suite against real S3 servers on loopback, and
+# the fault proxy's own tests.
 test-s3: tools
-	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -tags s3 ./blobstore/...
+	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -tags s3 ./blobstore/... ./integration/faultproxy/
 	COFFER_FS_VERSITYGW=1 $(SERVERS) versitygw -- $(GO) test -count=1 ./fs/
 
 # Real FUSE mounts against the local backend and versitygw.

@@ -3,21 +3,16 @@
 package blobstore_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"sync"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,136 +20,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/integration/faultproxy"
 )
 
-// faultProxy is a loopback reverse proxy in front of an S3 server that
-// counts requests, fails chosen UploadPart attempts (a 500, or a connection reset part way
-// through the body), can drop the response of the first completion, and
-// measures how many UploadPart requests are in flight at once. Failures
-// are chosen by part number and attempt, so a run is deterministic
-// whatever order the parts arrive in.
-type faultProxy struct {
-	proxy *httputil.ReverseProxy
-	// plan returns what to do with attempt (1-based) of part n.
-	plan func(n, attempt int) fault
-	// dropFirstComplete forwards the first CompleteMultipartUpload but
-	// resets the connection instead of returning its response.
-	dropFirstComplete bool
-
-	// holdUntil, when > 0, holds UploadPart requests (for at most 5 s)
-	// until that many are in flight at once, so a fast run still shows
-	// whether the uploader reaches its concurrency.
-	holdUntil int
-
-	mu          sync.Mutex
-	wake        *sync.Cond
-	attempts    map[int]int
-	inflight    int
-	maxInflight int
-	injected    map[fault]int
-	completes   int
-	requests    int // every request, of any kind
-}
-
-type fault int
-
-const (
-	pass fault = iota
-	fail500
-	reset
-)
-
-func newFaultProxy(t testing.TB, target string, plan func(n, attempt int) fault) (*faultProxy, string) {
+// newProxy starts a fault proxy (integration/faultproxy) in front of
+// srv, closed when the test ends.
+func newProxy(t testing.TB, srv s3Server) *faultproxy.Proxy {
 	t.Helper()
-	u, err := url.Parse(target)
+	p, err := faultproxy.New(srv.endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{proxy: httputil.NewSingleHostReverseProxy(u), plan: plan,
-		attempts: map[int]int{}, injected: map[fault]int{}}
-	p.wake = sync.NewCond(&p.mu)
-	p.proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	p.proxy.ErrorLog = nil
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return p, srv.URL
-}
-
-func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.mu.Lock()
-	p.requests++
-	p.mu.Unlock()
-	q := r.URL.Query()
-	if r.Method == http.MethodPost && q.Has("uploadId") {
-		p.mu.Lock()
-		p.completes++
-		drop := p.dropFirstComplete && p.completes == 1
-		p.mu.Unlock()
-		if drop {
-			rec := httptest.NewRecorder()
-			p.proxy.ServeHTTP(rec, r)
-			resetConn(w)
-			return
-		}
-	}
-	if r.Method != http.MethodPut || !q.Has("partNumber") || r.Header.Get("X-Amz-Copy-Source") != "" {
-		p.proxy.ServeHTTP(w, r)
-		return
-	}
-	n, _ := strconv.Atoi(q.Get("partNumber"))
-	p.mu.Lock()
-	p.attempts[n]++
-	f := p.plan(n, p.attempts[n])
-	p.injected[f]++
-	p.inflight++
-	p.maxInflight = max(p.maxInflight, p.inflight)
-	if p.holdUntil > 0 {
-		if p.inflight >= p.holdUntil {
-			p.holdUntil = 0
-			p.wake.Broadcast()
-		} else {
-			timer := time.AfterFunc(5*time.Second, func() {
-				p.mu.Lock()
-				p.holdUntil = 0
-				p.wake.Broadcast()
-				p.mu.Unlock()
-			})
-			for p.holdUntil > 0 {
-				p.wake.Wait()
-			}
-			timer.Stop()
-		}
-	}
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.inflight--
-		p.mu.Unlock()
-	}()
-	switch f {
-	case fail500:
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>`)
-	case reset:
-		io.CopyN(io.Discard, r.Body, 1<<20)
-		resetConn(w)
-	default:
-		p.proxy.ServeHTTP(w, r)
-	}
-}
-
-// resetConn aborts the client's connection with a TCP RST.
-func resetConn(w http.ResponseWriter) {
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(err)
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
-	conn.Close()
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // patternReader yields n deterministic pseudo-random bytes without
@@ -241,22 +119,26 @@ func TestUploadSurvivesFaults(t *testing.T) {
 		concurrency = 8
 		slack       = 24 << 20 // SDK, HTTP and proxy buffers, the test's own state
 	)
-	plan := func(n, attempt int) fault {
-		switch {
-		case n == 17 && attempt <= 7:
-			return fail500
-		case n%5 == 0 && attempt == 1:
-			return fail500
-		case n%7 == 3 && attempt == 1:
-			return reset
-		case n%13 == 0 && attempt <= 2:
-			return []fault{fail500, reset}[attempt-1]
-		}
-		return pass
+	// Faults by part number and attempt, so a run is deterministic
+	// whatever order the parts arrive in.
+	part := func(pred func(n, attempt int) bool) func(faultproxy.Request) bool {
+		return func(r faultproxy.Request) bool { return pred(r.PartNumber, r.Attempt) }
 	}
-	proxy, proxyURL := newFaultProxy(t, srv.endpoint, plan)
-	proxy.dropFirstComplete = true
-	proxy.holdUntil = concurrency
+	up := []string{"UploadPart"}
+	proxy := newProxy(t, srv)
+	proxy.Set(
+		faultproxy.Fault{Kind: faultproxy.Error500, Ops: up, Match: part(func(n, a int) bool { return n == 17 && a <= 7 })},
+		faultproxy.Fault{Kind: faultproxy.Error500, Ops: up, Match: part(func(n, a int) bool { return n%5 == 0 && a == 1 })},
+		faultproxy.Fault{Kind: faultproxy.Reset, Ops: up, Match: part(func(n, a int) bool { return n%7 == 3 && a == 1 })},
+		faultproxy.Fault{Kind: faultproxy.Error500, Ops: up, Match: part(func(n, a int) bool { return n%13 == 0 && a == 1 })},
+		faultproxy.Fault{Kind: faultproxy.Reset, Ops: up, Match: part(func(n, a int) bool { return n%13 == 0 && a == 2 })},
+		// The first completion is done, its answer lost.
+		faultproxy.Fault{Kind: faultproxy.DropResponse, Ops: []string{"CompleteMultipartUpload"}, Match: func(r faultproxy.Request) bool { return r.Attempt == 1 }},
+	)
+	// Parts wait until the configured number is in flight (at most 5 s),
+	// so a fast run still shows whether the uploader reaches it.
+	proxy.Hold("UploadPart", concurrency, 5*time.Second)
+	proxyURL := proxy.URL()
 	bucket := srv.newBucket(t)
 	o := srv.options(false)
 	direct := open(t, bucket, "", o)
@@ -282,14 +164,16 @@ func TestUploadSurvivesFaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
+	proxy.WaitIdle(ctx)
+	st := proxy.Stats()
 	t.Logf("1 GiB in %v (%.0f MB/s) through faults %v, completions %d, max %d parts in flight, heap peak %d MiB over a %d MiB base",
-		elapsed.Round(time.Millisecond), size/elapsed.Seconds()/1e6, proxy.injected, proxy.completes, proxy.maxInflight, (peak-base)>>20, base>>20)
+		elapsed.Round(time.Millisecond), size/elapsed.Seconds()/1e6, st.Injected, st.Requests["CompleteMultipartUpload"], st.MaxInFlight["UploadPart"], (peak-base)>>20, base>>20)
 
-	if proxy.injected[fail500] == 0 || proxy.injected[reset] == 0 || proxy.completes < 2 {
-		t.Errorf("faults not injected: %v, %d completions", proxy.injected, proxy.completes)
+	if st.Injected[faultproxy.Error500] == 0 || st.Injected[faultproxy.Reset] == 0 || st.Requests["CompleteMultipartUpload"] < 2 {
+		t.Errorf("faults not injected: %v, %d completions", st.Injected, st.Requests["CompleteMultipartUpload"])
 	}
-	if proxy.maxInflight != concurrency {
-		t.Errorf("%d UploadPart requests in flight at most, want %d", proxy.maxInflight, concurrency)
+	if got := st.MaxInFlight["UploadPart"]; got != concurrency {
+		t.Errorf("%d UploadPart requests in flight at most, want %d", got, concurrency)
 	}
 	if bound := uint64((concurrency+1)*partSize + slack); peak > base+bound {
 		t.Errorf("heap peaked %d MiB above its base, bound %d MiB", (peak-base)>>20, bound>>20)
@@ -323,13 +207,10 @@ func TestUploadSurvivesFaults(t *testing.T) {
 // error and no multipart upload (or object) is left.
 func TestUploadAbortsOnFinalFailure(t *testing.T) {
 	srv := server(t, "versitygw")
-	plan := func(n, attempt int) fault {
-		if n == 3 {
-			return fail500
-		}
-		return pass
-	}
-	_, proxyURL := newFaultProxy(t, srv.endpoint, plan)
+	proxy := newProxy(t, srv)
+	proxy.Set(faultproxy.Fault{Kind: faultproxy.Error500, Ops: []string{"UploadPart"},
+		Match: func(r faultproxy.Request) bool { return r.PartNumber == 3 }})
+	proxyURL := proxy.URL()
 	bucket := srv.newBucket(t)
 	o := srv.options(false)
 	o.Endpoint = proxyURL
@@ -348,5 +229,173 @@ func TestUploadAbortsOnFinalFailure(t *testing.T) {
 	}
 	if _, err := s.Head(ctx, "doomed"); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Errorf("failed upload left an object: %v", err)
+	}
+}
+
+// faultyStore opens a store on a fresh versitygw bucket through a fault
+// proxy, with a retry budget small enough for tests.
+func proxiedStore(t *testing.T, stall time.Duration, attempts int) (*faultproxy.Proxy, *blobstore.S3, *blobstore.S3, string) {
+	t.Helper()
+	srv := server(t, "versitygw")
+	proxy := newProxy(t, srv)
+	bucket := srv.newBucket(t)
+	o := srv.options(false)
+	direct := open(t, bucket, "", o)
+	o.Endpoint = proxy.URL()
+	o.StallTimeout, o.MaxAttempts, o.MaxBackoff = stall, attempts, 20*time.Millisecond
+	return proxy, open(t, bucket, "", o), direct, bucket
+}
+
+// The store's retries get every kind of call through each kind of fault
+// hitting its first attempt, with the right data. A conditional write
+// whose first attempt succeeded and lost its answer succeeds (the retry's
+// 412 is recognised as the call's own write).
+func TestRetriesRecoverFromEachFault(t *testing.T) {
+	proxy, s, direct, bucket := proxiedStore(t, 300*time.Millisecond, 0)
+	srv := server(t, "versitygw")
+	first := func(r faultproxy.Request) bool { return r.Attempt == 1 }
+	faults := []faultproxy.Fault{
+		{Kind: faultproxy.Reset, Match: first},
+		{Kind: faultproxy.Drop, Match: first},
+		{Kind: faultproxy.DropResponse, Match: first},
+		{Kind: faultproxy.Error500, Match: first},
+		{Kind: faultproxy.Error503, Match: first},
+		{Kind: faultproxy.SlowDown, Match: first},
+		{Kind: faultproxy.Stall, Match: first},
+		{Kind: faultproxy.Latency, Delay: 20 * time.Millisecond},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, f := range faults {
+		t.Run(f.Kind.String(), func(t *testing.T) {
+			proxy.ResetStats()
+			proxy.Set(f)
+			defer proxy.Set()
+			k := f.Kind.String() + "/"
+			small := bytes.Repeat([]byte("small object "), 1000)
+			check := func(what string, err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatalf("%s through %v faults: %v", what, f.Kind, err)
+				}
+			}
+			_, err := s.Put(ctx, k+"a", bytes.NewReader(small), int64(len(small)), blobstore.PutOptions{Metadata: map[string]string{"x": "1"}, IfNoneMatch: true})
+			check("put", err)
+			info, err := s.Head(ctx, k+"a")
+			check("head", err)
+			if info.Size != int64(len(small)) || info.Metadata["x"] != "1" {
+				t.Fatalf("head: %+v", info)
+			}
+			rc, _, err := s.Get(ctx, k+"a", blobstore.GetOptions{Offset: 7, Length: 100, IfMatch: info.ETag})
+			check("ranged get", err)
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			check("ranged get body", err)
+			if !bytes.Equal(got, small[7:107]) {
+				t.Fatal("ranged get returned other bytes")
+			}
+			_, err = s.Copy(ctx, k+"a", k+"b", blobstore.CopyOptions{Metadata: map[string]string{"x": "2"}, IfMatch: info.ETag})
+			check("copy", err)
+			const bigSize = 11 << 20
+			sum := sha256.New()
+			_, err = blobstore.Upload(ctx, s, k+"big", io.TeeReader(newPattern(3, bigSize), sum), bigSize, blobstore.UploadOptions{
+				PartSize: 5 << 20, Concurrency: 3, PutOptions: blobstore.PutOptions{IfNoneMatch: true, Metadata: map[string]string{"u": "1"}}})
+			check("multipart upload", err)
+			var keys []string
+			for e, err := range s.List(ctx, k, "") {
+				check("list", err)
+				keys = append(keys, e.Key)
+			}
+			if want := []string{k + "a", k + "b", k + "big"}; !slices.Equal(keys, want) {
+				t.Fatalf("list: %v, want %v", keys, want)
+			}
+			rc, _, err = direct.Get(ctx, k+"big", blobstore.GetOptions{Length: -1})
+			check("get of the upload", err)
+			h := sha256.New()
+			io.Copy(h, rc)
+			rc.Close()
+			if !bytes.Equal(h.Sum(nil), sum.Sum(nil)) {
+				t.Fatal("uploaded object differs")
+			}
+			check("delete", s.Delete(ctx, k+"a"))
+			check("delete many", s.DeleteMany(ctx, []string{k + "b", k + "big"}))
+			for e, err := range direct.List(ctx, k, "") {
+				t.Fatalf("left after the deletes: %v %v", e.Key, err)
+			}
+			proxy.WaitIdle(ctx)
+			st := proxy.Stats()
+			if st.Injected[f.Kind] < 8 {
+				t.Fatalf("only %d %v faults injected: %v", st.Injected[f.Kind], f.Kind, st.Requests)
+			}
+			// A lost CreateMultipartUpload answer leaves the upload the
+			// server made (the retry makes another): nothing else may.
+			ups, err := srv.admin(t).ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket})
+			if err != nil {
+				t.Fatal(err)
+			}
+			orphans := 0
+			if f.Kind == faultproxy.DropResponse {
+				orphans = 1
+			}
+			if len(ups.Uploads) != orphans {
+				t.Fatalf("%d multipart uploads left, want %d", len(ups.Uploads), orphans)
+			}
+			for _, u := range ups.Uploads {
+				srv.admin(t).AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: u.Key, UploadId: u.UploadId})
+			}
+			t.Logf("%v: %d injected over %v", f.Kind, st.Injected[f.Kind], st.Requests)
+		})
+	}
+}
+
+// Every store call ends when the server stops answering: each attempt
+// after StallTimeout without a byte, the call after MaxAttempts, with an
+// error that says so.
+func TestStalledCallsEnd(t *testing.T) {
+	const attempts = 2
+	proxy, s, _, _ := proxiedStore(t, 300*time.Millisecond, attempts)
+	proxy.Set(faultproxy.Fault{Kind: faultproxy.Stall})
+	ctx := context.Background()
+	calls := []struct {
+		op   string
+		call func() error
+	}{
+		{"PutObject", func() error {
+			_, err := s.Put(ctx, "k", bytes.NewReader([]byte("x")), 1, blobstore.PutOptions{})
+			return err
+		}},
+		{"GetObject", func() error {
+			_, _, err := s.Get(ctx, "k", blobstore.GetOptions{Length: -1})
+			return err
+		}},
+		{"HeadObject", func() error { _, err := s.Head(ctx, "k"); return err }},
+		{"ListObjectsV2", func() error {
+			for _, err := range s.List(ctx, "", "") {
+				return err
+			}
+			return nil
+		}},
+		{"CopyObject", func() error { _, err := s.Copy(ctx, "k", "k2", blobstore.CopyOptions{}); return err }},
+		{"DeleteObject", func() error { return s.Delete(ctx, "k") }},
+		{"CreateMultipartUpload", func() error { _, err := s.Multipart(ctx, "m", blobstore.PutOptions{}); return err }},
+	}
+	for _, c := range calls {
+		t.Run(c.op, func(t *testing.T) {
+			proxy.ResetStats()
+			done := make(chan error, 1)
+			go func() { done <- c.call() }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, blobstore.ErrTransient) || !strings.Contains(err.Error(), "stall timeout") {
+					t.Fatalf("stalled %s: %v", c.op, err)
+				}
+				t.Logf("%s: %v", c.op, err)
+			case <-time.After(30 * time.Second): // its budget is under a second
+				t.Fatalf("%s still waiting after 30 s", c.op)
+			}
+			if n := proxy.Stats().Requests[c.op]; n != attempts {
+				t.Fatalf("%d attempts of %s, want %d", n, c.op, attempts)
+			}
+		})
 	}
 }

@@ -273,10 +273,10 @@ func readHeader(f *os.File) (localHeader, int64, error) {
 }
 
 func (h *localHeader) info(key string) ObjectInfo {
-	return ObjectInfo{Key: key, Size: h.size, ETag: h.etag, LastModified: h.mtime, Metadata: maps(h.meta)}
+	return ObjectInfo{Key: key, Size: h.size, ETag: h.etag, LastModified: h.mtime, Metadata: cloneMeta(h.meta)}
 }
 
-func maps(m map[string]string) map[string]string {
+func cloneMeta(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {
 		out[k] = v

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Options configure Open. The zero value opens a local store, or an S3
@@ -33,6 +34,47 @@ type Options struct {
 	// in flight at once; S3 sizes its HTTP connection pool from it.
 	// 0: DefaultConcurrency.
 	Concurrency int
+	// The S3 retry budget: how long an unreachable or stalled server
+	// can make one call wait before it fails (the local backend ignores
+	// them). StallTimeout is how long a request may go without the
+	// server sending a byte before its connection counts as dead and the
+	// attempt fails (0: DefaultStallTimeout); MaxAttempts is the
+	// attempts per call (0: DefaultMaxAttempts); MaxBackoff caps the
+	// jittered wait between attempts (0: DefaultMaxBackoff). See
+	// RetryBudget.
+	StallTimeout time.Duration
+	MaxAttempts  int
+	MaxBackoff   time.Duration
+}
+
+// Defaults of the retry budget.
+const (
+	DefaultStallTimeout = 2 * time.Minute
+	DefaultMaxAttempts  = 6
+	DefaultMaxBackoff   = 8 * time.Second
+)
+
+// RetryBudget is the longest one S3 call can take before it fails when
+// every attempt stalls (each for StallTimeout) and every wait between
+// attempts is the longest the backoff allows (1 s doubling per attempt
+// for throttling, 50 ms doubling otherwise, capped at MaxBackoff). A call
+// to a server that answers, even with errors, fails much sooner.
+func (o Options) RetryBudget() time.Duration {
+	stall, attempts, maxBackoff := o.StallTimeout, o.MaxAttempts, o.MaxBackoff
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	if attempts <= 0 {
+		attempts = DefaultMaxAttempts
+	}
+	if maxBackoff <= 0 {
+		maxBackoff = DefaultMaxBackoff
+	}
+	total := time.Duration(attempts) * stall
+	for i := range attempts - 1 {
+		total += min(time.Second<<i, maxBackoff)
+	}
+	return total
 }
 
 // String describes o without secrets (the secret key and SSE-C keys are
@@ -42,8 +84,8 @@ func (o Options) String() string {
 	if o.SecretAccessKey != "" {
 		secret = "(set)"
 	}
-	return fmt.Sprintf("endpoint=%q region=%q path-style=%v allow-http=%v access-key-id=%q secret-access-key=%s %v concurrency=%d",
-		o.Endpoint, o.Region, o.PathStyle, o.AllowHTTP, o.AccessKeyID, secret, o.SSE, o.Concurrency)
+	return fmt.Sprintf("endpoint=%q region=%q path-style=%v allow-http=%v access-key-id=%q secret-access-key=%s %v concurrency=%d stall-timeout=%v max-attempts=%d max-backoff=%v",
+		o.Endpoint, o.Region, o.PathStyle, o.AllowHTTP, o.AccessKeyID, secret, o.SSE, o.Concurrency, o.StallTimeout, o.MaxAttempts, o.MaxBackoff)
 }
 
 // GoString keeps %#v from printing secrets.

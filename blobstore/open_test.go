@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
 )
@@ -117,4 +118,21 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("%q: scheme %q", s, loc.Scheme)
 		}
 	})
+}
+
+// RetryBudget adds the stall timeout of every attempt and the longest
+// backoff between them.
+func TestRetryBudget(t *testing.T) {
+	for _, c := range []struct {
+		o    blobstore.Options
+		want time.Duration
+	}{
+		{blobstore.Options{}, 6*2*time.Minute + (1+2+4+8+8)*time.Second},
+		{blobstore.Options{StallTimeout: time.Second, MaxAttempts: 3, MaxBackoff: 100 * time.Millisecond}, 3*time.Second + 200*time.Millisecond},
+		{blobstore.Options{StallTimeout: 30 * time.Second, MaxAttempts: 1}, 30 * time.Second},
+	} {
+		if got := c.o.RetryBudget(); got != c.want {
+			t.Errorf("%v: RetryBudget = %v, want %v", c.o, got, c.want)
+		}
+	}
 }

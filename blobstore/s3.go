@@ -27,11 +27,8 @@ import (
 // connections; a failed dial is retried only a few times with short
 // waits so that a wrong or unreachable endpoint fails within seconds.
 const (
-	s3MaxAttempts     = 6
-	s3MaxBackoff      = 8 * time.Second
 	s3DialAttempts    = 3
 	s3DialTimeout     = 5 * time.Second
-	s3ReadTimeout     = 2 * time.Minute // no byte for this long: the connection is dead
 	s3DefaultRegion   = "us-east-1"
 	maxCopyObjectSize = 5 << 30 // CopyObject's limit; larger copies use UploadPartCopy
 	copyPartSize      = 512 << 20
@@ -94,6 +91,16 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 	if conc <= 0 {
 		conc = DefaultConcurrency
 	}
+	stall, attempts, maxBackoff := opts.StallTimeout, opts.MaxAttempts, opts.MaxBackoff
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	if attempts <= 0 {
+		attempts = DefaultMaxAttempts
+	}
+	if maxBackoff <= 0 {
+		maxBackoff = DefaultMaxBackoff
+	}
 
 	httpClient := awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = s3DialTimeout }).
@@ -111,7 +118,10 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 				tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
 			}
 		}).
-		WithReadTimeout(s3ReadTimeout)
+		// No byte for this long: the connection is dead. This bounds
+		// every attempt, stalled reads and stalled uploads alike (the
+		// transport reads the response while it sends the body).
+		WithReadTimeout(stall)
 
 	loadOpts := []func(*config.LoadOptions) error{
 		// The SDK otherwise prints its warnings (such as the IMDSv1
@@ -122,8 +132,8 @@ func NewS3(ctx context.Context, bucket, prefix string, opts Options) (*S3, error
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = s3MaxAttempts
-				o.MaxBackoff = s3MaxBackoff
+				o.MaxAttempts = attempts
+				o.MaxBackoff = maxBackoff
 				// The client-side retry quota would turn a burst of
 				// failed parts into hard failures; attempts stay bounded
 				// per request instead.

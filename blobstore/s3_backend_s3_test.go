@@ -138,9 +138,9 @@ func TestS3Smoke(t *testing.T) {
 func TestS3BadCredentials(t *testing.T) {
 	forServers(t, func(t *testing.T, srv s3Server) {
 		bucket := srv.newBucket(t)
-		proxy, proxyURL := newFaultProxy(t, srv.endpoint, func(int, int) fault { return pass })
+		proxy := newProxy(t, srv)
 		o := srv.options(false)
-		o.Endpoint = proxyURL
+		o.Endpoint = proxy.URL()
 		o.SecretAccessKey = "wrong-secret"
 		s := open(t, bucket, "", o)
 		_, err := s.Put(context.Background(), "k", strings.NewReader("x"), 1, blobstore.PutOptions{})
@@ -148,9 +148,10 @@ func TestS3BadCredentials(t *testing.T) {
 		if !strings.Contains(err.Error(), "credentials") {
 			t.Errorf("error does not mention credentials: %v", err)
 		}
-		proxy.mu.Lock()
-		n := proxy.requests
-		proxy.mu.Unlock()
+		n := 0
+		for _, k := range proxy.Stats().Requests {
+			n += k
+		}
 		if n != 1 {
 			t.Errorf("a put refused for its credentials made %d requests, want 1 (no retries)", n)
 		}

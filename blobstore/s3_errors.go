@@ -3,6 +3,7 @@ package blobstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 
@@ -121,6 +122,10 @@ func (s *S3) classify(err error, kind reqKind, ssec bool) error {
 		return fail(ErrTransient, "server error after retries")
 	}
 	if status == 0 {
+		var stall *awshttp.ResponseTimeoutError
+		if errors.As(err, &stall) {
+			return fail(ErrTransient, fmt.Sprintf("%s sent nothing for %v (the stall timeout) on every attempt", s.endpoint, stall.TimeoutDur))
+		}
 		if strings.Contains(err.Error(), "get identity: get credentials:") {
 			// The SDK's credential chain found nothing usable; its own
 			// message lists every source it tried.

@@ -150,7 +150,11 @@ func (u *s3Upload) Complete(ctx context.Context, parts []Part) (ObjectInfo, erro
 		}
 	}
 	if err != nil {
-		return ObjectInfo{}, u.s.fail("multipart complete", u.key, err, reqWrite, u.ckey != nil)
+		err = u.s.fail("multipart complete", u.key, err, reqWrite, u.ckey != nil)
+		if info, ok := u.s.ownWrite(ctx, u.key, size, u.opts, err); ok && isMultipartETag(info.ETag, len(parts)) {
+			return info, nil
+		}
+		return ObjectInfo{}, err
 	}
 	return ObjectInfo{
 		Key:          u.key,
@@ -165,10 +169,15 @@ func (u *s3Upload) Complete(ctx context.Context, parts []Part) (ObjectInfo, erro
 // same size, and a multipart ETag over the same number of parts.
 func (u *s3Upload) completedBefore(ctx context.Context, size int64, nparts int) (ObjectInfo, bool) {
 	info, err := u.s.headWith(ctx, u.key, u.ckey)
-	if err != nil || info.Size != size || !strings.HasSuffix(strings.Trim(info.ETag, `"`), "-"+strconv.Itoa(nparts)) {
+	if err != nil || info.Size != size || !isMultipartETag(info.ETag, nparts) {
 		return ObjectInfo{}, false
 	}
 	return info, true
+}
+
+// isMultipartETag reports an ETag of a multipart object of nparts parts.
+func isMultipartETag(etag string, nparts int) bool {
+	return strings.HasSuffix(strings.Trim(etag, `"`), "-"+strconv.Itoa(nparts))
 }
 
 // Abort discards the upload and its parts; an upload already gone is

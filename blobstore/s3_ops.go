@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -68,7 +69,11 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, op
 	in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = ssecHeaders(k)
 	out, err := s.client.PutObject(ctx, in, s.payloadOpts(body)...)
 	if err != nil {
-		return ObjectInfo{}, s.refineSSECRefusal(ctx, s.fail("put", key, err, reqWrite, k != nil))
+		err = s.refineSSECRefusal(ctx, s.fail("put", key, err, reqWrite, k != nil))
+		if info, ok := s.ownWrite(ctx, key, size, opts, err); ok {
+			return info, nil
+		}
+		return ObjectInfo{}, err
 	}
 	return ObjectInfo{
 		Key:          key,
@@ -77,6 +82,23 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, op
 		LastModified: time.Now(),
 		Metadata:     opts.Metadata,
 	}, nil
+}
+
+// ownWrite recognises a conditional write that failed its condition
+// only because an earlier attempt of the same call succeeded and its
+// answer was lost (the SDK then retries, and the retry finds the object
+// it made): the object holds exactly this write's size and metadata.
+// Only writes with metadata qualify; coffer's metadata is unique to each
+// upload (a freshly wrapped key), so a match is this write.
+func (s *S3) ownWrite(ctx context.Context, key string, size int64, opts PutOptions, err error) (ObjectInfo, bool) {
+	if !errors.Is(err, ErrPreconditionFailed) || (!opts.IfNoneMatch && opts.IfMatch == "") || len(opts.Metadata) == 0 {
+		return ObjectInfo{}, false
+	}
+	info, herr := s.Head(ctx, key)
+	if herr != nil || info.Size != size || !maps.Equal(info.Metadata, opts.Metadata) {
+		return ObjectInfo{}, false
+	}
+	return info, true
 }
 
 // Get returns a ranged GetObject body. Reading past the end yields an

@@ -269,7 +269,7 @@ func TestClassify(t *testing.T) {
 
 // An endpoint that refuses connections fails with an error saying so
 // after s3DialAttempts dials, not after the SDK's full schedule of
-// s3MaxAttempts with up to s3MaxBackoff between them. The test counts
+// DefaultMaxAttempts with up to DefaultMaxBackoff between them. The test counts
 // the dials and takes the retryer's waits out, so nothing in it depends
 // on time.
 func TestUnreachableEndpointFailsFast(t *testing.T) {
@@ -306,9 +306,9 @@ func TestUnreachableEndpointFailsFast(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 	if n := dials.Load(); n != s3DialAttempts {
-		t.Errorf("%d dials, want s3DialAttempts = %d (the retryer allows %d attempts)", n, s3DialAttempts, s3MaxAttempts)
+		t.Errorf("%d dials, want s3DialAttempts = %d (the retryer allows %d attempts)", n, s3DialAttempts, DefaultMaxAttempts)
 	}
-	if strings.Contains(err.Error(), fmt.Sprintf("attempts, %d", s3MaxAttempts)) {
+	if strings.Contains(err.Error(), fmt.Sprintf("attempts, %d", DefaultMaxAttempts)) {
 		t.Errorf("dial was retried to the full attempt count: %v", err)
 	}
 }
@@ -599,8 +599,8 @@ func TestRetriesServerErrors(t *testing.T) {
 	if !errors.Is(err, ErrTransient) {
 		t.Errorf("head after persistent 500s: %v", err)
 	}
-	if n := len(f.headers("HeadObject")); n != s3MaxAttempts {
-		t.Errorf("%d HEAD attempts, want %d", n, s3MaxAttempts)
+	if n := len(f.headers("HeadObject")); n != DefaultMaxAttempts {
+		t.Errorf("%d HEAD attempts, want %d", n, DefaultMaxAttempts)
 	}
 }
 
