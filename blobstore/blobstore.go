@@ -16,7 +16,9 @@ import (
 type Store interface {
 	// Put stores body (exactly size bytes) under key. With IfNoneMatch it
 	// fails with ErrPreconditionFailed when the key exists; with IfMatch
-	// when the current ETag differs.
+	// when the current ETag differs, and with ErrNotFound when the key is
+	// missing. A conditional Put with metadata whose answer was lost, so
+	// that a retry found its own object, succeeds.
 	Put(ctx context.Context, key string, body io.Reader, size int64, opts PutOptions) (ObjectInfo, error)
 	// Get returns the bytes [opts.Offset, opts.Offset+opts.Length) of key
 	// (Length < 0: to the end). With IfMatch it fails with
@@ -33,7 +35,9 @@ type Store interface {
 	// the copy fails with ErrPreconditionFailed when src's ETag differs.
 	// ETags follow the content: a copy that only changes metadata keeps
 	// the ETag (S3, versitygw, SeaweedFS and Local alike), so IfMatch
-	// detects a changed body, not changed metadata.
+	// detects a changed body, not changed metadata. With
+	// IfUnmodifiedSince, the copy fails when src's LastModified is later
+	// (whole seconds).
 	Copy(ctx context.Context, src, dst string, opts CopyOptions) (ObjectInfo, error)
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
@@ -65,7 +69,10 @@ type Part struct {
 	Checksum string // base64 checksum the server confirmed, if any
 }
 
-// ObjectInfo describes one stored object.
+// ObjectInfo describes one stored object. LastModified is the server's
+// from Head, Get and List (and Copy, where the server says it); Put and
+// Complete on S3 give the client's clock instead, so a condition on
+// LastModified must come from a Head.
 type ObjectInfo struct {
 	Key          string
 	Size         int64
@@ -104,6 +111,15 @@ type GetOptions struct {
 type CopyOptions struct {
 	Metadata map[string]string // nil: keep the source's metadata
 	IfMatch  string            // x-amz-copy-source-if-match
+	// IfUnmodifiedSince (x-amz-copy-source-if-unmodified-since), if not
+	// zero: the copy fails with ErrPreconditionFailed when the source's
+	// LastModified, in whole seconds (what the HTTP header carries), is
+	// after it in whole seconds. It is ignored when IfMatch is set and
+	// holds (S3's documented rule, which versitygw and SeaweedFS follow).
+	// A change within the same second goes unseen, and on servers whose
+	// metadata-only copy keeps LastModified (versitygw) so does every
+	// metadata-only change: doc.go has what each server does.
+	IfUnmodifiedSince time.Time
 }
 
 // Typed errors callers branch on with errors.Is.

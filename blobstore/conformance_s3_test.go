@@ -20,6 +20,9 @@ func serverSuite(srv s3Server, newStore func(t testing.TB) blobstore.Store) *sto
 		// at most 255 bytes.
 		suite.FileDirConflict = true
 		suite.MaxSegmentLen = 255
+		// a copy with REPLACE sets xattrs only: the file's mtime,
+		// LastModified, stays.
+		suite.MetadataCopyKeepsLastModified = true
 	case "seaweedfs":
 		// filer entries are at most 255 bytes; emptied directories
 		// stay listed until the empty-folder cleaner runs (~2 min).

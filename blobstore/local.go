@@ -405,6 +405,8 @@ type condition struct {
 	ifMatch     string
 	srcKey      string // copy: the source must still have srcETag
 	srcETag     string
+	// copy: the source must not be modified after this (whole seconds)
+	srcUnmodifiedSince time.Time
 }
 
 var errSourceChanged = errors.New("copy source changed")
@@ -426,6 +428,9 @@ func (l *Local) commit(op, key, tmp string, cond condition) error {
 			f.Close()
 			if h.etag != cond.srcETag {
 				return errSourceChanged
+			}
+			if modifiedAfter(h.mtime, cond.srcUnmodifiedSince) {
+				return &Error{Op: op, Key: cond.srcKey, Err: ErrPreconditionFailed}
 			}
 		}
 		if cond.ifNoneMatch || cond.ifMatch != "" {
@@ -643,7 +648,7 @@ func (l *Local) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Ob
 		}
 	}
 	for range copyRetries {
-		info, err := l.copyOnce(ctx, src, dst, opts.IfMatch, meta)
+		info, err := l.copyOnce(ctx, src, dst, opts, meta)
 		if errors.Is(err, errSourceChanged) {
 			if opts.IfMatch != "" {
 				return ObjectInfo{}, &Error{Op: op, Key: src, Err: ErrPreconditionFailed}
@@ -655,14 +660,19 @@ func (l *Local) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Ob
 	return ObjectInfo{}, &Error{Op: op, Key: src, Err: ErrTransient}
 }
 
-func (l *Local) copyOnce(ctx context.Context, src, dst, ifMatch string, meta map[string]string) (ObjectInfo, error) {
+func (l *Local) copyOnce(ctx context.Context, src, dst string, opts CopyOptions, meta map[string]string) (ObjectInfo, error) {
 	const op = "copy"
 	f, h, off, err := l.openObject(op, src)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
 	defer f.Close()
-	if ifMatch != "" && !etagEqual(ifMatch, h.etag) {
+	// S3's rule: a holding IfMatch makes IfUnmodifiedSince moot.
+	since := opts.IfUnmodifiedSince
+	if opts.IfMatch != "" {
+		since = time.Time{}
+	}
+	if (opts.IfMatch != "" && !etagEqual(opts.IfMatch, h.etag)) || modifiedAfter(h.mtime, since) {
 		return ObjectInfo{}, &Error{Op: op, Key: src, Err: ErrPreconditionFailed}
 	}
 	if meta == nil {
@@ -690,10 +700,17 @@ func (l *Local) copyOnce(ctx context.Context, src, dst, ifMatch string, meta map
 	if err := t.finish(h.size, h.etag); err != nil {
 		return ObjectInfo{}, &Error{Op: op, Key: dst, Err: err}
 	}
-	if err := l.commit(op, dst, t.path, condition{srcKey: src, srcETag: h.etag}); err != nil {
+	if err := l.commit(op, dst, t.path, condition{srcKey: src, srcETag: h.etag, srcUnmodifiedSince: since}); err != nil {
 		return ObjectInfo{}, err
 	}
 	return t.hdr.info(dst), nil
+}
+
+// modifiedAfter is the If-Unmodified-Since test as S3 makes it: mtime
+// later than since, both in whole seconds (the HTTP date's resolution); a
+// zero since never fails.
+func modifiedAfter(mtime, since time.Time) bool {
+	return !since.IsZero() && mtime.Truncate(time.Second).After(since.Truncate(time.Second))
 }
 
 // Delete removes key and the directories it leaves empty.

@@ -229,6 +229,9 @@ func (s *S3) copyMultipart(ctx context.Context, fullSrc, dst, fullDst string, si
 			if opts.IfMatch != "" {
 				in.CopySourceIfMatch = aws.String(opts.IfMatch)
 			}
+			if !opts.IfUnmodifiedSince.IsZero() {
+				in.CopySourceIfUnmodifiedSince = aws.Time(opts.IfUnmodifiedSince)
+			}
 			in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = ssecHeaders(u.ckey)
 			in.CopySourceSSECustomerAlgorithm, in.CopySourceSSECustomerKey, in.CopySourceSSECustomerKeyMD5 = ssecHeaders(srcKey)
 			out, err := s.client.UploadPartCopy(gctx, in)

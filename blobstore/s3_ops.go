@@ -303,6 +303,26 @@ func (s *S3) pageEntries(page *s3.ListObjectsV2Output) ([]Entry, error) {
 // the ETag the HEAD saw. (SeaweedFS answers a copy with a wrong source key
 // with a 500, or, for larger objects, copies undecryptable bytes.)
 func (s *S3) Copy(ctx context.Context, src, dst string, opts CopyOptions) (ObjectInfo, error) {
+	info, err := s.copy(ctx, src, dst, opts)
+	if err == nil || opts.IfUnmodifiedSince.IsZero() || opts.IfMatch != "" || !errors.Is(err, ErrPreconditionFailed) {
+		return info, err
+	}
+	// versitygw compares x-amz-copy-source-if-unmodified-since with the
+	// source's mtime to the nanosecond, so a time taken from the
+	// object's own LastModified (whole seconds) always fails. Check the
+	// condition in whole seconds against a HEAD, then copy on the ETag
+	// that HEAD saw (the body cannot change unseen; metadata can, as it
+	// can on that server anyway).
+	h, herr := s.head(ctx, src, "")
+	if herr != nil || h.LastModified.Truncate(time.Second).After(opts.IfUnmodifiedSince.Truncate(time.Second)) {
+		return ObjectInfo{}, err
+	}
+	o := opts
+	o.IfMatch, o.IfUnmodifiedSince = h.ETag, time.Time{}
+	return s.copy(ctx, src, dst, o)
+}
+
+func (s *S3) copy(ctx context.Context, src, dst string, opts CopyOptions) (ObjectInfo, error) {
 	if s.sse.Mode != SSEC {
 		return s.copyWith(ctx, src, dst, -1, opts, nil)
 	}
@@ -317,7 +337,13 @@ func (s *S3) Copy(ctx context.Context, src, dst string, opts CopyOptions) (Objec
 		}
 		o := opts
 		if o.IfMatch == "" {
-			o.IfMatch = hinfo.ETag
+			// The copy must be of the version the HEAD opened. A
+			// condition on LastModified is checked against the HEAD then
+			// (the server would ignore it beside IfMatch).
+			if t := o.IfUnmodifiedSince; !t.IsZero() && hinfo.LastModified.Truncate(time.Second).After(t.Truncate(time.Second)) {
+				return ObjectInfo{}, &Error{Op: "s3 copy", Key: src, Err: fmt.Errorf("%w: the source was modified at %v", ErrPreconditionFailed, hinfo.LastModified)}
+			}
+			o.IfMatch, o.IfUnmodifiedSince = hinfo.ETag, time.Time{}
 		}
 		info, err := s.copyWith(ctx, src, dst, hinfo.Size, o, srcKey)
 		if errors.Is(err, ErrPreconditionFailed) && opts.IfMatch == "" && attempt < 2 {
@@ -357,6 +383,9 @@ func (s *S3) copyWith(ctx context.Context, src, dst string, size int64, opts Cop
 	}
 	if opts.IfMatch != "" {
 		in.CopySourceIfMatch = aws.String(opts.IfMatch)
+	}
+	if !opts.IfUnmodifiedSince.IsZero() {
+		in.CopySourceIfUnmodifiedSince = aws.Time(opts.IfUnmodifiedSince)
 	}
 	var dstKey *sseCKey
 	in.ServerSideEncryption, in.SSEKMSKeyId, dstKey = s.sseWrite()
@@ -410,6 +439,9 @@ func (s *S3) copyMarker(ctx context.Context, src, dst string, opts CopyOptions, 
 	if opts.IfMatch != "" && info.ETag != opts.IfMatch {
 		// SeaweedFS ignores If-Match on a directory's HEAD.
 		return ObjectInfo{}, true, &Error{Op: "s3 copy", Key: src, Err: fmt.Errorf("%w: the source's ETag is %s", ErrPreconditionFailed, info.ETag)}
+	}
+	if t := opts.IfUnmodifiedSince; !t.IsZero() && info.LastModified.Truncate(time.Second).After(t.Truncate(time.Second)) {
+		return ObjectInfo{}, true, &Error{Op: "s3 copy", Key: src, Err: fmt.Errorf("%w: the source was modified at %v", ErrPreconditionFailed, info.LastModified)}
 	}
 	md := opts.Metadata
 	if md == nil {

@@ -47,6 +47,13 @@ type Suite struct {
 	// its empty-folder cleaner runs). TestDelete then logs that one
 	// check's result instead of failing it.
 	EmptyPrefixesLinger bool
+	// MetadataCopyKeepsLastModified: a copy of an object onto itself with
+	// new metadata leaves its LastModified as it was (versitygw's posix
+	// backend changes the file's xattrs only), so IfUnmodifiedSince
+	// cannot see a metadata-only change. TestMetadataCopyStamps checks
+	// that the server does exactly that, so a server that changes its
+	// behaviour fails until the declaration (and doc.go) follow.
+	MetadataCopyKeepsLastModified bool
 }
 
 // Run runs every Test method of s as a subtest of t.
@@ -522,7 +529,7 @@ func (s *Suite) TestConditionalPut(t *testing.T) {
 		t.Fatalf("failed conditional puts changed the object to %q", got)
 	}
 	_, err = st.Put(ctx, "missing", strings.NewReader("x"), 1, blobstore.PutOptions{IfMatch: v2.ETag})
-	wantErr(t, "IfMatch on a missing key", err, blobstore.ErrNotFound, blobstore.ErrPreconditionFailed)
+	wantErr(t, "IfMatch on a missing key", err, blobstore.ErrNotFound)
 	if _, err := st.Head(ctx, "missing"); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Fatalf("failed IfMatch put created the key: %v", err)
 	}
@@ -671,6 +678,97 @@ func (s *Suite) TestCopy(t *testing.T) {
 	if got := string(getAll(t, ctx, st, "src")); got != "changed" {
 		t.Errorf("failed self-copy left %q", got)
 	}
+}
+
+// TestCopyIfUnmodifiedSince: a copy conditional on the source's
+// LastModified (as Head gives it, whole seconds) goes through while the
+// source is unchanged and fails once the time is older than the source;
+// beside IfMatch, IfMatch decides (S3's rule).
+func (s *Suite) TestCopyIfUnmodifiedSince(t *testing.T) {
+	st, ctx := s.setup(t)
+	put(t, ctx, st, "src", []byte("body"), blobstore.PutOptions{Metadata: map[string]string{"v": "1"}})
+	h, err := st.Head(ctx, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm := h.LastModified
+	if lm.IsZero() {
+		t.Fatal("Head gave no LastModified")
+	}
+	copyTo := func(dst string, o blobstore.CopyOptions) error {
+		_, err := st.Copy(ctx, "src", dst, o)
+		return err
+	}
+	if err := copyTo("a", blobstore.CopyOptions{IfUnmodifiedSince: lm}); err != nil {
+		t.Fatalf("copy unmodified since its own LastModified: %v", err)
+	}
+	if err := copyTo("b", blobstore.CopyOptions{IfUnmodifiedSince: lm.Add(time.Hour)}); err != nil {
+		t.Fatalf("copy unmodified since an hour after its LastModified: %v", err)
+	}
+	if err := copyTo("c", blobstore.CopyOptions{IfUnmodifiedSince: lm.Add(999 * time.Millisecond), IfMatch: h.ETag}); err != nil {
+		t.Fatalf("copy with both conditions holding: %v", err)
+	}
+	wantErr(t, "copy unmodified since a second before its LastModified", copyTo("d", blobstore.CopyOptions{IfUnmodifiedSince: lm.Add(-time.Second)}), blobstore.ErrPreconditionFailed)
+	wantErr(t, "copy unmodified since an hour before", copyTo("d", blobstore.CopyOptions{IfUnmodifiedSince: lm.Add(-time.Hour)}), blobstore.ErrPreconditionFailed)
+	wantErr(t, "copy with a stale IfMatch and a holding IfUnmodifiedSince", copyTo("d", blobstore.CopyOptions{IfUnmodifiedSince: lm.Add(time.Hour), IfMatch: "0123456789abcdef0123456789abcdef"}), blobstore.ErrPreconditionFailed)
+	// S3's rule: a holding IfMatch makes IfUnmodifiedSince moot.
+	if err := copyTo("e", blobstore.CopyOptions{IfUnmodifiedSince: lm.Add(-time.Hour), IfMatch: h.ETag}); err != nil {
+		t.Fatalf("copy with a current IfMatch and a failing IfUnmodifiedSince: %v (S3 copies)", err)
+	}
+	wantErr(t, "self-copy unmodified since an hour before", func() error {
+		_, err := st.Copy(ctx, "src", "src", blobstore.CopyOptions{Metadata: map[string]string{"v": "2"}, IfUnmodifiedSince: lm.Add(-time.Hour)})
+		return err
+	}(), blobstore.ErrPreconditionFailed)
+	if _, err := st.Head(ctx, "d"); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Errorf("failed conditional copies created their destination: %v", err)
+	}
+	if hi, _ := st.Head(ctx, "src"); hi.Metadata["v"] != "1" {
+		t.Errorf("failed conditional self-copy changed the metadata to %v", hi.Metadata)
+	}
+}
+
+// TestMetadataCopyStamps: what a metadata-only rewrite (a copy onto the
+// same key with new metadata, coffer's chmod or rename re-seal) does to
+// the ETag and LastModified, which decides how a mount can guard one
+// against another mount's: the ETag stays on every backend (so IfMatch
+// cannot see it); LastModified moves to the copy's time, except where
+// the suite declares MetadataCopyKeepsLastModified; and IfUnmodifiedSince
+// with the LastModified from before sees it exactly where it moves.
+func (s *Suite) TestMetadataCopyStamps(t *testing.T) {
+	st, ctx := s.setup(t)
+	put(t, ctx, st, "k", []byte("body"), blobstore.PutOptions{Metadata: map[string]string{"v": "1"}})
+	before, err := st.Head(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// LastModified is in whole seconds over HTTP: rewrite in a later
+	// second than the upload's.
+	time.Sleep(time.Until(before.LastModified.Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
+	if _, err := st.Copy(ctx, "k", "k", blobstore.CopyOptions{Metadata: map[string]string{"v": "2"}, IfMatch: before.ETag}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := st.Head(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Metadata["v"] != "2" {
+		t.Fatalf("metadata after the rewrite: %v", after.Metadata)
+	}
+	if after.ETag != before.ETag {
+		t.Errorf("metadata-only copy changed the ETag from %s to %s", before.ETag, after.ETag)
+	}
+	moved := after.LastModified.Truncate(time.Second).After(before.LastModified.Truncate(time.Second))
+	if moved == s.MetadataCopyKeepsLastModified {
+		t.Errorf("metadata-only copy: LastModified %v -> %v (moved %v), the suite declares MetadataCopyKeepsLastModified %v",
+			before.LastModified, after.LastModified, moved, s.MetadataCopyKeepsLastModified)
+	}
+	_, err = st.Copy(ctx, "k", "k", blobstore.CopyOptions{Metadata: map[string]string{"v": "3"}, IfUnmodifiedSince: before.LastModified})
+	if moved {
+		wantErr(t, "rewrite conditional on the LastModified from before another rewrite", err, blobstore.ErrPreconditionFailed)
+	} else if err != nil {
+		t.Errorf("rewrite on a server that keeps LastModified: %v (the guard cannot see the other rewrite there)", err)
+	}
+	t.Logf("metadata-only copy: ETag kept, LastModified %v -> %v", before.LastModified, after.LastModified)
 }
 
 // TestNotFound: operations on missing keys fail with ErrNotFound.
@@ -825,6 +923,87 @@ func (s *Suite) TestMultipartConditional(t *testing.T) {
 	}
 	if got := string(getAll(t, ctx, st, "k")); got != "new" {
 		t.Fatalf("object is %q, want new", got)
+	}
+	wantErr(t, "multipart IfMatch onto a missing key", func() error {
+		mpu, err := st.Multipart(ctx, "missing", blobstore.PutOptions{IfMatch: old.ETag})
+		if err != nil {
+			return err
+		}
+		defer mpu.Abort(ctx)
+		p, err := mpu.UploadPart(ctx, 1, []byte("x"))
+		if err != nil {
+			return err
+		}
+		_, err = mpu.Complete(ctx, []blobstore.Part{p})
+		return err
+	}(), blobstore.ErrNotFound)
+	if _, err := st.Head(ctx, "missing"); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Fatalf("failed IfMatch completion created the key: %v", err)
+	}
+	mpu, err := st.Multipart(ctx, "fresh", blobstore.PutOptions{IfNoneMatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := mpu.UploadPart(ctx, 1, []byte("fresh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mpu.Complete(ctx, []blobstore.Part{p}); err != nil {
+		t.Fatalf("multipart IfNoneMatch onto a new key: %v", err)
+	}
+}
+
+// TestConcurrentConditionalComplete: multipart uploads of one key racing
+// to complete on the same condition: exactly one wins, as for Put.
+func (s *Suite) TestConcurrentConditionalComplete(t *testing.T) {
+	st, ctx := s.setup(t)
+	base := put(t, ctx, st, "replace", []byte("base"), blobstore.PutOptions{})
+	for _, c := range []struct {
+		key  string
+		opts blobstore.PutOptions
+	}{
+		{"create", blobstore.PutOptions{IfNoneMatch: true}},
+		{"replace", blobstore.PutOptions{IfMatch: base.ETag}},
+	} {
+		const n = 4
+		ups := make([]blobstore.MultipartUpload, n)
+		parts := make([]blobstore.Part, n)
+		for i := range n {
+			mpu, err := st.Multipart(ctx, c.key, c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := mpu.UploadPart(ctx, 1, fmt.Appendf(nil, "writer %d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ups[i], parts[i] = mpu, p
+		}
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { _, errs[i] = ups[i].Complete(ctx, []blobstore.Part{parts[i]}) })
+		}
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("%s: completions %d and %d both succeeded", c.key, winner, i)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, blobstore.ErrPreconditionFailed):
+				t.Fatalf("%s: losing completion %d: %v, want ErrPreconditionFailed", c.key, i, err)
+			default:
+				ups[i].Abort(ctx)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("%s: no completion succeeded: %v", c.key, errs)
+		}
+		if got := string(getAll(t, ctx, st, c.key)); got != fmt.Sprintf("writer %d", winner) {
+			t.Fatalf("%s: object holds %q, winner was %d", c.key, got, winner)
+		}
 	}
 }
 
