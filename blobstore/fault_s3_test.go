@@ -232,11 +232,11 @@ func TestUploadAbortsOnFinalFailure(t *testing.T) {
 	}
 }
 
-// faultyStore opens a store on a fresh versitygw bucket through a fault
-// proxy, with a retry budget small enough for tests.
-func proxiedStore(t *testing.T, stall time.Duration, attempts int) (*faultproxy.Proxy, *blobstore.S3, *blobstore.S3, string) {
+// proxiedStore opens a store on a fresh bucket of srv through a fault
+// proxy, with a retry budget small enough for tests, and one without the
+// proxy.
+func proxiedStore(t *testing.T, srv s3Server, stall time.Duration, attempts int) (*faultproxy.Proxy, *blobstore.S3, *blobstore.S3, string) {
 	t.Helper()
-	srv := server(t, "versitygw")
 	proxy := newProxy(t, srv)
 	bucket := srv.newBucket(t)
 	o := srv.options(false)
@@ -251,8 +251,11 @@ func proxiedStore(t *testing.T, stall time.Duration, attempts int) (*faultproxy.
 // whose first attempt succeeded and lost its answer succeeds (the retry's
 // 412 is recognised as the call's own write).
 func TestRetriesRecoverFromEachFault(t *testing.T) {
-	proxy, s, direct, bucket := proxiedStore(t, 300*time.Millisecond, 0)
-	srv := server(t, "versitygw")
+	forServers(t, testRetriesRecover)
+}
+
+func testRetriesRecover(t *testing.T, srv s3Server) {
+	proxy, s, direct, bucket := proxiedStore(t, srv, 300*time.Millisecond, 0)
 	first := func(r faultproxy.Request) bool { return r.Attempt == 1 }
 	faults := []faultproxy.Fault{
 		{Kind: faultproxy.Reset, Match: first},
@@ -353,7 +356,7 @@ func TestRetriesRecoverFromEachFault(t *testing.T) {
 // error that says so.
 func TestStalledCallsEnd(t *testing.T) {
 	const attempts = 2
-	proxy, s, _, _ := proxiedStore(t, 300*time.Millisecond, attempts)
+	proxy, s, _, _ := proxiedStore(t, server(t, "versitygw"), 300*time.Millisecond, attempts)
 	proxy.Set(faultproxy.Fault{Kind: faultproxy.Stall})
 	ctx := context.Background()
 	calls := []struct {
