@@ -139,41 +139,49 @@ func TestLock(t *testing.T) {
 	j2.Close()
 }
 
-// Files are private; nothing of a name or blob is on disk in the clear.
+// Files are private; nothing of a name or blob is on disk in the clear,
+// in one segment or across rotations.
 func TestNoPlaintextOnDisk(t *testing.T) {
-	dir := t.TempDir()
-	j, _ := openTest(t, dir, Options{SegmentSize: 4096})
-	var ids []ID
-	for i := range 200 {
-		id := mustAppend(t, j, testEntry(i))
-		ids = append(ids, id)
-		if i%3 == 0 {
-			j.Done(ids[i/2])
-		}
-	}
-	if err := j.Sync(context.Background(), ids[len(ids)-1]); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
-	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
-		t.Errorf("journal dir mode %v", st.Mode().Perm())
-	}
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		st, _ := d.Info()
-		if st.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v", path, st.Mode().Perm())
-		}
-		data, _ := os.ReadFile(path)
-		for _, needle := range []string{"secret-name", "path", ".stg", "000000000000"} {
-			if bytes.Contains(data, []byte(needle)) {
-				t.Errorf("%s holds %q in the clear", path, needle)
+	for _, segSize := range []int64{0, 4096} {
+		dir := t.TempDir()
+		j, _ := openTest(t, dir, Options{SegmentSize: segSize})
+		var ids []ID
+		for i := range 200 {
+			id := mustAppend(t, j, testEntry(i))
+			ids = append(ids, id)
+			if i%3 == 0 {
+				j.Done(ids[i/2])
+			}
+			if i%50 == 0 {
+				j.Sync(context.Background(), id)
 			}
 		}
-		return nil
-	})
+		j.Close()
+		if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+			t.Errorf("journal dir mode %v", st.Mode().Perm())
+		}
+		files := 0
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			files++
+			st, _ := d.Info()
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v", path, st.Mode().Perm())
+			}
+			data, _ := os.ReadFile(path)
+			for _, needle := range []string{"secret-name", "path", ".stg", "000000000000"} {
+				if bytes.Contains(data, []byte(needle)) {
+					t.Errorf("%s holds %q in the clear", path, needle)
+				}
+			}
+			return nil
+		})
+		if files < 2 {
+			t.Fatalf("%d files scanned", files)
+		}
+	}
 }
 
 // The syncer batches: records appended while it waits go out in one
