@@ -78,6 +78,9 @@ func crashChild(v string) {
 		pending = append(pending, r.ID)
 	}
 	say("O")
+	// Held until the parent has checked the lock (while this process
+	// surely lives).
+	bufio.NewReader(os.Stdin).ReadString('\n')
 	for k := range spec.n {
 		idx := spec.first + k
 		say("a %d", idx)
@@ -137,6 +140,11 @@ func (m *crashModel) run(t *testing.T, spec crashSpec, killAfter int) {
 		t.Fatal(err)
 	}
 	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +166,7 @@ func (m *crashModel) run(t *testing.T, spec crashSpec, killAfter int) {
 			if _, _, err := Open(spec.dir, testSecret, Options{}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", cmd.Process.Pid)) {
 				t.Fatalf("Open while a child holds the journal: %v", err)
 			}
+			io.WriteString(in, "go\n")
 		case "a":
 			m.appending = num(1)
 		case "A":
