@@ -50,16 +50,16 @@
 //	  ... LastModified                     kept (xattrs only)    copy's time           copy's time
 //	lost answer of a conditional PUT,      412 on the retry (**) 412 on the retry (**) (no retries)
 //	  retried by the SDK
-//	lost answer of a conditional Complete  NoSuchUpload on the   412 on the retry (**) (no retries)
-//	                                       retry (***)
+//	lost answer of a conditional Complete  the retry succeeds    412 on the retry (**) (no retries)
+//	                                       (a repeated Complete
+//	                                       answers as the first)
 //	lost answer of CreateMultipartUpload   the server's upload   same                  (no retries)
 //	                                       stays (orphan)
 //
 // (*) S3.Copy corrects it: on a 412 it checks the condition in whole
 // seconds against a HEAD and copies on the ETag that HEAD saw. (**) S3.Put
 // and Complete recognise their own write by its size and metadata and
-// succeed. (***) Complete recognises an object of the same size and part
-// count as its own. An orphaned upload from a lost CreateMultipartUpload answer
+// succeed. An orphaned upload from a lost CreateMultipartUpload answer
 // costs storage until a lifecycle rule (AbortIncompleteMultipartUpload)
 // or an abort removes it; nothing reads it.
 //
