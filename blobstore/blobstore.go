@@ -46,6 +46,14 @@ type Store interface {
 	// Multipart starts a multipart upload of key. Most callers use Upload,
 	// which drives it in parallel.
 	Multipart(ctx context.Context, key string, opts PutOptions) (MultipartUpload, error)
+	// Uploads yields the multipart uploads in progress (started, neither
+	// completed nor aborted) whose keys start with prefix, in key order.
+	// A live writer's upload is listed too: callers that clean up judge
+	// by PendingUpload.Initiated.
+	Uploads(ctx context.Context, prefix string) iter.Seq2[PendingUpload, error]
+	// AbortUpload aborts one listed upload and discards its parts; an
+	// upload already gone is not an error. Objects are never touched.
+	AbortUpload(ctx context.Context, u PendingUpload) error
 	// Close releases connections and other resources.
 	Close() error
 }
@@ -59,6 +67,13 @@ type MultipartUpload interface {
 	Complete(ctx context.Context, parts []Part) (ObjectInfo, error)
 	// Abort discards the upload and every part stored so far.
 	Abort(ctx context.Context) error
+}
+
+// PendingUpload is a multipart upload in progress, as Uploads lists it.
+type PendingUpload struct {
+	Key       string
+	ID        string
+	Initiated time.Time
 }
 
 // Part identifies an uploaded part for Complete.

@@ -26,8 +26,13 @@ func (l *Local) Multipart(ctx context.Context, key string, opts PutOptions) (Mul
 	if err != nil {
 		return nil, &Error{Op: op, Key: key, Err: err}
 	}
-	dir, err := os.MkdirTemp(l.tmp, "mpu-")
+	dir, err := os.MkdirTemp(l.tmp, uploadDirPrefix)
 	if err != nil {
+		return nil, &Error{Op: op, Key: key, Err: err}
+	}
+	// The key, so that Uploads can list the upload.
+	if err := os.WriteFile(filepath.Join(dir, uploadKeyFile), []byte(key), 0o600); err != nil {
+		os.RemoveAll(dir)
 		return nil, &Error{Op: op, Key: key, Err: err}
 	}
 	return &localUpload{l: l, key: key, meta: meta, cond: condition{ifNoneMatch: opts.IfNoneMatch, ifMatch: opts.IfMatch}, dir: dir}, nil

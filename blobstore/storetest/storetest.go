@@ -1092,3 +1092,76 @@ func (s *Suite) TestCanceledContext(t *testing.T) {
 		t.Errorf("cancelled Put stored y: %v", err)
 	}
 }
+
+// TestUploads: Uploads lists multipart uploads in progress (by prefix,
+// with their start time), AbortUpload discards one and touches no
+// object, and a completed or aborted upload is no longer listed.
+func (s *Suite) TestUploads(t *testing.T) {
+	st, ctx := s.setup(t)
+	ps := int(s.partSize())
+	kept := put(t, ctx, st, "up/object", []byte("data"), blobstore.PutOptions{})
+	before := time.Now().Add(-time.Minute)
+	pending, err := st.Multipart(ctx, "up/pending", blobstore.PutOptions{})
+	if err != nil {
+		t.Fatalf("Multipart: %v", err)
+	}
+	if _, err := pending.UploadPart(ctx, 1, randomBytes(ps)); err != nil {
+		t.Fatalf("UploadPart: %v", err)
+	}
+	done, err := st.Multipart(ctx, "up/done", blobstore.PutOptions{})
+	if err != nil {
+		t.Fatalf("Multipart: %v", err)
+	}
+	p, err := done.UploadPart(ctx, 1, []byte("small"))
+	if err != nil {
+		t.Fatalf("UploadPart: %v", err)
+	}
+	listUploads := func(prefix string) []blobstore.PendingUpload {
+		t.Helper()
+		var out []blobstore.PendingUpload
+		for u, err := range st.Uploads(ctx, prefix) {
+			if err != nil {
+				t.Fatalf("Uploads(%q): %v", prefix, err)
+			}
+			out = append(out, u)
+		}
+		return out
+	}
+	ups := listUploads("up/")
+	if len(ups) != 2 || ups[0].Key != "up/done" || ups[1].Key != "up/pending" {
+		t.Fatalf("Uploads = %+v, want up/done and up/pending", ups)
+	}
+	for _, u := range ups {
+		if u.ID == "" || u.Initiated.Before(before) || u.Initiated.After(time.Now().Add(time.Minute)) {
+			t.Errorf("upload %+v: want an ID and a start time near now", u)
+		}
+	}
+	if got := listUploads("elsewhere/"); len(got) != 0 {
+		t.Errorf("Uploads(elsewhere/) = %+v, want none", got)
+	}
+	if _, err := done.Complete(ctx, []blobstore.Part{p}); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	ups = listUploads("")
+	if len(ups) != 1 || ups[0].Key != "up/pending" {
+		t.Fatalf("after Complete, Uploads = %+v, want up/pending alone", ups)
+	}
+	if err := st.AbortUpload(ctx, ups[0]); err != nil {
+		t.Fatalf("AbortUpload: %v", err)
+	}
+	if err := st.AbortUpload(ctx, ups[0]); err != nil {
+		t.Errorf("second AbortUpload: %v, want nil", err)
+	}
+	if got := listUploads(""); len(got) != 0 {
+		t.Fatalf("after AbortUpload, Uploads = %+v, want none", got)
+	}
+	if _, err := pending.Complete(ctx, []blobstore.Part{{Number: 1, ETag: "x", Size: int64(ps)}}); err == nil {
+		t.Error("Complete of an aborted upload succeeded")
+	}
+	if got := entryNames(list(t, ctx, st, "", "")); !slices.Equal(got, []string{"up/done", "up/object"}) {
+		t.Fatalf("objects after abort: %q, want up/done and up/object", got)
+	}
+	if hi, err := st.Head(ctx, "up/object"); err != nil || hi.ETag != kept.ETag {
+		t.Errorf("up/object after abort: %+v, %v", hi, err)
+	}
+}
