@@ -165,7 +165,7 @@ type checker struct {
 	mu     sync.Mutex
 	rep    FsckReport
 	paths  map[string]pathResult // decoded directory key -> path
-	deep   map[string]deepResult  // Deep: the body reads, by key
+	deep   map[string]deepResult // Deep: the body reads, by key
 	chunks int64
 }
 
