@@ -254,6 +254,13 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		return err
 	}
 	defer removePid()
+	removeState, err := m.e.writeMountState(mountState{PID: os.Getpid(), Mountpoint: p.mountpoint, Store: p.url, CacheDir: cacheDir})
+	if err != nil {
+		mnt.Unmount()
+		vol.Close(volCtx)
+		return err
+	}
+	defer removeState()
 
 	m.log.Info("mounted", "store", p.url, "mountpoint", p.mountpoint, "encryption", p.encryption, "sse", p.sse.Mode.Name(), "cache_dir", cacheDir)
 	if rep != nil {

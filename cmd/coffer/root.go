@@ -31,6 +31,12 @@ Start with "coffer init", then "coffer mount MOUNTPOINT".`,
 		newMountCommand(e),
 		newUnmountCommand(e),
 		newVersionCommand(e),
+		newLsCommand(e),
+		newCatCommand(e),
+		newGetCommand(e),
+		newPutCommand(e),
+		newRmCommand(e),
+		newFsckCommand(e),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	// Added now rather than at Execute, so run's lookup of the command
