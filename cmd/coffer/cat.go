@@ -17,7 +17,7 @@ func newCatCommand(e *env) *cobra.Command {
 Every chunk is authenticated before it is written; a file that fails is
 named on stderr and the others are still written (exit status 1).`,
 		Example: `  coffer cat --store s3://bucket/vault notes/todo.txt`,
-		Args: minArgs("PATH"),
+		Args:    minArgs("PATH"),
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			ctx := cmd.Context()
 			v, err := vf.openOffline(ctx, e, false)
