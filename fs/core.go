@@ -50,6 +50,9 @@ type Volume struct {
 	// about to wait for a stripe another holder has.
 	pathWait func()
 
+	errnos      errnoCounts  // failed operations, for Stats
+	journalSize func() int64 // the upload journal's size (nil: no journal); see Stats
+
 	mu     sync.Mutex
 	files  map[string]*file // open or staged files by current path
 	bg     sync.WaitGroup   // background uploads

@@ -120,6 +120,7 @@ func (v *Volume) finish(op, p string, err error) error {
 	if err == nil {
 		return nil
 	}
+	v.errnos.add(err)
 	if Errno(err) == syscall.EIO && !isReported(err) {
 		err = v.failEIO(op, p, "", err)
 	}

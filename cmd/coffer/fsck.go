@@ -83,7 +83,7 @@ that fail their checks are reported for you to restore or delete.`,
 				deep = fmt.Sprintf(", %d chunks authenticated", rep.Chunks)
 			}
 			fmt.Fprintf(e.stdout, "%d objects: %d files (%s), %d directory markers, %d reserved%s; %d multipart uploads in progress\n",
-				rep.Objects, rep.Files, formatByteSize(rep.Bytes), rep.Dirs, rep.Reserved, deep, rep.Uploads)
+				rep.Objects, rep.Files, humanBytes(rep.Bytes), rep.Dirs, rep.Reserved, deep, rep.Uploads)
 			switch {
 			case len(rep.Findings) == 0:
 				fmt.Fprintln(e.stdout, "no problems found")

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	cofferfs "github.com/cofferfs/coffer/fs"
+	"github.com/cofferfs/coffer/metrics"
 )
 
 // mountMemoryLimit is the Go runtime's soft memory limit for a mount
@@ -39,6 +40,8 @@ type mountFlags struct {
 	writebackCache    bool
 	daemon            bool
 	logFile           string
+	metricsAddr       string
+	metricsRemote     bool
 }
 
 func newMountCommand(e *env) *cobra.Command {
@@ -84,6 +87,8 @@ lands, files closed but not yet uploaded are lost if the process dies.`,
 	f.BoolVar(&mf.readOnly, "read-only", false, "mount read-only")
 	f.BoolVar(&mf.writebackCache, "writeback-cache", false, "kernel writeback cache: faster small writes, but changes by other clients are not seen while mounted and O_APPEND is not atomic across clients")
 	f.BoolVar(&mf.daemon, "daemon", false, "serve the mount in the background; return once it is ready")
+	f.StringVar(&mf.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0: any free port); coffer stats MOUNTPOINT prints them")
+	f.BoolVar(&mf.metricsRemote, "metrics-allow-remote", false, "allow a --metrics-addr that is not loopback (whoever reaches it sees the mount's activity)")
 	f.StringVar(&mf.logFile, "log-file", "", "append logs to this file (default: stderr; with --daemon, coffer.log in the cache dir)")
 	return cmd
 }
@@ -170,6 +175,13 @@ func (mf *mountFlags) check() error {
 	if mf.partSize < 5<<20 {
 		return usagef("--part-size must be at least 5MiB (the S3 minimum)")
 	}
+	if mf.metricsAddr != "" {
+		if err := metrics.CheckAddr(mf.metricsAddr, mf.metricsRemote); err != nil {
+			return &usageError{err: fmt.Errorf("--metrics-addr: %w", err)}
+		}
+	} else if mf.metricsRemote {
+		return usagef("--metrics-allow-remote needs --metrics-addr")
+	}
 	return nil
 }
 
@@ -193,6 +205,11 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		return err
 	}
 	defer store.Close()
+	var met *metrics.Metrics
+	if m.mf.metricsAddr != "" {
+		met = metrics.New()
+		store = met.Store(store)
+	}
 
 	cacheDir := m.mf.cacheDir
 	if cacheDir == "" {
@@ -235,6 +252,17 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 	if err != nil {
 		return err
 	}
+	metricsAddr := ""
+	if met != nil {
+		met.Watch(vol)
+		srv, err := met.Serve(m.mf.metricsAddr)
+		if err != nil {
+			vol.Close(volCtx)
+			return fmt.Errorf("--metrics-addr %s: %w", m.mf.metricsAddr, err)
+		}
+		defer srv.Close()
+		metricsAddr = srv.Addr()
+	}
 	mnt, err := mountFUSE(vol, p.mountpoint, fuseOptions{
 		allowOther: m.mf.allowOther,
 		readOnly:   m.mf.readOnly,
@@ -254,7 +282,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		return err
 	}
 	defer removePid()
-	removeState, err := m.e.writeMountState(mountState{PID: os.Getpid(), Mountpoint: p.mountpoint, Store: p.url, CacheDir: cacheDir})
+	removeState, err := m.e.writeMountState(mountState{PID: os.Getpid(), Mountpoint: p.mountpoint, Store: p.url, CacheDir: cacheDir, MetricsAddr: metricsAddr})
 	if err != nil {
 		mnt.Unmount()
 		vol.Close(volCtx)
@@ -262,7 +290,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 	}
 	defer removeState()
 
-	m.log.Info("mounted", "store", p.url, "mountpoint", p.mountpoint, "encryption", p.encryption, "sse", p.sse.Mode.Name(), "cache_dir", cacheDir)
+	m.log.Info("mounted", "store", p.url, "mountpoint", p.mountpoint, "encryption", p.encryption, "sse", p.sse.Mode.Name(), "cache_dir", cacheDir, "metrics", metricsAddr)
 	if rep != nil {
 		rep.ready()
 		os.Chdir("/")

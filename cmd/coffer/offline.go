@@ -147,7 +147,7 @@ func (t *transfer) add(n int64, file bool) {
 	}
 	if t.totalFiles > 1 && time.Since(t.last) >= 3*time.Second {
 		t.last = time.Now()
-		fmt.Fprintf(t.w, "coffer %s: %d of %d files, %s of %s\n", t.cmd, t.files, t.totalFiles, formatByteSize(t.bytes), formatByteSize(t.totalBytes))
+		fmt.Fprintf(t.w, "coffer %s: %d of %d files, %s of %s\n", t.cmd, t.files, t.totalFiles, humanBytes(t.bytes), humanBytes(t.totalBytes))
 	}
 }
 

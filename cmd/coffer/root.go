@@ -37,6 +37,7 @@ Start with "coffer init", then "coffer mount MOUNTPOINT".`,
 		newPutCommand(e),
 		newRmCommand(e),
 		newFsckCommand(e),
+		newStatsCommand(e),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	// Added now rather than at Execute, so run's lookup of the command
