@@ -23,7 +23,7 @@ type Snapshot struct {
 	QueueFiles float64
 	Pending    float64
 	Uploading  float64
-	Journal    float64 // -1: no journal
+	Journal    float64            // -1: no journal
 	Errors     map[string]float64 // by errno name
 }
 
