@@ -6,12 +6,27 @@ SERVERS  := scripts/with-servers.sh
 # Tests that need a server or FUSE fail rather than skip when these are set.
 export COFFER_REQUIRE_SERVERS ?= 1
 
-.PHONY: all build lint test test-unit test-s3 test-integration bench demo tools deps clean
+.PHONY: all build install lint test test-unit test-s3 test-integration bench demo tools deps clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/coffer
+
+# Installs coffer, the mount(8)/umount(8) helpers that make fstab lines of
+# type coffer work (/sbin/mount.coffer, /sbin/umount.fuse.coffer: coffer
+# itself, by name) and the shell completions. PREFIX=/usr/local, SBINDIR=/sbin.
+PREFIX  ?= /usr/local
+SBINDIR ?= /sbin
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/coffer
+	install -d $(DESTDIR)$(SBINDIR)
+	ln -sf $(PREFIX)/bin/coffer $(DESTDIR)$(SBINDIR)/mount.coffer
+	ln -sf $(PREFIX)/bin/coffer $(DESTDIR)$(SBINDIR)/umount.fuse.coffer
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/coffer
+	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_coffer
+	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/coffer.fish
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	iofs "io/fs"
 	"path"
 	"time"
 
@@ -131,27 +130,41 @@ func joinVolumePath(dir, name string) string {
 	return dir + "/" + name
 }
 
-// modeString is st_mode as ls -l shows it (drwxr-xr-x).
+// modeString is st_mode as ls -l shows it (drwxr-xr-x, -rwsr-xr-x).
 func modeString(mode uint32) string {
-	m := iofs.FileMode(mode & 0o777)
+	b := []byte("?rwxrwxrwx")
 	switch mode & 0o170000 {
+	case 0o100000:
+		b[0] = '-'
 	case 0o040000:
-		m |= iofs.ModeDir
+		b[0] = 'd'
 	case 0o120000:
-		m |= iofs.ModeSymlink
+		b[0] = 'l'
+	case 0o010000:
+		b[0] = 'p'
+	case 0o140000:
+		b[0] = 's'
+	case 0o020000:
+		b[0] = 'c'
+	case 0o060000:
+		b[0] = 'b'
 	}
-	if mode&0o4000 != 0 {
-		m |= iofs.ModeSetuid
+	for i := 0; i < 9; i++ {
+		if mode&(1<<(8-i)) == 0 {
+			b[i+1] = '-'
+		}
 	}
-	if mode&0o2000 != 0 {
-		m |= iofs.ModeSetgid
+	special := func(bit uint32, at int, set, unset byte) {
+		if mode&bit != 0 {
+			if b[at] == '-' {
+				b[at] = unset
+			} else {
+				b[at] = set
+			}
+		}
 	}
-	if mode&0o1000 != 0 {
-		m |= iofs.ModeSticky
-	}
-	s := m.String()
-	if s[0] == 'L' {
-		s = "l" + s[1:]
-	}
-	return s
+	special(0o4000, 3, 's', 'S')
+	special(0o2000, 6, 's', 'S')
+	special(0o1000, 9, 't', 'T')
+	return string(b)
 }

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 // Exit codes of DESIGN.md §6.
@@ -20,7 +22,16 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], newEnv())
+	e := newEnv()
+	// Called as mount.coffer or umount.fuse.coffer (fstab.go): translate,
+	// and keep the translation in os.Args, which the daemon re-executes.
+	args, err := helperCommandLine(e, os.Args)
+	if err != nil {
+		printError(e.stderr, "", err)
+		os.Exit(exitFailure)
+	}
+	os.Args = append(os.Args[:1:1], args...)
+	code := run(ctx, args, e)
 	stop()
 	os.Exit(code)
 }
@@ -33,7 +44,10 @@ func run(ctx context.Context, args []string, e *env) int {
 		fmt.Fprint(e.stderr, root.UsageString())
 		return exitUsage
 	}
-	if _, _, err := root.Find(args); err != nil {
+	// The completion scripts call the hidden __complete command, which
+	// cobra adds at Execute.
+	complete := args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd
+	if _, _, err := root.Find(args); err != nil && !complete {
 		printError(e.stderr, "", &usageError{err: err, hint: "coffer --help"})
 		return exitUsage
 	}

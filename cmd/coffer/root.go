@@ -39,10 +39,11 @@ Start with "coffer init", then "coffer mount MOUNTPOINT".`,
 		newFsckCommand(e),
 		newStatsCommand(e),
 	)
-	root.CompletionOptions.DisableDefaultCmd = true
-	// Added now rather than at Execute, so run's lookup of the command
-	// knows "help".
+	// "coffer completion bash|zsh|fish|powershell" prints a completion
+	// script. Added now rather than at Execute, so run's lookup of the
+	// command knows "help" and "completion".
 	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
 	return root
 }
 
