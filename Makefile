@@ -1,7 +1,7 @@
 # coffer — build, test, benchmark, demo. `make test` is the one test command.
 GO       ?= go
 BIN      := bin/coffer
-PKGS     := ./cipher/... ./blobstore/... ./cache/... ./fs/... ./cmd/...
+PKGS     := ./cipher/... ./blobstore/... ./cache/... ./fs/... ./metrics/... ./cmd/...
 SERVERS  := scripts/with-servers.sh
 # Tests that need a server or FUSE fail rather than skip when these are set.
 export COFFER_REQUIRE_SERVERS ?= 1
