@@ -3,7 +3,9 @@
 // Everything coffer stores goes through Store: a small S3-shaped API of
 // put (streaming, user metadata, conditional create and replace), ranged
 // get, head, list (an iterator that hides pagination), server-side copy
-// with metadata replace, delete and multipart upload. Two backends
+// with metadata replace, delete, multipart upload, and the listing and
+// abort of multipart uploads in progress (Uploads, AbortUpload: what
+// coffer fsck --repair cleans up). Two backends
 // implement it: Local, one file per object in a directory (coffer's
 // embedded default), and S3 on aws-sdk-go-v2 with every server-side
 // encryption mode. Open picks one from a store URL (file:///dir, a plain

@@ -1,9 +1,28 @@
 // Package fs is coffer's filesystem core: it maps canonical paths ("/",
 // "/a/b") onto objects of a blobstore.Store, without FUSE. The go-fuse
 // adapter (package fs/fusefs) drives a *Volume, and cmd/coffer uses the
-// package to initialise, re-authenticate and mount volumes. The offline
-// commands DESIGN.md §1 plans (ls, cat, get, put, fsck, rotate) do not
-// exist yet; they are to drive the same *Volume API.
+// package to initialise, re-authenticate and mount volumes; its offline
+// commands (ls, cat, get, put, rm) drive the same *Volume API, and
+// coffer fsck runs Volume.Fsck (fsck.go).
+//
+// Fsck (fsck.go, fsck_repair.go) lists every object and checks what §3
+// requires of it, per object class (fsckClasses: the config, unknown
+// objects under .coffer/, entries; hard-link inodes and writer epochs
+// are to add their classes there): its name decodes, its size is an
+// envelope size (a marker's is 0), its KEK generation is in the keyring,
+// its wrapped DEK opens, its attributes open under its path; with Deep
+// every body is authenticated. It changes nothing unless Repair, and then
+// never an object: it aborts multipart uploads older than UploadAge and
+// removes cache-dir leftovers that hold no data (spares, staging files
+// that do not open or whose content the store holds, torn journal tails'
+// .broken copies), never in a cache dir a live mount uses. Beyond
+// DESIGN.md: an orphaned multipart upload is one older than UploadAge
+// (24 h), since S3 cannot tell a live writer's from a dead one's.
+//
+// Stats (stats.go) gives the metrics layer what waits for upload, the
+// block cache's counters and failed operations by errno (counted in
+// finish); the upload journal is to fill JournalBytes through
+// Volume.journalSize once it is wired.
 //
 // Layout (DESIGN.md §3): in client mode a path /a/b is the object key
 // enc(a)/enc(b), each segment encrypted under its canonical parent path;

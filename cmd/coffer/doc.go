@@ -10,6 +10,16 @@
 // path in volume.go: flags, then store and config, then the volume with
 // its keys and mode checks.
 //
+// The offline commands (offline.go, ls.go, cat.go, get.go, put.go,
+// rm.go, fsck.go) open the volume like mount, work several files at a
+// time, name every failure on stderr, go on, and exit 1 if any failed.
+// A mount records a state file beside its pid file in the run dir
+// (mountstate.go: pid, mountpoint, store, cache dir, metrics address),
+// which coffer stats reads to find the metrics and fsck --repair to
+// refuse a cache dir a live mount uses. Called as mount.coffer or
+// umount.fuse.coffer (fstab.go), coffer translates mount(8)'s and
+// umount(8)'s calls into coffer mount --daemon and coffer unmount.
+//
 // Beyond DESIGN.md §6: `coffer key reauth` (key.go) takes every root key
 // as repeatable --key-file / --passphrase-file flags; with --encryption
 // none the default cache directory is none-<hash of store URL, endpoint
