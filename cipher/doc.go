@@ -19,7 +19,10 @@
 //     does not open.
 //   - Bytes are returned only after they verified. Errors on stored data
 //     wrap ErrAuth, ErrInvalidSize, ErrBadMetadata, ErrBadName,
-//     ErrNotConfig, ErrConfigTampered (ErrConfigPreAuth) or ErrNoKeyOpens.
+//     ErrNotConfig, ErrConfigTampered (ErrConfigPreAuth) or ErrNoKeyOpens;
+//     ErrIsLink, ErrStaleLink, ErrMetadataTooBig, ErrXattrNamespace and
+//     ErrXattrName are states a filesystem answers (follow the link,
+//     ENOENT, E2BIG or EMLINK, ENOTSUP, EINVAL), not damage.
 //   - A keyring is used only after an entry the caller's root key opens
 //     authenticated it (entry authentication, below); nothing sealed to a
 //     public key is taken as proof of who sealed it.
@@ -155,12 +158,52 @@
 // "coffer dek wrap") with AAD "coffer dek v1" | volume ID | generation
 // (uint32 big-endian) | file ID. SealMetadata always wraps under the
 // current generation. Metadata names are looked up exactly, then
-// case-insensitively.
+// case-insensitively. The seal functions add coffer-name themselves when
+// the path's last segment is stored hashed (whether it is follows from the
+// name's length), so the metadata budget counts it and no caller can
+// forget it. The budget (MetadataBudget, 1,800) is the sum of the names
+// and values of all coffer-* metadata, as S3 measures its 2 KiB limit,
+// with coffer-kek counted at its widest (10 digits) so that rotation never
+// pushes a sealed object over; more is ErrMetadataTooBig, which fs answers
+// with E2BIG (setxattr) or EMLINK (link). One xattr value of up to 1,134
+// bytes fits at a short name (869 under a 255-byte name); an inode without
+// xattrs holds up to 70 links.
 //
-// Attributes. Plaintext is version (1) | mode u32 | uid u32 | gid u32 |
-// mtime ns i64, big-endian, 21 bytes; sealed under the attribute key with
-// AAD volume ID | file ID | canonical path; coffer-attr holds nonce |
-// ciphertext | tag (49 bytes).
+// Attribute records. coffer-attr is nonce | AES-GCM(attribute key, record)
+// | tag; the record's first byte names its kind and version, so a record
+// never decodes as another kind even where two kinds share an AAD:
+//
+//	attributes (files, directories, symlinks, special files):
+//	  0x02 | mode u32 | uid u32 | gid u32 | atime i64 | mtime i64 |
+//	  ctime i64 (ns) | rdev u32 | change counter u64 | xattrs
+//	link:  0x12 | inode ID (16) | link ID (16)
+//	inode: 0x22 | the attribute fields as above | xattrs |
+//	       link count u16 | link ID (16)*
+//	xattrs = count u16 | (name length u8 | name | value length u16 | value)*
+//
+// all big-endian; rdev is 32 bits because FUSE carries it so. Attributes
+// and links are sealed with AAD "coffer attr v2" | volume ID | file ID |
+// canonical path, inodes with "coffer inode attr v2" | volume ID | inode
+// ID | file ID. Decoding accepts only what coffer writes: a known kind,
+// xattr names in user.* (not the bare prefix, no NUL, at most 255 bytes)
+// strictly sorted, link IDs strictly sorted and at least one, nothing
+// after the last field; so every accepted record encodes back to its own
+// bytes. Version 1 records (21 bytes, no AAD label) are refused: there was
+// no release. Xattrs and LinkSet are immutable values holding their
+// canonical encoding, so Attr and Inode compare with == and a copy shares
+// nothing mutable.
+//
+// Hard links. OpenMetadata of a link object is ErrIsLink (not ErrAuth or
+// ErrBadMetadata, so an fs that does not follow links shows EIO rather
+// than a wrong file, and one that does follows with OpenLink). FollowLink
+// takes the inode object's metadata and the opened Link: it checks that
+// coffer-ino (base64url, like every binary field) equals the link's inode
+// ID, opens the record under the inode AAD built from that ID, and refuses
+// a link ID outside the live set with ErrStaleLink. The caller names the
+// inode object InodeID.String() (32 lower-case hex digits; ParseInodeID
+// reads it back for fsck), so the object name, coffer-ino and the AAD all
+// agree or nothing opens. A link object is sealed like any object (own
+// file ID and DEK), so RewrapMetadata rotates links and inodes unchanged.
 //
 // Envelope. As DESIGN.md §3. The streaming encrypter holds one chunk of
 // plaintext because a chunk is known to be final only at Close, plus one

@@ -22,4 +22,13 @@ var (
 	// It is also ErrConfigTampered: callers that do not upgrade refuse it.
 	ErrConfigPreAuth   = fmt.Errorf("%w: the config predates entry authentication", ErrConfigTampered)
 	ErrMissingRootKeys = errors.New("not every root key of the volume was given")
+
+	// Hard links and extended attributes (DESIGN.md §3). None of these
+	// wraps ErrAuth or ErrBadMetadata: each is a state the filesystem
+	// answers, not a damaged object.
+	ErrIsLink         = errors.New("the object is a hard link")                     // OpenMetadata of a link: follow it (OpenLink, FollowLink)
+	ErrStaleLink      = errors.New("the link is not in its inode's live set")       // FollowLink: a name whose unlink did not finish
+	ErrMetadataTooBig = errors.New("coffer metadata over its 1,800-byte budget")    // E2BIG for setxattr, EMLINK for link
+	ErrXattrNamespace = errors.New("extended attribute outside the user namespace") // ENOTSUP
+	ErrXattrName      = errors.New("invalid extended attribute name")               // EINVAL (ERANGE when too long)
 )

@@ -182,3 +182,133 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// The attribute records: whatever decodes is canonical (it encodes back to
+// the same bytes), so no record has two readings; every failure is typed.
+func FuzzDecodeAttr(f *testing.F) {
+	f.Add(testAttr.encode())
+	f.Add(Attr{Mode: 0o40755}.encode())
+	f.Add(rawRecord(recordAttr, testAttr, -1, rawXattr{"user.b", ""}, rawXattr{"user.a", ""}))
+	f.Add(rawRecord(recordAttr, testAttr, 2, rawXattr{"user.a", "x"}))
+	f.Add(katLink.encode())
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		a, err := decodeAttr(plain)
+		if err != nil {
+			if !errors.Is(err, ErrBadMetadata) && !errors.Is(err, ErrIsLink) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(a.encode(), plain) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", plain, a, a.encode())
+		}
+		checkXattrSet(t, a.Xattrs)
+	})
+}
+
+func FuzzDecodeInode(f *testing.F) {
+	f.Add(katInode().encode())
+	f.Add(Inode{Attr: Attr{Mode: 0o100600}, Links: LinkSet{}.With(LinkID{1})}.encode())
+	good := katInode().encode()
+	f.Add(good[:len(good)-IDSize])
+	f.Add(testAttr.encode())
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		in, err := decodeInode(plain)
+		if err != nil {
+			if !errors.Is(err, ErrBadMetadata) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(in.encode(), plain) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", plain, in, in.encode())
+		}
+		if in.Links.Len() == 0 {
+			t.Fatal("an inode without links decoded")
+		}
+		checkXattrSet(t, in.Attr.Xattrs)
+	})
+}
+
+func FuzzDecodeLink(f *testing.F) {
+	f.Add(katLink.encode())
+	f.Add(append(katLink.encode(), 0))
+	f.Add(testAttr.encode())
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		l, err := decodeLink(plain)
+		if err != nil {
+			if !errors.Is(err, ErrBadMetadata) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(l.encode(), plain) {
+			t.Fatalf("%x decodes to %+v", plain, l)
+		}
+	})
+}
+
+// checkXattrSet: a decoded set obeys every rule With enforces, and its
+// accessors agree with each other.
+func checkXattrSet(t *testing.T, x Xattrs) {
+	t.Helper()
+	n, prev := 0, ""
+	for name, value := range x.All() {
+		if checkXattrName(name) != nil || (n > 0 && name <= prev) {
+			t.Fatalf("decoded xattr name %q after %q", name, prev)
+		}
+		if v, ok := x.Get(name); !ok || !bytes.Equal(v, value) {
+			t.Fatalf("Get(%q) disagrees with All", name)
+		}
+		prev = name
+		n++
+	}
+	if n != x.Len() {
+		t.Fatalf("All yields %d, Len says %d", n, x.Len())
+	}
+}
+
+// FuzzOpenMetadata: whatever metadata the store hands back, every way of
+// opening it fails with a typed error or yields what was sealed.
+func FuzzOpenMetadata(f *testing.F) {
+	kr := katKeyring(f)
+	o := fuzzObjectKey()
+	attrMeta, _ := kr.SealMetadata(o, "/d/f", testAttr)
+	linkMeta, _ := kr.SealLinkMetadata(o, "/d/f", katLink)
+	inodeMeta, _ := kr.SealInodeMetadata(o, katLink.Inode, katInode())
+	for _, m := range []map[string]string{attrMeta, linkMeta, inodeMeta} {
+		f.Add(m[MetaVersion], m[MetaFileID], m[MetaKEK], m[MetaDEK], m[MetaAttr], m[MetaInode], "/d/f")
+	}
+	f.Add("1", "", "1", "", "", "", "/")
+	f.Fuzz(func(t *testing.T, v, fid, kek, dek, attr, ino, path string) {
+		meta := map[string]string{MetaVersion: v, MetaFileID: fid, MetaKEK: kek, MetaDEK: dek, MetaAttr: attr, MetaInode: ino}
+		typed := func(err error, also ...error) {
+			t.Helper()
+			if err == nil || isTyped(err) {
+				return
+			}
+			for _, e := range also {
+				if errors.Is(err, e) {
+					return
+				}
+			}
+			t.Fatalf("untyped error %v", err)
+		}
+		_, a, err := kr.OpenMetadata(meta, path)
+		typed(err, ErrIsLink)
+		if err == nil && (path != "/d/f" || a != testAttr) {
+			t.Fatalf("opened %+v at %q", a, path)
+		}
+		_, l, err := kr.OpenLink(meta, path)
+		typed(err)
+		if err == nil && (path != "/d/f" || l != katLink) {
+			t.Fatalf("opened link %+v at %q", l, path)
+		}
+		_, in, err := kr.FollowLink(meta, katLink)
+		typed(err, ErrStaleLink)
+		if err == nil && in != katInode() {
+			t.Fatalf("opened inode %+v", in)
+		}
+	})
+}

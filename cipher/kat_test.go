@@ -36,9 +36,32 @@ type katVectors struct {
 	Bodies   []katBody         `json:"bodies"`
 	Metadata map[string]string `json:"metadata"`
 	AttrPath string            `json:"attr_path"`
+	Records  katRecords        `json:"records"`
+	Long     katMeta           `json:"long_name"`
+	Link     katMeta           `json:"link"`
+	Inode    katMeta           `json:"inode"`
 	Names    []katName         `json:"names"`
 	Local    katLocal          `json:"local"`
 	Configs  map[string]string `json:"configs"`
+}
+
+// katRecords are the plaintext attribute records (no randomness in them).
+type katRecords struct {
+	Attr  string `json:"attr"`
+	Link  string `json:"link"`
+	Inode string `json:"inode"`
+}
+
+// katMeta is one more object's metadata: a file at a long-named path, a
+// link object at a path, or an inode object.
+type katMeta struct {
+	Path     string            `json:"path,omitempty"`
+	FileID   string            `json:"file_id"`
+	DEK      string            `json:"dek"`
+	InodeID  string            `json:"inode_id,omitempty"`
+	LinkID   string            `json:"link_id,omitempty"`
+	Links    []string          `json:"links,omitempty"`
+	Metadata map[string]string `json:"metadata"`
 }
 
 type katBody struct {
@@ -92,6 +115,26 @@ var katNames = []struct{ parent, name string }{
 	{"/", strings.Repeat("long", 50)},
 }
 
+var (
+	katLongPath = "/dir/" + strings.Repeat("long name ", 20)
+	katLink     = Link{Inode: InodeID(fixedBytes(16, 0xb1)), ID: LinkID(fixedBytes(16, 0xb2))}
+)
+
+func katInode() Inode {
+	return Inode{Attr: testAttr, Links: LinkSet{}.With(katLink.ID).With(LinkID(fixedBytes(16, 0xb0)))}
+}
+
+func (m *katMeta) fill(o *ObjectKey, meta map[string]string) {
+	m.FileID, m.DEK, m.Metadata = o.fileID.String(), hex.EncodeToString(o.dek[:]), meta
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func generateVectors(t *testing.T) katVectors {
 	cryptotest.SetGlobalRandom(t, 20261127)
 	kr := katKeyring(t)
@@ -100,7 +143,7 @@ func generateVectors(t *testing.T) katVectors {
 	o := newObjectKey(fid, dek, 2)
 	sym := fixedBytes(32, 0x99)
 	v := katVectors{
-		Note:    "coffer format 1 known answers; see kat_test.go",
+		Note:    "coffer format 1 (attributes v2) known answers; see kat_test.go",
 		Keyring: b64.EncodeToString(kr.marshal()),
 		FileID:  hex.EncodeToString(fid[:]),
 		DEK:     hex.EncodeToString(dek),
@@ -165,6 +208,24 @@ func generateVectors(t *testing.T) katVectors {
 	none, _ := NewConfig(EncryptionNone, SSEC, "", nil, nil)
 	data, _ = none.Marshal(nil)
 	v.Configs["none"] = string(data)
+	// Drawn last, so the vectors above keep the nonces they always had.
+	v.Records = katRecords{
+		Attr:  hex.EncodeToString(testAttr.encode()),
+		Link:  hex.EncodeToString(katLink.encode()),
+		Inode: hex.EncodeToString(katInode().encode()),
+	}
+	longKey := newObjectKey(FileID(fixedBytes(16, 0x71)), fixedBytes(32, 0x81), 2)
+	v.Long = katMeta{Path: katLongPath}
+	v.Long.fill(longKey, must(kr.SealMetadata(longKey, katLongPath, Attr{Mode: 0o40755, MtimeNs: 1})))
+	linkKey := newObjectKey(FileID(fixedBytes(16, 0x72)), fixedBytes(32, 0x82), 2)
+	v.Link = katMeta{Path: "/dir/name", InodeID: katLink.Inode.String(), LinkID: katLink.ID.String()}
+	v.Link.fill(linkKey, must(kr.SealLinkMetadata(linkKey, v.Link.Path, katLink)))
+	inodeKey := newObjectKey(FileID(fixedBytes(16, 0x73)), fixedBytes(32, 0x83), 2)
+	v.Inode = katMeta{InodeID: katLink.Inode.String()}
+	for id := range katInode().Links.All() {
+		v.Inode.Links = append(v.Inode.Links, id.String())
+	}
+	v.Inode.fill(inodeKey, must(kr.SealInodeMetadata(inodeKey, katLink.Inode, katInode())))
 	return v
 }
 
@@ -212,6 +273,34 @@ func checkVectorsOpen(t *testing.T, v katVectors) {
 	if hex.EncodeToString(o.dek[:]) != v.DEK || o.FileID().String() != v.FileID {
 		t.Fatal("stored metadata unwraps to another DEK or file ID")
 	}
+	if v.Records.Attr != hex.EncodeToString(testAttr.encode()) || v.Records.Link != hex.EncodeToString(katLink.encode()) ||
+		v.Records.Inode != hex.EncodeToString(katInode().encode()) {
+		t.Fatal("stored plaintext records differ from today's encoding")
+	}
+	checkKey := func(what string, o *ObjectKey, m katMeta) {
+		t.Helper()
+		if o.fileID.String() != m.FileID || hex.EncodeToString(o.dek[:]) != m.DEK {
+			t.Fatalf("stored %s metadata unwraps to another DEK or file ID", what)
+		}
+	}
+	o2, attr, err := kr.OpenMetadata(v.Long.Metadata, v.Long.Path)
+	if err != nil || attr != (Attr{Mode: 0o40755, MtimeNs: 1}) || v.Long.Metadata[MetaName] == "" {
+		t.Fatalf("stored long-named metadata: %+v %v", attr, err)
+	}
+	checkKey("long-named", o2, v.Long)
+	if name, err := kr.Names().DecryptSegment("/dir", hashLong(v.Long.Metadata[MetaName]), v.Long.Metadata[MetaName]); err != nil || "/dir/"+name != v.Long.Path {
+		t.Fatalf("stored coffer-name: %q %v", name, err)
+	}
+	o2, link, err := kr.OpenLink(v.Link.Metadata, v.Link.Path)
+	if err != nil || link != katLink || link.Inode.String() != v.Link.InodeID || link.ID.String() != v.Link.LinkID {
+		t.Fatalf("stored link metadata: %+v %v", link, err)
+	}
+	checkKey("link", o2, v.Link)
+	o2, in, err := kr.FollowLink(v.Inode.Metadata, link)
+	if err != nil || in != katInode() || in.Links.Len() != len(v.Inode.Links) {
+		t.Fatalf("stored inode metadata: %+v %v", in, err)
+	}
+	checkKey("inode", o2, v.Inode)
 	for _, b := range v.Bodies {
 		if b.BodyHex == "" {
 			continue

@@ -3,6 +3,7 @@ package cipher
 import (
 	gocipher "crypto/cipher"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -16,14 +17,25 @@ const (
 	MetaKEK     = "coffer-kek"
 	MetaDEK     = "coffer-dek"
 	MetaAttr    = "coffer-attr"
-	MetaName    = "coffer-name" // only for hashed long names; set by the caller
+	MetaName    = "coffer-name" // the full encoding of a hashed long name
+	MetaInode   = "coffer-ino"  // an inode object's inode ID
 )
+
+// MetadataBudget is what all coffer-* user metadata of one object may take,
+// names and values counted as S3 counts its 2 KiB limit (DESIGN.md §3).
+// Sealing more is ErrMetadataTooBig.
+const MetadataBudget = 1800
 
 const (
 	metaVersion1 = "1"
 	dekAADText   = "coffer dek v1"
 	wrappedSize  = sealedOverhead + keySize
-	sealedAttrSz = sealedOverhead + attrSize
+	// genDigitsMax is the widest coffer-kek (2^32-1): the budget counts it
+	// at that width, so rotation never pushes an object over.
+	genDigitsMax = 10
+
+	attrAADText  = "coffer attr v2"
+	inodeAADText = "coffer inode attr v2"
 )
 
 // dekAAD = "coffer dek v1" | volume ID | generation | file ID.
@@ -32,6 +44,26 @@ func dekAAD(v VolumeID, gen uint32, f FileID) []byte {
 	aad = append(aad, dekAADText...)
 	aad = append(aad, v[:]...)
 	aad = binary.BigEndian.AppendUint32(aad, gen)
+	return append(aad, f[:]...)
+}
+
+// pathAAD = "coffer attr v2" | volume ID | file ID | canonical path: the
+// AAD of attribute and link records, so a record copied to another volume,
+// object or path does not open.
+func pathAAD(v VolumeID, f FileID, path string) []byte {
+	aad := make([]byte, 0, len(attrAADText)+len(v)+len(f)+len(path))
+	aad = append(aad, attrAADText...)
+	aad = append(aad, v[:]...)
+	aad = append(aad, f[:]...)
+	return append(aad, path...)
+}
+
+// inodeAAD = "coffer inode attr v2" | volume ID | inode ID | file ID.
+func inodeAAD(v VolumeID, id InodeID, f FileID) []byte {
+	aad := make([]byte, 0, len(inodeAADText)+len(v)+len(id)+len(f))
+	aad = append(aad, inodeAADText...)
+	aad = append(aad, v[:]...)
+	aad = append(aad, id[:]...)
 	return append(aad, f[:]...)
 }
 
@@ -68,10 +100,60 @@ func (k *Keyring) unwrapDEK(f FileID, gen uint32, wrapped []byte) (*ObjectKey, e
 }
 
 // SealMetadata returns the coffer-* metadata (without the x-amz-meta- prefix)
-// of an object at canonical path with attributes a. The DEK is wrapped under
-// the current generation, whatever generation o came from; the caller adds
-// coffer-name for hashed long names.
+// of an object at canonical path with attributes a: a file, directory
+// marker, symlink or special file. The DEK is wrapped under the current
+// generation, whatever generation o came from; coffer-name is added when
+// the path's last segment is a hashed long name. ErrMetadataTooBig when it
+// all exceeds MetadataBudget (the extended attributes are what grows).
 func (k *Keyring) SealMetadata(o *ObjectKey, path string, a Attr) (map[string]string, error) {
+	return k.sealAtPath(o, path, a.encode())
+}
+
+// SealLinkMetadata returns the metadata of a link object at canonical path
+// (a name of an inode). o is the link object's own key; like any object's,
+// its DEK is wrapped so rotation treats it alike.
+func (k *Keyring) SealLinkMetadata(o *ObjectKey, path string, l Link) (map[string]string, error) {
+	return k.sealAtPath(o, path, l.encode())
+}
+
+func (k *Keyring) sealAtPath(o *ObjectKey, path string, record []byte) (map[string]string, error) {
+	long, err := k.longName(path)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := k.baseMetadata(o)
+	if err != nil {
+		return nil, err
+	}
+	meta[MetaAttr] = b64.EncodeToString(o.attr.Seal(nil, nil, record, pathAAD(k.volumeID, o.fileID, path)))
+	if long != "" {
+		meta[MetaName] = long
+	}
+	return meta, checkBudget(meta)
+}
+
+// SealInodeMetadata returns the metadata of inode object id, whose body is
+// o's. ErrMetadataTooBig when the record with its links and extended
+// attributes exceeds MetadataBudget (EMLINK when a link added them).
+func (k *Keyring) SealInodeMetadata(o *ObjectKey, id InodeID, in Inode) (map[string]string, error) {
+	switch n := in.Links.Len(); {
+	case n == 0:
+		return nil, errors.New("cipher: an inode without links is removed, not sealed")
+	case n > linkCountMax:
+		return nil, fmt.Errorf("%w: %d links", ErrMetadataTooBig, n)
+	}
+	meta, err := k.baseMetadata(o)
+	if err != nil {
+		return nil, err
+	}
+	meta[MetaInode] = b64.EncodeToString(id[:])
+	meta[MetaAttr] = b64.EncodeToString(o.attr.Seal(nil, nil, in.encode(), inodeAAD(k.volumeID, id, o.fileID)))
+	return meta, checkBudget(meta)
+}
+
+// baseMetadata is what every object carries: version, file ID and the
+// wrapped DEK.
+func (k *Keyring) baseMetadata(o *ObjectKey) (map[string]string, error) {
 	gen, wrapped, err := k.wrapDEK(o)
 	if err != nil {
 		return nil, err
@@ -81,28 +163,141 @@ func (k *Keyring) SealMetadata(o *ObjectKey, path string, a Attr) (map[string]st
 		MetaFileID:  b64.EncodeToString(o.fileID[:]),
 		MetaKEK:     strconv.FormatUint(uint64(gen), 10),
 		MetaDEK:     b64.EncodeToString(wrapped),
-		MetaAttr:    b64.EncodeToString(o.sealAttr(k.volumeID, path, a)),
 	}, nil
 }
 
+func checkBudget(meta map[string]string) error {
+	n := genDigitsMax - len(meta[MetaKEK])
+	for name, v := range meta {
+		n += len(name) + len(v)
+	}
+	if n > MetadataBudget {
+		return fmt.Errorf("%w: %d bytes", ErrMetadataTooBig, n)
+	}
+	return nil
+}
+
+// longName is the coffer-name of the object at canonical path: the full
+// encoding of its last segment when that is hashed, else "".
+func (k *Keyring) longName(path string) (string, error) {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return "", fmt.Errorf("%w: %q is not a canonical path", ErrBadName, path)
+	}
+	parent, name := path[:i], path[i+1:]
+	if parent == "" {
+		parent = "/"
+	}
+	if path == "/" || !mayBeLong(name) {
+		return "", nil
+	}
+	_, long, err := k.names.EncryptSegment(parent, name)
+	return long, err
+}
+
 // OpenMetadata unwraps the DEK and opens the attributes of an object stored
-// at canonical path. Errors wrap ErrBadMetadata or ErrAuth. The body's
-// header must still be checked against the key (ObjectKey.CheckHeader, or
-// implicitly by every chunk's AAD).
+// at canonical path. A link object is ErrIsLink (open it with OpenLink);
+// other errors wrap ErrBadMetadata or ErrAuth. The body's header must still
+// be checked against the key (ObjectKey.CheckHeader, or implicitly by every
+// chunk's AAD).
 func (k *Keyring) OpenMetadata(meta map[string]string, path string) (*ObjectKey, Attr, error) {
-	o, err := k.OpenObjectKey(meta)
+	o, plain, err := k.openAtPath(meta, path)
 	if err != nil {
 		return nil, Attr{}, err
 	}
-	sealed, err := metaBytes(meta, MetaAttr, sealedAttrSz)
-	if err != nil {
-		return nil, Attr{}, err
-	}
-	a, err := o.openAttr(k.volumeID, path, sealed)
+	a, err := decodeAttr(plain)
 	if err != nil {
 		return nil, Attr{}, err
 	}
 	return o, a, nil
+}
+
+// OpenLink opens the record of a link object stored at canonical path
+// (one OpenMetadata refused with ErrIsLink). Follow it with FollowLink.
+func (k *Keyring) OpenLink(meta map[string]string, path string) (*ObjectKey, Link, error) {
+	o, plain, err := k.openAtPath(meta, path)
+	if err != nil {
+		return nil, Link{}, err
+	}
+	l, err := decodeLink(plain)
+	if err != nil {
+		return nil, Link{}, err
+	}
+	return o, l, nil
+}
+
+// FollowLink opens the metadata of the inode object l names and checks that
+// l is one of its live links; a link the inode no longer lists is
+// ErrStaleLink. The key opens the inode's body.
+func (k *Keyring) FollowLink(inodeMeta map[string]string, l Link) (*ObjectKey, Inode, error) {
+	o, in, err := k.OpenInode(inodeMeta, l.Inode)
+	if err != nil {
+		return nil, Inode{}, err
+	}
+	if !in.Links.Has(l.ID) {
+		return nil, Inode{}, fmt.Errorf("%w: link %s of inode %s", ErrStaleLink, l.ID, l.Inode)
+	}
+	return o, in, nil
+}
+
+// OpenInode opens the metadata of inode object id without a link at hand
+// (fsck: id is the object's name, parsed with ParseInodeID). Its coffer-ino
+// must name id.
+func (k *Keyring) OpenInode(meta map[string]string, id InodeID) (*ObjectKey, Inode, error) {
+	claimed, err := metaBytes(meta, MetaInode, IDSize)
+	if err != nil {
+		return nil, Inode{}, err
+	}
+	if InodeID(claimed) != id {
+		return nil, Inode{}, fmt.Errorf("%w: inode object %s claims to be inode %s", ErrAuth, id, InodeID(claimed))
+	}
+	o, err := k.OpenObjectKey(meta)
+	if err != nil {
+		return nil, Inode{}, err
+	}
+	sealed, err := metaSealed(meta)
+	if err != nil {
+		return nil, Inode{}, err
+	}
+	plain, err := o.attr.Open(nil, nil, sealed, inodeAAD(k.volumeID, id, o.fileID))
+	if err != nil {
+		return nil, Inode{}, fmt.Errorf("%w: attributes of inode %s do not open", ErrAuth, id)
+	}
+	in, err := decodeInode(plain)
+	if err != nil {
+		return nil, Inode{}, err
+	}
+	return o, in, nil
+}
+
+// openAtPath unwraps the DEK and opens the record bound to path.
+func (k *Keyring) openAtPath(meta map[string]string, path string) (*ObjectKey, []byte, error) {
+	o, err := k.OpenObjectKey(meta)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed, err := metaSealed(meta)
+	if err != nil {
+		return nil, nil, err
+	}
+	plain, err := o.attr.Open(nil, nil, sealed, pathAAD(k.volumeID, o.fileID, path))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: attributes do not open at %q", ErrAuth, path)
+	}
+	return o, plain, nil
+}
+
+// metaSealed decodes coffer-attr: a sealed record no larger than the budget.
+func metaSealed(meta map[string]string) ([]byte, error) {
+	s := metaGet(meta, MetaAttr)
+	if len(s) > MetadataBudget {
+		return nil, fmt.Errorf("%w: %s: %d bytes", ErrBadMetadata, MetaAttr, len(s))
+	}
+	b, err := b64.DecodeString(s)
+	if err != nil || len(b) < sealedOverhead+linkRecordSize {
+		return nil, fmt.Errorf("%w: %s: not a sealed record", ErrBadMetadata, MetaAttr)
+	}
+	return b, nil
 }
 
 // OpenObjectKey unwraps the DEK alone, for work that needs the body but not

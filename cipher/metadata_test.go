@@ -3,10 +3,28 @@ package cipher
 import (
 	"errors"
 	"maps"
+	"strings"
 	"testing"
 )
 
-var testAttr = Attr{Mode: 0o100640, UID: 1000, GID: 100, MtimeNs: 1_700_000_000_123_456_789}
+var testAttr = Attr{
+	Mode: 0o100640, UID: 1000, GID: 100,
+	AtimeNs: 1_600_000_000_000_000_001, MtimeNs: 1_700_000_000_123_456_789, CtimeNs: 1_700_000_001_987_654_321,
+	Rdev: 0x0801, Changes: 7,
+	Xattrs: mustXattrs("user.mime_type", "text/plain", "user.a", "", "user.bin", "\x00\xff"),
+}
+
+// mustXattrs builds a set from name, value pairs.
+func mustXattrs(kv ...string) Xattrs {
+	var x Xattrs
+	for i := 0; i < len(kv); i += 2 {
+		var err error
+		if x, err = x.With(kv[i], []byte(kv[i+1])); err != nil {
+			panic(err)
+		}
+	}
+	return x
+}
 
 func TestMetadataRoundTrip(t *testing.T) {
 	kr := testKeyring(t)
@@ -23,7 +41,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 		}
 		size += len(k) + len(v)
 	}
-	if len(meta) != len(want) || meta[MetaVersion] != "1" || meta[MetaKEK] != "1" || size > 300 {
+	if len(meta) != len(want) || meta[MetaVersion] != "1" || meta[MetaKEK] != "1" || size > 400 {
 		t.Fatalf("metadata %v (%d bytes)", meta, size)
 	}
 	o2, a, err := kr.OpenMetadata(meta, "/a/b")
@@ -77,7 +95,8 @@ func TestMalformedMetadata(t *testing.T) {
 	for _, tc := range []struct{ key, value string }{
 		{MetaVersion, "2"}, {MetaVersion, ""}, {MetaFileID, "AAAA"}, {MetaFileID, meta[MetaFileID] + "A"},
 		{MetaKEK, "01"}, {MetaKEK, "0"}, {MetaKEK, "-1"}, {MetaKEK, "4294967296"}, {MetaKEK, "x"},
-		{MetaDEK, "AAAA"}, {MetaDEK, "!" + meta[MetaDEK][1:]}, {MetaAttr, ""}, {MetaAttr, meta[MetaAttr][4:]},
+		{MetaDEK, "AAAA"}, {MetaDEK, "!" + meta[MetaDEK][1:]}, {MetaAttr, ""}, {MetaAttr, meta[MetaAttr][:20]}, {MetaAttr, "!" + meta[MetaAttr][1:]},
+		{MetaAttr, strings.Repeat("A", MetadataBudget+4)},
 		{MetaKEK, "7"},
 	} {
 		bad := maps.Clone(meta)
@@ -91,22 +110,6 @@ func TestMalformedMetadata(t *testing.T) {
 		delete(bad, k)
 		if _, _, err := kr.OpenMetadata(bad, "/f"); !errors.Is(err, ErrBadMetadata) {
 			t.Errorf("without %s: %v", k, err)
-		}
-	}
-}
-
-func TestAttrEncodingIsFixed(t *testing.T) {
-	got := testAttr.encode()
-	if len(got) != 21 || got[0] != 1 {
-		t.Fatalf("encoding %x", got)
-	}
-	back, err := decodeAttr(got)
-	if err != nil || back != testAttr {
-		t.Fatalf("decode: %+v %v", back, err)
-	}
-	for _, bad := range [][]byte{nil, got[:20], append(got, 0), append([]byte{2}, got[1:]...)} {
-		if _, err := decodeAttr(bad); !errors.Is(err, ErrBadMetadata) {
-			t.Errorf("decodeAttr(%x) = %v", bad, err)
 		}
 	}
 }

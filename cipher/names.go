@@ -84,6 +84,12 @@ func (n *Names) EncryptSegment(parentPath, name string) (seg, long string, err e
 	return hashLong(enc), enc, nil
 }
 
+// mayBeLong reports whether name's encoding exceeds the hashing limit: the
+// encoding's length depends on the name's length alone.
+func mayBeLong(name string) bool {
+	return b64.EncodedLen((len(name)/nameBlock+1)*nameBlock) > longNameLimit
+}
+
 func hashLong(enc string) string {
 	sum := sha256.Sum256([]byte(enc))
 	return longPrefix + b64.EncodeToString(sum[:])

@@ -229,15 +229,18 @@ func TestTamperMetadata(t *testing.T) {
 	// Attribute AAD alone: the right DEK under another volume ID, file ID
 	// or path does not open the attributes.
 	sealed, _ := b64.DecodeString(metaA[MetaAttr])
-	sameDEKOtherFID := newObjectKey(b.fileID, a.dek[:], 1)
-	for name, open := range map[string]func() (Attr, error){
-		"other volume ID": func() (Attr, error) { return a.openAttr(VolumeID{9}, "/dir/a", sealed) },
-		"other file ID":   func() (Attr, error) { return sameDEKOtherFID.openAttr(kr.VolumeID(), "/dir/a", sealed) },
-		"other path":      func() (Attr, error) { return a.openAttr(kr.VolumeID(), "/dir/a/", sealed) },
+	for name, aad := range map[string][]byte{
+		"other volume ID": pathAAD(VolumeID{9}, a.fileID, "/dir/a"),
+		"other file ID":   pathAAD(kr.VolumeID(), b.fileID, "/dir/a"),
+		"other path":      pathAAD(kr.VolumeID(), a.fileID, "/dir/a/"),
+		"as an inode":     inodeAAD(kr.VolumeID(), InodeID(a.fileID), a.fileID),
 	} {
-		if attr, err := open(); !errors.Is(err, ErrAuth) || attr != (Attr{}) {
-			t.Errorf("attributes under %s: %+v, %v", name, attr, err)
+		if plain, err := a.attr.Open(nil, nil, sealed, aad); err == nil {
+			t.Errorf("attributes opened under %s: %x", name, plain)
 		}
+	}
+	if plain, err := a.attr.Open(nil, nil, sealed, pathAAD(kr.VolumeID(), a.fileID, "/dir/a")); err != nil || !bytes.Equal(plain, testAttr.encode()) {
+		t.Fatalf("the right AAD: %v", err)
 	}
 	if _, attr, err := kr.OpenMetadata(metaA, "/dir/a"); err != nil || attr != testAttr {
 		t.Fatalf("untouched metadata: %v", err)
