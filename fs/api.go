@@ -13,6 +13,24 @@ type Attr struct {
 	GID   uint32
 	Size  int64 // plaintext size (symlinks: length of the target)
 	Mtime time.Time
+	// Atime and Ctime as sealed; zero on a file created here and not yet
+	// stored (StatTimes fills them in).
+	Atime, Ctime time.Time
+	Rdev         uint32 // device number of a character or block device
+}
+
+// StatTimes are the atime, mtime and ctime stat reports: an unset atime
+// is mtime, and ctime is never before mtime (a write moves mtime, and
+// every change moves ctime).
+func (a Attr) StatTimes() (atime, mtime, ctime time.Time) {
+	atime, ctime = a.Atime, a.Ctime
+	if atime.IsZero() {
+		atime = a.Mtime
+	}
+	if ctime.Before(a.Mtime) {
+		ctime = a.Mtime
+	}
+	return atime, a.Mtime, ctime
 }
 
 // Blocks is st_blocks: 512-byte blocks, rounded up.

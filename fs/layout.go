@@ -67,15 +67,9 @@ func (l *clientLayout) hashed(seg string) bool { return strings.HasPrefix(seg, "
 
 func (l *clientLayout) newObjectKey() (*cipher.ObjectKey, error) { return l.kr.NewObjectKey() }
 
-func (l *clientLayout) sealMeta(path string, ok *cipher.ObjectKey, a cipher.Attr, long string) (map[string]string, error) {
-	meta, err := l.kr.SealMetadata(ok, path, a)
-	if err != nil {
-		return nil, err
-	}
-	if long != "" {
-		meta[metaName] = long
-	}
-	return meta, nil
+// sealMeta: cipher adds coffer-name itself (and counts it in the budget).
+func (l *clientLayout) sealMeta(path string, ok *cipher.ObjectKey, a cipher.Attr, _ string) (map[string]string, error) {
+	return l.kr.SealMetadata(ok, path, a)
 }
 
 func (l *clientLayout) openMeta(path string, meta map[string]string, _ time.Time) (*cipher.ObjectKey, cipher.Attr, error) {
@@ -166,6 +160,7 @@ func (l *plainLayout) openMeta(_ string, meta map[string]string, lastModified ti
 			a.MtimeNs = int64(f * 1e9)
 		}
 	}
+	a.AtimeNs, a.CtimeNs = a.MtimeNs, a.MtimeNs
 	return nil, a, nil
 }
 

@@ -277,7 +277,10 @@ func badMeta(err error) error {
 }
 
 func (v *Volume) attrOf(mode uint32, a cipher.Attr, size int64) Attr {
-	at := Attr{Mode: mode, UID: a.UID, GID: a.GID, Size: size, Mtime: time.Unix(0, a.MtimeNs)}
+	at := Attr{
+		Mode: mode, UID: a.UID, GID: a.GID, Size: size, Rdev: a.Rdev,
+		Mtime: time.Unix(0, a.MtimeNs), Atime: time.Unix(0, a.AtimeNs), Ctime: time.Unix(0, a.CtimeNs),
+	}
 	if at.UID == noOwner {
 		at.UID = v.opts.UID
 	}
@@ -288,7 +291,11 @@ func (v *Volume) attrOf(mode uint32, a cipher.Attr, size int64) Attr {
 }
 
 func toCipherAttr(a Attr) cipher.Attr {
-	return cipher.Attr{Mode: a.Mode, UID: a.UID, GID: a.GID, MtimeNs: a.Mtime.UnixNano()}
+	atime, mtime, ctime := a.StatTimes()
+	return cipher.Attr{
+		Mode: a.Mode, UID: a.UID, GID: a.GID, Rdev: a.Rdev,
+		AtimeNs: atime.UnixNano(), MtimeNs: mtime.UnixNano(), CtimeNs: ctime.UnixNano(),
+	}
 }
 
 // ReadDir lists a directory with every child's attributes. Their

@@ -181,7 +181,9 @@ func fillAttr(a cfs.Attr, out *fuse.Attr) {
 	if a.IsDir() {
 		out.Nlink = 2
 	}
-	out.SetTimes(&a.Mtime, &a.Mtime, &a.Mtime)
+	out.Rdev = a.Rdev
+	atime, mtime, ctime := a.StatTimes()
+	out.SetTimes(&atime, &mtime, &ctime)
 }
 
 // newChild returns the inode of child name with attributes a: the one
