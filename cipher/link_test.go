@@ -165,6 +165,7 @@ func TestTamperLinks(t *testing.T) {
 			{"asked for another inode", kr, f.inodeMeta, Link{Inode: otherIno, ID: f.one.ID}},
 			{"coffer-ino relabelled to the inode asked for", kr, with(f.inodeMeta, MetaInode, otherInodeMeta[MetaInode]), Link{Inode: otherIno, ID: f.one.ID}},
 			{"record of another inode under this inode's name", kr, with(f.inodeMeta, MetaAttr, otherInodeMeta[MetaAttr]), f.one},
+			{"coffer-ino of another inode on this inode's record", kr, with(f.inodeMeta, MetaInode, otherInodeMeta[MetaInode]), f.one},
 			{"coffer-ino missing", kr, with(f.inodeMeta, MetaInode, ""), f.one},
 			{"coffer-ino malformed", kr, with(f.inodeMeta, MetaInode, "AAAA"), f.one},
 			{"record moved onto another object (file ID)", kr, with(with(f.inodeMeta, MetaFileID, f.oneMeta[MetaFileID]), MetaDEK, f.oneMeta[MetaDEK]), f.one},
