@@ -85,7 +85,9 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 	}
 	root := &dir{node: node{vol: v, writeback: opts.WritebackCache}}
 	server, err := gofs.Mount(mountpoint, root, &gofs.Options{
-		MountOptions:    mo,
+		MountOptions: mo,
+		// Mode 0000 is a mode like any other (go-fuse would show 0644).
+		NullPermissions: true,
 		AttrTimeout:     sec(opts.AttrTimeout),
 		EntryTimeout:    sec(opts.EntryTimeout),
 		NegativeTimeout: sec(opts.NegativeTimeout),
