@@ -156,20 +156,25 @@ func (f *file) changed() {
 	f.mu.Unlock()
 }
 
-// truncate sets the size (the caller holds a reference).
-func (f *file) truncate(ctx context.Context, size int64) error {
+// truncate sets the size (the caller holds a reference). As POSIX has
+// it, truncate(2) and ftruncate change the times only when the size
+// changes; open with O_TRUNC (always) changes them in any case.
+func (f *file) truncate(ctx context.Context, size int64, always bool) error {
 	if size < 0 {
 		return syscall.EINVAL
 	}
 	f.upMu.RLock()
 	defer f.upMu.RUnlock()
+	same := f.snapshot().attr.Size == size
 	if err := f.stageFor(ctx, size); err != nil {
 		return err
 	}
 	if err := f.st.Truncate(size); err != nil {
 		return f.v.stagingFailed(f, err)
 	}
-	f.changed()
+	if always || !same {
+		f.changed()
+	}
 	return nil
 }
 

@@ -96,7 +96,10 @@ func (v *Volume) Open(ctx context.Context, path string, flags int) (*Handle, err
 
 func (v *Volume) open(ctx context.Context, p string, flags int) (*Handle, error) {
 	writable := flags&syscall.O_ACCMODE != syscall.O_RDONLY
-	if writable {
+	// Linux truncates with O_TRUNC whatever the access mode (the kernel
+	// checked write permission).
+	trunc := flags&syscall.O_TRUNC != 0
+	if writable || trunc {
 		if err := v.checkWritable(p); err != nil {
 			return nil, err
 		}
@@ -106,8 +109,8 @@ func (v *Volume) open(ctx context.Context, p string, flags int) (*Handle, error)
 		return nil, err
 	}
 	h := &Handle{f: f, writable: writable, append: flags&syscall.O_APPEND != 0}
-	if writable && flags&syscall.O_TRUNC != 0 {
-		if err := f.truncate(ctx, 0); err != nil {
+	if trunc {
+		if err := f.truncate(ctx, 0, true); err != nil {
 			h.Close(ctx)
 			return nil, err
 		}

@@ -305,7 +305,7 @@ func (v *Volume) setAttr(ctx context.Context, p string, s SetAttr) (Attr, error)
 			return Attr{}, err
 		}
 		h := &Handle{f: f, writable: true}
-		err = f.truncate(ctx, *s.Size)
+		err = f.truncate(ctx, *s.Size, false)
 		h.Close(ctx)
 		if err != nil {
 			return Attr{}, err

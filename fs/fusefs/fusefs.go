@@ -78,6 +78,9 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 	if opts.WritebackCache {
 		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
 	}
+	// O_TRUNC arrives with the OPEN, so a SETATTR of the size without a
+	// handle is truncate(2) alone (see Setattr).
+	mo.ExtraCapabilities |= fuse.CAP_ATOMIC_O_TRUNC
 	// The kernel checks permissions against the modes we report.
 	mo.Options = append(mo.Options, "default_permissions")
 	if opts.ReadOnly || v.ReadOnly() {
@@ -238,6 +241,13 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 	}
 	if mt, ok := in.GetMTime(); ok {
 		s.Mtime = &mt
+	} else if _, ftruncate := fh.(*handle); ftruncate && s.Size != nil {
+		// The kernel leaves the times of ftruncate to the filesystem
+		// (update_mtime in fs/fuse/dir.c); Linux moves them even when
+		// the size stays. truncate(2) moves them only when it changes,
+		// which the core does itself.
+		now := time.Now()
+		s.Mtime = &now
 	}
 	a, err := n.vol.SetAttr(ctx, n.path(), s)
 	if err != nil {
