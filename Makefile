@@ -6,7 +6,7 @@ SERVERS  := scripts/with-servers.sh
 # Tests that need a server or FUSE fail rather than skip when these are set.
 export COFFER_REQUIRE_SERVERS ?= 1
 
-.PHONY: all build install lint test test-unit test-s3 test-integration bench demo tools deps clean
+.PHONY: all build install lint test test-unit test-s3 test-integration soak bench demo tools deps clean
 
 all: build
 
@@ -58,6 +58,11 @@ test-s3: tools
 # Real FUSE mounts against the local backend and versitygw.
 test-integration: deps build tools
 	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -timeout 20m ./integration/
+
+# Long runs: the POSIX exerciser for 20000 ops per seed, with three more
+# random seeds (printed) besides the fixed ones, local store and versitygw.
+soak: deps build tools
+	COFFER_SOAK=1 $(SERVERS) versitygw -- $(GO) test -count=1 -timeout 2h -run TestExerciser -v ./integration/
 
 # One table: coffer through a real mount vs the raw SDK and the peers on
 # PATH (rclone crypt, s3fs), same versitygw, one run; cipher ratio included
