@@ -387,19 +387,28 @@ func listXattrs(path string, noFollow bool) ([]string, error) {
 
 // targets are the paths and descriptor slots whose state an op may
 // change or depend on: they are stat'ed before and after it.
+// The parent directories come last: their times move with their entries.
 func (o op) targets() (paths []string, fds []int) {
 	switch o.kind {
 	case opOpen:
-		return []string{o.path}, []int{o.fd}
+		return []string{o.path, parentDir(o.path)}, []int{o.fd}
 	case opClose, opPread, opPwrite, opWrite, opFtruncate, opFsync, opFstat:
 		return nil, []int{o.fd}
 	case opRename, opLink:
-		return []string{o.path, o.path2}, nil
+		paths = []string{o.path, o.path2, parentDir(o.path)}
+		if p := parentDir(o.path2); p != parentDir(o.path) {
+			paths = append(paths, p)
+		}
+		return paths, nil
 	case opCheck, opRemount:
 		return nil, nil
+	case opUnlink, opMkdir, opRmdir, opSymlink, opMknod:
+		return []string{o.path, parentDir(o.path)}, nil
 	}
 	return []string{o.path}, nil
 }
+
+func parentDir(p string) string { return filepath.Dir(p) }
 
 // The generator: seeded, and aware of the reference world's tree so most
 // ops hit something that exists.

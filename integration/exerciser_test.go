@@ -358,13 +358,15 @@ func compareResults(o op, r, c opResult) *divergence {
 	return nil
 }
 
+// bytesDiff describes how two byte strings (first: tmpfs, or coffer
+// before a remount) differ.
 func bytesDiff(r, c []byte) string {
 	for i := range min(len(r), len(c)) {
 		if r[i] != c[i] {
-			return fmt.Sprintf("first difference at byte %d of %d/%d: tmpfs %q, coffer %q", i, len(r), len(c), snippet(r, i), snippet(c, i))
+			return fmt.Sprintf("first difference at byte %d of %d/%d: %q, then %q", i, len(r), len(c), snippet(r, i), snippet(c, i))
 		}
 	}
-	return fmt.Sprintf("tmpfs %d bytes, coffer %d", len(r), len(c))
+	return fmt.Sprintf("%d bytes, then %d", len(r), len(c))
 }
 
 func snippet(b []byte, i int) []byte { return b[i:min(i+16, len(b))] }
@@ -681,8 +683,13 @@ func (x *exerciser) remount(fresh bool) *divergence {
 		if o.is(unix.S_IFDIR) && !x.cfg.features[featDirNlink] {
 			o.nlink, n.nlink = 0, 0
 		}
-		if o.fstate != n.fstate || !bytes.Equal(o.content, n.content) || o.xattrs != n.xattrs || o.err != n.err {
+		switch {
+		case o.fstate != n.fstate:
 			return &divergence{check: "remount", detail: fmt.Sprintf("%q before %+v, after %+v", p, o.fstate, n.fstate)}
+		case !bytes.Equal(o.content, n.content):
+			return &divergence{check: "remount", detail: fmt.Sprintf("content of %q: before and after: %s", p, bytesDiff(o.content, n.content))}
+		case o.xattrs != n.xattrs || o.err != n.err:
+			return &divergence{check: "remount", detail: fmt.Sprintf("%q: xattrs %s, then %s; errors %q, then %q", p, o.xattrs, n.xattrs, o.err, n.err)}
 		}
 	}
 	if len(now) != len(old) {
