@@ -63,6 +63,12 @@ func Errno(err error) syscall.Errno {
 		return syscall.ENAMETOOLONG
 	case errors.Is(err, blobstore.ErrAccessDenied):
 		return syscall.EACCES
+	case errors.Is(err, cipher.ErrMetadataTooBig):
+		return syscall.E2BIG // a link wraps EMLINK itself
+	case errors.Is(err, cipher.ErrXattrNamespace):
+		return syscall.ENOTSUP
+	case errors.Is(err, cipher.ErrXattrName):
+		return syscall.EINVAL
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return syscall.EINTR
 	}
