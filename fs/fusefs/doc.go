@@ -10,6 +10,14 @@
 // 128 KiB, is raised to MaxReadAhead through the mount's read_ahead_kb
 // when the process may (root).
 //
+// And three of the protocol's: O_TRUNC is negotiated to arrive with the
+// OPEN (ATOMIC_O_TRUNC), so a SETATTR of the size without a handle is
+// truncate(2) alone, which keeps the times when the size stays; the
+// kernel leaves the times of ftruncate (a SETATTR with a handle) to the
+// filesystem, so the adapter asks for mtime now, as Linux filesystems
+// do; and go-fuse's NullPermissions is on, since otherwise it reports
+// mode 0000 as 0644.
+//
 // It must never cache plaintext on disk or decide anything the core
 // should: it asks the core and maps errors with fs.Errno.
 package fusefs
