@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The config object (DESIGN.md §3):
@@ -64,6 +65,9 @@ type Config struct {
 	sealedPlain []byte // the keyring encoding sealed holds
 	rekey       bool   // a key was removed: new KWK and config secret on Marshal
 	preAuth     bool   // opened by OpenPreAuth: nothing may be written until Reauth
+	openedBy    *EntryKey
+
+	now func() time.Time // the clock of AddKey's added times
 }
 
 type configOuter struct {
@@ -90,6 +94,7 @@ type keyEntry struct {
 	Public  string     `json:"public"`
 	Wrapped string     `json:"wrapped"`
 	Auth    string     `json:"auth,omitempty"` // absent before entry authentication
+	Added   int64      `json:"added,omitempty"` // Unix seconds; absent in entries from before it was recorded
 
 	raw     json.RawMessage
 	pub     []byte
@@ -108,8 +113,9 @@ type argonJSON struct {
 
 // KeyInfo describes one root key entry of a config.
 type KeyInfo struct {
-	ID   string
-	Kind RootKind
+	ID    string
+	Kind  RootKind
+	Added time.Time // zero when the entry predates the added field
 }
 
 func checkModes(encryption, sse, kmsKeyID string) error {
@@ -132,10 +138,14 @@ func checkModes(encryption, sse, kmsKeyID string) error {
 // NewConfig makes the config of a new volume. kr and root are nil for
 // encryption "none".
 func NewConfig(encryption, sse, kmsKeyID string, kr *Keyring, root *RootKey) (*Config, error) {
+	return newConfigAt(time.Now, encryption, sse, kmsKeyID, kr, root)
+}
+
+func newConfigAt(now func() time.Time, encryption, sse, kmsKeyID string, kr *Keyring, root *RootKey) (*Config, error) {
 	if err := checkModes(encryption, sse, kmsKeyID); err != nil {
 		return nil, err
 	}
-	c := &Config{Encryption: encryption, SSE: sse, SSEKMSKeyID: kmsKeyID, opened: true}
+	c := &Config{Encryption: encryption, SSE: sse, SSEKMSKeyID: kmsKeyID, opened: true, now: now}
 	if encryption == EncryptionNone {
 		if kr != nil || root != nil {
 			return nil, errors.New("encryption none takes no keyring and no root key")
@@ -167,7 +177,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if outer.Format != configFormat {
 		return nil, fmt.Errorf("%w: format %d (this coffer reads format %d)", ErrNotConfig, outer.Format, configFormat)
 	}
-	c := &Config{}
+	c := &Config{now: time.Now}
 	var err error
 	if c.body, err = b64.DecodeString(outer.Body); err != nil {
 		return nil, fmt.Errorf("%w: body is not base64url", ErrNotConfig)
@@ -233,6 +243,9 @@ func parseEntry(raw json.RawMessage) (*keyEntry, error) {
 	}
 	if e.wrapped, err = b64.DecodeString(e.Wrapped); err != nil || len(e.wrapped) != 32+keySize+16 {
 		return nil, fmt.Errorf("key %s: malformed wrapped key", e.ID)
+	}
+	if e.Added < 0 {
+		return nil, fmt.Errorf("key %s: negative added time", e.ID)
 	}
 	if e.Auth != "" {
 		if e.auth, err = decodeFixed(e.Auth, macSize); err != nil {
@@ -430,6 +443,12 @@ func (c *Config) openWith(root *RootKey, e *keyEntry, preAuth bool) (*Keyring, e
 	if err != nil {
 		return nil, err
 	}
+	return c.openEntry(keys, e, preAuth)
+}
+
+// openEntry opens the config through entry e with the keys its root key
+// derived, and remembers them (EntryKey).
+func (c *Config) openEntry(keys entryKeys, e *keyEntry, preAuth bool) (*Keyring, error) {
 	kwk, err := hpke.Open(keys.priv, hpke.HKDFSHA256(), hpke.AES256GCM(), kwkInfo(c.volumeID, e.ID, e.Kind), e.wrapped)
 	if err != nil || len(kwk) != keySize {
 		return nil, fmt.Errorf("%w: key %s: wrapped key does not open", ErrConfigTampered, e.ID)
@@ -473,6 +492,7 @@ func (c *Config) openWith(root *RootKey, e *keyEntry, preAuth bool) (*Keyring, e
 		}
 	}
 	c.kwk, c.sealedPlain = kwk, plain
+	c.openedBy = &EntryKey{id: e.ID, kind: e.Kind, pub: e.pub, salt: e.salt, params: e.params, keys: keys}
 	return kr, nil
 }
 
@@ -642,6 +662,7 @@ func (c *Config) AddKey(kr *Keyring, root *RootKey) (id string, err error) {
 		return "", err
 	}
 	e.auth = entryAuth(keys.auth, c.volumeID, e, anchor)
+	e.Added = c.now().Unix()
 	c.entries = append(c.entries, e)
 	return e.ID, nil
 }
@@ -733,7 +754,124 @@ func (c *Config) Reauth(kr *Keyring, roots ...*RootKey) error {
 func (c *Config) Keys() []KeyInfo {
 	out := make([]KeyInfo, 0, len(c.entries))
 	for _, e := range c.entries {
-		out = append(out, KeyInfo{ID: e.ID, Kind: e.Kind})
+		k := KeyInfo{ID: e.ID, Kind: e.Kind}
+		if e.Added > 0 {
+			k.Added = time.Unix(e.Added, 0).UTC()
+		}
+		out = append(out, k)
 	}
 	return out
+}
+
+// OpenedBy is the ID of the entry whose root key opened the config ("" in
+// "none" mode, or before Open).
+func (c *Config) OpenedBy() string {
+	if c.openedBy == nil {
+		return ""
+	}
+	return c.openedBy.id
+}
+
+// ChangePassphrase replaces passphrase entry id with one for newRoot, a
+// passphrase, keeping the entry's ID (so `key list` and scripts still name
+// it) and its place in the list: a fresh salt, newRoot's Argon2id
+// parameters, a new key pair and auth tag. As after RemoveKey, the next
+// Marshal replaces the KWK and the config secret, so the old passphrase
+// opens no config written from now on. It runs Argon2id once.
+func (c *Config) ChangePassphrase(kr *Keyring, id string, newRoot *RootKey) error {
+	if !c.opened || c.kwk == nil {
+		return errors.New("cipher: ChangePassphrase needs an opened client-mode config")
+	}
+	if kr == nil || kr.VolumeID() != c.volumeID {
+		return errors.New("cipher: ChangePassphrase needs the keyring of this volume")
+	}
+	anchor := kr.anchor()
+	if c.preAuth || anchor == nil {
+		return errors.New("cipher: ChangePassphrase on a config without entry authentication: run Reauth first")
+	}
+	if newRoot.kind != KindPassphrase {
+		return fmt.Errorf("the new key is a %s key, not a passphrase", newRoot.kind)
+	}
+	i := slices.IndexFunc(c.entries, func(e *keyEntry) bool { return e.ID == id })
+	if i < 0 {
+		return fmt.Errorf("no key %q in this volume", id)
+	}
+	old := c.entries[i]
+	if old.Kind != KindPassphrase {
+		return fmt.Errorf("key %s is a %s key, not a passphrase", id, old.Kind)
+	}
+	e := &keyEntry{ID: id, Kind: KindPassphrase, params: newRoot.argon, salt: make([]byte, argonSaltSize), Added: c.now().Unix()}
+	rand.Read(e.salt)
+	keys, err := newRoot.deriveEntry(e.salt, e.params)
+	if err != nil {
+		return err
+	}
+	e.pub = keys.priv.PublicKey().Bytes()
+	if e.wrapped, err = wrapKWK(c.kwk, c.volumeID, e); err != nil {
+		return err
+	}
+	e.auth = entryAuth(keys.auth, c.volumeID, e, anchor)
+	c.entries[i] = e
+	c.rekey = true
+	return nil
+}
+
+// EntryKey is what a root key derived for the config entry it opened: the
+// entry's key pair and auth key. It opens later versions of the same
+// config entry (a mount re-reading its config) without the root key's
+// work (Argon2id) and without trying any other entry, so a forged config
+// cannot make a refresh run Argon2id with parameters of its choosing.
+// Its String shows no secret.
+type EntryKey struct {
+	id     string
+	kind   RootKind
+	pub    []byte
+	salt   []byte
+	params Argon2Params
+	keys   entryKeys
+}
+
+func (k *EntryKey) String() string   { return fmt.Sprintf("entry key %s (%s)", k.id, k.kind) }
+func (k *EntryKey) GoString() string { return k.String() }
+
+// EntryKey returns the keys of the entry that opened the config (nil in
+// "none" mode or before Open).
+func (c *Config) EntryKey() *EntryKey { return c.openedBy }
+
+// Open authenticates c, a config parsed later, through the entry k was
+// derived for, exactly as Config.Open would with k's root key. Errors:
+// ErrNoKeyOpens when the entry is gone or was replaced (its key removed,
+// its passphrase changed), ErrConfigTampered as Config.Open (a config from
+// before entry authentication included: it is refused, never upgraded).
+func (k *EntryKey) Open(c *Config) (*Keyring, error) {
+	if c.body == nil {
+		return nil, errors.New("cipher: Open of a config that was not parsed")
+	}
+	if !c.canonical {
+		return nil, fmt.Errorf("%w: config object is not in canonical form", ErrConfigTampered)
+	}
+	if c.claimed.Encryption != EncryptionClient {
+		return nil, fmt.Errorf("%w: the config claims encryption %q", ErrConfigTampered, c.claimed.Encryption)
+	}
+	i := slices.IndexFunc(c.entries, func(e *keyEntry) bool { return e.ID == k.id })
+	if i < 0 {
+		return nil, fmt.Errorf("%w: key %s is no longer listed", ErrNoKeyOpens, k.id)
+	}
+	e := c.entries[i]
+	switch {
+	case e.Kind != k.kind:
+		return nil, fmt.Errorf("%w: key %s is now of kind %s", ErrConfigTampered, k.id, e.Kind)
+	case k.kind == KindPassphrase && (!bytes.Equal(e.salt, k.salt) || e.params != k.params || !bytes.Equal(e.pub, k.pub)):
+		return nil, fmt.Errorf("%w: passphrase entry %s was replaced (passphrase changed)", ErrNoKeyOpens, k.id)
+	case !bytes.Equal(e.pub, k.pub):
+		return nil, fmt.Errorf("%w: key %s has another public key", ErrConfigTampered, k.id)
+	}
+	kr, err := c.openEntry(k.keys, e, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.accept(); err != nil {
+		return nil, err
+	}
+	return kr, nil
 }

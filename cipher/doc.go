@@ -71,9 +71,36 @@
 // stays usable to its holder, as DESIGN.md §9 says; `coffer rotate` then
 // adds a KEK generation it never sees.) The keyring plaintext is JSON with
 // the fields volume_id, name_secret, local_secret, config_secret,
-// anchor_secret, current and keks[{gen, key}] (sorted by generation, so
-// its encoding is deterministic and Marshal of an unchanged config is
-// byte-identical).
+// anchor_secret, current and keks[{gen, key, added}] (sorted by
+// generation, so its encoding is deterministic and Marshal of an unchanged
+// config is byte-identical; added is the Unix second the generation was
+// added, absent in keyrings from before it was recorded, and tells
+// `coffer rotate` how long running mounts have had to learn it).
+//
+// Added times (a completion of DESIGN.md §3, which lists no such field).
+// Each root key entry carries added, the Unix second AddKey (or
+// ChangePassphrase) made it; it is absent in entries from before it was
+// recorded, which `coffer key list` shows as unknown. It is part of the
+// body, so the config MAC covers it; the entry's auth tag does not.
+//
+// Passphrase changes. ChangePassphrase replaces a passphrase entry in
+// place and keeps its ID (so `coffer key list`, and scripts that name the
+// key, still do): fresh salt, new key pair and auth tag; the next Marshal
+// replaces the KWK and the config secret, as after RemoveKey.
+//
+// Re-reading a config (mounts). Config.EntryKey keeps the keys the opening
+// root key derived for its entry; EntryKey.Open authenticates a later
+// version of the config through that entry alone, with the same checks as
+// Open (entry auth, then the MAC), and no Argon2id run: a config whose
+// entry changed salt, parameters or public key does not open (the key was
+// removed or the passphrase changed: ErrNoKeyOpens), so a forged config
+// cannot make a mount run Argon2id with parameters of its choosing.
+// Keyring.AdoptGenerations then takes the generations of the newer keyring
+// and nothing else; it refuses a keyring with other secrets and a
+// rollback (an older current generation, a generation at or below the
+// current one that the mount does not hold, another KEK under a known
+// number): an older config replayed from the bucket, still authentic,
+// must not bring a retired KEK back.
 //
 // Entry authentication (DESIGN.md §2). Sealing to a public key proves
 // nothing about who sealed: anyone who can write the bucket could build,

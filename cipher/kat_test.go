@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"testing/cryptotest"
+	"time"
 )
 
 // Known-answer vectors: fixed keys, file IDs and (through
@@ -192,7 +193,8 @@ func generateVectors(t *testing.T) katVectors {
 		Sealed: hex.EncodeToString(ls.Seal(nil, []byte("local block"), 5)),
 	}
 	root, _ := NewSymKey(sym)
-	c, err := NewConfig(EncryptionClient, SSEKMS, "arn:aws:kms:eu-west-1:111122223333:key/k", kr, root)
+	katClock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	c, err := newConfigAt(katClock, EncryptionClient, SSEKMS, "arn:aws:kms:eu-west-1:111122223333:key/k", kr, root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,17 @@ package cipher
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
+	"time"
 )
 
 // VolumeID identifies a volume; it is bound into every DEK wrap and every
@@ -34,7 +37,9 @@ type Keyring struct {
 	configSecret []byte
 	anchorSecret []byte // nil in a keyring written before entry authentication
 	keks         map[uint32][]byte
+	added        map[uint32]int64 // Unix seconds a generation was added; absent when not recorded
 	current      uint32
+	now          func() time.Time
 }
 
 // NewKeyring makes a keyring with a fresh volume ID, fresh secrets and KEK
@@ -47,7 +52,9 @@ func NewKeyring() (*Keyring, error) {
 		anchorSecret: randomKey(),
 		keks:         map[uint32][]byte{1: randomKey()},
 		current:      1,
+		now:          time.Now,
 	}
+	k.added = map[uint32]int64{1: k.now().Unix()}
 	rand.Read(k.volumeID[:])
 	k.names = newNames(k.nameSecret)
 	return k, nil
@@ -93,8 +100,70 @@ func (k *Keyring) AddGeneration() error {
 		return errors.New("KEK generations exhausted")
 	}
 	k.keks[next] = randomKey()
+	k.added[next] = k.now().Unix()
 	k.current = next
 	return nil
+}
+
+// GenerationAdded is when generation g was added (by AddGeneration, or
+// NewKeyring for the first); ok is false when the keyring does not record
+// it (generations from before the time was recorded) or lacks g.
+func (k *Keyring) GenerationAdded(g uint32) (t time.Time, ok bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	s, ok := k.added[g]
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(s, 0).UTC(), true
+}
+
+// AdoptGenerations makes k's KEK generations, and its current generation,
+// those of newer: the keyring of the same volume as opened from a later
+// version of its config (a mount re-reading its config after `coffer
+// rotate`). Generations newer added become usable, the current one seals
+// from now on, and generations newer lacks (retired) stop opening objects.
+// Nothing else of k changes. It refuses a keyring with other secrets, and
+// a rollback: one whose current generation is older than k's, or that
+// holds a generation k retired or never had below k's current one, or
+// another key under a generation number k knows (an older config replayed
+// from the bucket must not bring retired KEKs back). changed reports
+// whether anything changed.
+func (k *Keyring) AdoptGenerations(newer *Keyring) (changed bool, err error) {
+	if newer == k {
+		return false, nil
+	}
+	if newer.volumeID != k.volumeID || !hmac.Equal(newer.nameSecret, k.nameSecret) || !hmac.Equal(newer.localSecret, k.localSecret) {
+		return false, errors.New("the newer keyring is not this volume's (other secrets)")
+	}
+	newer.mu.RLock()
+	keks, added, current := maps.Clone(newer.keks), maps.Clone(newer.added), newer.current
+	newer.mu.RUnlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if current < k.current {
+		return false, fmt.Errorf("the config's current KEK generation %d is older than %d: an older config was put back", current, k.current)
+	}
+	for g, key := range keks {
+		old, known := k.keks[g]
+		switch {
+		case known && !hmac.Equal(old, key):
+			return false, fmt.Errorf("KEK generation %d changed", g)
+		case !known && g <= k.current:
+			return false, fmt.Errorf("KEK generation %d is back or unknown below the current generation %d: an older config was put back", g, k.current)
+		}
+	}
+	same := current == k.current && len(keks) == len(k.keks)
+	for g := range keks {
+		if _, ok := k.keks[g]; !ok {
+			same = false
+		}
+	}
+	if same {
+		return false, nil
+	}
+	k.keks, k.added, k.current = keks, added, current
+	return true, nil
 }
 
 // RetireGeneration drops a generation no object uses any more. The current
@@ -109,6 +178,7 @@ func (k *Keyring) RetireGeneration(g uint32) error {
 		return fmt.Errorf("KEK generation %d is not in the keyring", g)
 	}
 	delete(k.keks, g)
+	delete(k.added, g)
 	return nil
 }
 
@@ -182,8 +252,9 @@ type keyringJSON struct {
 }
 
 type kekJSON struct {
-	Gen uint32 `json:"gen"`
-	Key string `json:"key"`
+	Gen   uint32 `json:"gen"`
+	Key   string `json:"key"`
+	Added int64  `json:"added,omitempty"` // Unix seconds; absent when not recorded
 }
 
 var b64 = base64.RawURLEncoding.Strict()
@@ -202,7 +273,7 @@ func (k *Keyring) marshal() []byte {
 		j.AnchorSecret = b64.EncodeToString(k.anchorSecret)
 	}
 	for g, key := range k.keks {
-		j.KEKs = append(j.KEKs, kekJSON{Gen: g, Key: b64.EncodeToString(key)})
+		j.KEKs = append(j.KEKs, kekJSON{Gen: g, Key: b64.EncodeToString(key), Added: k.added[g]})
 	}
 	slices.SortFunc(j.KEKs, func(a, b kekJSON) int { return int(int64(a.Gen) - int64(b.Gen)) })
 	out, err := json.Marshal(j)
@@ -219,7 +290,7 @@ func unmarshalKeyring(data []byte) (*Keyring, error) {
 	if err := json.Unmarshal(data, &j); err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	k := &Keyring{keks: make(map[uint32][]byte), current: j.Current}
+	k := &Keyring{keks: make(map[uint32][]byte), added: make(map[uint32]int64), current: j.Current, now: time.Now}
 	vid, err := decodeFixed(j.VolumeID, len(k.volumeID))
 	if err != nil {
 		return nil, fmt.Errorf("keyring volume ID: %w", err)
@@ -240,10 +311,16 @@ func unmarshalKeyring(data []byte) (*Keyring, error) {
 	}
 	for _, kek := range j.KEKs {
 		key, err := decodeFixed(kek.Key, keySize)
-		if err != nil || kek.Gen == 0 {
+		if err != nil || kek.Gen == 0 || kek.Added < 0 {
 			return nil, fmt.Errorf("keyring KEK generation %d is malformed", kek.Gen)
 		}
+		if _, dup := k.keks[kek.Gen]; dup {
+			return nil, fmt.Errorf("keyring KEK generation %d is listed twice", kek.Gen)
+		}
 		k.keks[kek.Gen] = key
+		if kek.Added > 0 {
+			k.added[kek.Gen] = kek.Added
+		}
 	}
 	if _, ok := k.keks[k.current]; !ok {
 		return nil, fmt.Errorf("keyring: current KEK generation %d missing", k.current)

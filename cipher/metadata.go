@@ -329,6 +329,25 @@ func (k *Keyring) RewrapMetadata(meta map[string]string) (map[string]string, err
 	if err != nil {
 		return nil, err
 	}
+	return k.rewrap(meta, o)
+}
+
+// RewrapObjectKey is RewrapMetadata for a caller that holds the object's
+// key already (a mount that just uploaded it): nothing is unwrapped, so it
+// works even once o's generation left the keyring. meta must be o's
+// (same file ID).
+func (k *Keyring) RewrapObjectKey(meta map[string]string, o *ObjectKey) (map[string]string, error) {
+	fid, err := metaBytes(meta, MetaFileID, FileIDSize)
+	if err != nil {
+		return nil, err
+	}
+	if FileID(fid) != o.fileID {
+		return nil, fmt.Errorf("%w: metadata of file %x, key of file %s", ErrBadMetadata, fid, o.fileID)
+	}
+	return k.rewrap(meta, o)
+}
+
+func (k *Keyring) rewrap(meta map[string]string, o *ObjectKey) (map[string]string, error) {
 	gen, wrapped, err := k.wrapDEK(o)
 	if err != nil {
 		return nil, err

@@ -33,10 +33,11 @@ The formats, as this decoder reads them:
     from" the HKDF output; that it is DeriveKeyPair's input, not the X25519
     scalar itself, was learnt from the vectors.) wrapped =
     HPKE enc (32) | ciphertext of the 32-byte KWK, info "coffer kwk v1" |
-    volume ID | entry ID | 0x00 | kind, no AAD.
+    volume ID | entry ID | 0x00 | kind, no AAD. An entry may carry added
+    (Unix seconds it was added, covered by the config MAC only).
   * Keyring: nonce | AES-GCM(KWK) | tag, AAD "coffer keyring v1" | volume
     ID; plaintext JSON volume_id, name_secret, local_secret,
-    config_secret, [anchor_secret], current, keks[{gen, key}].
+    config_secret, [anchor_secret], current, keks[{gen, key, [added]}].
   * Entry authentication (DESIGN §2), when the entries carry auth: auth =
     HMAC-SHA256(HKDF(entry root secret, "coffer entry auth"), "coffer
     entry v1" | volume ID | entry ID | 0x00 | kind | public | anchor),
@@ -292,7 +293,7 @@ class Names:
 
 NONE_MAC_KEY = hkdf(b"coffer config without client-side encryption", "coffer config mac")
 CONFIG_FIELDS = {"volume_id", "encryption", "sse", "sse_kms_key_id", "keys", "keyring"}
-ENTRY_FIELDS = {"id", "kind", "argon2", "public", "wrapped", "auth"}
+ENTRY_FIELDS = {"id", "kind", "argon2", "public", "wrapped", "auth", "added"}
 KEYRING_FIELDS = {"volume_id", "name_secret", "local_secret", "config_secret", "anchor_secret", "current", "keks"}
 SSE_MODES = {"", "sse-s3", "sse-kms", "sse-c"}
 
@@ -402,6 +403,7 @@ def parse_keyring(plain, vol):
     gens = [k["gen"] for k in j["keks"]]
     need(gens == sorted(set(gens)) and all(1 <= g < 1 << 32 for g in gens), "KEK generations")
     for k in j["keks"]:
+        need(set(k) <= {"gen", "key", "added"} and {"gen", "key"} <= set(k), f"KEK fields {sorted(k)}")
         kr["keks"][k["gen"]] = b64d(k["key"], "KEK", 32)
     need(kr["current"] in kr["keks"], "the current generation has no KEK")
     return kr
