@@ -245,3 +245,13 @@ func readPrivateFile(path string, limit int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// SymID is the ID of the entry a sym key has or would have (a fingerprint
+// of the key, see symID); ok is false for a passphrase, whose entry IDs
+// are random.
+func (r *RootKey) SymID() (id string, ok bool) {
+	if r.kind != KindSym {
+		return "", false
+	}
+	return symID(r.secret), true
+}

@@ -41,6 +41,8 @@ type Volume struct {
 	pool  *blobstore.PartPool
 	clock clock // arms delayed uploads (time.AfterFunc)
 
+	watch *configWatch // client mode: re-reads the config (configwatch.go)
+
 	// paths serialises, per canonical path (striped by hash), the
 	// registration of an opened file in files with the removal or
 	// replacement of the object at that path (see lockPaths). Always
@@ -127,6 +129,9 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		return nil, err
 	}
 	v.ctx, v.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if v.client {
+		v.startConfigWatch(cfg, kr)
+	}
 	return v, nil
 }
 

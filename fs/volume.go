@@ -75,6 +75,10 @@ type Options struct {
 	// objects); 0: DefaultListConcurrency. The store's connection pool
 	// should be at least this large.
 	ListConcurrency int
+	// ConfigRefresh is how often a client-mode volume re-reads its config
+	// to follow KEK rotations (configwatch.go); 0: the metadata TTL,
+	// within [1 s, ConfigRefreshMax]; negative: never.
+	ConfigRefresh time.Duration
 	// ReadOnly refuses every change with EROFS.
 	ReadOnly bool
 	// UID and GID own implicit directories and are the default owner of

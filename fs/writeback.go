@@ -154,7 +154,7 @@ func (v *Volume) putBody(ctx context.Context, key string, okey *cipher.ObjectKey
 	if info.Size == 0 && objSize != 0 {
 		info.Size = objSize
 	}
-	return info, nil
+	return v.rewrapStale(ctx, key, okey, meta, info), nil
 }
 
 // put stores a body: one PUT, or a parallel multipart upload above the
