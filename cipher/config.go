@@ -93,7 +93,7 @@ type keyEntry struct {
 	Argon2  *argonJSON `json:"argon2,omitempty"`
 	Public  string     `json:"public"`
 	Wrapped string     `json:"wrapped"`
-	Auth    string     `json:"auth,omitempty"` // absent before entry authentication
+	Auth    string     `json:"auth,omitempty"`  // absent before entry authentication
 	Added   int64      `json:"added,omitempty"` // Unix seconds; absent in entries from before it was recorded
 
 	raw     json.RawMessage

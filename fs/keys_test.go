@@ -209,8 +209,13 @@ func TestConcurrentConfigChange(t *testing.T) {
 	other := testRoot(t, 10)
 	otherID, _ := other.SymID()
 	for name, run := range map[string]func(st blobstore.Store, opts KeyOptions) error{
-		"key add":    func(st blobstore.Store, opts KeyOptions) error { _, err := AddRootKey(ctx, st, opts, testRoot(t, 11)); return err },
-		"key remove": func(st blobstore.Store, opts KeyOptions) error { return RemoveRootKey(ctx, st, RemoveOptions{KeyOptions: opts}, otherID) },
+		"key add": func(st blobstore.Store, opts KeyOptions) error {
+			_, err := AddRootKey(ctx, st, opts, testRoot(t, 11))
+			return err
+		},
+		"key remove": func(st blobstore.Store, opts KeyOptions) error {
+			return RemoveRootKey(ctx, st, RemoveOptions{KeyOptions: opts}, otherID)
+		},
 		"passwd": func(st blobstore.Store, _ KeyOptions) error {
 			_, err := ChangePassphrase(ctx, st, KeyOptions{Roots: []*cipher.RootKey{cheapPassphrase(t, "p")}}, cheapPassphrase(t, "q"))
 			return err
