@@ -124,6 +124,15 @@ func TestRemoveGivenKeyWithForce(t *testing.T) {
 	if _, err := AddRootKey(ctx, tv.store, opts, other); err != nil {
 		t.Fatal(err)
 	}
+	// A passphrase has no fingerprint: the entry it opened is the one in use.
+	pass := cheapPassphrase(t, "in use")
+	passID, err := AddRootKey(ctx, tv.store, opts, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveRootKey(ctx, tv.store, RemoveOptions{KeyOptions: KeyOptions{Roots: []*cipher.RootKey{pass}}}, passID); !errors.Is(err, ErrKeyInUse) {
+		t.Fatalf("removing the passphrase given: %v, want ErrKeyInUse", err)
+	}
 	id, _ := tv.root.SymID()
 	if err := RemoveRootKey(ctx, tv.store, RemoveOptions{KeyOptions: opts, Force: true}, id); err != nil {
 		t.Fatal(err)
