@@ -14,7 +14,8 @@ import (
 )
 
 // newKeyCommand is `coffer key`, the parent of the commands that manage a
-// volume's root keys (reauth; add, list and remove come later).
+// volume's root keys: add, list, remove, reauth (passwd and rotate are
+// top-level commands, DESIGN.md §6).
 func newKeyCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",
@@ -24,23 +25,14 @@ func newKeyCommand(e *env) *cobra.Command {
 			return &usageError{err: errors.New("missing subcommand"), hint: c.CommandPath() + " --help"}
 		},
 	}
-	cmd.AddCommand(newKeyReauthCommand(e))
+	cmd.AddCommand(newKeyAddCommand(e), newKeyListCommand(e), newKeyRemoveCommand(e), newKeyReauthCommand(e))
 	return cmd
-}
-
-// reauthFlags are the flags of `coffer key reauth`: every root key, and
-// the SSE flags the store needs.
-type reauthFlags struct {
-	keyFiles        []string
-	passphraseFiles []string
-	sse             keyFlags // only its SSE fields
-	allowEmpty      bool
 }
 
 func newKeyReauthCommand(e *env) *cobra.Command {
 	var (
-		sf storeFlags
-		rf reauthFlags
+		vf         volumeFlags
+		allowEmpty bool
 	)
 	cmd := &cobra.Command{
 		Use:   "reauth [flags]",
@@ -62,67 +54,28 @@ upgraded only with --allow-empty.`,
 		Example: `  coffer key reauth --store s3://bucket/vol --key-file ~/vol.key --passphrase-file ~/vol.pass`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runKeyReauth(cmd.Context(), e, &sf, &rf)
+			return runKeyReauth(cmd.Context(), e, &vf, allowEmpty)
 		},
 	}
 	f := cmd.Flags()
-	sf.register(f)
-	f.StringArrayVar(&rf.keyFiles, "key-file", nil, "a root key file of the volume (repeat for each; env "+envKeyFile+" when no key flag is given)")
-	f.StringArrayVar(&rf.passphraseFiles, "passphrase-file", nil, "a file whose first line is a passphrase of the volume (repeat for each; env "+envPassphraseFile+")")
-	f.StringVar(&rf.sse.sseCKeyFile, "sse-c-key-file", "", "SSE-C key file, for --sse sse-c (env "+envSSECKeyFile+")")
-	f.StringVar(&rf.sse.sse, "sse", "", "the volume's server-side encryption: sse-s3, sse-kms or sse-c")
-	f.StringVar(&rf.sse.sseKMSKeyID, "sse-kms-key-id", "", "KMS key ID or ARN for --sse sse-kms")
-	f.BoolVar(&rf.allowEmpty, "allow-empty", false, "upgrade a volume from before entry authentication even though it holds no file to check its keyring against")
+	vf.registerEvery(f)
+	f.BoolVar(&allowEmpty, "allow-empty", false, "upgrade a volume from before entry authentication even though it holds no file to check its keyring against")
 	return cmd
 }
 
-// roots loads every root key the flags name; without key flags, the one
-// key mount would use (environment, then the default key file).
-func (rf *reauthFlags) roots(e *env) ([]*cipher.RootKey, error) {
-	if len(rf.keyFiles) == 0 && len(rf.passphraseFiles) == 0 {
-		return (&keyFlags{}).loadRoots(e)
-	}
-	var roots []*cipher.RootKey
-	for _, p := range rf.keyFiles {
-		r, err := cipher.LoadKeyFile(p)
-		if err != nil {
-			return nil, keyFileError(p, err)
-		}
-		roots = append(roots, r)
-	}
-	for _, p := range rf.passphraseFiles {
-		r, err := cipher.LoadPassphraseFile(p)
-		if err != nil {
-			return nil, keyFileError(p, err)
-		}
-		roots = append(roots, r)
-	}
-	return roots, nil
-}
-
-func runKeyReauth(ctx context.Context, e *env, sf *storeFlags, rf *reauthFlags) error {
-	sse, err := rf.sse.sseConfig(e)
+func runKeyReauth(ctx context.Context, e *env, vf *volumeFlags, allowEmpty bool) error {
+	p, err := vf.plan(e, nil)
 	if err != nil {
 		return err
 	}
-	url, _, err := sf.resolve(e)
+	store, _, err := p.openStore(ctx, cofferfs.DefaultListConcurrency)
 	if err != nil {
 		return err
-	}
-	roots, err := rf.roots(e)
-	if err != nil {
-		return err
-	}
-	openCtx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
-	defer cancel()
-	store, err := blobstore.Open(openCtx, url, sf.options(sse, 0))
-	if err != nil {
-		return storeError(url, err)
 	}
 	defer store.Close()
-	res, err := cofferfs.ReauthVolume(ctx, store, cofferfs.ReauthOptions{Roots: roots, SSE: sse, AllowEmpty: rf.allowEmpty})
+	res, err := cofferfs.ReauthVolume(ctx, store, cofferfs.ReauthOptions{Roots: p.roots, SSE: p.sse, AllowEmpty: allowEmpty})
 	if err != nil {
-		return reauthError(url, err)
+		return reauthError(p.url, err)
 	}
 	var ids []string
 	for _, k := range res.Keys {
@@ -136,9 +89,9 @@ func runKeyReauth(ctx context.Context, e *env, sf *storeFlags, rf *reauthFlags) 
 		if res.Checked == 0 {
 			checked = "no stored object to check its keyring against; --allow-empty"
 		}
-		fmt.Fprintf(e.stdout, "upgraded volume %s at %s to entry authentication (%s)\n", res.VolumeID, url, checked)
+		fmt.Fprintf(e.stdout, "upgraded volume %s at %s to entry authentication (%s)\n", res.VolumeID, p.url, checked)
 	}
-	fmt.Fprintf(e.stdout, "re-authenticated the root keys of volume %s at %s under a new keyring anchor: %s\n", res.VolumeID, url, strings.Join(ids, ", "))
+	fmt.Fprintf(e.stdout, "re-authenticated the root keys of volume %s at %s under a new keyring anchor: %s\n", res.VolumeID, p.url, strings.Join(ids, ", "))
 	return nil
 }
 

@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 	name := ""
 	if cmd != nil && cmd != root {
-		name = cmd.Name()
+		name = strings.TrimPrefix(cmd.CommandPath(), root.Name()+" ") // "key add", not "add"
 	}
 	printError(e.stderr, name, err)
 	var ue *usageError

@@ -89,14 +89,33 @@ type keyFlags struct {
 	sse            string
 	sseKMSKeyID    string
 	flags          *pflag.FlagSet
+	// keyFiles and passphraseFiles are the repeatable root key flags of
+	// registerEvery; when set they replace keyFile and passphraseFile.
+	keyFiles        []string
+	passphraseFiles []string
 }
 
 func (k *keyFlags) register(f *pflag.FlagSet) {
 	k.flags = f
 	f.StringVar(&k.keyFile, "key-file", "", "file holding the 32-byte root key (env "+envKeyFile+"; default $XDG_CONFIG_HOME/coffer/key)")
 	f.StringVar(&k.passphraseFile, "passphrase-file", "", "file whose first line is the passphrase (env "+envPassphraseFile+")")
-	f.StringVar(&k.sseCKeyFile, "sse-c-key-file", "", "SSE-C key file in s3fs-fuse's format, for --sse sse-c (env "+envSSECKeyFile+")")
 	f.StringVar(&k.encryption, "encryption", cipher.EncryptionClient, "client (encrypt contents, names and attributes here) or none (plain objects; give an --sse mode)")
+	k.registerSSE(f)
+}
+
+// registerEvery registers the flags of a command that takes every root
+// key of a client-mode volume (key reauth): --key-file and
+// --passphrase-file repeatable, the SSE flags, no --encryption.
+func (k *keyFlags) registerEvery(f *pflag.FlagSet) {
+	k.flags = f
+	k.encryption = cipher.EncryptionClient
+	f.StringArrayVar(&k.keyFiles, "key-file", nil, "a root key file of the volume (repeat for each; env "+envKeyFile+" when no key flag is given)")
+	f.StringArrayVar(&k.passphraseFiles, "passphrase-file", nil, "a file whose first line is a passphrase of the volume (repeat for each; env "+envPassphraseFile+")")
+	k.registerSSE(f)
+}
+
+func (k *keyFlags) registerSSE(f *pflag.FlagSet) {
+	f.StringVar(&k.sseCKeyFile, "sse-c-key-file", "", "SSE-C key file in s3fs-fuse's format, for --sse sse-c (env "+envSSECKeyFile+")")
 	f.StringVar(&k.sse, "sse", "", "server-side encryption on every request: sse-s3, sse-kms or sse-c")
 	f.StringVar(&k.sseKMSKeyID, "sse-kms-key-id", "", "KMS key ID or ARN for --sse sse-kms (default: the bucket's key)")
 }
@@ -181,6 +200,9 @@ func (k *keyFlags) explicitKeyFlag() string {
 // loadRoots reads the root keys for a client-mode volume: every key the
 // flags name (a volume opens with any one of them).
 func (k *keyFlags) loadRoots(e *env) ([]*cipher.RootKey, error) {
+	if len(k.keyFiles)+len(k.passphraseFiles) > 0 {
+		return loadEvery(k.keyFiles, k.passphraseFiles)
+	}
 	src, err := k.sources(e)
 	if err != nil {
 		return nil, err
@@ -200,6 +222,26 @@ func (k *keyFlags) loadRoots(e *env) ([]*cipher.RootKey, error) {
 		r, err := cipher.LoadPassphraseFile(src.passphraseFile)
 		if err != nil {
 			return nil, keyFileError(src.passphraseFile, err)
+		}
+		roots = append(roots, r)
+	}
+	return roots, nil
+}
+
+// loadEvery reads every key file and passphrase file named.
+func loadEvery(keyFiles, passphraseFiles []string) ([]*cipher.RootKey, error) {
+	var roots []*cipher.RootKey
+	for _, p := range keyFiles {
+		r, err := cipher.LoadKeyFile(p)
+		if err != nil {
+			return nil, keyFileError(p, err)
+		}
+		roots = append(roots, r)
+	}
+	for _, p := range passphraseFiles {
+		r, err := cipher.LoadPassphraseFile(p)
+		if err != nil {
+			return nil, keyFileError(p, err)
 		}
 		roots = append(roots, r)
 	}

@@ -40,6 +40,13 @@ func (f *volumeFlags) register(fl *pflag.FlagSet) {
 	f.keys.register(fl)
 }
 
+// registerEvery registers the flags of a command that takes every root
+// key of a client-mode volume (keyFlags.registerEvery).
+func (f *volumeFlags) registerEvery(fl *pflag.FlagSet) {
+	f.store.register(fl)
+	f.keys.registerEvery(fl)
+}
+
 // volumePlan is what the flags resolve to before any network I/O.
 type volumePlan struct {
 	url        string
