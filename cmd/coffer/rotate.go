@@ -230,7 +230,9 @@ type countProgress struct {
 	done   bool
 }
 
-func newCountProgress(w io.Writer, what string) *countProgress { return &countProgress{w: w, what: what, tenths: -1} }
+func newCountProgress(w io.Writer, what string) *countProgress {
+	return &countProgress{w: w, what: what, tenths: -1}
+}
 
 func (p *countProgress) update(done, total int) {
 	p.mu.Lock()
