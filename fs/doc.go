@@ -94,6 +94,20 @@
 // objects unwrap their DEKs under its keyring: a forger can make its
 // config look old, but its keyring opens none of the volume's objects.
 //
+// Keys and rotation: the root key commands (keys.go) and rotate
+// (rotate.go, rotate_ssec.go) work on the store and the config without a
+// Volume, each config change one conditional write (If-Match; a 412 is
+// ErrConfigChanged, nothing written; rotate re-reads and retries). A
+// client-mode Volume re-reads its config every ConfigRefresh (within the
+// metadata TTL and ConfigRefreshMax) and adopts its KEK generations, so
+// a rotation elsewhere reaches it: new objects sealed under the new
+// generation, objects under a retired one refused (configwatch.go).
+// rotate waits DefaultMountGrace after adding a generation before it
+// rewraps, resumes an unfinished rotation rather than adding another
+// generation, and retires a generation only when no object it visited
+// names it; an upload that a mount sealed before a refresh and stored
+// after it is rewrapped by that mount (rewrapStale).
+//
 // Logs: every operation that ends in EIO logs its cause once at error
 // level, naming the object by its key (report.go). It must never log or
 // return key material or file contents, nor log a plaintext path or name

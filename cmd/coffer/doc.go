@@ -21,9 +21,17 @@
 // umount(8)'s calls into coffer mount --daemon and coffer unmount.
 //
 // Beyond DESIGN.md §6: `coffer key reauth` (key.go) takes every root key
-// as repeatable --key-file / --passphrase-file flags; with --encryption
+// as repeatable --key-file / --passphrase-file flags, and so do key add,
+// key list and key remove (keycmds.go; any one listed key opens the
+// volume); key add prints the new key's ID alone on stdout; key list
+// takes --count=false (no HEAD per object); rotate (rotate.go) takes
+// --concurrency, --mount-grace (the wait for running mounts, 0 when none
+// runs) and --new-generation (add a generation even when an unfinished
+// rotation would be resumed), and --sse-c-new-key-file rotates the SSE-C
+// key only; passwd (passwd.go) takes no --key-file. With --encryption
 // none the default cache directory is none-<hash of store URL, endpoint
 // and volume ID> (cachedir.go), since such a config is not authenticated.
+// An error line names the command path ("coffer key add: ...").
 //
 // Invariants:
 //   - Exit codes: 0 success, 1 failure, 2 usage error.
