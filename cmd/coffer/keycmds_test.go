@@ -183,6 +183,9 @@ func TestRotateCommand(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, "onto KEK generation 2 (added): 12 objects, 12 rewrapped, 0 already on it; retired generation 1") {
 		t.Fatalf("rotate: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+	if strings.Contains(stderr, "waiting") {
+		t.Fatalf("rotate --mount-grace 0 waited: %q", stderr)
+	}
 	// Not a terminal: plain lines at each tenth.
 	if !strings.Contains(stderr, "coffer: rewrapping: 0 of 12 objects (0%)\n") || !strings.Contains(stderr, "coffer: rewrapping: 12 of 12 objects (100%)\n") {
 		t.Fatalf("rotate progress on stderr: %q", stderr)
