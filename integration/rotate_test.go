@@ -47,10 +47,10 @@ func openKeyring(t *testing.T, st blobstore.Store, keyFile string) (*cipher.Keyr
 
 // seedVolume stores files objects of a client-mode volume directly (the
 // layout fs writes: directory markers, encrypted names, sealed metadata,
-// envelope bodies), spread over dirs directories, so a test gets
+// envelope bodies), spread over dirs directories /<prefix>dNNN, so a test gets
 // thousands of objects in seconds. It returns every file's content by
 // path and the number of objects written.
-func seedVolume(t *testing.T, st blobstore.Store, kr *cipher.Keyring, dirs, files int) (map[string][]byte, int) {
+func seedVolume(t *testing.T, st blobstore.Store, kr *cipher.Keyring, prefix string, dirs, files int) (map[string][]byte, int) {
 	t.Helper()
 	ctx := context.Background()
 	names := kr.Names()
@@ -64,7 +64,7 @@ func seedVolume(t *testing.T, st blobstore.Store, kr *cipher.Keyring, dirs, file
 	want := map[string][]byte{}
 	dirKeys := make([]string, dirs)
 	for d := range dirs {
-		name := fmt.Sprintf("d%03d", d)
+		name := fmt.Sprintf("%sd%03d", prefix, d)
 		seg, _, err := names.EncryptSegment("/", name)
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +79,7 @@ func seedVolume(t *testing.T, st blobstore.Store, kr *cipher.Keyring, dirs, file
 	}
 	for i := range files {
 		d := i % dirs
-		dir := fmt.Sprintf("/d%03d", d)
+		dir := fmt.Sprintf("/%sd%03d", prefix, d)
 		name := fmt.Sprintf("f%05d", i)
 		seg, _, err := names.EncryptSegment(dir, name)
 		if err != nil {
@@ -240,7 +240,7 @@ func TestRotateManyObjects(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			want, objects := seedVolume(t, direct, kr, 100, 10000)
+			want, objects := seedVolume(t, direct, kr, "", 100, 10000)
 			t.Logf("seeded %d objects in %v", objects, time.Since(start).Round(time.Millisecond))
 
 			args := v.args("rotate", "--mount-grace", "0", "--concurrency", "16")
@@ -432,7 +432,7 @@ func TestKeyAddRemove(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before, _ := seedVolume(t, direct, oldKR, 2, 20)
+			before, _ := seedVolume(t, direct, oldKR, "before-", 2, 20)
 			oldKey := v.keyFile
 			newKey := filepath.Join(v.dir, "new.key")
 			if r := coffer(t, nil, "keygen", "--out", newKey); r.code != 0 {
@@ -467,7 +467,7 @@ func TestKeyAddRemove(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			after, _ := seedVolume(t, direct, newKR, 2, 20)
+			after, _ := seedVolume(t, direct, newKR, "after-", 2, 20)
 
 			if _, err := openKeyring(t, direct, oldKey); err == nil {
 				t.Fatal("the removed key opens the config written after its removal")
