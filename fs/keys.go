@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
 )
@@ -338,13 +336,5 @@ func forEachKey(ctx context.Context, keys []string, concurrency int, fn func(con
 	if concurrency <= 0 {
 		concurrency = DefaultListConcurrency
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(concurrency)
-	for _, key := range keys {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error { return fn(gctx, key) })
-	}
-	return g.Wait()
+	return fanOut(ctx, concurrency, len(keys), func(ctx context.Context, i int) error { return fn(ctx, keys[i]) })
 }
