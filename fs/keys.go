@@ -275,9 +275,11 @@ type GenerationCounts struct {
 // CountGenerations counts the objects of the store (the config aside) by
 // the KEK generation their coffer-kek names, with one HEAD per object and
 // up to concurrency at once: S3 listings carry no user metadata, and a
-// HEAD is the cheapest request that returns it (no body; a ranged GET of
-// the first chunk, which fs uses to have the chunk at hand for a read,
-// would move bytes a count does not need).
+// HEAD is the cheapest request that returns it. Measured on versitygw
+// (4,000 objects of 400 bytes, loopback, a loaded 2-core machine): HEAD
+// 1,700 a second at 16 or 64 at once, a ranged GET of the first chunk
+// (what fs's listings use, to have the chunk at hand for a read) 1,500 to
+// 2,200, and it moves up to 64 KiB per object that a count does not need.
 func CountGenerations(ctx context.Context, store blobstore.Store, concurrency int, progress func(done, total int)) (GenerationCounts, error) {
 	keys, err := listObjects(ctx, store)
 	if err != nil {
