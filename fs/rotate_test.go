@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -289,9 +290,13 @@ func TestRotateBadObjects(t *testing.T) {
 		return key
 	}
 	badDEK := tamper("/bad-dek", func(m map[string]string) {
-		b := []byte(m[cipher.MetaDEK])
-		b[10] ^= 1
-		m[cipher.MetaDEK] = string(b)
+		// Well-formed but not authentic: one byte of the sealed DEK flipped.
+		b, err := base64.RawURLEncoding.DecodeString(m[cipher.MetaDEK])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[20] ^= 1
+		m[cipher.MetaDEK] = base64.RawURLEncoding.EncodeToString(b)
 	})
 	unknown := tamper("/unknown-gen", func(m map[string]string) { m[cipher.MetaKEK] = "99" })
 	if _, err := tv.store.Put(ctx, "foreign-object", strings.NewReader("not coffer's"), 12, blobstore.PutOptions{}); err != nil {
@@ -307,6 +312,11 @@ func TestRotateBadObjects(t *testing.T) {
 	}
 	if fmt.Sprint(failed) != fmt.Sprint(sortedStrings(badDEK+"@1", unknown+"@99")) {
 		t.Fatalf("failed %v", failed)
+	}
+	for _, f := range res.Failed {
+		if f.Key == badDEK && !errors.Is(f.Err, cipher.ErrAuth) {
+			t.Fatalf("the damaged DEK failed with %v, want ErrAuth", f.Err)
+		}
 	}
 	if res.Rewrapped != 1 || res.Other != 1 || fmt.Sprint(res.Remaining) != "[1]" || len(res.Retired) != 0 {
 		t.Fatalf("result %+v: want the good file rewrapped, the foreign object left, generation 1 kept", res)
