@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,20 @@ func TestKeyAddedTimes(t *testing.T) {
 	keys := p.Keys()
 	if len(keys) != 2 || !keys[0].Added.Equal(at) || !keys[1].Added.Equal(at.Add(time.Hour)) {
 		t.Fatalf("keys %+v, want added %v and %v", keys, at, at.Add(time.Hour))
+	}
+
+	// The added time is in the body the config MAC covers: changed, the
+	// config does not open.
+	forged := strings.Replace(string(p.body), fmt.Sprintf(`"added":%d`, at.Unix()), fmt.Sprintf(`"added":%d`, at.Unix()-86400), 1)
+	if forged == string(p.body) {
+		t.Fatal("no added field in the body")
+	}
+	fp, err := ParseConfig(marshalOuter([]byte(forged), p.mac))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fp.Open(testSymKey(t, 1)); !errors.Is(err, ErrConfigTampered) {
+		t.Fatalf("a config with a changed added time: %v, want ErrConfigTampered", err)
 	}
 
 	// An entry without the field (written before it existed) lists no
