@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"maps"
 	"os"
 	"path/filepath"
@@ -88,9 +89,14 @@ func TestFsck(t *testing.T) {
 			putObject(t, st, keys["chunk"], body, meta)
 
 			body, meta = getMeta(t, st, keys["dek"])
-			dek := []byte(meta[cipher.MetaDEK])
-			dek[10] ^= 'A' ^ 'B'
-			meta[cipher.MetaDEK] = string(dek)
+			// Flip a bit of the wrapped key itself, not of its base64 text
+			// (a changed character may stop being base64: "malformed").
+			dek, err := base64.RawURLEncoding.DecodeString(meta[cipher.MetaDEK])
+			if err != nil {
+				t.Fatal(err)
+			}
+			dek[20] ^= 0x01
+			meta[cipher.MetaDEK] = base64.RawURLEncoding.EncodeToString(dek)
 			putObject(t, st, keys["dek"], body, meta)
 
 			body, meta = getMeta(t, st, keys["source"])
