@@ -1,6 +1,7 @@
 package blobstore_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -44,6 +45,9 @@ func TestLocalCrashHelper(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if seq == 1 {
+			fmt.Println(crashStarted) // the parent kills only a writer that got going
+		}
 	}
 }
 
@@ -57,14 +61,28 @@ func TestLocalCrashSafety(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	killedMidWrite := 0 // rounds whose kill left temp files behind
-	for round := range 4 {
+	// At least 4 rounds, and more (up to 20) until one kill landed
+	// mid-write: on a loaded machine a kill can land between objects.
+	for round := 0; round < 4 || (killedMidWrite == 0 && round < 20); round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestLocalCrashHelper$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(300+round*170) * time.Millisecond)
+		// Wait until the writer stored its first object (however slowly
+		// the test binary started), then let it run a varying while.
+		if !waitForLine(out, crashStarted) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("round %d: the writer never started", round)
+		}
+		time.Sleep(time.Duration(50+(round%4)*120) * time.Millisecond)
 		cmd.Process.Kill()
+		go io.Copy(io.Discard, out)
 		cmd.Wait()
 		before := len(strayTemp(dir))
 
@@ -107,6 +125,19 @@ func TestLocalCrashSafety(t *testing.T) {
 	if killedMidWrite == 0 {
 		t.Fatal("no kill left temp files behind (or strayTemp looks in the wrong place): the crash was never mid-write")
 	}
+}
+
+const crashStarted = "coffer-crash-helper: writing"
+
+// waitForLine reads r until a line equal to want (true) or EOF (false).
+func waitForLine(r io.Reader, want string) bool {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if sc.Text() == want {
+			return true
+		}
+	}
+	return false
 }
 
 // strayTemp lists the files in the store's temp dirs, lock files aside.
