@@ -95,6 +95,7 @@ type keyEntry struct {
 	Wrapped string     `json:"wrapped"`
 	Auth    string     `json:"auth,omitempty"`  // absent before entry authentication
 	Added   int64      `json:"added,omitempty"` // Unix seconds; absent in entries from before it was recorded
+	KMS     *kmsJSON   `json:"kms,omitempty"`   // kind kms only (kms.go)
 
 	raw     json.RawMessage
 	pub     []byte
@@ -102,6 +103,7 @@ type keyEntry struct {
 	auth    []byte
 	salt    []byte
 	params  Argon2Params
+	kmsBlob []byte // kind kms: the KMS ciphertext of the root secret
 }
 
 type argonJSON struct {
@@ -234,7 +236,7 @@ func parseEntry(raw json.RawMessage) (*keyEntry, error) {
 	if e.ID == "" || strings.ContainsRune(e.ID, 0) {
 		return nil, errors.New("key entry without an ID")
 	}
-	if e.Kind != KindSym && e.Kind != KindPassphrase {
+	if !e.known() {
 		return e, nil // a later kind: kept, skipped
 	}
 	var err error
@@ -255,6 +257,9 @@ func parseEntry(raw json.RawMessage) (*keyEntry, error) {
 	if (e.Kind == KindPassphrase) != (e.Argon2 != nil) {
 		return nil, fmt.Errorf("key %s: argon2 parameters belong to passphrase entries only", e.ID)
 	}
+	if err := e.parseKMS(); err != nil {
+		return nil, err
+	}
 	if e.Argon2 != nil {
 		e.params = Argon2Params{Time: e.Argon2.Time, MemoryKiB: e.Argon2.MemoryKiB, Threads: e.Argon2.Threads}
 		if err := e.params.check(); err != nil {
@@ -267,7 +272,9 @@ func parseEntry(raw json.RawMessage) (*keyEntry, error) {
 	return e, nil
 }
 
-func (e *keyEntry) known() bool { return e.Kind == KindSym || e.Kind == KindPassphrase }
+func (e *keyEntry) known() bool {
+	return e.Kind == KindSym || e.Kind == KindPassphrase || e.Kind == KindKMS
+}
 
 func (e *keyEntry) marshal() json.RawMessage {
 	if !e.known() {
@@ -419,7 +426,7 @@ func entryKeysOf(root *RootKey, e *keyEntry) (entryKeys, error) {
 	if e.Kind != root.kind || !e.known() {
 		return entryKeys{}, errNotThisKey
 	}
-	if root.kind == KindSym && e.ID != symID(root.secret) {
+	if root.kind == KindSym && e.ID != symID(root.secret) || root.kind == KindKMS && e.ID != root.kms.entryID {
 		return entryKeys{}, errNotThisKey
 	}
 	keys, err := root.deriveEntry(e.salt, e.params)
@@ -427,7 +434,7 @@ func entryKeysOf(root *RootKey, e *keyEntry) (entryKeys, error) {
 		return entryKeys{}, err
 	}
 	if !bytes.Equal(keys.priv.PublicKey().Bytes(), e.pub) {
-		if root.kind == KindSym {
+		if root.kind != KindPassphrase {
 			return entryKeys{}, fmt.Errorf("%w: key %s has another public key", ErrConfigTampered, e.ID)
 		}
 		return entryKeys{}, errNotThisKey // another passphrase
@@ -647,6 +654,10 @@ func (c *Config) AddKey(kr *Keyring, root *RootKey) (id string, err error) {
 		e.params = root.argon
 		e.salt = make([]byte, argonSaltSize)
 		rand.Read(e.salt)
+	case KindKMS:
+		if err := c.addKMSEntry(e, root); err != nil {
+			return "", err
+		}
 	default:
 		return "", fmt.Errorf("root key kind %q not supported", root.kind)
 	}

@@ -22,6 +22,7 @@ const (
 	infoKeyID      = "coffer key id"
 	infoRootSym    = "coffer root sym"
 	infoRootPass   = "coffer root passphrase"
+	infoRootKMS    = "coffer root kms"       // the root secret KMS decrypts -> entry key pair
 	infoEntryAuth  = "coffer entry auth"     // entry root secret -> entry auth key
 	infoAnchor     = "coffer keyring anchor" // anchor secret (salt = volume ID) -> anchor
 	noneConfigSeed = "coffer config without client-side encryption"

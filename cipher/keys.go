@@ -15,12 +15,13 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// RootKind names the kind of a root key; later kinds (kms, hpke) slot in.
+// RootKind names the kind of a root key.
 type RootKind string
 
 const (
 	KindSym        RootKind = "sym"
 	KindPassphrase RootKind = "passphrase"
+	KindKMS        RootKind = "kms" // a root secret KMS encrypted (kms.go)
 )
 
 // Argon2Params are the Argon2id parameters of one passphrase entry, stored
@@ -60,6 +61,7 @@ type RootKey struct {
 	kind   RootKind
 	secret []byte
 	argon  Argon2Params // for entries this key adds (SetArgon2)
+	kms    *kmsRoot     // kind kms: the one entry this root secret belongs to
 }
 
 // NewSymKey makes a sym root key from 32 key bytes.
@@ -154,6 +156,8 @@ func (r *RootKey) entrySecret(salt []byte, p Argon2Params) (secret []byte, info 
 			return nil, "", err
 		}
 		return argon2.IDKey(r.secret, salt, p.Time, p.MemoryKiB, p.Threads, keySize), infoRootPass, nil
+	case KindKMS:
+		return r.secret, infoRootKMS, nil
 	}
 	return nil, "", fmt.Errorf("root key kind %q not supported", r.kind)
 }
