@@ -469,7 +469,9 @@ func TestKMSEntryParse(t *testing.T) {
 		data []byte
 	}{
 		{"kms entry without kms field", editEntries(t, data, func(es []map[string]any) { delete(es[0], "kms") })},
-		{"sym entry with a kms field", editEntries(t, sym, func(es []map[string]any) { es[0]["kms"] = map[string]any{"key_id": "k", "key_arn": "k", "ciphertext": "AA"} })},
+		{"sym entry with a kms field", editEntries(t, sym, func(es []map[string]any) {
+			es[0]["kms"] = map[string]any{"key_id": "k", "key_arn": "k", "ciphertext": "AA"}
+		})},
 		{"empty ciphertext", editEntries(t, data, func(es []map[string]any) { es[0]["kms"].(map[string]any)["ciphertext"] = "" })},
 		{"oversized ciphertext", editEntries(t, data, func(es []map[string]any) {
 			es[0]["kms"].(map[string]any)["ciphertext"] = b64.EncodeToString(make([]byte, kmsBlobMax+1))
