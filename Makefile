@@ -36,10 +36,12 @@ lint:
 deps:
 	@scripts/deps.sh
 
-# Builds the S3 test servers once into a cache outside the checkout.
+# Builds the S3 test servers and local-kms once into a cache outside the
+# checkout.
 tools:
 	@scripts/tools.sh versitygw >/dev/null
 	@scripts/tools.sh weed >/dev/null
+	@scripts/tools.sh local-kms >/dev/null
 
 test: lint test-unit test-s3 test-integration
 
@@ -55,9 +57,10 @@ test-s3: tools
 	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -tags s3 ./blobstore/... ./integration/faultproxy/
 	COFFER_FS_VERSITYGW=1 $(SERVERS) versitygw -- $(GO) test -count=1 ./fs/
 
-# Real FUSE mounts against the local backend and versitygw.
+# Real FUSE mounts against the local backend and versitygw; the KMS
+# root-key tests against local-kms.
 test-integration: deps build tools
-	$(SERVERS) versitygw seaweedfs -- $(GO) test -count=1 -timeout 20m ./integration/
+	$(SERVERS) versitygw seaweedfs kms -- $(GO) test -count=1 -timeout 20m ./integration/
 
 # Long runs: the POSIX exerciser for 20000 ops per seed, with three more
 # random seeds (printed) besides the fixed ones, local store and versitygw.

@@ -190,6 +190,7 @@ type volume struct {
 	store     *storeRef
 	dir       string
 	keyFile   string
+	keyFlags  []string // root key flags instead of --key-file keyFile (a KMS key)
 	cacheDir  string
 	mnt       string
 	modeArgs  []string // --encryption / --sse flags, given to init and mount
@@ -245,6 +246,9 @@ func newVolume(t *testing.T, store *storeRef, opts ...volumeOption) *volume {
 
 // keyArgs are the key flags of this volume (none in --encryption none).
 func (v *volume) keyArgs() []string {
+	if v.keyFlags != nil {
+		return v.keyFlags
+	}
 	for _, a := range v.modeArgs {
 		if a == "none" {
 			return nil

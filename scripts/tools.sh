@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the test servers once and caches them outside the checkout, keyed
 # by version, so fresh clones on the same machine reuse them.
-# Usage: scripts/tools.sh versitygw|weed   -> prints the binary's path
+# Usage: scripts/tools.sh versitygw|weed|local-kms   -> prints the binary's path
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
 CACHE="${COFFER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/coffer-tools}"
 
 build_versitygw() {
@@ -49,8 +50,24 @@ GO
 	echo "$dir/weed"
 }
 
+# local-kms: the AWS KMS API (JSON protocol, SigV4) on loopback, keys in a
+# data directory; the KMS root-key tests run against it.
+build_local_kms() {
+	local dir="$CACHE/local-kms-$LOCAL_KMS_VERSION"
+	if [ ! -x "$dir/local-kms" ]; then
+		mkdir -p "$dir"
+		echo "building local-kms $LOCAL_KMS_VERSION (about a minute, once)" >&2
+		rm -rf "$dir.tmp"
+		GOBIN="$dir.tmp" go install "github.com/nsmithuk/local-kms@$LOCAL_KMS_VERSION" >&2
+		mv "$dir.tmp/local-kms" "$dir/local-kms"
+		rmdir "$dir.tmp"
+	fi
+	echo "$dir/local-kms"
+}
+
 case "${1:-}" in
 versitygw) build_versitygw ;;
 weed) build_weed ;;
-*) echo "usage: $0 versitygw|weed" >&2; exit 2 ;;
+local-kms) build_local_kms ;;
+*) echo "usage: $0 versitygw|weed|local-kms" >&2; exit 2 ;;
 esac

@@ -3,27 +3,31 @@
 # and credentials in the environment, then stops the servers and removes
 # their data, exiting with the command's status (also on Ctrl-C).
 #
-# Usage: scripts/with-servers.sh [versitygw] [seaweedfs] -- CMD ARGS...
+# Usage: scripts/with-servers.sh [versitygw] [seaweedfs] [kms] -- CMD ARGS...
 #
 # Exports, per server started:
 #   COFFER_TEST_VERSITYGW_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _DATA_DIR
 #   COFFER_TEST_SEAWEEDFS_ENDPOINT, _ACCESS_KEY, _SECRET_KEY (admin),
 #     _USER_ACCESS_KEY, _USER_SECRET_KEY (non-admin), _DATA_DIR
-# The servers start empty: tests create their own uniquely named buckets.
+#   COFFER_TEST_KMS_ENDPOINT, _REGION, _DATA_DIR, and two seeded AES keys:
+#     _KEY_ID and _KEY_ARN (alias alias/coffer-test-1), _KEY_ID_2 and
+#     _KEY_ARN_2 (alias/coffer-test-2). local-kms accepts any credentials;
+#     tests that disable or delete keys create their own (CreateKey).
+# The S3 servers start empty: tests create their own uniquely named buckets.
 # Binaries come from scripts/tools.sh (built once into a cache).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
-	echo "usage: $0 [versitygw] [seaweedfs] -- CMD ARGS..." >&2
+	echo "usage: $0 [versitygw] [seaweedfs] [kms] -- CMD ARGS..." >&2
 	exit 2
 }
 
 servers=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do
 	case $1 in
-	versitygw | seaweedfs) servers+=("$1") ;;
+	versitygw | seaweedfs | kms) servers+=("$1") ;;
 	*) echo "$0: unknown server '$1'" >&2; usage ;;
 	esac
 	shift
@@ -35,6 +39,7 @@ shift
 # Bounded waits, in seconds.
 VERSITYGW_START_TIMEOUT=${COFFER_VERSITYGW_START_TIMEOUT:-30}
 SEAWEEDFS_START_TIMEOUT=${COFFER_SEAWEEDFS_START_TIMEOUT:-120}
+KMS_START_TIMEOUT=${COFFER_KMS_START_TIMEOUT:-30}
 STOP_TIMEOUT=30
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/coffer-servers.XXXXXX") || exit 1
@@ -201,6 +206,53 @@ start_seaweedfs() {
 	export COFFER_TEST_SEAWEEDFS_USER_ACCESS_KEY=userak
 	export COFFER_TEST_SEAWEEDFS_USER_SECRET_KEY=usersecret
 	export COFFER_TEST_SEAWEEDFS_DATA_DIR="$dir/data"
+}
+
+# random_hex N prints N random bytes in hex.
+random_hex() {
+	od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'
+}
+
+start_kms() {
+	local bin dir port id1 id2 region=us-east-1 account=111122223333
+	bin=$("$here/tools.sh" local-kms) || return 1
+	dir="$work/kms"
+	mkdir -p "$dir/data"
+	read -r port <<<"$(free_ports 1)"
+	id1=$(cat /proc/sys/kernel/random/uuid)
+	id2=$(cat /proc/sys/kernel/random/uuid)
+	# Fresh backing keys every run: nothing outside this run can decrypt.
+	cat >"$dir/seed.yaml" <<SEED
+Keys:
+  Symmetric:
+    Aes:
+      - Metadata:
+          KeyId: $id1
+        BackingKeys:
+          - $(random_hex 32)
+      - Metadata:
+          KeyId: $id2
+        BackingKeys:
+          - $(random_hex 32)
+Aliases:
+  - AliasName: alias/coffer-test-1
+    TargetKeyId: $id1
+  - AliasName: alias/coffer-test-2
+    TargetKeyId: $id2
+SEED
+	PORT=$port KMS_DATA_PATH="$dir/data" KMS_SEED_PATH="$dir/seed.yaml" \
+		KMS_REGION=$region KMS_ACCOUNT_ID=$account \
+		"$bin" </dev/null >"$dir/log" 2>&1 &
+	pids+=($!)
+	names+=(kms)
+	wait_ready kms $! "$port" "$KMS_START_TIMEOUT" "$dir/log" || return 1
+	export COFFER_TEST_KMS_ENDPOINT="http://127.0.0.1:$port"
+	export COFFER_TEST_KMS_REGION=$region
+	export COFFER_TEST_KMS_DATA_DIR="$dir/data"
+	export COFFER_TEST_KMS_KEY_ID=$id1
+	export COFFER_TEST_KMS_KEY_ARN="arn:aws:kms:$region:$account:key/$id1"
+	export COFFER_TEST_KMS_KEY_ID_2=$id2
+	export COFFER_TEST_KMS_KEY_ARN_2="arn:aws:kms:$region:$account:key/$id2"
 }
 
 for s in "${servers[@]}"; do

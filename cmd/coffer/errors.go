@@ -34,7 +34,7 @@ func storeError(url string, err error) error {
 	case errors.Is(err, blobstore.ErrSSEKey):
 		return fmt.Errorf("the store at %s refused the SSE-C key: give the --sse-c-key-file (and --sse sse-c) the volume was created with: %w", url, err)
 	case errors.Is(err, cipher.ErrNoKeyOpens):
-		return fmt.Errorf("wrong key: the given key does not open the volume at %s; use the --key-file or --passphrase-file it was initialised with", url)
+		return fmt.Errorf("wrong key: the given key does not open the volume at %s; use the --key-file, --passphrase-file or --kms-key-id it was initialised or added with", url)
 	case errors.Is(err, cipher.ErrConfigPreAuth):
 		return fmt.Errorf("the volume config at %s predates entry authentication, so nothing shows its keyring is the volume's: refusing to mount; upgrade it with coffer key reauth --store %s and every root key of the volume (a --key-file or --passphrase-file for each), then mount again", url, url)
 	case errors.Is(err, cipher.ErrConfigTampered):

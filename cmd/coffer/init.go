@@ -25,11 +25,16 @@ func newInitCommand(e *env) *cobra.Command {
 		Short: "Create a new coffer volume in a store",
 		Long: `Create a new coffer volume: write its config object (.coffer/config) to the store.
 
-Without --key-file or --passphrase-file, init uses the default key file
-($XDG_CONFIG_HOME/coffer/key), creating it when it does not exist yet.
-Keep that file safe: without it the volume cannot be opened.`,
+Without --key-file, --passphrase-file or --kms-key-id, init uses the
+default key file ($XDG_CONFIG_HOME/coffer/key), creating it when it does
+not exist yet. Keep that file safe: without it the volume cannot be opened.
+
+With --kms-key-id (or COFFER_KMS_KEY_ID) the volume's root secret is
+encrypted by AWS KMS under that key (one Encrypt call) and stored in the
+config: mounts and commands then name the same key and need no key file.`,
 		Example: `  coffer init                                        # local store, new default key
   coffer init --store s3://bucket/vol --key-file ~/vol.key
+  coffer init --store s3://bucket/vol --kms-key-id alias/coffer-root
   coffer init --store s3://bucket --encryption none --sse sse-c --sse-c-key-file ~/ssec.key`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -64,7 +69,11 @@ func runInit(ctx context.Context, e *env, sf *storeFlags, kf *keyFlags) error {
 	}
 	// Read the keys the flags name before touching the store, so a bad key
 	// file leaves nothing behind.
+	var kmsKey *kmsPlan
 	if mode == cipher.EncryptionClient {
+		if kmsKey, err = kf.kms.plan(e, sf); err != nil {
+			return err
+		}
 		if src, err := kf.sources(e); err != nil {
 			return err
 		} else if !src.defaulted {
@@ -102,6 +111,13 @@ func runInit(ctx context.Context, e *env, sf *storeFlags, kf *keyFlags) error {
 	if err != nil {
 		return err
 	}
+	if kmsKey != nil {
+		r, err := kmsKey.newRootKey(ctx, kr.VolumeID())
+		if err != nil {
+			return err
+		}
+		roots = append(roots, r)
+	}
 	var first *cipher.RootKey
 	if len(roots) > 0 {
 		first = roots[0]
@@ -120,6 +136,9 @@ func runInit(ctx context.Context, e *env, sf *storeFlags, kf *keyFlags) error {
 	}
 	fmt.Fprintf(e.stdout, "initialised coffer volume %s at %s (encryption %s, sse %s)\n",
 		cofferfs.VolumeID(cfg), url, mode, sse.Mode.Name())
+	if kmsKey != nil {
+		fmt.Fprintf(e.stdout, "its root secret is encrypted by KMS key %s: open it with --kms-key-id %s (or %s)\n", kmsKey.keyID, kmsKey.keyID, envKMSKeyID)
+	}
 	if created != "" {
 		fmt.Fprintf(e.stdout, "created key file %s: it is the only way to open this volume; if you lose it, you lose the data, so back it up somewhere safe\n", created)
 	}

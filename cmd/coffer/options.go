@@ -88,6 +88,7 @@ type keyFlags struct {
 	encryption     string
 	sse            string
 	sseKMSKeyID    string
+	kms            kmsFlags
 	flags          *pflag.FlagSet
 	// keyFiles and passphraseFiles are the repeatable root key flags of
 	// registerEvery; when set they replace keyFile and passphraseFile.
@@ -99,6 +100,7 @@ func (k *keyFlags) register(f *pflag.FlagSet) {
 	k.flags = f
 	f.StringVar(&k.keyFile, "key-file", "", "file holding the 32-byte root key (env "+envKeyFile+"; default $XDG_CONFIG_HOME/coffer/key)")
 	f.StringVar(&k.passphraseFile, "passphrase-file", "", "file whose first line is the passphrase (env "+envPassphraseFile+")")
+	k.kms.register(f)
 	f.StringVar(&k.encryption, "encryption", cipher.EncryptionClient, "client (encrypt contents, names and attributes here) or none (plain objects; give an --sse mode)")
 	k.registerSSE(f)
 }
@@ -106,11 +108,16 @@ func (k *keyFlags) register(f *pflag.FlagSet) {
 // registerEvery registers the flags of a command that takes every root
 // key of a client-mode volume (key reauth): --key-file and
 // --passphrase-file repeatable, the SSE flags, no --encryption.
-func (k *keyFlags) registerEvery(f *pflag.FlagSet) {
+func (k *keyFlags) registerEvery(f *pflag.FlagSet) { k.registerEveryWith(f, kmsKeyFlag) }
+
+// registerEveryWith is registerEvery with the opening KMS key under flag
+// kmsFlag (key add, whose --kms-key-id names the key to add).
+func (k *keyFlags) registerEveryWith(f *pflag.FlagSet, kmsFlag string) {
 	k.flags = f
 	k.encryption = cipher.EncryptionClient
 	f.StringArrayVar(&k.keyFiles, "key-file", nil, "a root key file of the volume (repeat for each; env "+envKeyFile+" when no key flag is given)")
 	f.StringArrayVar(&k.passphraseFiles, "passphrase-file", nil, "a file whose first line is a passphrase of the volume (repeat for each; env "+envPassphraseFile+")")
+	k.kms.registerAs(f, kmsFlag)
 	k.registerSSE(f)
 }
 
@@ -168,7 +175,9 @@ type keySources struct {
 	defaulted      bool
 }
 
-// sources resolves the key flags without reading any key.
+// sources resolves the key flags without reading any key. A KMS key named
+// (--kms-key-id, COFFER_KMS_KEY_ID) stands for the default key file: with
+// it alone, no key file is read.
 func (k *keyFlags) sources(e *env) (keySources, error) {
 	s := keySources{keyFile: k.keyFile, passphraseFile: k.passphraseFile}
 	if s.keyFile == "" {
@@ -177,7 +186,7 @@ func (k *keyFlags) sources(e *env) (keySources, error) {
 	if s.passphraseFile == "" {
 		s.passphraseFile = e.getenv(envPassphraseFile)
 	}
-	if s.keyFile == "" && s.passphraseFile == "" {
+	if s.keyFile == "" && s.passphraseFile == "" && k.kms.key(e) == "" {
 		d, err := e.defaultKeyFile()
 		if err != nil {
 			return keySources{}, err
@@ -189,7 +198,7 @@ func (k *keyFlags) sources(e *env) (keySources, error) {
 
 // explicitKeyFlag names a root key flag given on the command line, if any.
 func (k *keyFlags) explicitKeyFlag() string {
-	for _, name := range []string{"key-file", "passphrase-file"} {
+	for _, name := range []string{"key-file", "passphrase-file", k.kms.flagName()} {
 		if k.flags != nil && k.flags.Changed(name) {
 			return "--" + name
 		}
@@ -211,7 +220,7 @@ func (k *keyFlags) loadRoots(e *env) ([]*cipher.RootKey, error) {
 	if src.keyFile != "" {
 		r, err := cipher.LoadKeyFile(src.keyFile)
 		if errors.Is(err, fs.ErrNotExist) && src.defaulted {
-			return nil, fmt.Errorf("no key given and the default key file %s does not exist: give --key-file or --passphrase-file", src.keyFile)
+			return nil, fmt.Errorf("no key given and the default key file %s does not exist: give --key-file, --passphrase-file or --kms-key-id", src.keyFile)
 		}
 		if err != nil {
 			return nil, keyFileError(src.keyFile, err)

@@ -22,7 +22,9 @@ import (
 //     keys, the store URL and the endpoint rule, the root keys (none in
 //     --encryption none, where a key flag is a usage error).
 //  2. volumePlan.openStore: open the store and read the volume config,
-//     within storeCheckTimeout.
+//     within storeCheckTimeout; with a KMS key named, decrypt the root
+//     secret of the config's kms entry it opens (one KMS Decrypt call,
+//     kms.go) and add that root key to the plan's.
 //  3. volumePlan.openVolume: authenticate the config with the root keys
 //     and compare its modes with the flags (fs.OpenVolume).
 //
@@ -54,6 +56,8 @@ type volumePlan struct {
 	encryption string
 	sse        blobstore.SSEConfig
 	roots      []*cipher.RootKey
+	kms        *kmsPlan // a KMS key named: its root key joins roots in openStore
+	kmsDone    bool
 }
 
 // plan resolves the flags: the mode flags first, then check (the
@@ -82,6 +86,9 @@ func (f *volumeFlags) plan(e *env, check func() error) (*volumePlan, error) {
 			return nil, usagef("%s has no use with --encryption none: drop it, or use --encryption client", fl)
 		}
 		return p, nil
+	}
+	if p.kms, err = f.keys.kms.plan(e, &f.store); err != nil {
+		return nil, err
 	}
 	if p.roots, err = f.keys.loadRoots(e); err != nil {
 		return nil, err
@@ -123,6 +130,14 @@ func (p *volumePlan) openStore(ctx context.Context, concurrency int) (blobstore.
 	if err != nil {
 		store.Close()
 		return nil, nil, storeError(p.url, err)
+	}
+	if p.kms != nil && !p.kmsDone {
+		root, err := p.kms.rootKey(ctx, cfg, p.url)
+		if err != nil {
+			store.Close()
+			return nil, nil, err
+		}
+		p.roots, p.kmsDone = append(p.roots, root), true
 	}
 	return store, cfg, nil
 }

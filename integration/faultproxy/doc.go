@@ -2,8 +2,9 @@
 // an S3 client and an S3 server (versitygw, SeaweedFS) and injects the
 // faults of a bad network or a struggling server: latency, connection
 // resets, dropped requests, dropped responses, 500 / 503 / SlowDown
-// answers with S3 XML error bodies, and stalls (the request is accepted
-// and never answered). Faults are switched at runtime with Set, apply to
+// answers with S3 XML error bodies, AWS JSON-protocol errors (for KMS,
+// whose operations it names from X-Amz-Target), and stalls (the request
+// is accepted and never answered). Faults are switched at runtime with Set, apply to
 // a deterministic share of the requests they match (by S3 operation, or
 // any predicate on the request), and every request is counted by
 // operation: requests, bytes up and down, faults injected, the most in

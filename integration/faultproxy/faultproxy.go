@@ -43,6 +43,10 @@ const (
 	// Stall reads the request and never answers, until the client gives
 	// up or the proxy closes.
 	Stall
+	// JSONError answers Fault.Status (default 400) with an AWS
+	// JSON-protocol error of type Fault.Code, as KMS and the other JSON
+	// services send them (X-Amzn-ErrorType and {"__type", "message"}).
+	JSONError
 )
 
 func (k Kind) String() string {
@@ -63,6 +67,8 @@ func (k Kind) String() string {
 		return "slowdown"
 	case Stall:
 		return "stall"
+	case JSONError:
+		return "json-error"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -93,6 +99,9 @@ type Fault struct {
 	Share float64
 	// Delay is the latency a Latency fault adds.
 	Delay time.Duration
+	// Status and Code are the HTTP status and error type of a JSONError.
+	Status int
+	Code   string
 }
 
 func (f *Fault) matches(r Request) bool {
@@ -377,6 +386,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case SlowDown:
 		io.Copy(io.Discard, body)
 		writeError(out, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+	case JSONError:
+		io.Copy(io.Discard, body)
+		status := fault.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		writeJSONError(out, status, fault.Code, "injected by faultproxy")
 	case Stall:
 		io.Copy(io.Discard, body)
 		select {
@@ -417,6 +433,14 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 		`<Error><Code>%s</Code><Message>%s</Message><RequestId>faultproxy</RequestId></Error>`, code, msg)
 }
 
+// writeJSONError answers with an AWS JSON-protocol error (KMS and others).
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, msg)
+}
+
 // resetConn aborts the client's connection with a TCP RST.
 func resetConn(w http.ResponseWriter) {
 	conn, _, err := http.NewResponseController(w).Hijack()
@@ -438,9 +462,17 @@ func closeConn(w http.ResponseWriter) {
 	conn.Close()
 }
 
-// classify names the S3 operation of a path-style request.
+// classify names the S3 operation of a path-style request, or the
+// operation of an AWS JSON-protocol request (KMS: X-Amz-Target
+// "TrentService.Decrypt" is Decrypt).
 func classify(r *http.Request) Request {
 	req := Request{Method: r.Method, Op: "Other"}
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		if i := strings.LastIndexByte(target, '.'); i >= 0 && i+1 < len(target) {
+			req.Op = target[i+1:]
+		}
+		return req
+	}
 	path := strings.TrimPrefix(r.URL.EscapedPath(), "/")
 	bucket, key, hasKey := strings.Cut(path, "/")
 	req.Bucket, _ = url.PathUnescape(bucket)

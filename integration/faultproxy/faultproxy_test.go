@@ -44,11 +44,17 @@ func TestClassify(t *testing.T) {
 		{"HEAD", "/b", false, Request{Op: "HeadBucket", Bucket: "b"}},
 		{"GET", "/", false, Request{Op: "ListBuckets"}},
 		{"PUT", "/b/k?tagging", false, Request{Op: "Other", Bucket: "b", Key: "k"}},
+		{"POST", "/#TrentService.Decrypt", false, Request{Op: "Decrypt"}},
+		{"POST", "/#TrentService.", false, Request{Op: "Other"}},
 	}
 	for _, c := range cases {
-		r := httptest.NewRequest(c.method, c.target, nil)
+		target, amzTarget, _ := strings.Cut(c.target, "#")
+		r := httptest.NewRequest(c.method, target, nil)
 		if c.copy {
 			r.Header.Set("X-Amz-Copy-Source", "b/src")
+		}
+		if amzTarget != "" {
+			r.Header.Set("X-Amz-Target", amzTarget)
 		}
 		got := classify(r)
 		c.want.Method = c.method
