@@ -35,6 +35,7 @@ type ObjectKey struct {
 	fileID FileID
 	dek    [keySize]byte
 	gen    uint32
+	origin Origin // a writer's object (writer.go); zero for the full key's
 	header [HeaderSize]byte
 	chunk  gocipher.AEAD
 	attr   gocipher.AEAD
@@ -65,8 +66,13 @@ func newRandomObjectKey(gen uint32) *ObjectKey {
 func (o *ObjectKey) FileID() FileID { return o.fileID }
 
 // Generation is the KEK generation the DEK was unwrapped from (or, for a new
-// key, the generation current when it was made).
+// key, the generation current when it was made); 0 for a writer's DEK
+// wrapped under its epoch key.
 func (o *ObjectKey) Generation() uint32 { return o.gen }
+
+// Origin is who stored the object: zero for the full key, else the writer
+// session (writer.go). Sealing metadata with this key keeps it.
+func (o *ObjectKey) Origin() Origin { return o.origin }
 
 // String and GoString keep the DEK out of anything that prints the key.
 func (o *ObjectKey) String() string   { return "object key of file " + o.fileID.String() }

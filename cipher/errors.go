@@ -31,4 +31,26 @@ var (
 	ErrMetadataTooBig = errors.New("coffer metadata over its 1,800-byte budget")    // E2BIG for setxattr, EMLINK for link
 	ErrXattrNamespace = errors.New("extended attribute outside the user namespace") // ENOTSUP
 	ErrXattrName      = errors.New("invalid extended attribute name")               // EINVAL (ERANGE when too long)
+
+	// Writer keys (DESIGN.md §2, writer.go).
+	// ErrWriterOrigin: the object is a writer's; OpenAnyMetadata (with its
+	// epoch) opens it. A state, like ErrIsLink.
+	ErrWriterOrigin = errors.New("the object was stored by a writer key")
+	// ErrWriterRefused: a writer's object or epoch that must not open
+	// (unknown writer, a path outside its scope or under .coffer/, a
+	// writer-origin link or inode). It is also ErrAuth: a filesystem that
+	// does not tell it apart shows EIO.
+	ErrWriterRefused = fmt.Errorf("%w: refused writer object", ErrAuth)
+	// ErrWriterRevoked: an epoch the writer began after its revocation (or
+	// an epoch object replaced since). Also ErrWriterRefused.
+	ErrWriterRevoked = fmt.Errorf("%w: the writer is revoked", ErrWriterRefused)
+	// ErrOutOfScope: a path outside a writer's scope. A writer session
+	// answers EACCES; a reader refuses (it is also ErrWriterRefused).
+	ErrOutOfScope = fmt.Errorf("%w: outside the writer's scope", ErrWriterRefused)
+	// ErrNotThisSession: a writer session opens only what it stored itself
+	// (EACCES).
+	ErrNotThisSession = errors.New("not stored by this writer session")
+	// ErrIsWriterCredential: LoadKeyFile was given a writer credential
+	// (LoadKey reads either).
+	ErrIsWriterCredential = errors.New("the key file is a writer credential")
 )

@@ -40,6 +40,7 @@ type Keyring struct {
 	added        map[uint32]int64 // Unix seconds a generation was added; absent when not recorded
 	current      uint32
 	now          func() time.Time
+	writers      map[WriterID]*writerKey // writer.go
 }
 
 // NewKeyring makes a keyring with a fresh volume ID, fresh secrets and KEK
@@ -242,13 +243,14 @@ func (k *Keyring) rotateAnchorSecret() {
 // key). Field order is fixed, generations sorted: the encoding of a keyring
 // is deterministic.
 type keyringJSON struct {
-	VolumeID     string    `json:"volume_id"`
-	NameSecret   string    `json:"name_secret"`
-	LocalSecret  string    `json:"local_secret"`
-	ConfigSecret string    `json:"config_secret"`
-	AnchorSecret string    `json:"anchor_secret,omitempty"` // absent before entry authentication
-	Current      uint32    `json:"current"`
-	KEKs         []kekJSON `json:"keks"`
+	VolumeID     string       `json:"volume_id"`
+	NameSecret   string       `json:"name_secret"`
+	LocalSecret  string       `json:"local_secret"`
+	ConfigSecret string       `json:"config_secret"`
+	AnchorSecret string       `json:"anchor_secret,omitempty"` // absent before entry authentication
+	Current      uint32       `json:"current"`
+	KEKs         []kekJSON    `json:"keks"`
+	Writers      []writerJSON `json:"writers,omitempty"` // writer.go
 }
 
 type kekJSON struct {
@@ -276,6 +278,7 @@ func (k *Keyring) marshal() []byte {
 		j.KEKs = append(j.KEKs, kekJSON{Gen: g, Key: b64.EncodeToString(key), Added: k.added[g]})
 	}
 	slices.SortFunc(j.KEKs, func(a, b kekJSON) int { return int(int64(a.Gen) - int64(b.Gen)) })
+	j.Writers = k.marshalWriters()
 	out, err := json.Marshal(j)
 	if err != nil {
 		panic(fmt.Sprintf("cipher: marshal keyring: %v", err))
@@ -324,6 +327,9 @@ func unmarshalKeyring(data []byte) (*Keyring, error) {
 	}
 	if _, ok := k.keks[k.current]; !ok {
 		return nil, fmt.Errorf("keyring: current KEK generation %d missing", k.current)
+	}
+	if k.writers, err = unmarshalWriters(j.Writers); err != nil {
+		return nil, err
 	}
 	k.names = newNames(k.nameSecret)
 	return k, nil

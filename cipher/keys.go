@@ -179,6 +179,9 @@ func LoadKeyFile(path string) (*RootKey, error) {
 			return NewSymKey(key)
 		}
 	}
+	if IsWriterCredential(data) {
+		return nil, fmt.Errorf("%w: %s holds a writer credential, which mounts write-only and opens nothing for reading", ErrIsWriterCredential, path)
+	}
 	// Never echo the content: it may be a key.
 	return nil, fmt.Errorf("key file %s: want 32 bytes or their base64, found %d bytes of something else", path, len(data))
 }

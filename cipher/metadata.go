@@ -116,12 +116,30 @@ func (k *Keyring) SealLinkMetadata(o *ObjectKey, path string, l Link) (map[strin
 	return k.sealAtPath(o, path, l.encode())
 }
 
+// sealAtPath seals under o's own origin: a change of a writer's object by
+// the full key keeps it (writer.go).
 func (k *Keyring) sealAtPath(o *ObjectKey, path string, record []byte) (map[string]string, error) {
+	return k.sealAtPathAs(o, o.origin, path, record)
+}
+
+func (k *Keyring) sealAtPathAs(o *ObjectKey, origin Origin, path string, record []byte) (map[string]string, error) {
+	if origin.IsWriter() {
+		if record[0] == recordLink {
+			return nil, fmt.Errorf("%w: a link object is the full key's: seal it with a fresh key", ErrWriterOrigin)
+		}
+		w, err := k.usableWriter(origin, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkWriterPath(path, w.scope); err != nil {
+			return nil, fmt.Errorf("%w (adopt it first)", err)
+		}
+	}
 	long, err := k.longName(path)
 	if err != nil {
 		return nil, err
 	}
-	meta, err := k.baseMetadata(o)
+	meta, err := k.baseMetadataAs(o, origin)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +155,8 @@ func (k *Keyring) sealAtPath(o *ObjectKey, path string, record []byte) (map[stri
 // attributes exceeds MetadataBudget (EMLINK when a link added them).
 func (k *Keyring) SealInodeMetadata(o *ObjectKey, id InodeID, in Inode) (map[string]string, error) {
 	switch n := in.Links.Len(); {
+	case o.origin.IsWriter():
+		return nil, fmt.Errorf("%w: a writer's object becomes an inode only once adopted", ErrWriterOrigin)
 	case n == 0:
 		return nil, errors.New("cipher: an inode without links is removed, not sealed")
 	case n > linkCountMax:
@@ -154,20 +174,33 @@ func (k *Keyring) SealInodeMetadata(o *ObjectKey, id InodeID, in Inode) (map[str
 // baseMetadata is what every object carries: version, file ID and the
 // wrapped DEK.
 func (k *Keyring) baseMetadata(o *ObjectKey) (map[string]string, error) {
-	gen, wrapped, err := k.wrapDEK(o)
+	return k.baseMetadataAs(o, o.origin)
+}
+
+// baseMetadataAs adds coffer-origin for a writer's object, whose DEK the
+// KEK then wraps bound to it (writer.go).
+func (k *Keyring) baseMetadataAs(o *ObjectKey, origin Origin) (map[string]string, error) {
+	gen, wrapped, err := k.wrapDEKAs(o, origin)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{
+	meta := map[string]string{
 		MetaVersion: metaVersion1,
 		MetaFileID:  b64.EncodeToString(o.fileID[:]),
 		MetaKEK:     strconv.FormatUint(uint64(gen), 10),
 		MetaDEK:     b64.EncodeToString(wrapped),
-	}, nil
+	}
+	if origin.IsWriter() {
+		meta[MetaOrigin] = b64.EncodeToString(origin.bytes())
+	}
+	return meta, nil
 }
 
 func checkBudget(meta map[string]string) error {
 	n := genDigitsMax - len(meta[MetaKEK])
+	if _, ok := meta[MetaKEK]; !ok {
+		n += len(MetaKEK) // a writer's object: rotation adds coffer-kek
+	}
 	for name, v := range meta {
 		n += len(name) + len(v)
 	}
@@ -179,7 +212,9 @@ func checkBudget(meta map[string]string) error {
 
 // longName is the coffer-name of the object at canonical path: the full
 // encoding of its last segment when that is hashed, else "".
-func (k *Keyring) longName(path string) (string, error) {
+func (k *Keyring) longName(path string) (string, error) { return longNameOf(k.names, path) }
+
+func longNameOf(names *Names, path string) (string, error) {
 	i := strings.LastIndexByte(path, '/')
 	if i < 0 {
 		return "", fmt.Errorf("%w: %q is not a canonical path", ErrBadName, path)
@@ -191,13 +226,14 @@ func (k *Keyring) longName(path string) (string, error) {
 	if path == "/" || !mayBeLong(name) {
 		return "", nil
 	}
-	_, long, err := k.names.EncryptSegment(parent, name)
+	_, long, err := names.EncryptSegment(parent, name)
 	return long, err
 }
 
-// OpenMetadata unwraps the DEK and opens the attributes of an object stored
-// at canonical path. A link object is ErrIsLink (open it with OpenLink);
-// other errors wrap ErrBadMetadata or ErrAuth. The body's header must still
+// OpenMetadata unwraps the DEK and opens the attributes of a full-key
+// object stored at canonical path. A link object is ErrIsLink (open it
+// with OpenLink), a writer's object ErrWriterOrigin (open it with
+// OpenAnyMetadata); other errors wrap ErrBadMetadata or ErrAuth. The body's header must still
 // be checked against the key (ObjectKey.CheckHeader, or implicitly by every
 // chunk's AAD).
 func (k *Keyring) OpenMetadata(meta map[string]string, path string) (*ObjectKey, Attr, error) {
@@ -215,6 +251,9 @@ func (k *Keyring) OpenMetadata(meta map[string]string, path string) (*ObjectKey,
 // OpenLink opens the record of a link object stored at canonical path
 // (one OpenMetadata refused with ErrIsLink). Follow it with FollowLink.
 func (k *Keyring) OpenLink(meta map[string]string, path string) (*ObjectKey, Link, error) {
+	if err := refuseWriterOrigin(meta, "link"); err != nil {
+		return nil, Link{}, err
+	}
 	o, plain, err := k.openAtPath(meta, path)
 	if err != nil {
 		return nil, Link{}, err
@@ -244,6 +283,9 @@ func (k *Keyring) FollowLink(inodeMeta map[string]string, l Link) (*ObjectKey, I
 // (fsck: id is the object's name, parsed with ParseInodeID). Its coffer-ino
 // must name id.
 func (k *Keyring) OpenInode(meta map[string]string, id InodeID) (*ObjectKey, Inode, error) {
+	if err := refuseWriterOrigin(meta, "inode"); err != nil {
+		return nil, Inode{}, err
+	}
 	claimed, err := metaBytes(meta, MetaInode, IDSize)
 	if err != nil {
 		return nil, Inode{}, err
@@ -300,9 +342,22 @@ func metaSealed(meta map[string]string) ([]byte, error) {
 	return b, nil
 }
 
+// refuseWriterOrigin: links and inodes are the full key's alone (DESIGN.md
+// §2); one that carries a writer origin is refused, not opened another way.
+func refuseWriterOrigin(meta map[string]string, what string) error {
+	if metaGet(meta, MetaOrigin) != "" {
+		return fmt.Errorf("%w: a writer-origin %s", ErrWriterRefused, what)
+	}
+	return nil
+}
+
 // OpenObjectKey unwraps the DEK alone, for work that needs the body but not
-// the attributes (fsck, rotation).
+// the attributes (fsck, rotation). A writer's object is ErrWriterOrigin
+// (OpenAnyObjectKey opens it).
 func (k *Keyring) OpenObjectKey(meta map[string]string) (*ObjectKey, error) {
+	if metaGet(meta, MetaOrigin) != "" {
+		return nil, fmt.Errorf("%w: open it with OpenAnyObjectKey", ErrWriterOrigin)
+	}
 	if v := metaGet(meta, MetaVersion); v != metaVersion1 {
 		return nil, fmt.Errorf("%w: %s is %q, want %q", ErrBadMetadata, MetaVersion, v, metaVersion1)
 	}
@@ -323,7 +378,8 @@ func (k *Keyring) OpenObjectKey(meta map[string]string) (*ObjectKey, error) {
 
 // RewrapMetadata returns meta with the DEK rewrapped under the current
 // generation (what `coffer rotate` copies onto each object). Everything else,
-// the sealed attributes included, is kept as it is.
+// the sealed attributes included, is kept as it is. A writer's object is
+// ErrWriterOrigin: RewrapAnyMetadata rewraps it.
 func (k *Keyring) RewrapMetadata(meta map[string]string) (map[string]string, error) {
 	o, err := k.OpenObjectKey(meta)
 	if err != nil {
@@ -347,8 +403,10 @@ func (k *Keyring) RewrapObjectKey(meta map[string]string, o *ObjectKey) (map[str
 	return k.rewrap(meta, o)
 }
 
+// rewrap rewraps o's DEK into meta under the current generation, bound
+// to o's origin (a writer's object keeps it, writer.go).
 func (k *Keyring) rewrap(meta map[string]string, o *ObjectKey) (map[string]string, error) {
-	gen, wrapped, err := k.wrapDEK(o)
+	gen, wrapped, err := k.wrapDEKAs(o, o.origin)
 	if err != nil {
 		return nil, err
 	}
@@ -359,8 +417,13 @@ func (k *Keyring) rewrap(meta map[string]string, o *ObjectKey) (map[string]strin
 }
 
 // MetadataGeneration is the KEK generation an object's DEK is wrapped
-// under, read without unwrapping (to find objects rotation has not reached).
+// under, read without unwrapping (to find objects rotation has not reached);
+// 0 for a writer's object whose DEK no KEK wraps yet (RewrapAnyMetadata
+// rewraps it).
 func MetadataGeneration(meta map[string]string) (uint32, error) {
+	if metaGet(meta, MetaKEK) == "" && metaGet(meta, MetaOrigin) != "" {
+		return 0, nil
+	}
 	return parseGeneration(metaGet(meta, MetaKEK))
 }
 
