@@ -63,6 +63,17 @@ type indepFresh struct {
 	Names      []indepName   `json:"names"`
 	Local      indepLocal    `json:"local"`
 	NoneConfig string        `json:"none_config"`
+	Writer     indepWriter   `json:"writer"`
+}
+
+// indepWriter is one writer session of the fresh volume: its credential,
+// its epoch key E (the decoder cannot open the ML-KEM seal, so it is
+// given E and checks the epoch object's tag) and the objects it stored.
+type indepWriter struct {
+	Credential  string        `json:"credential"`
+	EpochKey    string        `json:"epoch_key"`
+	EpochObject string        `json:"epoch_object"`
+	Objects     []indepObject `json:"objects"`
 }
 
 type indepObject struct {
@@ -86,18 +97,23 @@ type indepLocal struct {
 // indepCase is a tampered object, config or name the decoder must refuse.
 type indepCase struct {
 	What   string `json:"what"`
-	Kind   string `json:"kind"` // config, object, name
+	Kind   string `json:"kind"` // config, object, name, writer (an object of the fresh writer, with EpochObject)
 	Config string `json:"config,omitempty"`
 	Client bool   `json:"client"` // config: open with the fresh sym key
+	// EpochObject and EpochKey (hex) replace the fresh writer's epoch
+	// object and key (writer).
+	EpochObject string `json:"epoch_object,omitempty"`
+	EpochKey    string `json:"epoch_key,omitempty"`
 	indepObject
 	indepName
 }
 
 type indepReport struct {
 	KAT struct {
-		OpenedBy []string    `json:"opened_by"`
-		Attr     indepRecord `json:"attr"`
-		Bodies   []struct {
+		OpenedBy   []string    `json:"opened_by"`
+		Attr       indepRecord `json:"attr"`
+		WriterAttr indepRecord `json:"writer_attr"`
+		Bodies     []struct {
 			PlainSize   int64  `json:"plain_size"`
 			PlainSeed   uint64 `json:"plain_seed"`
 			PlainSHA256 string `json:"plain_sha256"`
@@ -118,6 +134,12 @@ type indepReport struct {
 			Encryption string `json:"encryption"`
 			SSE        string `json:"sse"`
 		} `json:"none"`
+		Writer []struct {
+			Path        string      `json:"path"`
+			Attr        indepRecord `json:"attr"`
+			Size        int64       `json:"size"`
+			PlainSHA256 string      `json:"plain_sha256"`
+		} `json:"writer"`
 	} `json:"fresh"`
 	Tampered []struct {
 		What    string `json:"what"`
@@ -310,6 +332,35 @@ func TestIndependentDecoder(t *testing.T) {
 	}
 	in.Fresh.NoneConfig = string(noneData)
 
+	// A writer of the fresh volume, one session, objects inside its scope.
+	cred, err := cfg.ExportWriter(kr, "/backups/host1", "independent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if config, err = cfg.Marshal(kr); err != nil {
+		t.Fatal(err)
+	}
+	in.Fresh.Config = string(config)
+	session, err := cred.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, epochObject := session.EpochObject()
+	in.Fresh.Writer = indepWriter{Credential: string(cred.Marshal()), EpochKey: hex.EncodeToString(session.key), EpochObject: hex.EncodeToString(epochObject)}
+	var wantWriter []sealed
+	for i, size := range []int64{0, 100, ChunkSize + 1} {
+		path := fmt.Sprintf("/backups/host1/w%d", i)
+		a := Attr{Mode: 0o100644, UID: 7, GID: 8, MtimeNs: int64(i) + 1}
+		o, _ := session.NewObjectKey()
+		meta, err := session.SealMetadata(o, path, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := pseudoRandom(size, uint64(200+i))
+		in.Fresh.Writer.Objects = append(in.Fresh.Writer.Objects, indepObject{Path: path, Metadata: meta, Body: hex.EncodeToString(encrypt(t, o, plain))})
+		wantWriter = append(wantWriter, sealed{a, plain})
+	}
+
 	// What the decoder must refuse.
 	hashedName := in.Fresh.Names[len(in.Fresh.Names)-1]
 	if hashedName.Long == "" {
@@ -326,7 +377,18 @@ func TestIndependentDecoder(t *testing.T) {
 		raw, _ := b64.DecodeString(o["body"].(string))
 		o["body"] = b64.EncodeToString(bytes.Replace(raw, []byte(`"sse":"sse-c"`), []byte(`"sse":"sse-s3"`), 1))
 	})
+	wobj := in.Fresh.Writer.Objects[1]
+	flippedEpoch := bytes.Clone(epochObject)
+	flippedEpoch[len(flippedEpoch)-1] ^= 1
+	otherSession, _ := cred.NewSession()
+	_, otherEpoch := otherSession.EpochObject()
+	relabelled := maps.Clone(wobj.Metadata)
+	relabelled[MetaOrigin] = b64.EncodeToString(otherSession.Origin().bytes())
 	in.Tampered = []indepCase{
+		{What: "a writer's epoch object with a flipped tag", Kind: "writer", EpochObject: hex.EncodeToString(flippedEpoch), indepObject: wobj},
+		{What: "a writer object relabelled to another epoch", Kind: "writer", EpochObject: hex.EncodeToString(otherEpoch), EpochKey: hex.EncodeToString(otherSession.key),
+			indepObject: indepObject{wobj.Path, relabelled, wobj.Body}},
+		{What: "a writer object moved out of its scope", Kind: "writer", indepObject: indepObject{"/etc/w1", wobj.Metadata, wobj.Body}},
 		{What: "a flipped byte in chunk 1", Kind: "object", indepObject: indepObject{multi.Path, multi.Metadata, hex.EncodeToString(flipped)}},
 		{What: "the last chunk dropped", Kind: "object", indepObject: indepObject{multi.Path, multi.Metadata, hex.EncodeToString(body[:20+3*65564])}},
 		{What: "metadata at another path", Kind: "object", indepObject: indepObject{"/dir/sub/moved", multi.Metadata, multi.Body}},
@@ -360,8 +422,11 @@ func TestIndependentDecoder(t *testing.T) {
 	}
 
 	// The vectors: what they do not state themselves.
-	if !slices.Equal(rep.KAT.OpenedBy, []string{"sym", "passphrase"}) {
-		t.Errorf("vectors' config opened by %v, want both root keys", rep.KAT.OpenedBy)
+	if !slices.Equal(rep.KAT.OpenedBy, []string{"sym", "passphrase", "kms"}) {
+		t.Errorf("vectors' configs opened by %v, want sym, passphrase and kms", rep.KAT.OpenedBy)
+	}
+	if err := sameAttr(rep.KAT.WriterAttr, testAttr, true); err != nil {
+		t.Errorf("vectors' writer object: %v", err)
 	}
 	vectors := readVectorsForDecoder(t)
 	krJSON, err := b64.DecodeString(vectors.Keyring)
@@ -413,6 +478,18 @@ func TestIndependentDecoder(t *testing.T) {
 	}
 	if rep.Fresh.None.Encryption != EncryptionNone || rep.Fresh.None.SSE != SSEC {
 		t.Errorf("none config reads as %+v", rep.Fresh.None)
+	}
+	if len(rep.Fresh.Writer) != len(wantWriter) {
+		t.Fatalf("decoder returned %d writer objects, want %d", len(rep.Fresh.Writer), len(wantWriter))
+	}
+	for i, o := range rep.Fresh.Writer {
+		sum := sha256.Sum256(wantWriter[i].plain)
+		if o.Size != int64(len(wantWriter[i].plain)) || o.PlainSHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: decoder read %d bytes that differ from the %d sealed", o.Path, o.Size, len(wantWriter[i].plain))
+		}
+		if err := sameAttr(o.Attr, wantWriter[i].attr, false); err != nil {
+			t.Errorf("%s: %v", o.Path, err)
+		}
 	}
 
 	if len(rep.Tampered) != len(in.Tampered) {

@@ -44,6 +44,43 @@ type katVectors struct {
 	Names    []katName         `json:"names"`
 	Local    katLocal          `json:"local"`
 	Configs  map[string]string `json:"configs"`
+	KMS      katKMS            `json:"kms"`
+	Writer   katWriter         `json:"writer"`
+}
+
+// katKMS is a config whose one entry is a kms root key: the root secret
+// KMS would decrypt, and the (opaque, here made up) ciphertext stored.
+type katKMS struct {
+	Secret     string `json:"secret"`
+	EntryID    string `json:"entry_id"`
+	Ciphertext string `json:"ciphertext"`
+	Config     string `json:"config"`
+}
+
+// katWriter is a writer key with fixed secrets in the vectors' keyring
+// (keyring_with_writer: the writer revoked, its one epoch kept), its
+// credential, one session's epoch object and an object it stored, and
+// that object rewrapped by rotate (generation 2, v2 AAD).
+type katWriter struct {
+	Keyring    string            `json:"keyring_with_writer"`
+	ID         string            `json:"id"`
+	Seed       string            `json:"seed"`
+	Auth       string            `json:"auth_secret"`
+	Scope      string            `json:"scope"`
+	PublicKey  string            `json:"public_key_sha256"`
+	Credential string            `json:"credential"`
+	Epoch      katEpoch          `json:"epoch"`
+	Object     katMeta           `json:"object"`
+	Body       string            `json:"body_hex"`
+	Plain      string            `json:"plain"`
+	Rotated    map[string]string `json:"rotated_metadata"`
+	Derived    map[string]string `json:"derived"`
+}
+
+type katEpoch struct {
+	Origin string `json:"origin"` // hex writer ID | epoch ID
+	Key    string `json:"key"`    // E
+	Object string `json:"object_hex"`
 }
 
 // katRecords are the plaintext attribute records (no randomness in them).
@@ -228,7 +265,85 @@ func generateVectors(t *testing.T) katVectors {
 		v.Inode.Links = append(v.Inode.Links, id.String())
 	}
 	v.Inode.fill(inodeKey, must(kr.SealInodeMetadata(inodeKey, katLink.Inode, katInode())))
+	v.KMS = katKMSVector(t, kr)
+	v.Writer = katWriterVector(t)
 	return v
+}
+
+// katKMSVector draws its randomness after every vector above.
+func katKMSVector(t *testing.T, kr *Keyring) katKMS {
+	secret, blob := fixedBytes(32, 0xc1), []byte("kat KMS ciphertext blob")
+	root := &RootKey{kind: KindKMS, secret: secret, kms: &kmsRoot{entryID: "c1c1c1c1c1c1c1c1", volume: kr.VolumeID(),
+		keyID: "alias/coffer-kat", keyARN: "arn:aws:kms:eu-west-1:111122223333:key/kat", blob: blob}}
+	katClock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	c, err := newConfigAt(katClock, EncryptionClient, SSENone, "", kr, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.Marshal(kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return katKMS{Secret: hex.EncodeToString(secret), EntryID: root.kms.entryID, Ciphertext: hex.EncodeToString(blob), Config: string(data)}
+}
+
+// katWriterKey is the vectors' writer key: fixed ID, seed, auth secret.
+func katWriterKey(t testing.TB) *writerKey {
+	w, err := newWriterKey(WriterID(fixedBytes(8, 0xd1)), fixedBytes(writerSeedSize, 0xd2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.auth, w.scope, w.label = fixedBytes(32, 0xd3), "/backups/host1", "kat host"
+	return w
+}
+
+const katWriterPath = "/backups/host1/etc/hosts"
+
+func katWriterVector(t *testing.T) katWriter {
+	kr := katKeyring(t)
+	w := katWriterKey(t)
+	kr.writers = map[WriterID]*writerKey{w.id: w}
+	cred := &WriterCredential{Encryption: EncryptionClient, volumeID: kr.volumeID, writer: w.id, label: w.label, scope: w.scope,
+		nameSecret: kr.nameSecret, public: w.priv.PublicKey().Bytes(), auth: w.auth}
+	s, err := cred.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, epochData := s.EpochObject()
+	o := newObjectKey(FileID(fixedBytes(16, 0xd4)), fixedBytes(32, 0xd5), 0)
+	o.origin = s.origin
+	plain := []byte("127.0.0.1 localhost\n")
+	meta, err := s.SealMetadata(o, katWriterPath, testAttr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := encrypt(t, o, plain)
+	epochs := func(Origin) (*Epoch, error) { return kr.OpenEpoch(s.origin, epochData) }
+	rotated, err := kr.RewrapAnyMetadata(meta, epochs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := kr.OpenEpoch(s.origin, epochData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.RevokeWriter(w.id, []*Epoch{ep}, time.Unix(1_800_000_000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	pubSum := sha256.Sum256(cred.public)
+	kw := katWriter{
+		Keyring: b64.EncodeToString(kr.marshal()),
+		ID:      w.id.String(), Seed: hex.EncodeToString(w.seed), Auth: hex.EncodeToString(w.auth), Scope: w.scope,
+		PublicKey: hex.EncodeToString(pubSum[:]), Credential: string(cred.Marshal()),
+		Epoch:  katEpoch{Origin: hex.EncodeToString(s.origin.bytes()), Key: hex.EncodeToString(s.key), Object: hex.EncodeToString(epochData)},
+		Object: katMeta{Path: katWriterPath}, Body: hex.EncodeToString(body), Plain: hex.EncodeToString(plain), Rotated: rotated,
+		Derived: map[string]string{
+			"epoch_auth_key": hex.EncodeToString(deriveKey(w.auth, nil, infoEpochAuth)),
+			"wdek_wrap_key":  hex.EncodeToString(deriveKey(s.key, o.fileID[:], infoWDEKWrap)),
+		},
+	}
+	kw.Object.fill(o, meta)
+	return kw
 }
 
 func TestKnownAnswers(t *testing.T) {
@@ -344,5 +459,67 @@ func checkVectorsOpen(t *testing.T, v katVectors) {
 	}
 	if _, err := c.Open(); err != nil || c.Encryption != EncryptionNone {
 		t.Fatalf("stored none config: %v", err)
+	}
+	checkKMSVector(t, v.KMS, kr)
+	checkWriterVector(t, v.Writer)
+}
+
+func checkKMSVector(t *testing.T, v katKMS, kr *Keyring) {
+	t.Helper()
+	c, err := ParseConfig([]byte(v.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, _ := hex.DecodeString(v.Ciphertext)
+	secret, _ := hex.DecodeString(v.Secret)
+	e := c.KMSEntries()
+	if len(e) != 1 || e[0].ID != v.EntryID || !bytes.Equal(c.entries[0].kmsBlob, blob) {
+		t.Fatalf("stored kms config lists %+v", e)
+	}
+	root := &RootKey{kind: KindKMS, secret: secret, kms: &kmsRoot{entryID: v.EntryID}}
+	got, err := c.Open(root)
+	if err != nil || !bytes.Equal(got.marshal(), kr.marshal()) {
+		t.Fatalf("stored kms config: %v", err)
+	}
+}
+
+func checkWriterVector(t *testing.T, v katWriter) {
+	t.Helper()
+	krJSON, _ := b64.DecodeString(v.Keyring)
+	kr, err := unmarshalKeyring(krJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := kr.Writers()
+	if len(ws) != 1 || ws[0].ID.String() != v.ID || !ws[0].Revoked || len(ws[0].KnownEpochs) != 1 {
+		t.Fatalf("stored writer keyring: %+v", ws)
+	}
+	cred, err := ParseWriterCredential([]byte(v.Credential))
+	if err != nil || cred.Writer().String() != v.ID || cred.Scope() != v.Scope {
+		t.Fatalf("stored credential: %v", err)
+	}
+	if sum := sha256.Sum256(cred.public); hex.EncodeToString(sum[:]) != v.PublicKey {
+		t.Fatal("stored credential: another public key")
+	}
+	originBytes, _ := hex.DecodeString(v.Epoch.Origin)
+	var origin Origin
+	copy(origin.Writer[:], originBytes)
+	copy(origin.Epoch[:], originBytes[8:])
+	data, _ := hex.DecodeString(v.Epoch.Object)
+	ep, err := kr.OpenEpoch(origin, data)
+	if err != nil || hex.EncodeToString(ep.key) != v.Epoch.Key {
+		t.Fatalf("stored epoch object: %v", err)
+	}
+	epochs := func(Origin) (*Epoch, error) { return ep, nil }
+	body, _ := hex.DecodeString(v.Body)
+	plain, _ := hex.DecodeString(v.Plain)
+	for _, meta := range []map[string]string{v.Object.Metadata, v.Rotated} {
+		o, a, got, err := kr.OpenAnyMetadata(meta, v.Object.Path, epochs)
+		if err != nil || a != testAttr || got != origin || o.FileID().String() != v.Object.FileID || hex.EncodeToString(o.dek[:]) != v.Object.DEK {
+			t.Fatalf("stored writer object: %v", err)
+		}
+		if p, err := io.ReadAll(o.NewDecrypter(bytes.NewReader(body), int64(len(body)))); err != nil || !bytes.Equal(p, plain) {
+			t.Fatalf("stored writer body: %v", err)
+		}
 	}
 }

@@ -73,6 +73,30 @@ The formats, as this decoder reads them:
   * Local blocks: AES-GCM under HKDF(local secret, salt, "coffer local"),
     AAD "coffer local v1" | u64 index. LocalSecretFromKey(k) = HKDF(k,
     "coffer local secret from key").
+  * KMS entries (DESIGN §2 kms): kind "kms", a random 16-hex-digit ID, a
+    field kms = {key_id, key_arn, ciphertext}; the 32-byte root secret R
+    that KMS decrypts (under the encryption context coffer-volume = hex
+    volume ID, coffer-entry = entry ID, coffer-purpose = "root v1") is the
+    entry root secret; key pair DeriveKeyPair(HKDF(R, "coffer root kms")).
+    The decoder is given R (it does not call KMS).
+  * Writer keys (DESIGN §2 "Writer keys"): in the keyring as writers[{id
+    (16 hex), [label], private (32-byte MLKEM768X25519 seed), auth (WA),
+    scope, [revoked, revoked_at, epochs = (epoch ID 16 | SHA-256 of the
+    epoch object 32)* sorted]}]. Epoch object .coffer/epochs/<writer>/<epoch>
+    = HPKE ciphertext (1,168 bytes: enc 1,120 | AES-GCM(E) | tag) | HMAC-
+    SHA256(HKDF(WA, "coffer epoch auth"), info | HPKE ciphertext), info =
+    "coffer epoch v1" | volume ID | writer ID (8) | epoch ID (16). Debian's
+    python3-cryptography has no ML-KEM, so the HPKE seal itself is NOT
+    checked here: the decoder verifies the tag and takes E from the input.
+    A writer object: coffer-origin = writer ID | epoch ID, no coffer-kek,
+    coffer-dek under HKDF(E, salt = file ID, "coffer writer dek wrap"),
+    AAD "coffer wdek v1" | volume ID | writer ID | epoch ID | file ID; its
+    path inside the scope. Rotated: coffer-kek g and coffer-dek under the
+    KEK's wrap key with AAD "coffer dek v2" | volume ID | g u32 | file ID |
+    writer ID | epoch ID, coffer-origin kept. The credential: JSON with
+    exactly type "coffer writer credential", version 1, volume_id,
+    encryption, sse, sse_kms_key_id, writer_id, label, scope, name_secret,
+    public_key (1,216 bytes), auth_secret.
 """
 
 import base64
@@ -293,8 +317,10 @@ class Names:
 
 NONE_MAC_KEY = hkdf(b"coffer config without client-side encryption", "coffer config mac")
 CONFIG_FIELDS = {"volume_id", "encryption", "sse", "sse_kms_key_id", "keys", "keyring"}
-ENTRY_FIELDS = {"id", "kind", "argon2", "public", "wrapped", "auth", "added"}
-KEYRING_FIELDS = {"volume_id", "name_secret", "local_secret", "config_secret", "anchor_secret", "current", "keks"}
+ENTRY_FIELDS = {"id", "kind", "argon2", "public", "wrapped", "auth", "added", "kms"}
+KEYRING_FIELDS = {"volume_id", "name_secret", "local_secret", "config_secret", "anchor_secret", "current", "keks",
+                  "writers"}
+WRITER_FIELDS = {"id", "label", "private", "auth", "scope", "revoked", "revoked_at", "epochs"}
 SSE_MODES = {"", "sse-s3", "sse-kms", "sse-c"}
 
 
@@ -309,10 +335,11 @@ def parse_outer(raw):
 
 
 class Root:
-    """A root key as the user holds it: a sym key or a passphrase."""
+    """A root key as the user holds it: a sym key, a passphrase, or the
+    root secret KMS decrypted for one kms entry (entry: its ID)."""
 
-    def __init__(self, kind, secret):
-        self.kind, self.secret = kind, secret
+    def __init__(self, kind, secret, entry=None):
+        self.kind, self.secret, self.entry = kind, secret, entry
 
 
 def entry_secret(root, entry):
@@ -330,6 +357,11 @@ def entry_secret(root, entry):
                                                memory_cost=a["memory_kib"], parallelism=a["threads"], hash_len=32,
                                                type=argon2.low_level.Type.ID, version=19)
         return out, derive_key_pair(hkdf(out, "coffer root passphrase"))
+    if root.kind == "kms" and entry["kind"] == "kms" and entry["id"] == root.entry:
+        k = entry.get("kms")
+        need(isinstance(k, dict) and set(k) == {"key_id", "key_arn", "ciphertext"}, "kms entry field")
+        need(k["key_id"] and k["key_arn"] and b64d(k["ciphertext"], "KMS ciphertext"), "kms entry values")
+        return root.secret, derive_key_pair(hkdf(root.secret, "coffer root kms"))
     return None
 
 
@@ -391,7 +423,7 @@ def open_config(raw, roots):
 
 def parse_keyring(plain, vol):
     j = json.loads(plain)
-    need(isinstance(j, dict) and set(j) <= KEYRING_FIELDS and KEYRING_FIELDS - {"anchor_secret"} <= set(j),
+    need(isinstance(j, dict) and set(j) <= KEYRING_FIELDS and KEYRING_FIELDS - {"anchor_secret", "writers"} <= set(j),
          f"keyring fields {sorted(j)}")
     need(b64d(j["volume_id"], "keyring volume_id", 16) == vol, "the keyring names another volume")
     kr = {"volume_id": vol, "name_secret": b64d(j["name_secret"], "name_secret", 32),
@@ -406,17 +438,38 @@ def parse_keyring(plain, vol):
         need(set(k) <= {"gen", "key", "added"} and {"gen", "key"} <= set(k), f"KEK fields {sorted(k)}")
         kr["keks"][k["gen"]] = b64d(k["key"], "KEK", 32)
     need(kr["current"] in kr["keks"], "the current generation has no KEK")
+    kr["writers"] = {}
+    ids = [w["id"] for w in j.get("writers", [])]
+    need(ids == sorted(set(ids)), "writers not sorted by ID, or listed twice")
+    for w in j.get("writers", []):
+        need(set(w) <= WRITER_FIELDS and {"id", "private", "auth", "scope"} <= set(w), f"writer fields {sorted(w)}")
+        need(re.fullmatch(r"[0-9a-f]{16}", w["id"]) is not None, "writer ID")
+        need(w["scope"] == "/" or (w["scope"].startswith("/") and not w["scope"].endswith("/")), "writer scope")
+        rec = {"wid": bytes.fromhex(w["id"]), "seed": b64d(w["private"], "writer seed", 32),
+               "auth": b64d(w["auth"], "writer auth", 32), "scope": w["scope"], "revoked": w.get("revoked", False),
+               "epochs": {}}
+        if rec["revoked"]:
+            raw = b64d(w["epochs"], "writer epochs")
+            need(len(raw) % 48 == 0, "writer epochs length")
+            ids = [raw[i:i + 16] for i in range(0, len(raw), 48)]
+            need(ids == sorted(set(ids)), "writer epochs not strictly sorted")
+            rec["epochs"] = {raw[i:i + 16]: raw[i + 16:i + 48] for i in range(0, len(raw), 48)}
+        else:
+            need("epochs" not in w and "revoked_at" not in w, "epochs on a writer not revoked")
+        kr["writers"][rec["wid"]] = rec
     return kr
 
 
 # --- objects ------------------------------------------------------------------
 
-META_FIELDS = {"coffer-v", "coffer-fid", "coffer-kek", "coffer-dek", "coffer-attr", "coffer-name", "coffer-ino"}
+META_FIELDS = {"coffer-v", "coffer-fid", "coffer-kek", "coffer-dek", "coffer-attr", "coffer-name", "coffer-ino",
+               "coffer-origin"}
 
 
 def object_key(kr, meta):
     """Unwraps the DEK: returns (file ID, generation, DEK)."""
     meta = {k.lower(): v for k, v in meta.items()}
+    need("coffer-origin" not in meta, "a writer's object where a full-key one was expected")
     need(set(meta) <= META_FIELDS and {"coffer-v", "coffer-fid", "coffer-kek", "coffer-dek", "coffer-attr"} <= set(meta),
          f"metadata names {sorted(meta)}")
     need(meta["coffer-v"] == "1", f"coffer-v {meta['coffer-v']!r}")
@@ -531,10 +584,115 @@ def open_local(secret, salt, index, sealed):
     return aead_open(hkdf(secret, "coffer local", salt=salt), sealed, b"coffer local v1" + u64(index), "local block")
 
 
+# --- writer keys ----------------------------------------------------------------
+
+EPOCH_SEALED, EPOCH_OBJECT = 1120 + 32 + 16, 1120 + 32 + 16 + 32
+CREDENTIAL_FIELDS = ["type", "version", "volume_id", "encryption", "sse", "sse_kms_key_id", "writer_id", "label",
+                     "scope", "name_secret", "public_key", "auth_secret"]
+
+
+def epoch_info(vol, origin):
+    return b"coffer epoch v1" + vol + origin
+
+
+def check_epoch_tag(vol, origin, wa, obj, what):
+    """The epoch object's tag (its HPKE seal needs ML-KEM: not checked)."""
+    need(len(obj) == EPOCH_OBJECT, f"{what}: epoch object of {len(obj)} bytes")
+    tag = hmac256(hkdf(wa, "coffer epoch auth"), epoch_info(vol, origin) + obj[:EPOCH_SEALED])
+    need(hmac.compare_digest(tag, obj[EPOCH_SEALED:]), f"{what}: epoch tag does not verify")
+
+
+def in_scope(path, scope):
+    return scope == "/" or path == scope or path.startswith(scope + "/")
+
+
+def writer_object(vol, keks, origin, e, scope, meta, path):
+    """Opens a writer object: returns (file ID, DEK, record, rec)."""
+    meta = {k.lower(): v for k, v in meta.items()}
+    need(set(meta) <= META_FIELDS and {"coffer-v", "coffer-fid", "coffer-origin", "coffer-dek", "coffer-attr"} <= set(meta),
+         f"writer metadata names {sorted(meta)}")
+    need(meta["coffer-v"] == "1" and "coffer-ino" not in meta, "writer object version / inode")
+    need(b64d(meta["coffer-origin"], "coffer-origin", 24) == origin, "coffer-origin is not the epoch's")
+    need(in_scope(path, scope) and not (path == "/.coffer" or path.startswith("/.coffer/")),
+         f"{path!r} lies outside the writer's scope {scope!r}")
+    fid = b64d(meta["coffer-fid"], "coffer-fid", 16)
+    wrapped = b64d(meta["coffer-dek"], "coffer-dek", NONCE + 32 + TAG)
+    if "coffer-kek" in meta:
+        gen = int(meta["coffer-kek"])
+        need(str(gen) == meta["coffer-kek"] and gen in keks, "rotated writer object's generation")
+        dek = aead_open(hkdf(keks[gen], "coffer dek wrap", salt=fid), wrapped,
+                        b"coffer dek v2" + vol + u32(gen) + fid + origin, "coffer-dek (v2)")
+    else:
+        need(e is not None, "a writer object with no coffer-kek needs its epoch key")
+        dek = aead_open(hkdf(e, "coffer writer dek wrap", salt=fid), wrapped,
+                        b"coffer wdek v1" + vol + origin + fid, "coffer-dek (writer)")
+    plain = aead_open(hkdf(dek, "attr"), b64d(meta["coffer-attr"], "coffer-attr"),
+                      b"coffer attr v2" + vol + fid + path.encode("utf-8", "surrogateescape"), "writer coffer-attr")
+    need(plain[:1] == b"\x02", "a writer object's record is attributes")
+    r = Reader(plain)
+    r.take(1)
+    rec = {"kind": "attr", "version": 2, "attr": parse_fields(r)}
+    r.end()
+    return fid, dek, plain, rec
+
+
+def parse_credential(raw, vol=None):
+    c = json.loads(raw)
+    need(isinstance(c, dict) and list(c) == CREDENTIAL_FIELDS, f"credential fields {list(c)}")
+    need(raw.rstrip(b"\n") == json.dumps(c, separators=(",", ":"), ensure_ascii=False).encode(), "credential is not canonical")
+    need(c["type"] == "coffer writer credential" and c["version"] == 1 and c["encryption"] == "client", "credential type")
+    out = {"volume_id": b64d(c["volume_id"], "credential volume_id", 16), "wid": bytes.fromhex(c["writer_id"]),
+           "scope": c["scope"], "name_secret": b64d(c["name_secret"], "credential name secret", 32),
+           "public": b64d(c["public_key"], "credential public key", 1216),
+           "auth": b64d(c["auth_secret"], "credential auth secret", 32)}
+    need(vol is None or out["volume_id"] == vol, "the credential names another volume")
+    return out
+
+
+def check_writer_kat(w, kr):
+    """The vectors' writer: keyring entry, credential, epoch tag, object
+    and its rotated form."""
+    vol = kr["volume_id"]
+    wkr = parse_keyring(base64.urlsafe_b64decode(w["keyring_with_writer"] + "=" * (-len(w["keyring_with_writer"]) % 4)), vol)
+    wid = bytes.fromhex(w["id"])
+    need(wid in wkr["writers"], "the writer is not in keyring_with_writer")
+    wk = wkr["writers"][wid]
+    need(wk["seed"].hex() == w["seed"] and wk["auth"].hex() == w["auth_secret"] and wk["scope"] == w["scope"],
+         "keyring_with_writer holds other writer secrets")
+    cred = parse_credential(w["credential"].encode(), vol)
+    need(cred["wid"] == wid and cred["scope"] == w["scope"] and cred["auth"] == wk["auth"], "credential writer")
+    need(cred["name_secret"] == kr["name_secret"], "the credential's name secret is not the keyring's")
+    need(hashlib.sha256(cred["public"]).hexdigest() == w["public_key_sha256"], "credential public key")
+    for secret in (kr["local_secret"], kr["config_secret"], kr.get("anchor_secret", b"-"), wk["seed"], *kr["keks"].values()):
+        need(b64e(secret) not in w["credential"], "the credential holds a secret it must not")
+    origin = bytes.fromhex(w["epoch"]["origin"])
+    need(origin[:8] == wid and len(origin) == 24, "epoch origin")
+    obj, e = bytes.fromhex(w["epoch"]["object_hex"]), bytes.fromhex(w["epoch"]["key"])
+    check_epoch_tag(vol, origin, wk["auth"], obj, "vectors' epoch")
+    need(wk["revoked"] and wk["epochs"].get(origin[8:]) == hashlib.sha256(obj).digest(),
+         "the revoked writer does not keep its epoch with the epoch object's SHA-256")
+    m = w["object"]
+    fid, dek, _, rec = writer_object(vol, kr["keks"], origin, e, wk["scope"], m["metadata"], m["path"])
+    need(fid.hex() == m["file_id"] and dek.hex() == m["dek"], "writer object key")
+    need("coffer-kek" not in m["metadata"], "an unrotated writer object carries coffer-kek")
+    body = open_body(fid, dek, bytes.fromhex(w["body_hex"]))
+    need(body.hex() == w["plain"], "writer object body")
+    rot = w["rotated_metadata"]
+    need(rot["coffer-origin"] == m["metadata"]["coffer-origin"] and rot["coffer-kek"] == str(kr["current"]),
+         "rotated writer object: origin or generation")
+    f2, d2, _, rec2 = writer_object(vol, kr["keks"], origin, None, wk["scope"], rot, m["path"])
+    need(f2 == fid and d2 == dek and rec2 == rec, "the rotated writer object opens to another key or record")
+    derived = {"epoch_auth_key": hkdf(wk["auth"], "coffer epoch auth").hex(),
+               "wdek_wrap_key": hkdf(e, "coffer writer dek wrap", salt=fid).hex()}
+    for name, want in w["derived"].items():
+        need(derived.get(name) == want, f"writer derived key {name}")
+    return rec
+
+
 # --- the known-answer vectors -------------------------------------------------
 
 KNOWN_SECTIONS = {"note", "keyring", "file_id", "dek", "sym_key", "derived", "bodies", "metadata", "attr_path",
-                  "records", "long_name", "link", "inode", "names", "local", "configs"}
+                  "records", "long_name", "link", "inode", "names", "local", "configs", "kms", "writer"}
 
 
 def check_kat(v, passphrase):
@@ -622,7 +780,13 @@ def check_kat(v, passphrase):
              "the link does not lead to the inode")
         if "inode" in records:
             need(plain2.hex() == records["inode"], "the decrypted inode record differs from records.inode")
-    return {"opened_by": opened, "attr": rec, "bodies": bodies}
+    k = v["kms"]
+    kbody, kkr, kplain, kopened = open_config(k["config"].encode(), [Root("kms", bytes.fromhex(k["secret"]), k["entry_id"])])
+    need(kopened == ["kms"] and kplain == plain, "the kms config opens another keyring")
+    entry = kbody["keys"][0]
+    need(b64d(entry["kms"]["ciphertext"], "KMS ciphertext").hex() == k["ciphertext"], "the kms entry's ciphertext")
+    writer = check_writer_kat(v["writer"], kr)
+    return {"opened_by": opened + kopened, "attr": rec, "bodies": bodies, "writer_attr": writer}
 
 
 # --- objects sealed just now by the Go code ------------------------------------
@@ -647,8 +811,28 @@ def check_fresh(f):
     loc = f["local"]
     local = open_local(kr["local_secret"], bytes.fromhex(loc["salt"]), loc["index"], bytes.fromhex(loc["sealed"]))
     none, _, _, _ = open_config(f["none_config"].encode(), [])
+    writer = [{"path": o["path"], "attr": rec, "size": len(p), "plain_sha256": hashlib.sha256(p).hexdigest()}
+              for o, rec, p in open_fresh_writer(kr, f["writer"], None)]
     return {"opened_by": opened, "keyring": b64e(plain), "objects": objects, "names": decoded, "local": local.hex(),
-            "none": {"encryption": none["encryption"], "sse": none["sse"]}}
+            "none": {"encryption": none["encryption"], "sse": none["sse"]}, "writer": writer}
+
+
+def open_fresh_writer(kr, w, epoch_object, objects=None, epoch_key=None):
+    """Opens the fresh writer session's objects (or the given ones) as a
+    full-key reader would: the writer in the keyring, the epoch tag, the
+    DEK under E, the scope. Yields (object, record, plaintext)."""
+    cred = parse_credential(w["credential"].encode(), kr["volume_id"])
+    need(cred["wid"] in kr["writers"], "the fresh writer is not in the keyring")
+    wk = kr["writers"][cred["wid"]]
+    need(cred["auth"] == wk["auth"] and cred["scope"] == wk["scope"] and not wk["revoked"], "fresh writer key")
+    obj = bytes.fromhex(epoch_object or w["epoch_object"])
+    for o in objects or w["objects"]:
+        origin = b64d({k.lower(): v for k, v in o["metadata"].items()}.get("coffer-origin", ""), "coffer-origin", 24)
+        need(origin[:8] == cred["wid"], "a writer object of another writer")
+        check_epoch_tag(kr["volume_id"], origin, wk["auth"], obj, "fresh epoch")
+        fid, dek, _, rec = writer_object(kr["volume_id"], kr["keks"], origin, bytes.fromhex(epoch_key or w["epoch_key"]), wk["scope"],
+                                         o["metadata"], o["path"])
+        yield o, rec, open_body(fid, dek, bytes.fromhex(o["body"]))
 
 
 def check_tampered(f, cases):
@@ -666,6 +850,8 @@ def check_tampered(f, cases):
                     open_body(fid, dek, bytes.fromhex(c["body"]))
                 elif c["kind"] == "name":
                     Names(kr["name_secret"]).decrypt(c["parent"], c["seg"], c["long"])
+                elif c["kind"] == "writer":
+                    list(open_fresh_writer(kr, f["writer"], c.get("epoch_object"), [c], c.get("epoch_key")))
                 else:
                     raise SystemExit(f"unknown tamper kind {c['kind']!r}")
         except Refused as e:
