@@ -118,6 +118,9 @@ type KeyInfo struct {
 	ID    string
 	Kind  RootKind
 	Added time.Time // zero when the entry predates the added field
+	// KMSKeyARN is the ARN of a kms entry's KMS key, as KMS answered at
+	// add time (kms.go).
+	KMSKeyARN string
 }
 
 func checkModes(encryption, sse, kmsKeyID string) error {
@@ -766,6 +769,9 @@ func (c *Config) Keys() []KeyInfo {
 	out := make([]KeyInfo, 0, len(c.entries))
 	for _, e := range c.entries {
 		k := KeyInfo{ID: e.ID, Kind: e.Kind}
+		if e.KMS != nil {
+			k.KMSKeyARN = e.KMS.KeyARN
+		}
 		if e.Added > 0 {
 			k.Added = time.Unix(e.Added, 0).UTC()
 		}

@@ -216,6 +216,9 @@ func TestKMSRootKey(t *testing.T) {
 
 	p.ResetStats()
 	v.mount()
+	if !mounted(t, v.mnt) {
+		t.Fatal("not mounted")
+	}
 	want := map[string][]byte{
 		"a.txt":           []byte("hello from a KMS-keyed volume\n"),
 		"dir/sub/big.bin": pseudoRandom(9, 3<<20+17),
@@ -232,6 +235,9 @@ func TestKMSRootKey(t *testing.T) {
 	v.unmount()
 	if n := p.Stats().Requests["Decrypt"]; n != 1 {
 		t.Fatalf("the mount made %d Decrypt calls, want 1", n)
+	}
+	if left, _ := os.ReadDir(v.mnt); len(left) != 0 {
+		t.Fatalf("files in the mountpoint directory itself: %v", left)
 	}
 	p.ResetStats()
 	v.cacheDir = filepath.Join(v.dir, "cache-2")
@@ -350,4 +356,102 @@ func TestKMSErrors(t *testing.T) {
 			t.Fatalf("ls of a sym-key volume with --kms-key-id: %v", r)
 		}
 	})
+}
+
+// kmsKeyAdd adds KMS key add to v's volume, opening it with open: coffer
+// key add --open-kms-key-id OPEN --kms-key-id ADD.
+func kmsKeyAdd(t *testing.T, v *volume, open, add string) string {
+	t.Helper()
+	args := append([]string{"key", "add", "--store", v.store.url}, v.store.args...)
+	args = append(args, "--open-kms-key-id", open, "--kms-key-id", add)
+	r := coffer(t, v.store.env, args...)
+	if r.code != 0 {
+		t.Fatalf("key add --kms-key-id %s: %v", add, r)
+	}
+	return strings.TrimSpace(r.stdout)
+}
+
+// TestKMSSecondKey: a second KMS key added with key add (one Decrypt to
+// open, one Encrypt for the new entry), then the first disabled in KMS:
+// the volume still mounts and reads with the second, and the first says
+// it is disabled.
+func TestKMSSecondKey(t *testing.T) {
+	requireFUSE(t)
+	k := kmsTestServer(t)
+	p := k.proxy(t)
+	first, second := k.newKey(t), k.newKey(t)
+	v := newKMSVolume(t, k, p.URL(), first.alias)
+	src := filepath.Join(v.dir, "src.bin")
+	want := pseudoRandom(11, 200_000)
+	if err := os.WriteFile(src, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := coffer(t, v.store.env, v.args("put", src, "/f.bin")...); r.code != 0 {
+		t.Fatalf("put: %v", r)
+	}
+	p.ResetStats()
+	id := kmsKeyAdd(t, v, first.alias, second.alias)
+	if s := p.Stats(); s.Requests["Decrypt"] != 1 || s.Requests["Encrypt"] != 1 || len(s.Requests) != 2 {
+		t.Fatalf("key add made KMS calls %v, want one Decrypt and one Encrypt", s.Requests)
+	}
+	list := append(append([]string{"key", "list", "--store", v.store.url}, v.store.args...), "--kms-key-id", second.arn, "--count=false")
+	r := coffer(t, v.store.env, list...)
+	if r.code != 0 || !strings.Contains(r.stdout, id+"  kms "+second.arn) || !strings.Contains(r.stdout, "kms "+first.arn) {
+		t.Fatalf("key list: %v", r)
+	}
+
+	k.disable(t, first)
+	r = coffer(t, v.store.env, v.args("cat", "/f.bin")...)
+	if r.code != 1 || !strings.Contains(r.stderr, "KMS key "+first.alias+" is disabled") {
+		t.Fatalf("cat with the disabled key: %v", r)
+	}
+	p.ResetStats()
+	v.keyFlags = []string{"--kms-key-id", second.id} // the bare key ID of the ARN stored
+	v.mount()
+	got, err := os.ReadFile(v.path("f.bin"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read with the second key: %d bytes, %v", len(got), err)
+	}
+	if err := os.WriteFile(v.path("g.txt"), []byte("after"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v.unmount()
+	if n := p.Stats().Requests["Decrypt"]; n != 1 {
+		t.Fatalf("the mount with the second key made %d Decrypt calls, want 1", n)
+	}
+}
+
+// TestKMSExtraEntries: a config listing three KMS entries makes one
+// Decrypt call, for the entry of the key named, and none for the others,
+// whichever of the three opens it and however it is named (the alias
+// given at add time, the ARN, the bare key ID).
+func TestKMSExtraEntries(t *testing.T) {
+	k := kmsTestServer(t)
+	p := k.proxy(t)
+	keys := []kmsKey{k.newKey(t), k.newKey(t), k.newKey(t)}
+	v := newKMSVolume(t, k, p.URL(), keys[0].alias)
+	kmsKeyAdd(t, v, keys[0].alias, keys[1].alias)
+	kmsKeyAdd(t, v, keys[1].arn, keys[2].arn)
+	_, body := configEntries(t, v.store.open(t))
+	if n := len(kmsEntries(t, body)); n != 3 {
+		t.Fatalf("%d kms entries, want 3", n)
+	}
+	for _, name := range []string{keys[2].arn, keys[2].id, keys[1].alias, keys[0].arn, keys[0].id} {
+		p.ResetStats()
+		r := coffer(t, v.store.env, v.withKey("ls", name, "/")...)
+		if r.code != 0 {
+			t.Fatalf("ls with %s: %v", name, r)
+		}
+		if s := p.Stats(); s.Requests["Decrypt"] != 1 || len(s.Requests) != 1 {
+			t.Fatalf("ls with %s made KMS calls %v, want one Decrypt", name, s.Requests)
+		}
+	}
+	// Disabled, a key's entry fails after its one call; no other entry is
+	// tried with it.
+	k.disable(t, keys[1])
+	p.ResetStats()
+	r := coffer(t, v.store.env, v.withKey("ls", keys[1].alias, "/")...)
+	if r.code != 1 || !strings.Contains(r.stderr, "is disabled") || p.Stats().Requests["Decrypt"] != 1 {
+		t.Fatalf("ls with the disabled key: %v; KMS calls %v", r, p.Stats().Requests)
+	}
 }

@@ -20,40 +20,63 @@ import (
 // reauth) and rewraps the keyring only, with one conditional write of
 // the config (fs/keys.go).
 
+// openKMSKeyFlag names the KMS key that opens the volume in key add,
+// whose --kms-key-id names the KMS key to add (DESIGN.md §6).
+const openKMSKeyFlag = "open-kms-key-id"
+
 func newKeyAddCommand(e *env) *cobra.Command {
 	var (
 		vf                    volumeFlags
 		newKeyFile, newPassFn string
+		newKMSKey             string
 	)
 	cmd := &cobra.Command{
-		Use:   "add (--new-key-file F | --new-passphrase-file F) [flags]",
-		Short: "Add a root key (a key file or a passphrase) that opens the volume",
-		Long: `Add a root key to the volume: a key file (create one with coffer keygen)
-or a passphrase (the first line of a file). The volume is opened with any
-root key it lists already (--key-file / --passphrase-file, repeatable);
-the keyring is rewrapped for the new key with one conditional write of
-the config, so nothing else changes and running mounts go on.
+		Use:   "add (--new-key-file F | --new-passphrase-file F | --kms-key-id ID) [flags]",
+		Short: "Add a root key (a key file, a passphrase or a KMS key) that opens the volume",
+		Long: `Add a root key to the volume: a key file (create one with coffer keygen),
+a passphrase (the first line of a file), or an AWS KMS key (--kms-key-id:
+key ID, key ARN, alias name or alias ARN; a fresh root secret is
+encrypted under it with one KMS Encrypt call). The volume is opened with
+any root key it lists already (--key-file / --passphrase-file,
+repeatable; a KMS key with --open-kms-key-id or COFFER_KMS_KEY_ID); the
+keyring is rewrapped for the new key with one conditional write of the
+config, so nothing else changes and running mounts go on.
 
 Prints the new key's ID on stdout (the name coffer key remove takes).`,
 		Example: `  coffer keygen --out ~/backup.key
   coffer key add --store s3://bucket/vol --key-file ~/vol.key --new-key-file ~/backup.key
-  coffer key add --store s3://bucket/vol --key-file ~/vol.key --new-passphrase-file ~/vol.pass`,
+  coffer key add --store s3://bucket/vol --key-file ~/vol.key --new-passphrase-file ~/vol.pass
+  coffer key add --store s3://bucket/vol --open-kms-key-id alias/old --kms-key-id alias/new`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runKeyAdd(cmd.Context(), e, &vf, newKeyFile, newPassFn)
+			return runKeyAdd(cmd.Context(), e, &vf, newKeyFile, newPassFn, newKMSKey)
 		},
 	}
 	f := cmd.Flags()
-	vf.registerEvery(f)
+	vf.registerEveryWith(f, openKMSKeyFlag)
 	f.StringVar(&newKeyFile, "new-key-file", "", "the key file to add (32 bytes or their base64, mode 0600; coffer keygen makes one)")
 	f.StringVar(&newPassFn, "new-passphrase-file", "", "a file whose first line is the passphrase to add (mode 0600)")
+	f.StringVar(&newKMSKey, kmsKeyFlag, "", "the AWS KMS key to add (key ID, key ARN, alias name or alias ARN)")
 	return cmd
 }
 
-func runKeyAdd(ctx context.Context, e *env, vf *volumeFlags, newKeyFile, newPassFile string) error {
+func runKeyAdd(ctx context.Context, e *env, vf *volumeFlags, newKeyFile, newPassFile, newKMSKey string) error {
+	var newKMS *kmsPlan
 	p, err := vf.plan(e, func() error {
-		if (newKeyFile == "") == (newPassFile == "") {
-			return usagef("give the key to add: --new-key-file FILE or --new-passphrase-file FILE (one of them)")
+		given := 0
+		for _, s := range []string{newKeyFile, newPassFile, newKMSKey} {
+			if s != "" {
+				given++
+			}
+		}
+		if given != 1 {
+			return usagef("give the key to add: --new-key-file FILE, --new-passphrase-file FILE or --kms-key-id ID (one of them)")
+		}
+		if newKMSKey != "" {
+			kf := kmsFlags{keyID: newKMSKey, endpoint: vf.keys.kms.endpoint, name: kmsKeyFlag}
+			var err error
+			newKMS, err = kf.plan(e, &vf.store)
+			return err
 		}
 		return nil
 	})
@@ -61,21 +84,29 @@ func runKeyAdd(ctx context.Context, e *env, vf *volumeFlags, newKeyFile, newPass
 		return err
 	}
 	var newRoot *cipher.RootKey
-	if newKeyFile != "" {
+	switch {
+	case newKeyFile != "":
 		newRoot, err = cipher.LoadKeyFile(newKeyFile)
 		err = keyFileErrorOr(newKeyFile, err)
-	} else {
+	case newPassFile != "":
 		newRoot, err = cipher.LoadPassphraseFile(newPassFile)
 		err = keyFileErrorOr(newPassFile, err)
 	}
 	if err != nil {
 		return err
 	}
-	store, _, err := p.openStore(ctx, cofferfs.DefaultListConcurrency)
+	store, cfg, err := p.openStore(ctx, cofferfs.DefaultListConcurrency)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if newKMS != nil {
+		// Bound to the volume ID the config claims: AddKey refuses the key
+		// unless that is the ID the opened keyring authenticates.
+		if newRoot, err = newKMS.newRootKey(ctx, cfg.VolumeID()); err != nil {
+			return err
+		}
+	}
 	id, err := cofferfs.AddRootKey(ctx, store, cofferfs.KeyOptions{Roots: p.roots, SSE: p.sse}, newRoot)
 	if err != nil {
 		return keyCommandError(p.url, err)
@@ -146,7 +177,11 @@ func printKeyList(w io.Writer, url string, l cofferfs.KeyList) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROOT KEY\tKIND\tADDED")
 	for _, k := range l.Keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.Kind, showTime(k.Added))
+		kind := string(k.Kind)
+		if k.KMSKeyARN != "" {
+			kind += " " + k.KMSKeyARN
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, kind, showTime(k.Added))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

@@ -40,7 +40,7 @@ func TestKeyAddListRemove(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{"no new key", []string{"key", "add", "--key-file", k1}, exitUsage, "--new-key-file FILE or --new-passphrase-file FILE"},
+		{"no new key", []string{"key", "add", "--key-file", k1}, exitUsage, "--new-key-file FILE, --new-passphrase-file FILE or --kms-key-id ID"},
 		{"two new keys", []string{"key", "add", "--key-file", k1, "--new-key-file", k2, "--new-passphrase-file", k2}, exitUsage, "one of them"},
 		{"missing new key file", []string{"key", "add", "--key-file", k1, "--new-key-file", filepath.Join(dir, "nope")}, exitFailure, "does not exist"},
 		{"new key file readable by others", []string{"key", "add", "--key-file", k1, "--new-key-file", loose}, exitFailure, "chmod 600"},

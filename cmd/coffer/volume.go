@@ -49,6 +49,13 @@ func (f *volumeFlags) registerEvery(fl *pflag.FlagSet) {
 	f.keys.registerEvery(fl)
 }
 
+// registerEveryWith is registerEvery with the opening KMS key's flag named
+// kmsFlag (keyFlags.registerEveryWith).
+func (f *volumeFlags) registerEveryWith(fl *pflag.FlagSet, kmsFlag string) {
+	f.store.register(fl)
+	f.keys.registerEveryWith(fl, kmsFlag)
+}
+
 // volumePlan is what the flags resolve to before any network I/O.
 type volumePlan struct {
 	url        string
