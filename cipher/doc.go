@@ -22,16 +22,23 @@
 //     ErrNotConfig, ErrConfigTampered (ErrConfigPreAuth) or ErrNoKeyOpens;
 //     ErrIsLink, ErrStaleLink, ErrMetadataTooBig, ErrXattrNamespace and
 //     ErrXattrName are states a filesystem answers (follow the link,
-//     ENOENT, E2BIG or EMLINK, ENOTSUP, EINVAL), not damage.
+//     ENOENT, E2BIG or EMLINK, ENOTSUP, EINVAL), not damage; so are
+//     ErrWriterOrigin (open the writer's object with its epoch) and, in a
+//     write-only mount, ErrNotThisSession and ErrOutOfScope (EACCES).
+//     ErrWriterRefused and ErrWriterRevoked are ErrAuth.
 //   - A keyring is used only after an entry the caller's root key opens
 //     authenticated it (entry authentication, below); nothing sealed to a
-//     public key is taken as proof of who sealed it.
+//     public key is taken as proof of who sealed it. A writer's epoch is
+//     used only after its tag verified under the writer's auth secret,
+//     which the keyring holds.
 //
 // # What it must never do
 //
 // Put key bytes, passphrases or plaintext names in an error or a log (the
-// package does not log at all); touch the network; import another coffer
-// package; keep package-level mutable state.
+// package does not log at all); touch the network (KMS calls go through the
+// caller's KMSEncrypter / KMSDecrypter, epoch objects through its
+// EpochSource); import another coffer package; keep package-level mutable
+// state.
 //
 // # Decisions beyond DESIGN.md
 //
@@ -162,6 +169,141 @@
 // exhaust memory); a config lists at most 64 keys and is at most 1 MiB.
 // Entries of kinds this version does not know are kept verbatim and
 // skipped; a key removal that would need to rewrap them is refused.
+//
+// KMS root keys (DESIGN.md §2, kind kms; kms.go). A kms entry has a random
+// 8-byte hex ID and a field kms = {key_id, key_arn, ciphertext}: the
+// ciphertext is KMS Encrypt of a fresh 32-byte root secret R under the
+// encryption context {"coffer-volume": hex volume ID, "coffer-entry":
+// entry ID, "coffer-purpose": "root v1"} (KMSEncryptionContext); key_id is
+// the key as the user named it then, key_arn the ARN KMS answered. R is
+// the entry root secret: key pair DeriveKeyPair(HKDF(R, "coffer root
+// kms")), auth key HKDF(R, "coffer entry auth"), exactly as for a sym key,
+// so entry authentication, key remove, Reauth and rotate work unchanged
+// and call no KMS. The package never calls KMS: NewKMSRootKey takes a
+// KMSEncrypter (one Encrypt), Config.KMSRootKey a KMSDecrypter, and the
+// RootKey they return opens the config like any other. Which entry
+// KMSRootKey tries: the kms entries whose key_id equals the key the user
+// named, or whose key_arn equals it or ends in ":key/" + it, in config
+// order, stopping at the first that decrypts; only if none matches, every
+// kms entry in order. So a key named as at add time costs one Decrypt and
+// the config's other kms entries none. Decrypt always passes KeyId = the
+// user's key (flag or environment), never key_id or key_arn: those are
+// unauthenticated before Open and only choose; a forger who points an
+// entry at a key of its own gets a Decrypt under the user's key, which
+// fails. A ciphertext KMS refuses (ErrKMSCiphertext from the decrypter:
+// InvalidCiphertext, IncorrectKey) in an entry the named key matches is
+// ErrConfigTampered (moved from another volume or entry, whose context
+// differs, or altered); other Decrypt errors (denied, disabled,
+// unreachable) end the search at once, since they are about the key, not
+// the entry. What entry authentication cannot stop here, and the KMS key
+// policy must (README): whoever may call Encrypt under a volume's
+// encryption context can make a ciphertext of an R of their own, hence an
+// entry and a keyring of their own that R opens; so Encrypt,
+// GenerateDataKey* and ReEncrypt* under the coffer-purpose context are
+// denied to all but administrators. A kms RootKey opened from a config
+// cannot add an entry (AddKey refuses: it has no ciphertext), one made for
+// another volume ID is refused, and a second entry under the same KMS key
+// ARN is refused.
+//
+// Writer keys (DESIGN.md §2 "Writer keys"; writer.go,
+// writer_credential.go). IDs: a writer ID is 8 random bytes, an epoch ID
+// 16 (a session's ID must never repeat, and nothing counts sessions), both
+// hex in object keys. A writer key lives in the keyring plaintext only, as
+// writers[{id, label, private (the 32-byte MLKEM768X25519 seed, from
+// which crypto/hpke derives the key pair), auth (WA, 32 bytes), scope,
+// revoked, revoked_at, epochs}], sorted by ID and absent when there is no
+// writer (a keyring without writers encodes as before); at most 256.
+// Config.ExportWriter adds one and returns its credential.
+//
+// The credential (WriterCredential) is one line of JSON, mode 0600:
+// type "coffer writer credential", version 1, volume_id, encryption
+// (always "client": without a keyring there are no writer keys), sse,
+// sse_kms_key_id, writer_id, label, scope, name_secret, public_key (1,216
+// bytes), auth_secret. It holds WA, which DESIGN.md's list leaves out but
+// the epoch tag needs. Never the private key, a KEK, or the local, config
+// or anchor secrets: nothing in it unwraps a stored DEK. Its type field
+// tells it from a sym key file, which never starts with '{'
+// (IsWriterCredential; LoadKey reads either, LoadKeyFile names a
+// credential as such). A writer authenticates nothing it reads from the
+// config: CheckConfig compares the config's volume ID with the
+// credential's (a wrong store is refused early), and the modes, names and
+// keys come from the credential alone.
+//
+// Epoch object .coffer/epochs/<writer ID>/<epoch ID>, 1,200 bytes:
+// HPKE.Seal(pk, HKDF-SHA256, AES-256-GCM, info, E) (1,168 bytes: the
+// 1,120-byte X-Wing encapsulation, E sealed, its tag) | HMAC-SHA256(
+// HKDF(WA, "coffer epoch auth"), info | HPKE ciphertext), info = "coffer
+// epoch v1" | volume ID | writer ID | epoch ID, all fixed-size. One per
+// WriterSession (NewSession: one HPKE seal), stored before the session's
+// first object. OpenEpoch checks the size, the writer, the tag, then opens
+// the seal; an epoch made from the public key without WA, or moved to
+// another volume, writer or epoch ID, is ErrAuth.
+//
+// A writer object's metadata: coffer-v, coffer-fid, coffer-origin
+// (base64url of writer ID | epoch ID), coffer-dek = nonce | AES-GCM(
+// HKDF(E, salt = file ID, "coffer writer dek wrap"), DEK) | tag with AAD
+// "coffer wdek v1" | volume ID | writer ID | epoch ID | file ID, no
+// coffer-kek, coffer-attr as every object's (the record sealed under the
+// DEK's attribute key with the path AAD: the writer has no attribute key
+// of the keyring, and needs none), coffer-name for a hashed name. The
+// budget counts coffer-kek as if present, so rotation never pushes a
+// writer object over. Rotate (RewrapAnyMetadata) adds coffer-kek = g and
+// rewraps the DEK under KEK_g's wrap key with AAD "coffer dek v2" |
+// volume ID | g | file ID | writer ID | epoch ID, keeping coffer-origin;
+// from then on the object opens without its epoch. A full-key change of a
+// writer's object (SealMetadata with the key OpenAnyMetadata returned,
+// whose Origin is the writer's) keeps the origin the same way, and is
+// refused outside the writer's scope; only AdoptMetadata (coffer adopt)
+// seals it as the full key's, same file ID and DEK. A writer's object is
+// never a link or an inode: OpenLink, OpenInode and FollowLink refuse a
+// writer origin, SealInodeMetadata refuses a writer's key (adopt first).
+//
+// Reading (OpenAnyMetadata): the writer must be in the keyring and, if
+// revoked, the epoch one it kept (and, when the epoch object is read, that
+// very object by SHA-256); the path must lie in the scope (the scope
+// itself or below it; "/" is everything) and outside /.coffer; the DEK
+// must open (under E, or under a KEK bound to the origin); then the
+// attributes at the path. fs checks the object key with
+// CheckWriterObjectKey (no writer-origin object under .coffer/) before.
+// OpenMetadata, OpenObjectKey and RewrapMetadata open full-key objects
+// only and answer a writer's with ErrWriterOrigin, so code that does not
+// know writers shows EIO, never a writer's file as the full key's.
+//
+// Revocation (RevokeWriter). Epoch objects and their timestamps are
+// written by the writer, so nothing stored can date an epoch: the keyring
+// records, at revocation, the epochs the full key still reads, each with
+// the SHA-256 of its epoch object (epochs: base64url of (epoch ID | hash)*,
+// sorted, at most 8,192), and the time for display. The caller (revoke-
+// writer) lists .coffer/epochs/<ID>/, opens each epoch with OpenEpoch and
+// passes those to keep (all of them, or fewer). After revocation an epoch
+// not kept is ErrWriterRevoked, and so is an epoch object that is not the
+// one kept (a thief with the credential can seal a new E under a kept
+// epoch ID and WA, but not to the same bytes); rotated objects of a kept
+// epoch open without their epoch object (their v2 wrap was made by the
+// full key). A thief who started an epoch before the revocation, and kept
+// its E, can still add files under it: revoke with fewer epochs (after
+// adopting the good files) to shut those out too.
+//
+// How fs uses it. Full-key mount: ObjectOrigin(meta) says whether an
+// object is a writer's; fs keeps a cache of *Epoch per Origin, filled by
+// fetching EpochObjectKey(o) and Keyring.OpenEpoch (an EpochSource), and
+// opens every object with OpenAnyMetadata(meta, path, source), getting the
+// origin for coffer.origin, ls -l and --writers=refuse; rotate uses
+// RewrapAnyMetadata, fsck OpenAnyObjectKey, adopt AdoptMetadata. A mount
+// that re-reads its config takes the new keyring's writers with
+// AdoptWriters beside AdoptGenerations (it refuses an older config that
+// would undo a revocation) and then drops its cached epochs (a cached
+// epoch of a writer since revoked is refused anyway: OpenAnyMetadata
+// checks the revocation on every open). Write-only mount:
+// LoadKey gives the credential, CheckConfig checks the store's config,
+// NewSession draws the epoch, EpochObject is stored with If-None-Match
+// before anything else, names go through Session.Names, new objects
+// through Session.NewObjectKey and Session.SealMetadata (ErrOutOfScope:
+// EACCES), reads of its own objects through Session.OpenMetadata
+// (ErrNotThisSession for anything else: EACCES). Not decided here and
+// left to fs: a writer may seal any mode, owner or file type, so a
+// full-key mount should present writer files without set-ID bits and
+// device nodes as unusable (nodev) until adopted.
 //
 // Config without client-side encryption ("none"). There is no keyring, so
 // the MAC key is HKDF("coffer config without client-side encryption",

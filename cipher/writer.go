@@ -766,3 +766,63 @@ func unmarshalWriters(js []writerJSON) (map[WriterID]*writerKey, error) {
 	}
 	return out, nil
 }
+
+// AdoptWriters makes k's writer keys those of newer, the keyring of the
+// same volume opened from a later version of its config (a running mount
+// re-reading it, beside AdoptGenerations): writers added since become
+// readable, revocations apply from now on. It refuses a rollback: a
+// writer k has revoked that newer lacks, holds unrevoked, or revoked with
+// other kept epochs, or a writer whose keys changed (an older config put
+// back must not undo a revocation). changed reports whether anything
+// changed; the caller then drops the epochs it cached.
+func (k *Keyring) AdoptWriters(newer *Keyring) (changed bool, err error) {
+	if newer == k {
+		return false, nil
+	}
+	if newer.volumeID != k.volumeID {
+		return false, errors.New("the newer keyring is another volume's")
+	}
+	newer.mu.RLock()
+	next := make(map[WriterID]*writerKey, len(newer.writers))
+	for id, w := range newer.writers {
+		next[id] = w
+	}
+	newer.mu.RUnlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, old := range k.writers {
+		w, ok := next[id]
+		switch {
+		case !ok && old.revoked:
+			return false, fmt.Errorf("writer %s, revoked, is gone from the config: an older config was put back", id)
+		case !ok:
+			return false, fmt.Errorf("writer %s is gone from the config", id)
+		case !hmac.Equal(w.seed, old.seed) || !hmac.Equal(w.auth, old.auth) || w.scope != old.scope:
+			return false, fmt.Errorf("writer %s changed", id)
+		case old.revoked && (!w.revoked || !sameEpochs(w.known, old.known)):
+			return false, fmt.Errorf("writer %s is revoked here and not so in the config: an older config was put back", id)
+		}
+		if w.revoked != old.revoked || w.label != old.label {
+			changed = true
+		}
+	}
+	if len(next) != len(k.writers) {
+		changed = true
+	}
+	if changed {
+		k.writers = next
+	}
+	return changed, nil
+}
+
+func sameEpochs(a, b map[EpochID][32]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for e, d := range a {
+		if b[e] != d {
+			return false
+		}
+	}
+	return true
+}

@@ -430,3 +430,45 @@ func TestWriterCredentialParse(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAdoptWriters: a running mount takes a later config's writers and
+// revocations, and refuses an older config that would undo a revocation.
+func TestAdoptWriters(t *testing.T) {
+	v := newWriterVolume(t, "/b")
+	s := v.session(t)
+	obj := storeWriterObject(t, s, "/b/f", []byte("f"))
+	running := v.kr // a mount's keyring
+	_, before := openConfig(t, v.data, v.root)
+	// Revoked, with no epoch kept, in a later config.
+	c, later := openConfig(t, v.data, v.root)
+	if err := later.RevokeWriter(v.cred.Writer(), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	revokedData, err := c.Marshal(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, later = openConfig(t, revokedData, v.root)
+	epochs := newEpochStore(running, s)
+	readerOpens(t, running, epochs.source, obj)
+	if changed, err := running.AdoptWriters(later); err != nil || !changed {
+		t.Fatalf("AdoptWriters: %v %v", changed, err)
+	}
+	if _, _, _, err := running.OpenAnyMetadata(obj.meta, obj.path, epochs.source); !errors.Is(err, ErrWriterRevoked) {
+		t.Fatalf("after the refresh: %v, want ErrWriterRevoked", err)
+	}
+	if changed, err := running.AdoptWriters(later); err != nil || changed {
+		t.Fatalf("AdoptWriters again: %v %v", changed, err)
+	}
+	if _, err := running.AdoptWriters(before); err == nil {
+		t.Fatal("an older config undid a revocation")
+	}
+	// A writer exported since shows up.
+	c, k2 := openConfig(t, revokedData, v.root)
+	if _, err := c.ExportWriter(k2, "/c", ""); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := running.AdoptWriters(k2); err != nil || !changed || len(running.Writers()) != 2 {
+		t.Fatalf("a new writer: %v %v %d", changed, err, len(running.Writers()))
+	}
+}
