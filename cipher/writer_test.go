@@ -472,3 +472,55 @@ func TestAdoptWriters(t *testing.T) {
 		t.Fatalf("a new writer: %v %v %d", changed, err, len(running.Writers()))
 	}
 }
+
+// TestWriterMetadataBudget: a writer object that just fits the metadata
+// budget still fits once rotate adds coffer-kek (the budget counts it on
+// writer objects too), and one byte more is ErrMetadataTooBig.
+func TestWriterMetadataBudget(t *testing.T) {
+	v := newWriterVolume(t, "/")
+	s := v.session(t)
+	o, _ := s.NewObjectKey()
+	seal := func(n int) (map[string]string, error) {
+		x, err := Xattrs{}.With("user.pad", bytes.Repeat([]byte{'x'}, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.SealMetadata(o, "/f", Attr{Mode: 0o100600, Xattrs: x})
+	}
+	n := 0
+	for lo, hi := 0, MetadataBudget; lo <= hi; {
+		mid := (lo + hi) / 2
+		if _, err := seal(mid); err == nil {
+			n, lo = mid, mid+1
+		} else if errors.Is(err, ErrMetadataTooBig) {
+			hi = mid - 1
+		} else {
+			t.Fatal(err)
+		}
+	}
+	if _, err := seal(n + 1); !errors.Is(err, ErrMetadataTooBig) {
+		t.Fatalf("one byte over the largest fit: %v", err)
+	}
+	meta, err := seal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g := 0; g < 3; g++ {
+		if err := v.kr.AddGeneration(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.kr.keks[4_000_000_000] = randomKey() // the widest coffer-kek
+	v.kr.current = 4_000_000_000
+	rot, err := v.kr.RewrapAnyMetadata(meta, newEpochStore(v.kr, s).source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for name, val := range rot {
+		total += len(name) + len(val)
+	}
+	if total > MetadataBudget {
+		t.Fatalf("the rotated writer object holds %d bytes of coffer metadata, over %d", total, MetadataBudget)
+	}
+}
