@@ -316,21 +316,30 @@ func TestForgedWriterUnknownOrRevoked(t *testing.T) {
 	if _, _, _, err := v.kr.OpenAnyMetadata(replaced.meta, replaced.path, epochs.source); !errors.Is(err, ErrWriterRevoked) {
 		t.Fatalf("an object under a replaced epoch object: %v, want ErrWriterRevoked", err)
 	}
-	// An epoch opened before the revocation and cached is refused after.
+	// An epoch a mount opened and cached before the revocation, from an
+	// object the thief had put in place of the real one, is refused after
+	// it, though its epoch ID is kept: the keyring kept the real object.
 	w2 := newWriterVolume(t, "/b")
 	s2 := w2.session(t)
-	_, data := s2.EpochObject()
-	cached, err := w2.kr.OpenEpoch(s2.Origin(), data)
+	_, realData := s2.EpochObject()
+	swapped := forgerOf(t, w2.cred, w2.cred.auth)
+	swapped.origin = s2.Origin()
+	cached, err := w2.kr.OpenEpoch(s2.Origin(), swapped.epochObject(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w2.kr.RevokeWriter(w2.cred.Writer(), nil, time.Now()); err != nil {
+	realEpoch, err := w2.kr.OpenEpoch(s2.Origin(), realData)
+	if err != nil {
 		t.Fatal(err)
 	}
-	obj := storeWriterObject(t, s2, "/b/x", []byte("x"))
-	if _, _, _, err := w2.kr.OpenAnyMetadata(obj.meta, obj.path, func(Origin) (*Epoch, error) { return cached, nil }); !errors.Is(err, ErrWriterRevoked) {
-		t.Fatalf("a cached epoch after revocation: %v, want ErrWriterRevoked", err)
+	if err := w2.kr.RevokeWriter(w2.cred.Writer(), []*Epoch{realEpoch}, time.Now()); err != nil {
+		t.Fatal(err)
 	}
+	obj := swapped.object(t, "/b/x", forgedAttr, []byte("x"))
+	if _, _, _, err := w2.kr.OpenAnyMetadata(obj.meta, obj.path, func(Origin) (*Epoch, error) { return cached, nil }); !errors.Is(err, ErrWriterRevoked) {
+		t.Fatalf("a cached epoch of a replaced object, after revocation: %v, want ErrWriterRevoked", err)
+	}
+	readerOpens(t, w2.kr, func(Origin) (*Epoch, error) { return realEpoch, nil }, storeWriterObject(t, s2, "/b/y", []byte("y")))
 	// The revocation goes through the config.
 	data2, err := v.cfg.Marshal(v.kr)
 	if err != nil {
