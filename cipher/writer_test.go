@@ -2,6 +2,7 @@ package cipher
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"maps"
@@ -522,5 +523,43 @@ func TestWriterMetadataBudget(t *testing.T) {
 	}
 	if total > MetadataBudget {
 		t.Fatalf("the rotated writer object holds %d bytes of coffer metadata, over %d", total, MetadataBudget)
+	}
+}
+
+// TestWriterKeyringStrict: the keyring's writer entries decode strictly
+// (it is authenticated data, but a format bug must not yield a half-read
+// writer).
+func TestWriterKeyringStrict(t *testing.T) {
+	v := newWriterVolume(t, "/b")
+	var j keyringJSON
+	if err := json.Unmarshal(v.kr.marshal(), &j); err != nil {
+		t.Fatal(err)
+	}
+	good := j.Writers[0]
+	for name, ws := range map[string][]writerJSON{
+		"epochs on a writer not revoked": {func() writerJSON { w := good; w.Epochs = "AAAA"; return w }()},
+		"a revocation time alone":        {func() writerJSON { w := good; w.RevokedAt = 5; return w }()},
+		"listed twice":                   {good, good},
+		"a relative scope":               {func() writerJSON { w := good; w.Scope = "b"; return w }()},
+		"a short seed":                   {func() writerJSON { w := good; w.Private = "AAAA"; return w }()},
+		"epochs not sorted": {func() writerJSON {
+			w := good
+			w.Revoked = true
+			rec := append(append(bytes.Repeat([]byte{2}, 16), make([]byte, 32)...), append(bytes.Repeat([]byte{1}, 16), make([]byte, 32)...)...)
+			w.Epochs = b64.EncodeToString(rec)
+			return w
+		}()},
+	} {
+		j2 := j
+		j2.Writers = ws
+		data, _ := json.Marshal(j2)
+		if _, err := unmarshalKeyring(data); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	j.Writers = []writerJSON{good}
+	data, _ := json.Marshal(j)
+	if _, err := unmarshalKeyring(data); err != nil {
+		t.Fatal(err)
 	}
 }
