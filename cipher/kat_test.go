@@ -299,7 +299,7 @@ func katWriterKey(t testing.TB) *writerKey {
 
 const katWriterPath = "/backups/host1/etc/hosts"
 
-func katWriterVector(t *testing.T) katWriter {
+func katWriterVector(t testing.TB) katWriter {
 	kr := katKeyring(t)
 	w := katWriterKey(t)
 	kr.writers = map[WriterID]*writerKey{w.id: w}

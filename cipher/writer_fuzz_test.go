@@ -12,7 +12,7 @@ import (
 // FuzzWriterCredential: whatever parses is canonical (it marshals back to
 // its own bytes), every failure is ErrNotCredential.
 func FuzzWriterCredential(f *testing.F) {
-	w := katWriterVector(&testing.T{})
+	w := katWriterVector(f)
 	f.Add([]byte(w.Credential))
 	f.Add([]byte(`{"type":"coffer writer credential","version":1}`))
 	f.Add([]byte("{}"))
