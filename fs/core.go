@@ -24,6 +24,7 @@ type Volume struct {
 	lay    layout
 	client bool
 	meta   *metaCache
+	dirs   *dirTimes // directory times not stored yet (dirtimes.go)
 	local  *localState
 	mount  time.Time
 
@@ -103,6 +104,7 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		opts:    opts,
 		log:     opts.Logger,
 		meta:    newMetaCache(opts.MetadataTTL),
+		dirs:    newDirTimes(),
 		mount:   time.Now(),
 		headSem: make(chan struct{}, opts.ListConcurrency),
 		getSem:  make(chan struct{}, 4*opts.UploadConcurrency),

@@ -148,11 +148,15 @@ func (f *file) readerLocked() *reader {
 	return f.rd
 }
 
+// changed records a change of the content: mtime and ctime move (atime
+// stays: Linux moves only those on a write).
 func (f *file) changed() {
 	f.mu.Lock()
 	f.dirty = true
 	f.seq++
-	f.attr.Mtime = time.Now()
+	now := time.Now()
+	f.attr.Mtime = now
+	f.attr.touch(now)
 	f.mu.Unlock()
 }
 
@@ -291,6 +295,8 @@ func (v *Volume) dropFileLocked(f *file, p string) (stored *node) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removed = true
+	f.attr.Unlinked = true
+	f.attr.touch(time.Now()) // its link count dropped
 	if v.files[p] == f {
 		delete(v.files, p)
 	}

@@ -27,6 +27,67 @@ func (h *Handle) Path() string {
 // Stat returns the file's current attributes.
 func (h *Handle) Stat() Attr { return h.f.snapshot().attr }
 
+// SetAttr changes the attributes of the open file (fchmod, ftruncate,
+// futimens), found by its handle: a file unlinked or replaced while open
+// has no path, and its changes live only as long as its handles.
+func (h *Handle) SetAttr(ctx context.Context, s SetAttr) (Attr, error) {
+	f := h.f
+	f.mu.Lock()
+	removed, p := f.removed, f.path
+	f.mu.Unlock()
+	if !removed {
+		return f.v.SetAttr(ctx, p, s)
+	}
+	if s.Size != nil {
+		if err := f.truncate(ctx, *s.Size, false); err != nil {
+			return Attr{}, err
+		}
+	}
+	return h.changeRemoved(func(a Attr) (Attr, error) { return applySetAttr(a, s), nil })
+}
+
+// Setxattr and Removexattr change an extended attribute of the open file
+// (fsetxattr, fremovexattr); see SetAttr.
+func (h *Handle) Setxattr(ctx context.Context, name string, value []byte, flags int) error {
+	return h.changeXattr(ctx, func(a Attr) (Attr, error) { return setXattr(a, name, value, flags) })
+}
+
+func (h *Handle) Removexattr(ctx context.Context, name string) error {
+	return h.changeXattr(ctx, func(a Attr) (Attr, error) { return removeXattr(a, name) })
+}
+
+func (h *Handle) changeXattr(ctx context.Context, change func(Attr) (Attr, error)) error {
+	f := h.f
+	f.mu.Lock()
+	removed, p := f.removed, f.path
+	f.mu.Unlock()
+	if !removed {
+		_, err := f.v.changeAttr(ctx, p, change)
+		return f.v.finish("setxattr", p, err)
+	}
+	_, err := h.changeRemoved(change)
+	return err
+}
+
+// changeRemoved changes the attributes of a removed file in memory.
+func (h *Handle) changeRemoved(change func(Attr) (Attr, error)) (Attr, error) {
+	f := h.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, err := change(f.attr)
+	if err != nil {
+		return Attr{}, err
+	}
+	a.touch(time.Now())
+	f.attr = a
+	if f.st != nil {
+		a.Size = f.st.Size()
+	} else if f.node != nil {
+		a.Size = f.node.attr.Size
+	}
+	return a, nil
+}
+
 // Create creates (or with O_TRUNC truncates) a regular file and opens it
 // for writing. With O_EXCL an existing path is EEXIST, and the upload is
 // a conditional create. mode holds permission bits.
@@ -59,10 +120,9 @@ func (v *Volume) create(ctx context.Context, p string, mode uint32, flags int) (
 	if _, _, err := v.objectKey(p); err != nil {
 		return nil, err
 	}
-	uid, gid := v.owner(ctx)
 	f := &file{
 		v: v, path: p, dirty: true, excl: flags&syscall.O_EXCL != 0,
-		attr: Attr{Mode: syscall.S_IFREG | mode&0o7777, UID: uid, GID: gid, Mtime: time.Now()},
+		attr: v.newAttr(ctx, p, syscall.S_IFREG|mode&0o7777),
 	}
 	st, err := v.local.newStaging(f.journalLocked())
 	if err != nil {
@@ -83,6 +143,7 @@ func (v *Volume) create(ctx context.Context, p string, mode uint32, flags int) (
 	v.mu.Unlock()
 	v.meta.invalidate(p)
 	v.meta.added(p)
+	v.touchParent(p, f.attr.Mtime)
 	return &Handle{f: f, writable: true, append: flags&syscall.O_APPEND != 0}, nil
 }
 
@@ -140,6 +201,8 @@ func (v *Volume) acquire(ctx context.Context, p string) (*file, error) {
 		return nil, syscall.EISDIR
 	case n.attr.IsSymlink():
 		return nil, syscall.ELOOP
+	case n.attr.IsSpecial():
+		return nil, syscall.EINVAL // the kernel opens those itself
 	case n.key == "":
 		return nil, n.unreadable()
 	}

@@ -3,8 +3,10 @@ package fs
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,8 +103,13 @@ func (l *clientLayout) blockObject(_, _ string, ok *cipher.ObjectKey) [32]byte {
 
 func (l *clientLayout) implicitDirMode() uint32 { return 0o700 }
 
-// plainLayout stores names and bodies as they are, with s3fs's metadata:
-// mode (st_mode in decimal), uid, gid, mtime (seconds).
+// plainLayout stores names and bodies as they are, with s3fs-fuse's
+// metadata: mode (st_mode in decimal, type bits included, so a fifo is
+// a zero-byte object whose mode says S_IFIFO, as s3fs's mknod makes it),
+// uid, gid, atime, mtime, ctime ("seconds[.nanoseconds]", nine digits,
+// as s3fs writes them), rdev of a device (decimal; s3fs itself keeps
+// none), and xattr: s3fs's url-encoded {"name":"base64 of value",...}.
+// coffer-changes holds the change counter, which s3fs leaves alone.
 type plainLayout struct {
 	secret []byte // local secret: names cache entries without revealing keys
 }
@@ -124,17 +131,141 @@ func (l *plainLayout) name(_, seg, _ string) (string, error) {
 func (l *plainLayout) hashed(string) bool                       { return false }
 func (l *plainLayout) newObjectKey() (*cipher.ObjectKey, error) { return nil, nil }
 
+const plainChanges = "coffer-changes"
+
 func (l *plainLayout) sealMeta(_ string, _ *cipher.ObjectKey, a cipher.Attr, _ string) (map[string]string, error) {
-	return map[string]string{
+	m := map[string]string{
 		"mode":  strconv.FormatUint(uint64(a.Mode), 10),
 		"uid":   strconv.FormatUint(uint64(a.UID), 10),
 		"gid":   strconv.FormatUint(uint64(a.GID), 10),
-		"mtime": strconv.FormatInt(a.MtimeNs/1e9, 10),
-	}, nil
+		"atime": plainTime(a.AtimeNs),
+		"mtime": plainTime(a.MtimeNs),
+		"ctime": plainTime(a.CtimeNs),
+	}
+	if t := a.Mode & syscall.S_IFMT; t == syscall.S_IFCHR || t == syscall.S_IFBLK {
+		m["rdev"] = strconv.FormatUint(uint64(a.Rdev), 10)
+	}
+	if a.Changes != 0 {
+		m[plainChanges] = strconv.FormatUint(a.Changes, 10)
+	}
+	if a.Xattrs.Len() > 0 {
+		m["xattr"] = encodePlainXattrs(a.Xattrs)
+	}
+	size := 0
+	for k, v := range m {
+		size += len(k) + len(v)
+	}
+	if size > cipher.MetadataBudget {
+		return nil, fmt.Errorf("%w: %d bytes of metadata, at most %d", cipher.ErrMetadataTooBig, size, cipher.MetadataBudget)
+	}
+	return m, nil
+}
+
+// plainTime is s3fs's time format: seconds, and nine digits of
+// nanoseconds when there are any.
+func plainTime(ns int64) string {
+	sec, nsec := ns/1e9, ns%1e9
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
+	}
+	if nsec == 0 {
+		return strconv.FormatInt(sec, 10)
+	}
+	return fmt.Sprintf("%d.%09d", sec, nsec)
+}
+
+// parsePlainTime reads "seconds[.fraction]" (s3fs, rclone) exactly.
+func parsePlainTime(s string) (int64, bool) {
+	whole, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var nsec int64
+	if frac != "" {
+		if len(frac) > 9 {
+			frac = frac[:9]
+		}
+		n, err := strconv.ParseUint(frac, 10, 32)
+		if err != nil {
+			return 0, false
+		}
+		nsec = int64(n)
+		for i := len(frac); i < 9; i++ {
+			nsec *= 10
+		}
+	}
+	return sec*1e9 + nsec, true
+}
+
+// encodePlainXattrs is s3fs's x-amz-meta-xattr: {"name":"base64",...},
+// url-encoded.
+func encodePlainXattrs(x cipher.Xattrs) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	first := true
+	for name, value := range x.All() {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		fmt.Fprintf(&b, "%q:%q", name, base64.StdEncoding.EncodeToString(value))
+	}
+	b.WriteByte('}')
+	return urlEncode(b.String())
+}
+
+// urlEncode is s3fs's urlEncode: every byte but letters, digits and
+// ".-_*~" as %XX (so a header value stays plain ASCII).
+func urlEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(".-_*~", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// decodePlainXattrs reads s3fs's x-amz-meta-xattr, keeping the user.*
+// names (s3fs stores every namespace); a malformed pair is skipped, as
+// s3fs does.
+func decodePlainXattrs(s string) cipher.Xattrs {
+	var x cipher.Xattrs
+	raw, err := url.QueryUnescape(s)
+	if err != nil {
+		return x
+	}
+	raw = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(raw), "{"), "}")
+	for pair := range strings.SplitSeq(raw, ",") {
+		k, v, ok := strings.Cut(pair, ":")
+		if !ok {
+			continue
+		}
+		name, err1 := strconv.Unquote(strings.TrimSpace(k))
+		enc, err2 := strconv.Unquote(strings.TrimSpace(v))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		value, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			continue
+		}
+		if y, err := x.With(name, value); err == nil {
+			x = y
+		}
+	}
+	return x
 }
 
 // openMeta accepts what s3fs, rclone and the AWS CLI leave behind:
-// missing fields take defaults, mtime may carry a fraction.
+// missing fields take defaults, times may carry a fraction.
 func (l *plainLayout) openMeta(_ string, meta map[string]string, lastModified time.Time) (*cipher.ObjectKey, cipher.Attr, error) {
 	a := cipher.Attr{Mode: syscall.S_IFREG | 0o644, UID: noOwner, GID: noOwner, MtimeNs: lastModified.UnixNano()}
 	if s, ok := meta["mode"]; ok {
@@ -155,12 +286,29 @@ func (l *plainLayout) openMeta(_ string, meta map[string]string, lastModified ti
 			a.GID = uint32(g)
 		}
 	}
-	if s, ok := meta["mtime"]; ok {
-		if f, err := strconv.ParseFloat(s, 64); err == nil {
-			a.MtimeNs = int64(f * 1e9)
-		}
+	if ns, ok := parsePlainTime(meta["mtime"]); ok {
+		a.MtimeNs = ns
 	}
 	a.AtimeNs, a.CtimeNs = a.MtimeNs, a.MtimeNs
+	if ns, ok := parsePlainTime(meta["atime"]); ok {
+		a.AtimeNs = ns
+	}
+	if ns, ok := parsePlainTime(meta["ctime"]); ok {
+		a.CtimeNs = ns
+	}
+	if s, ok := meta["rdev"]; ok {
+		if r, err := strconv.ParseUint(s, 10, 32); err == nil {
+			a.Rdev = uint32(r)
+		}
+	}
+	if s, ok := meta[plainChanges]; ok {
+		if c, err := strconv.ParseUint(s, 10, 64); err == nil {
+			a.Changes = c
+		}
+	}
+	if s, ok := meta["xattr"]; ok {
+		a.Xattrs = decodePlainXattrs(s)
+	}
 	return nil, a, nil
 }
 

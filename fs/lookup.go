@@ -26,8 +26,11 @@ func (v *Volume) Stat(ctx context.Context, path string) (Attr, error) {
 	return n.attr, nil
 }
 
+// rootNode is "/": it has no object, so its attributes are the mount's
+// (its times move while mounted, and are not kept).
 func (v *Volume) rootNode() *node {
-	return &node{path: "/", attr: Attr{Mode: syscall.S_IFDIR | 0o755, UID: v.opts.UID, GID: v.opts.GID, Mtime: v.mount}}
+	n := &node{path: "/", attr: Attr{Mode: syscall.S_IFDIR | 0o755, UID: v.opts.UID, GID: v.opts.GID, Mtime: v.mount, Atime: v.mount, Ctime: v.mount}}
+	return v.dirs.overlay(n)
 }
 
 // lookup finds what path is: a file open or staged here, a cached node,
@@ -55,13 +58,17 @@ func (v *Volume) lookup(ctx context.Context, p string) (*node, error) {
 		if n == nil {
 			return nil, syscall.ENOENT
 		}
-		return n, nil
+		return v.dirs.overlay(n), nil
 	}
 	if v.absent(ctx, p) {
 		v.meta.putAbsent(p)
 		return nil, syscall.ENOENT
 	}
-	return v.probe(ctx, p)
+	n, err := v.probe(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return v.dirs.overlay(n), nil
 }
 
 // checkParent checks that p's parent is a directory.
@@ -231,7 +238,7 @@ func (v *Volume) probeDir(ctx context.Context, p, marker, long string) (*node, e
 }
 
 func (v *Volume) implicitDir(p string) *node {
-	return &node{path: p, attr: Attr{Mode: syscall.S_IFDIR | v.lay.implicitDirMode(), UID: v.opts.UID, GID: v.opts.GID, Mtime: v.mount}}
+	return &node{path: p, attr: Attr{Mode: syscall.S_IFDIR | v.lay.implicitDirMode(), UID: v.opts.UID, GID: v.opts.GID, Mtime: v.mount, Atime: v.mount, Ctime: v.mount}}
 }
 
 // fileNode authenticates the metadata of the object at key as path p.
@@ -245,7 +252,13 @@ func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node
 		return nil, badMeta(err)
 	}
 	mode := a.Mode
-	if mode&syscall.S_IFMT != syscall.S_IFLNK {
+	switch {
+	case isSpecialType(mode):
+		// Metadata only: a body would be content no open can reach.
+		if size != 0 {
+			return nil, badMeta(fmt.Errorf("%w: a special file (mode 0%o) with a %d-byte body", cipher.ErrBadMetadata, mode, size))
+		}
+	case mode&syscall.S_IFMT != syscall.S_IFLNK:
 		mode = syscall.S_IFREG | mode&0o7777
 	}
 	return &node{
@@ -280,6 +293,7 @@ func (v *Volume) attrOf(mode uint32, a cipher.Attr, size int64) Attr {
 	at := Attr{
 		Mode: mode, UID: a.UID, GID: a.GID, Size: size, Rdev: a.Rdev,
 		Mtime: time.Unix(0, a.MtimeNs), Atime: time.Unix(0, a.AtimeNs), Ctime: time.Unix(0, a.CtimeNs),
+		Changes: a.Changes, Xattrs: a.Xattrs,
 	}
 	if at.UID == noOwner {
 		at.UID = v.opts.UID
@@ -295,6 +309,7 @@ func toCipherAttr(a Attr) cipher.Attr {
 	return cipher.Attr{
 		Mode: a.Mode, UID: a.UID, GID: a.GID, Rdev: a.Rdev,
 		AtimeNs: atime.UnixNano(), MtimeNs: mtime.UnixNano(), CtimeNs: ctime.UnixNano(),
+		Changes: a.Changes, Xattrs: a.Xattrs,
 	}
 }
 
@@ -337,7 +352,7 @@ func (v *Volume) readDir(ctx context.Context, p string) ([]DirEntry, error) {
 	}
 	ents := make([]DirEntry, 0, len(children))
 	for _, name := range slices.Sorted(maps.Keys(children)) {
-		ents = append(ents, DirEntry{Name: name, Attr: children[name].attr})
+		ents = append(ents, DirEntry{Name: name, Attr: v.dirs.overlay(children[name]).attr})
 	}
 	return ents, nil
 }

@@ -77,6 +77,7 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 	v.dropCached(n)
 	v.meta.removed(p)
 	v.keepDir(ctx, parent)
+	v.touchParent(p, time.Now())
 	return nil
 }
 
@@ -123,14 +124,81 @@ func (v *Volume) mkdir(ctx context.Context, p string, mode uint32) (*node, error
 	if err != nil {
 		return nil, err
 	}
-	uid, gid := v.owner(ctx)
-	attr := Attr{Mode: syscall.S_IFDIR | mode&0o7777, UID: uid, GID: gid, Mtime: time.Now()}
+	attr := v.newAttr(ctx, p, syscall.S_IFDIR|mode&0o7777)
 	n, err := v.putMarker(ctx, p, key+"/", long, attr)
 	if err != nil {
 		return nil, err
 	}
 	v.meta.added(p)
 	v.meta.putListing(p, map[string]struct{}{}, nil)
+	v.touchParent(p, attr.Mtime)
+	return n, nil
+}
+
+// newAttr is the attributes of an entry p created now with mode (type
+// and permissions) by the caller of ctx. In a setgid directory it takes
+// the directory's group, and a directory the setgid bit too (as Linux's
+// inode_init_owner; the kernel leaves that to FUSE filesystems, and has
+// already stripped a setgid bit the caller may not set).
+func (v *Volume) newAttr(ctx context.Context, p string, mode uint32) Attr {
+	uid, gid := v.owner(ctx)
+	if dir, err := v.lookup(ctx, parentOf(p)); err == nil && dir.attr.Mode&syscall.S_ISGID != 0 {
+		gid = dir.attr.GID
+		if mode&syscall.S_IFMT == syscall.S_IFDIR {
+			mode |= syscall.S_ISGID
+		}
+	}
+	now := time.Now()
+	return Attr{Mode: mode, UID: uid, GID: gid, Atime: now, Mtime: now, Ctime: now}
+}
+
+// Mknod creates a fifo, socket, character or block device (rdev: its
+// device number), or an empty regular file: an object with an empty
+// body whose sealed attributes hold the type and rdev. Opening a special
+// file is the kernel's business; coffer only keeps it.
+func (v *Volume) Mknod(ctx context.Context, path string, mode, rdev uint32) (Attr, error) {
+	n, err := v.mknod(ctx, path, mode, rdev)
+	if err != nil {
+		return Attr{}, v.finish("mknod", path, err)
+	}
+	return n.attr, nil
+}
+
+func (v *Volume) mknod(ctx context.Context, p string, mode, rdev uint32) (*node, error) {
+	typ := mode & syscall.S_IFMT
+	if typ == 0 {
+		typ = syscall.S_IFREG
+	}
+	if typ != syscall.S_IFREG && !isSpecialType(typ) {
+		return nil, syscall.EINVAL
+	}
+	key, long, err := v.newName(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	okey, err := v.lay.newObjectKey()
+	if err != nil {
+		return nil, err
+	}
+	attr := v.newAttr(ctx, p, typ|mode&0o7777)
+	if typ == syscall.S_IFCHR || typ == syscall.S_IFBLK {
+		attr.Rdev = rdev
+	}
+	meta, err := v.lay.sealMeta(p, okey, toCipherAttr(attr), long)
+	if err != nil {
+		return nil, err
+	}
+	info, err := v.putBody(ctx, key, okey, bytes.NewReader(nil), 0, meta, blobstore.PutOptions{IfNoneMatch: true})
+	if errors.Is(err, blobstore.ErrPreconditionFailed) {
+		return nil, syscall.EEXIST // made by another client meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	n := &node{path: p, attr: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long}
+	v.meta.put(n)
+	v.meta.added(p)
+	v.touchParent(p, attr.Mtime)
 	return n, nil
 }
 
@@ -185,7 +253,9 @@ func (v *Volume) rmdir(ctx context.Context, p string) error {
 	v.meta.removed(p)
 	v.meta.dropTree(p)
 	v.meta.putAbsent(p)
+	v.dirs.drop(p)
 	v.keepDir(ctx, parent)
+	v.touchParent(p, time.Now())
 	return nil
 }
 
@@ -239,8 +309,8 @@ func (v *Volume) symlink(ctx context.Context, target, p string) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	uid, gid := v.owner(ctx)
-	attr := Attr{Mode: syscall.S_IFLNK | 0o777, UID: uid, GID: gid, Mtime: time.Now(), Size: int64(len(target))}
+	attr := v.newAttr(ctx, p, syscall.S_IFLNK|0o777)
+	attr.Size = int64(len(target))
 	meta, err := v.lay.sealMeta(p, okey, toCipherAttr(attr), long)
 	if err != nil {
 		return nil, err
@@ -252,6 +322,7 @@ func (v *Volume) symlink(ctx context.Context, target, p string) (*node, error) {
 	n := &node{path: p, attr: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long, target: target}
 	v.meta.put(n)
 	v.meta.added(p)
+	v.touchParent(p, attr.Mtime)
 	return n, nil
 }
 
@@ -286,10 +357,10 @@ func (v *Volume) readlink(ctx context.Context, p string) (string, error) {
 	return c.target, nil
 }
 
-// SetAttr changes mode, owner, mtime or size of path. On a stored file
-// or directory marker, attribute changes are a conditional metadata-only
-// copy onto itself that keeps the file ID; on a staged file they change
-// what its upload will carry.
+// SetAttr changes mode, owner, times or size of path, and moves its
+// ctime. On a stored file or directory marker, attribute changes are a
+// conditional metadata-only copy onto itself that keeps the file ID; on
+// a staged file they change what its upload will carry.
 func (v *Volume) SetAttr(ctx context.Context, path string, s SetAttr) (Attr, error) {
 	a, err := v.setAttr(ctx, path, s)
 	return a, v.finish("setattr", path, err)
@@ -310,37 +381,66 @@ func (v *Volume) setAttr(ctx context.Context, p string, s SetAttr) (Attr, error)
 		if err != nil {
 			return Attr{}, err
 		}
+		if s.Mode == nil && s.UID == nil && s.GID == nil && s.Atime == nil && s.Mtime == nil {
+			n, err := v.lookup(ctx, p)
+			if err != nil {
+				return Attr{}, err
+			}
+			return n.attr, nil
+		}
 	}
-	if s.Mode == nil && s.UID == nil && s.GID == nil && s.Mtime == nil {
-		n, err := v.lookup(ctx, p)
+	return v.changeAttr(ctx, p, func(a Attr) (Attr, error) { return applySetAttr(a, s), nil })
+}
+
+// changeAttr applies change to the attributes of p and moves its ctime:
+// on a staged file in what its upload carries, on a stored object or
+// marker by a conditional metadata copy (retried on a race). An error
+// from change is returned with nothing changed.
+func (v *Volume) changeAttr(ctx context.Context, p string, change func(Attr) (Attr, error)) (Attr, error) {
+	if err := v.checkWritable(p); err != nil {
+		return Attr{}, err
+	}
+	now := time.Now()
+	apply := func(a Attr) (Attr, error) {
+		b, err := change(a)
 		if err != nil {
 			return Attr{}, err
 		}
-		return n.attr, nil
+		b.touch(now)
+		return b, nil
 	}
 	if p == "/" {
-		return v.rootNode().attr, nil // the root has no object to keep attributes in
+		// The root has no object to keep attributes in.
+		if _, err := apply(v.rootNode().attr); err != nil {
+			return Attr{}, err
+		}
+		v.touchDir("/", now, false)
+		return v.rootNode().attr, nil
 	}
 	v.mu.Lock()
 	f := v.files[p]
 	v.mu.Unlock()
 	if f != nil {
-		if a, done, err := f.setAttr(ctx, s); done {
+		if a, done, err := f.changeAttr(ctx, apply); done {
 			return a, err
 		}
 	}
 	for attempt := 0; ; attempt++ {
+		gen := v.dirs.current(p)
 		var n *node
 		var err error
 		if attempt == 0 {
 			n, err = v.lookup(ctx, p)
-		} else {
-			n, err = v.probe(ctx, p) // what the store holds now
+		} else if n, err = v.probe(ctx, p); err == nil { // what the store holds now
+			n = v.dirs.overlay(n)
 		}
 		if err != nil {
 			return Attr{}, err
 		}
-		a := applySetAttr(n.attr, s)
+		a, err := apply(n.attr)
+		if err != nil {
+			return Attr{}, err
+		}
 		nn, err := v.rewriteMeta(ctx, n, p, a)
 		if errors.Is(err, blobstore.ErrPreconditionFailed) && attempt < 3 {
 			v.meta.invalidate(p)
@@ -350,6 +450,7 @@ func (v *Volume) setAttr(ctx context.Context, p string, s SetAttr) (Attr, error)
 			return Attr{}, err
 		}
 		v.meta.put(nn)
+		v.dirs.stored(p, gen)
 		if f != nil {
 			f.mu.Lock()
 			if !f.dirty {
@@ -361,9 +462,10 @@ func (v *Volume) setAttr(ctx context.Context, p string, s SetAttr) (Attr, error)
 	}
 }
 
-// setAttr changes the attributes of a staged file; done is false when
-// the file is clean and stored (the caller rewrites the metadata).
-func (f *file) setAttr(ctx context.Context, s SetAttr) (Attr, bool, error) {
+// changeAttr changes the attributes of a staged or open file; done is
+// false when the file is clean and stored and the metadata copy met a
+// newer object (the caller re-reads and retries).
+func (f *file) changeAttr(ctx context.Context, apply func(Attr) (Attr, error)) (Attr, bool, error) {
 	f.upMu.Lock()
 	defer f.upMu.Unlock()
 	f.mu.Lock()
@@ -372,17 +474,31 @@ func (f *file) setAttr(ctx context.Context, s SetAttr) (Attr, bool, error) {
 		return Attr{}, true, syscall.ENOENT
 	}
 	if f.dirty || f.node == nil {
-		f.attr = applySetAttr(f.attr, s)
+		a, err := apply(f.attr)
+		if err != nil {
+			return Attr{}, true, err
+		}
+		if a.Xattrs != f.attr.Xattrs {
+			// Sealed only at the upload: refuse now what would not fit.
+			if err := f.v.metaFits(f.path, a); err != nil {
+				return Attr{}, true, err
+			}
+		}
+		f.attr = a
 		f.seq++
 		f.dirty = true
 		f.rejournalLocked()
-		a := f.attr
 		if f.st != nil {
 			a.Size = f.st.Size()
+		} else if f.node != nil {
+			a.Size = f.node.attr.Size
 		}
 		return a, true, nil
 	}
-	a := applySetAttr(f.attr, s)
+	a, err := apply(f.attr)
+	if err != nil {
+		return Attr{}, true, err
+	}
 	a.Size = f.node.attr.Size
 	nn, err := f.v.rewriteMeta(ctx, f.node, f.path, a)
 	if err != nil {
@@ -397,6 +513,21 @@ func (f *file) setAttr(ctx context.Context, s SetAttr) (Attr, bool, error) {
 	return nn.attr, true, nil
 }
 
+// metaFits checks that attributes a of p fit the metadata budget
+// (ErrMetadataTooBig, E2BIG) before anything relies on sealing them.
+func (v *Volume) metaFits(p string, a Attr) error {
+	_, long, err := v.objectKey(p)
+	if err != nil {
+		return err
+	}
+	okey, err := v.lay.newObjectKey()
+	if err != nil {
+		return err
+	}
+	_, err = v.lay.sealMeta(p, okey, toCipherAttr(a), long)
+	return err
+}
+
 func applySetAttr(a Attr, s SetAttr) Attr {
 	if s.Mode != nil {
 		a.Mode = a.Mode&syscall.S_IFMT | *s.Mode&0o7777
@@ -406,6 +537,9 @@ func applySetAttr(a Attr, s SetAttr) Attr {
 	}
 	if s.GID != nil {
 		a.GID = *s.GID
+	}
+	if s.Atime != nil {
+		a.Atime = *s.Atime
 	}
 	if s.Mtime != nil {
 		a.Mtime = *s.Mtime

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"syscall"
+	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
 )
@@ -69,10 +70,22 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 	if parentOf(oldp) != parentOf(newp) {
 		defer v.keepDir(ctx, v.implicitParent(ctx, oldp))
 	}
+	now := time.Now()
 	if src.isDir() {
-		return v.renameDir(ctx, oldp, newp, dst)
+		// Its directories' unstored times move with them: store them first.
+		if err := v.flushDirs(ctx, oldp); err != nil {
+			return err
+		}
+		if err := v.renameDir(ctx, oldp, newp, dst); err != nil {
+			return err
+		}
+		v.touchDir(newp, now, false)
+	} else if err := v.renameFile(ctx, oldp, newp, src, dst, now); err != nil {
+		return err
 	}
-	return v.renameFile(ctx, oldp, newp, src, dst)
+	v.touchParent(oldp, now)
+	v.touchParent(newp, now)
+	return nil
 }
 
 func (v *Volume) checkEmpty(ctx context.Context, p string) error {
@@ -92,7 +105,9 @@ func (v *Volume) checkEmpty(ctx context.Context, p string) error {
 	return nil
 }
 
-func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *node) error {
+// renameFile moves a file, symlink or special file; its ctime moves to
+// now.
+func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *node, now time.Time) error {
 	// No open of either path may register between the v.files checks
 	// below and the copy and delete (see unlink).
 	defer v.lockPaths(oldp, newp)()
@@ -140,7 +155,16 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 		local := f.node == nil
 		f.mu.Unlock()
 		if local {
-			v.moveLocal(f, oldp, newp, dst)
+			if dst != nil && dst.key != "" && !dst.isDir() {
+				// The entry it replaces goes now: were it left for the
+				// upload to overwrite, an unlink or rename of this file
+				// before its upload would bring it back.
+				if err := v.store.Delete(ctx, dst.key); err != nil {
+					return err
+				}
+				v.dropCached(dst)
+			}
+			v.moveLocal(f, oldp, newp, now)
 			v.meta.removed(oldp)
 			v.meta.invalidate(newp)
 			v.meta.added(newp)
@@ -154,6 +178,7 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 			fs := f.snapshot()
 			n, attr = f.node, fs.attr
 		}
+		attr.touch(now)
 		key, long, err := v.objectKey(newp)
 		if err != nil {
 			return err
@@ -178,9 +203,10 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 			v.dropCached(dst)
 		}
 		if f != nil {
-			v.moveLocal(f, oldp, newp, nil)
+			v.moveLocal(f, oldp, newp, now)
 			f.mu.Lock()
 			f.node, f.rd, f.replaces = nn, nil, nn.etag
+			f.attr.Ctime, f.attr.Changes = nn.attr.Ctime, nn.attr.Changes
 			f.mu.Unlock()
 		} else {
 			v.dropLocal(newp)
@@ -192,9 +218,10 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 	}
 }
 
-// moveLocal moves the state of an open or staged file to newp; a file
-// open at newp is replaced (its handles keep what they have).
-func (v *Volume) moveLocal(f *file, oldp, newp string, dst *node) {
+// moveLocal moves the state of an open or staged file to newp (its
+// ctime moves to now); a file open at newp is replaced (its handles keep
+// what they have).
+func (v *Volume) moveLocal(f *file, oldp, newp string, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if other := v.files[newp]; other != nil && other != f {
@@ -203,12 +230,12 @@ func (v *Volume) moveLocal(f *file, oldp, newp string, dst *node) {
 	v.repathLocked(f, oldp, newp)
 	f.mu.Lock()
 	if f.node == nil {
-		// Its first upload replaces whatever is stored at newp.
+		// Never stored: what it replaced at newp was deleted, so its
+		// first upload creates.
 		f.excl = false
 		f.replaces = ""
-		if dst != nil && dst.key != "" && !dst.isDir() {
-			f.replaces = dst.etag
-		}
+		f.attr.touch(now)
+		f.seq++
 		f.rejournalLocked()
 	}
 	f.mu.Unlock()

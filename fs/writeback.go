@@ -276,6 +276,9 @@ func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
 			break
 		}
 	}
+	if err := v.flushDirs(ctx, ""); err != nil {
+		errs = append(errs, err)
+	}
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}
