@@ -8,7 +8,10 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -64,6 +67,7 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	direct := os.Geteuid() == 0
 	mo := fuse.MountOptions{
 		AllowOther:    opts.AllowOther,
 		FsName:        opts.FsName,
@@ -72,8 +76,14 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 		MaxWrite:      opts.MaxWrite,
 		MaxReadAhead:  opts.MaxReadAhead,
 		MaxBackground: opts.MaxBackground,
-		DirectMount:   os.Geteuid() == 0,
-		Logger:        log.New(slogWriter{opts.Logger}, "", 0),
+		DirectMount:   direct,
+		// coffer never moves atime on a read: the mount says so
+		// (noatime), as FUSE mounts are nosuid and nodev.
+		DirectMountFlags: syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOATIME,
+		Logger:           log.New(slogWriter{opts.Logger}, "", 0),
+	}
+	if !direct {
+		mo.Options = append(mo.Options, "noatime") // fusermount3 makes it the mount flag
 	}
 	if opts.WritebackCache {
 		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
@@ -86,7 +96,7 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 	if opts.ReadOnly || v.ReadOnly() {
 		mo.Options = append(mo.Options, "ro")
 	}
-	root := &dir{node: node{vol: v, writeback: opts.WritebackCache}}
+	root := &dir{node: node{vol: v, writeback: opts.WritebackCache, attrs: &attrCache{}}}
 	server, err := gofs.Mount(mountpoint, root, &gofs.Options{
 		MountOptions: mo,
 		// Mode 0000 is a mode like any other (go-fuse would show 0644).
@@ -135,6 +145,26 @@ type node struct {
 	// writeback: the kernel writeback cache is on, so the kernel
 	// resolves O_APPEND itself and sends appends at explicit offsets.
 	writeback bool
+	// attrs are the attributes last reported: what fstat of an open
+	// directory or special file shows once its name is gone.
+	attrs *attrCache
+}
+
+type attrCache struct {
+	mu sync.Mutex
+	a  cfs.Attr
+}
+
+func (c *attrCache) get() cfs.Attr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.a
+}
+
+func (c *attrCache) set(a cfs.Attr) {
+	c.mu.Lock()
+	c.a = a
+	c.mu.Unlock()
 }
 
 // openFlags are the flags the core gets for an open or create. With the
@@ -148,14 +178,35 @@ func (n *node) openFlags(flags uint32) int {
 	return int(flags)
 }
 
-func (n *node) path() string { return "/" + n.Path(nil) }
-
-func (n *node) child(name string) string {
-	p := n.path()
-	if p == "/" {
-		return "/" + name
+// path is the node's canonical path; ok is false for an orphan, a node
+// whose name was unlinked or replaced while the kernel still holds it
+// (go-fuse's Path would answer with what is left of it: "" or a tail).
+func (n *node) path() (p string, ok bool) {
+	var segs []string
+	root := n.Root()
+	for in := &n.Inode; in != root; {
+		name, parent := in.Parent()
+		if parent == nil {
+			return "", false
+		}
+		segs = append(segs, name)
+		in = parent
 	}
-	return p + "/" + name
+	slices.Reverse(segs)
+	return "/" + strings.Join(segs, "/"), true
+}
+
+// child is the path of entry name of directory n; an orphaned directory
+// has none (ENOENT).
+func (n *node) child(name string) (string, syscall.Errno) {
+	p, ok := n.path()
+	switch {
+	case !ok:
+		return "", syscall.ENOENT
+	case p == "/":
+		return "/" + name, 0
+	}
+	return p + "/" + name, 0
 }
 
 // uninterrupted lets a request run to completion when the kernel
@@ -176,16 +227,19 @@ func callerCtx(ctx context.Context) context.Context {
 
 func errno(err error) syscall.Errno { return cfs.Errno(err) }
 
+// report fills out with a and remembers a as the node's attributes.
+func (n *node) report(a cfs.Attr, out *fuse.Attr) {
+	n.attrs.set(a)
+	fillAttr(a, out)
+}
+
 func fillAttr(a cfs.Attr, out *fuse.Attr) {
 	out.Mode = a.Mode
 	out.Size = uint64(a.Size)
 	out.Blocks = uint64(a.Blocks())
 	out.Blksize = 1 << 17
 	out.Uid, out.Gid = a.UID, a.GID
-	out.Nlink = 1
-	if a.IsDir() {
-		out.Nlink = 2
-	}
+	out.Nlink = a.Nlink()
 	out.Rdev = a.Rdev
 	atime, mtime, ctime := a.StatTimes()
 	out.SetTimes(&atime, &mtime, &ctime)
@@ -195,31 +249,54 @@ func fillAttr(a cfs.Attr, out *fuse.Attr) {
 // the tree already has when its type still matches, else a new one.
 func (n *node) newChild(ctx context.Context, name string, a cfs.Attr) *gofs.Inode {
 	if ch := n.GetChild(name); ch != nil && ch.StableAttr().Mode == a.Mode&syscall.S_IFMT {
+		if cn, ok := ch.Operations().(interface{ base() *node }); ok {
+			cn.base().attrs.set(a)
+		}
 		return ch
 	}
+	base := func() node { return node{vol: n.vol, writeback: n.writeback, attrs: &attrCache{a: a}} }
 	var ops gofs.InodeEmbedder
 	switch {
 	case a.IsDir():
-		ops = &dir{node: node{vol: n.vol, writeback: n.writeback}}
+		ops = &dir{node: base()}
 	case a.IsSymlink():
-		ops = &symlink{node: node{vol: n.vol, writeback: n.writeback}}
+		ops = &symlink{node: base()}
+	case a.IsSpecial():
+		ops = &special{node: base()}
 	default:
-		ops = &file{node: node{vol: n.vol, writeback: n.writeback}}
+		ops = &file{node: base()}
 	}
 	return n.NewInode(ctx, ops, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT})
+}
+
+func (n *node) base() *node { return n }
+
+// orphaned is what fstat shows of an orphan: its last attributes, with
+// no link left.
+func (n *node) orphaned() cfs.Attr {
+	a := n.attrs.get()
+	a.Unlinked = true
+	return a
 }
 
 func (n *node) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	ctx = uninterrupted(ctx)
 	if h, ok := fh.(*handle); ok {
-		fillAttr(h.h.Stat(), &out.Attr)
+		// go-fuse passes the first open handle when the kernel gives
+		// none (fstat), so an open file is stat'ed by its handle.
+		n.report(h.h.Stat(), &out.Attr)
 		return 0
 	}
-	a, err := n.vol.Stat(ctx, n.path())
+	p, ok := n.path()
+	if !ok {
+		fillAttr(n.orphaned(), &out.Attr)
+		return 0
+	}
+	a, err := n.vol.Stat(ctx, p)
 	if err != nil {
 		return errno(err)
 	}
-	fillAttr(a, &out.Attr)
+	n.report(a, &out.Attr)
 	return 0
 }
 
@@ -239,9 +316,13 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		size := int64(sz)
 		s.Size = &size
 	}
+	if at, ok := in.GetATime(); ok {
+		s.Atime = &at
+	}
+	h, _ := fh.(*handle)
 	if mt, ok := in.GetMTime(); ok {
 		s.Mtime = &mt
-	} else if _, ftruncate := fh.(*handle); ftruncate && s.Size != nil {
+	} else if h != nil && s.Size != nil {
 		// The kernel leaves the times of ftruncate to the filesystem
 		// (update_mtime in fs/fuse/dir.c); Linux moves them even when
 		// the size stays. truncate(2) moves them only when it changes,
@@ -249,12 +330,55 @@ func (n *node) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttr
 		now := time.Now()
 		s.Mtime = &now
 	}
-	a, err := n.vol.SetAttr(ctx, n.path(), s)
+	p, named := n.path()
+	if h == nil && !named {
+		// fchmod, fchown, futimens of an open file or directory whose
+		// name is gone: the kernel gives no handle.
+		if f, ok := n.Operations().(*file); ok {
+			h = f.anyHandle()
+		}
+		if h == nil {
+			a := n.orphaned()
+			n.attrs.set(applyInMemory(a, s))
+			fillAttr(n.orphaned(), &out.Attr)
+			return 0
+		}
+	}
+	var a cfs.Attr
+	var err error
+	if h != nil {
+		a, err = h.h.SetAttr(ctx, s)
+	} else {
+		a, err = n.vol.SetAttr(ctx, p, s)
+	}
 	if err != nil {
 		return errno(err)
 	}
-	fillAttr(a, &out.Attr)
+	n.report(a, &out.Attr)
 	return 0
+}
+
+// applyInMemory changes the remembered attributes of an orphan with no
+// handle in the core (a fifo or directory): they last as long as the
+// kernel holds the node.
+func applyInMemory(a cfs.Attr, s cfs.SetAttr) cfs.Attr {
+	if s.Mode != nil {
+		a.Mode = a.Mode&syscall.S_IFMT | *s.Mode&0o7777
+	}
+	if s.UID != nil {
+		a.UID = *s.UID
+	}
+	if s.GID != nil {
+		a.GID = *s.GID
+	}
+	if s.Atime != nil {
+		a.Atime = *s.Atime
+	}
+	if s.Mtime != nil {
+		a.Mtime = *s.Mtime
+	}
+	a.Ctime = time.Now()
+	return a
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
@@ -270,16 +394,95 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// xattrs are not supported in version 1.
-func (n *node) Getxattr(context.Context, string, []byte) (uint32, syscall.Errno) {
-	return 0, syscall.ENOTSUP
+// Extended attributes: the core keeps user.* (fs/xattr.go). A size of 0
+// asks for the length; a buffer too small is ERANGE.
+func (n *node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
+	var value []byte
+	var err error
+	if p, ok := n.path(); ok {
+		value, err = n.vol.Getxattr(ctx, p, name)
+	} else {
+		value, err = cfs.XattrValue(n.orphanAttr(), name)
+	}
+	if err != nil {
+		return 0, errno(err)
+	}
+	if len(dest) == 0 {
+		return uint32(len(value)), 0
+	}
+	if len(dest) < len(value) {
+		return uint32(len(value)), syscall.ERANGE
+	}
+	return uint32(copy(dest, value)), 0
 }
-func (n *node) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
-	return syscall.ENOTSUP
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
+	var names []string
+	if p, ok := n.path(); ok {
+		var err error
+		if names, err = n.vol.Listxattr(ctx, p); err != nil {
+			return 0, errno(err)
+		}
+	} else {
+		names = cfs.XattrNames(n.orphanAttr())
+	}
+	size := 0
+	for _, name := range names {
+		size += len(name) + 1
+	}
+	if len(dest) == 0 {
+		return uint32(size), 0
+	}
+	if len(dest) < size {
+		return uint32(size), syscall.ERANGE
+	}
+	off := 0
+	for _, name := range names {
+		off += copy(dest[off:], name)
+		dest[off] = 0
+		off++
+	}
+	return uint32(size), 0
 }
-func (n *node) Removexattr(context.Context, string) syscall.Errno { return syscall.ENOTSUP }
-func (n *node) Listxattr(context.Context, []byte) (uint32, syscall.Errno) {
-	return 0, 0 // no attributes
+
+func (n *node) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
+	ctx = uninterrupted(ctx)
+	if p, ok := n.path(); ok {
+		return errno(n.vol.Setxattr(ctx, p, name, data, int(flags)))
+	}
+	if h := n.orphanHandle(); h != nil {
+		return errno(h.h.Setxattr(ctx, name, data, int(flags)))
+	}
+	return syscall.ENOENT
+}
+
+func (n *node) Removexattr(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterrupted(ctx)
+	if p, ok := n.path(); ok {
+		return errno(n.vol.Removexattr(ctx, p, name))
+	}
+	if h := n.orphanHandle(); h != nil {
+		return errno(h.h.Removexattr(ctx, name))
+	}
+	return syscall.ENOENT
+}
+
+// orphanHandle is an open handle of an orphaned regular file.
+func (n *node) orphanHandle() *handle {
+	if f, ok := n.Operations().(*file); ok {
+		return f.anyHandle()
+	}
+	return nil
+}
+
+// orphanAttr is what an orphan has: its open file's, else the last seen.
+func (n *node) orphanAttr() cfs.Attr {
+	if h := n.orphanHandle(); h != nil {
+		return h.h.Stat()
+	}
+	return n.orphaned()
 }
 
 var (
@@ -315,7 +518,11 @@ func (d *dir) Fsync(context.Context, gofs.FileHandle, uint32) syscall.Errno { re
 
 func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	a, err := d.vol.Stat(ctx, d.child(name))
+	cp, e := d.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	a, err := d.vol.Stat(ctx, cp)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -323,12 +530,26 @@ func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gof
 	return d.newChild(ctx, name, a), 0
 }
 
+// dirPath is the directory's path; an orphaned directory is empty and
+// takes no new entries.
+func (d *dir) dirPath() (string, syscall.Errno) {
+	p, ok := d.path()
+	if !ok {
+		return "", syscall.ENOENT
+	}
+	return p, 0
+}
+
 // Readdir lists with attributes; go-fuse answers READDIRPLUS by looking
 // each entry up, which the core serves from the metadata cache the
 // listing filled.
 func (d *dir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	ents, err := d.vol.ReadDir(ctx, d.path())
+	p, e := d.dirPath()
+	if e != 0 {
+		return gofs.NewListDirStream(nil), 0
+	}
+	ents, err := d.vol.ReadDir(ctx, p)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -341,7 +562,11 @@ func (d *dir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 
 func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	a, err := d.vol.Mkdir(callerCtx(ctx), d.child(name), mode)
+	cp, e := d.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	a, err := d.vol.Mkdir(callerCtx(ctx), cp, mode)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -351,21 +576,37 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 
 func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	ctx = uninterrupted(ctx)
-	return errno(d.vol.Rmdir(ctx, d.child(name)))
+	cp, e := d.child(name)
+	if e != 0 {
+		return e
+	}
+	return errno(d.vol.Rmdir(ctx, cp))
 }
 
 func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	ctx = uninterrupted(ctx)
-	return errno(d.vol.Unlink(ctx, d.child(name)))
+	cp, e := d.child(name)
+	if e != 0 {
+		return e
+	}
+	return errno(d.vol.Unlink(ctx, cp))
 }
 
 func (d *dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	ctx = uninterrupted(ctx)
-	np := "/" + newParent.EmbeddedInode().Path(nil)
-	if np == "/" {
-		np = "/" + newName
-	} else {
-		np += "/" + newName
+	op, e := d.child(name)
+	if e != 0 {
+		return e
+	}
+	np := "/" + newName
+	if pd, ok := newParent.(interface{ base() *node }); ok {
+		pp, named := pd.base().path()
+		if !named {
+			return syscall.ENOENT
+		}
+		if pp != "/" {
+			np = pp + "/" + newName
+		}
 	}
 	var rf cfs.RenameFlags
 	if flags&1 != 0 { // RENAME_NOREPLACE
@@ -374,22 +615,35 @@ func (d *dir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbed
 	if flags&2 != 0 { // RENAME_EXCHANGE
 		rf |= cfs.RenameExchange
 	}
-	return errno(d.vol.Rename(ctx, d.child(name), np, rf))
+	return errno(d.vol.Rename(ctx, op, np, rf))
 }
 
 func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	h, a, err := d.vol.Create(callerCtx(ctx), d.child(name), mode, d.openFlags(flags))
+	cp, e := d.child(name)
+	if e != 0 {
+		return nil, nil, 0, e
+	}
+	h, a, err := d.vol.Create(callerCtx(ctx), cp, mode, d.openFlags(flags))
 	if err != nil {
 		return nil, nil, 0, errno(err)
 	}
 	fillAttr(a, &out.Attr)
-	return d.newChild(ctx, name, a), &handle{h: h}, 0, 0
+	ch := d.newChild(ctx, name, a)
+	fh := &handle{h: h}
+	if f, ok := ch.Operations().(*file); ok {
+		f.opened(fh)
+	}
+	return ch, fh, 0, 0
 }
 
 func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	a, err := d.vol.Symlink(callerCtx(ctx), target, d.child(name))
+	cp, e := d.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	a, err := d.vol.Symlink(callerCtx(ctx), target, cp)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -402,13 +656,48 @@ func (d *dir) Link(context.Context, gofs.InodeEmbedder, string, *fuse.EntryOut) 
 	return nil, syscall.ENOTSUP
 }
 
-// Mknod: only regular files, directories and symlinks exist here.
-func (d *dir) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return nil, syscall.ENOTSUP
+// Mknod makes a fifo, socket or device node (mkfifo, mknod, bind of a
+// unix socket), or an empty regular file.
+func (d *dir) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
+	cp, e := d.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	a, err := d.vol.Mknod(callerCtx(ctx), cp, mode, rdev)
+	if err != nil {
+		return nil, errno(err)
+	}
+	fillAttr(a, &out.Attr)
+	return d.newChild(ctx, name, a), 0
 }
 
-// file is a regular file inode.
-type file struct{ node }
+// file is a regular file inode. It knows its open handles, so that a
+// SETATTR of an orphan (fchmod of an unlinked file), which the kernel
+// sends without one, still reaches the file.
+type file struct {
+	node
+	mu      sync.Mutex
+	handles map[*handle]struct{}
+}
+
+func (f *file) opened(h *handle) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.handles == nil {
+		f.handles = map[*handle]struct{}{}
+	}
+	f.handles[h] = struct{}{}
+}
+
+func (f *file) anyHandle() *handle {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for h := range f.handles {
+		return h
+	}
+	return nil
+}
 
 var (
 	_ gofs.NodeOpener   = (*file)(nil)
@@ -421,11 +710,17 @@ var (
 
 func (f *file) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	h, err := f.vol.Open(ctx, f.path(), f.openFlags(flags))
+	p, ok := f.path()
+	if !ok {
+		return nil, 0, syscall.ENOENT
+	}
+	h, err := f.vol.Open(ctx, p, f.openFlags(flags))
 	if err != nil {
 		return nil, 0, errno(err)
 	}
-	return &handle{h: h}, 0, 0
+	fh := &handle{h: h}
+	f.opened(fh)
+	return fh, 0, 0
 }
 
 func (f *file) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -469,6 +764,9 @@ func (f *file) Flush(context.Context, gofs.FileHandle) syscall.Errno { return 0 
 func (f *file) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
 	ctx = uninterrupted(ctx)
 	if h, ok := fh.(*handle); ok {
+		f.mu.Lock()
+		delete(f.handles, h)
+		f.mu.Unlock()
 		return errno(h.h.Close(ctx))
 	}
 	return 0
@@ -484,9 +782,17 @@ var _ gofs.NodeReadlinker = (*symlink)(nil)
 
 func (s *symlink) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	ctx = uninterrupted(ctx)
-	t, err := s.vol.Readlink(ctx, s.path())
+	p, ok := s.path()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	t, err := s.vol.Readlink(ctx, p)
 	if err != nil {
 		return nil, errno(err)
 	}
 	return []byte(t), 0
 }
+
+// special is a fifo, socket or device inode: attributes only; the
+// kernel opens it without asking.
+type special struct{ node }
