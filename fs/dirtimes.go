@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-		"sync"
+	"sync"
 	"syscall"
 	"time"
 

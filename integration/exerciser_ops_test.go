@@ -341,10 +341,12 @@ func (w *world) apply(o op) opResult {
 }
 
 func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+	// O_DIRECTORY: a fifo is ENOTDIR, not an open that waits for a writer.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, errnoOfErr(unwrapPathError(err))
+		return nil, errnoOfErr(err)
 	}
+	f := os.NewFile(uintptr(fd), dir)
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
@@ -604,6 +606,12 @@ func (g *generator) make(w weighted, ref *world) op {
 		o.name = []string{"user.a", "user.b", "user.mime_type", "user.c", "security.x", "trusted.x", "user."}[r.IntN(7)]
 		if r.IntN(4) == 0 {
 			o.flags = unix.AT_SYMLINK_NOFOLLOW
+		}
+		if o.kind == opGetxattr || o.kind == opRemovexattr {
+			// Mostly a name that is set, so reads and removals succeed too.
+			if names, err := listXattrs(ref.abs(o.path), o.flags&unix.AT_SYMLINK_NOFOLLOW != 0); err == nil && len(names) > 0 && r.IntN(3) > 0 {
+				o.name = names[r.IntN(len(names))]
+			}
 		}
 		if o.kind == opSetxattr {
 			// Values small enough that four of them stay inside coffer's
