@@ -56,8 +56,9 @@ type Volume struct {
 	errnos      errnoCounts  // failed operations, for Stats
 	journalSize func() int64 // the upload journal's size (nil: no journal); see Stats
 
-	mu     sync.Mutex
-	files  map[string]*file // open or staged files by current path
+	mu       sync.Mutex
+	rootAttr Attr             // "/" once changed (chmod of the mountpoint): kept while mounted
+	files    map[string]*file // open or staged files by current path
 	bg     sync.WaitGroup   // background uploads
 	closed bool
 }

@@ -162,6 +162,10 @@ func (v *Volume) armDirFlush(dir string, delay time.Duration) {
 // flushDir stores the pending times of dir in its marker: a conditional
 // rewrite of what the store holds, retried on a race.
 func (v *Volume) flushDir(ctx context.Context, dir string) error {
+	if dir == "/" {
+		return nil
+	}
+	defer v.lockPaths(dir)() // as changeAttr: one rewrite of dir at a time
 	for attempt := 0; ; attempt++ {
 		gen := v.dirs.current(dir)
 		if gen == 0 || dir == "/" {

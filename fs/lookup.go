@@ -29,8 +29,13 @@ func (v *Volume) Stat(ctx context.Context, path string) (Attr, error) {
 // rootNode is "/": it has no object, so its attributes are the mount's
 // (its times move while mounted, and are not kept).
 func (v *Volume) rootNode() *node {
-	n := &node{path: "/", attr: Attr{Mode: syscall.S_IFDIR | 0o755, UID: v.opts.UID, GID: v.opts.GID, Mtime: v.mount, Atime: v.mount, Ctime: v.mount}}
-	return v.dirs.overlay(n)
+	v.mu.Lock()
+	a := v.rootAttr
+	v.mu.Unlock()
+	if a.Mode == 0 {
+		a = Attr{Mode: syscall.S_IFDIR | 0o755, UID: v.opts.UID, GID: v.opts.GID, Mtime: v.mount, Atime: v.mount, Ctime: v.mount}
+	}
+	return v.dirs.overlay(&node{path: "/", attr: a})
 }
 
 // lookup finds what path is: a file open or staged here, a cached node,

@@ -410,13 +410,21 @@ func (v *Volume) changeAttr(ctx context.Context, p string, change func(Attr) (At
 		return b, nil
 	}
 	if p == "/" {
-		// The root has no object to keep attributes in.
-		if _, err := apply(v.rootNode().attr); err != nil {
+		// The root has no object to keep attributes in: its changes last
+		// as long as the mount.
+		a, err := apply(v.rootNode().attr)
+		if err != nil {
 			return Attr{}, err
 		}
-		v.touchDir("/", now, false)
+		v.mu.Lock()
+		v.rootAttr = a
+		v.mu.Unlock()
+		v.dirs.drop("/")
 		return v.rootNode().attr, nil
 	}
+	// One metadata rewrite of p at a time (a background store of its
+	// directory times included): the cache must end with the last one.
+	defer v.lockPaths(p)()
 	v.mu.Lock()
 	f := v.files[p]
 	v.mu.Unlock()

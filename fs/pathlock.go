@@ -13,9 +13,11 @@ const pathStripes = 64
 // v.files atomic with respect to an unlink or rename of the same path,
 // which checks v.files and then deletes or replaces the object: without
 // it an open could register a version whose object had just gone, with
-// no private copy (keepContent), and its reads fail. Holders: acquire
-// (p), unlink (p), renameFile (old and new). None of them calls another
-// holder, nor takes a stripe while holding v.mu, f.upMu or f.mu.
+// no private copy (keepContent), and its reads fail. It also orders the
+// metadata rewrites of one path, so the cache ends with the last.
+// Holders: acquire (p), unlink (p), renameFile (old and new), changeAttr
+// (p) and flushDir (p). None of them calls another holder, nor takes a
+// stripe while holding v.mu, f.upMu or f.mu.
 func (v *Volume) lockPaths(ps ...string) func() {
 	idx := make([]int, 0, len(ps))
 	for _, p := range ps {

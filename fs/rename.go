@@ -79,6 +79,9 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 		if err := v.renameDir(ctx, oldp, newp, dst); err != nil {
 			return err
 		}
+		// What was pending at newp was the replaced directory's.
+		v.dirs.drop(newp)
+		v.dirs.drop(oldp)
 		v.touchDir(newp, now, false)
 	} else if err := v.renameFile(ctx, oldp, newp, src, dst, now); err != nil {
 		return err
