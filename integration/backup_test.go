@@ -125,7 +125,8 @@ func tarPipe(t *testing.T, fromDir, name, toDir string) {
 
 // TestGitClone clones a repository from local disk into the mount (git
 // falls back from hard links, which coffer does not support, to copies),
-// commits in the clone, and checks it with git fsck after a remount.
+// commits in the clone, runs git gc, and checks it with git fsck after a
+// remount.
 func TestGitClone(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		origin := filepath.Join(t.TempDir(), "origin")
@@ -149,8 +150,14 @@ func TestGitClone(t *testing.T) {
 		writeFile(t, filepath.Join(clone, "local.txt"), []byte("made in the mount\n"))
 		sh(t, clone, "git", "add", "local.txt")
 		sh(t, clone, "git", "commit", "-q", "-m", "in the mount")
+		// gc repacks: new pack and index files renamed into place, the
+		// loose objects and old packs removed.
+		sh(t, clone, "git", "gc", "-q", "--prune=now")
 		v.remount(true)
 		sh(t, clone, "git", "fsck", "--full", "--strict")
+		if out := sh(t, clone, "git", "count-objects", "-v"); !strings.Contains(out, "count: 0\n") {
+			t.Errorf("loose objects left after git gc:\n%s", out)
+		}
 		if out := sh(t, clone, "git", "status", "--porcelain"); strings.TrimSpace(out) != "" {
 			t.Fatalf("git status after remount:\n%s", out)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -33,6 +34,12 @@ func TestPOSIXErrors(t *testing.T) {
 				}
 				writeFile(t, v.path(stage, "full", "child"), []byte("child"))
 				writeFile(t, v.path(stage, "file"), []byte("file content"))
+				if err := os.Symlink("loop2", v.path(stage, "loop1")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink("loop1", v.path(stage, "loop2")); err != nil {
+					t.Fatal(err)
+				}
 				if stage == "stored" {
 					v.remount(true)
 				}
@@ -70,11 +77,28 @@ func TestPOSIXErrors(t *testing.T) {
 					{"rename of a directory over a non-empty directory", syscall.Rename(p("dir"), p("full")), syscall.ENOTEMPTY, syscall.EEXIST},
 					{"rename of a missing file", syscall.Rename(p("missing"), p("other")), syscall.ENOENT, 0},
 					{"hard link", syscall.Link(p("file"), p("link")), syscall.ENOTSUP, 0},
-					{"setxattr", unix.Setxattr(p("file"), "user.test", []byte("x"), 0), syscall.ENOTSUP, 0},
+					{"setxattr of trusted.*", unix.Setxattr(p("file"), "trusted.test", []byte("x"), 0), syscall.ENOTSUP, 0},
+					{"getxattr of a missing name", second(unix.Getxattr(p("file"), "user.missing", nil)), syscall.ENODATA, 0},
 					// mv -n uses RENAME_NOREPLACE: it must never replace.
 					{"rename RENAME_NOREPLACE onto an existing file", unix.Renameat2(unix.AT_FDCWD, p("file"), unix.AT_FDCWD, p("full", "child"), unix.RENAME_NOREPLACE), syscall.EEXIST, 0},
 					{"rename RENAME_EXCHANGE", unix.Renameat2(unix.AT_FDCWD, p("file"), unix.AT_FDCWD, p("full", "child"), unix.RENAME_EXCHANGE), syscall.EINVAL, syscall.ENOTSUP},
-					{"mkfifo", syscall.Mkfifo(p("fifo"), 0o644), syscall.ENOTSUP, syscall.EPERM},
+					{"name of 256 bytes", open(p(strings.Repeat("n", 256)), os.O_CREATE|os.O_WRONLY), syscall.ENAMETOOLONG, 0},
+					{"mkdir of a name of 256 bytes", os.Mkdir(p(strings.Repeat("n", 256)), 0o755), syscall.ENAMETOOLONG, 0},
+					{"symlink loop", open(p("loop1"), os.O_RDONLY), syscall.ELOOP, 0},
+					{"path through a file", open(p("file", "x"), os.O_RDONLY), syscall.ENOTDIR, 0},
+					{"mkdir through a file", os.Mkdir(p("file", "x"), 0o755), syscall.ENOTDIR, 0},
+					{"mkfifo on an existing file", syscall.Mkfifo(p("file"), 0o644), syscall.EEXIST, 0},
+					{"mknod on an existing directory", syscall.Mknod(p("dir"), syscall.S_IFIFO|0o644, 0), syscall.EEXIST, 0},
+					{"symlink on an existing file", os.Symlink("x", p("file")), syscall.EEXIST, 0},
+					{"truncate of a directory", os.Truncate(p("dir"), 0), syscall.EISDIR, 0},
+					{"truncate to a negative size", os.Truncate(p("file"), -1), syscall.EINVAL, 0},
+					{"rmdir of .", syscall.Rmdir(p("dir")+"/."), syscall.EINVAL, 0},
+					{"chmod of a missing file", os.Chmod(p("missing"), 0o644), syscall.ENOENT, 0},
+					{"utimensat of a missing file", unix.UtimesNano(p("missing"), make([]unix.Timespec, 2)), syscall.ENOENT, 0},
+					{"rename into a file", syscall.Rename(p("full", "child"), p("file", "x")), syscall.ENOTDIR, 0},
+					{"unlink through a file", syscall.Unlink(p("file", "x")), syscall.ENOTDIR, 0},
+					{"O_DIRECTORY on a file", open(p("file"), os.O_RDONLY|syscall.O_DIRECTORY), syscall.ENOTDIR, 0},
+					{"readlink of a file", errOf(os.Readlink(p("file"))), syscall.EINVAL, 0},
 				} {
 					if got := errnoOf(tc.err); got != tc.want && (tc.alt == 0 || got != tc.alt) {
 						t.Errorf("%s: %v, want %v", tc.what, tc.err, tc.want)
@@ -86,7 +110,7 @@ func TestPOSIXErrors(t *testing.T) {
 				if fi, err := os.Stat(p("dir", "sub")); err != nil || !fi.IsDir() {
 					t.Errorf("dir/sub after the failed renames: %v", err)
 				}
-				for _, name := range []string{"link", "other", "missing", "fifo"} {
+				for _, name := range []string{"link", "other", "missing"} {
 					if _, err := os.Lstat(p(name)); !os.IsNotExist(err) {
 						t.Errorf("%s exists after a failed operation: %v", name, err)
 					}
