@@ -59,8 +59,8 @@ type Volume struct {
 	mu       sync.Mutex
 	rootAttr Attr             // "/" once changed (chmod of the mountpoint): kept while mounted
 	files    map[string]*file // open or staged files by current path
-	bg     sync.WaitGroup   // background uploads
-	closed bool
+	bg       sync.WaitGroup   // background uploads
+	closed   bool
 }
 
 // OpenVolume authenticates the volume's config with opts.Roots, checks

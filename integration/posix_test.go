@@ -92,7 +92,7 @@ func TestPOSIXErrors(t *testing.T) {
 					{"symlink on an existing file", os.Symlink("x", p("file")), syscall.EEXIST, 0},
 					{"truncate of a directory", os.Truncate(p("dir"), 0), syscall.EISDIR, 0},
 					{"truncate to a negative size", os.Truncate(p("file"), -1), syscall.EINVAL, 0},
-					{"rmdir of .", syscall.Rmdir(p("dir")+"/."), syscall.EINVAL, 0},
+					{"rmdir of .", syscall.Rmdir(p("dir") + "/."), syscall.EINVAL, 0},
 					{"chmod of a missing file", os.Chmod(p("missing"), 0o644), syscall.ENOENT, 0},
 					{"utimensat of a missing file", unix.UtimesNano(p("missing"), make([]unix.Timespec, 2)), syscall.ENOENT, 0},
 					{"rename into a file", syscall.Rename(p("full", "child"), p("file", "x")), syscall.ENOTDIR, 0},
