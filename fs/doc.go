@@ -28,9 +28,40 @@
 // enc(a)/enc(b), each segment encrypted under its canonical parent path;
 // bodies are cipher envelopes and attributes are sealed in coffer-*
 // metadata bound to the path. In "none" mode names, bodies and the
-// s3fs-style metadata (mode, uid, gid, mtime) are plain, so s3fs,
-// rclone and the AWS CLI read the same bucket. A directory is a marker
-// object "<dir key>/" or just a common prefix (an implicit directory).
+// s3fs-style metadata (mode with its type bits, uid, gid, atime, mtime,
+// ctime as "seconds[.nanoseconds]", rdev of devices, xattr as s3fs's
+// url-encoded JSON, and coffer-changes, the change counter) are plain,
+// so s3fs, rclone and the AWS CLI read the same bucket. A directory is a
+// marker object "<dir key>/" or just a common prefix (an implicit
+// directory).
+//
+// Attributes (DESIGN.md §3, version 2; api.go, ops.go, xattr.go): every
+// change of content, attributes, name or link count moves ctime and the
+// change counter (Attr.touch), and every reseal carries both, atime and
+// the user.* xattrs. atime moves only when set (the mount is noatime).
+// An attribute change is a conditional metadata copy of a stored object,
+// or changes what a staged file's upload carries (checked against the
+// metadata budget at once, so a setxattr that cannot be sealed is E2BIG
+// then, not a failed upload later). One rewrite of a path at a time: it
+// holds the path's stripe. Xattrs outside user.* are refused (ENOTSUP)
+// and read as absent (ENODATA). Special files (fifo, socket, devices)
+// are objects with an empty body; a stored special file with a body is
+// EIO; the core never opens one (EINVAL: the kernel does). A setgid
+// directory hands its group, and to directories its bit, to new entries
+// (newAttr). Directories report st_nlink 1 (Attr.Nlink says why).
+//
+// Directory times (dirtimes.go): adding or removing an entry moves the
+// directory's mtime and ctime in memory at once (every lookup and
+// listing shows them) and stores them after WritebackDelay, coalesced,
+// with a conditional rewrite of the marker (an implicit directory gets
+// one); Flush stores the rest, a directory rename stores those below it
+// first, rmdir drops them. Beyond DESIGN.md: a crash loses only these
+// moves. The root has no object: its attributes live as long as the
+// mount.
+//
+// Open files that lost their name (unlinked or replaced while open) are
+// reached through their Handle (Handle.SetAttr, Setxattr), never a path:
+// their changes live in memory until the last close.
 //
 // Invariants:
 //   - No plaintext file data or name is written to local disk: writes go

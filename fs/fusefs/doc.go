@@ -1,7 +1,19 @@
 // Package fusefs mounts a coffer volume with go-fuse's node API. It only
-// translates: one node type per kind of inode (dir, file, symlink), one
-// method per FUSE operation, syscall.Errno at the boundary. Every
-// decision lives in the FUSE-free core (package fs).
+// translates: one node type per kind of inode (dir, file, symlink,
+// special for fifos, sockets and devices), one method per FUSE
+// operation, syscall.Errno at the boundary. Every decision lives in the
+// FUSE-free core (package fs).
+//
+// Paths come from go-fuse's tree, walked to the root by node.path; a
+// node whose name is gone (unlinked, or replaced by a rename, while the
+// kernel holds it) is an orphan and has no path, so nothing is ever
+// asked of the core for "/" on its behalf. An open file is reached
+// through its handle: GETATTR gets one from go-fuse (the first open
+// one), SETATTR from the kernel (ftruncate) or, for an orphan (fchmod
+// of an unlinked file), from the file node's own list of open handles.
+// An orphaned directory or special file shows the attributes last
+// reported, with st_nlink 0. The mount is noatime (MS_NOATIME, or the
+// option to fusermount3).
 //
 // Two things only the adapter can know: with the kernel writeback cache
 // (MountOptions.WritebackCache, off by default) the kernel places
