@@ -118,15 +118,29 @@ type stagedMeta struct {
 	MtimeNs  int64  `json:"mtime_ns"`
 	Replaces string `json:"replaces,omitempty"`
 	Excl     bool   `json:"excl,omitempty"`
+	// The rest of the attributes (version 2), so a recovered upload
+	// carries what a clean one would.
+	AtimeNs int64             `json:"atime_ns,omitempty"`
+	CtimeNs int64             `json:"ctime_ns,omitempty"`
+	Changes uint64            `json:"changes,omitempty"`
+	Xattrs  map[string][]byte `json:"xattrs,omitempty"`
 }
 
 // journalLocked encodes the file's staged metadata (f.mu held, or f not
 // yet shared).
 func (f *file) journalLocked() []byte {
-	b, _ := json.Marshal(stagedMeta{
+	m := stagedMeta{
 		Path: f.path, Mode: f.attr.Mode, UID: f.attr.UID, GID: f.attr.GID,
 		MtimeNs: f.attr.Mtime.UnixNano(), Replaces: f.replaces, Excl: f.excl,
-	})
+		AtimeNs: f.attr.Atime.UnixNano(), CtimeNs: f.attr.Ctime.UnixNano(), Changes: f.attr.Changes,
+	}
+	for name, value := range f.attr.Xattrs.All() {
+		if m.Xattrs == nil {
+			m.Xattrs = map[string][]byte{}
+		}
+		m.Xattrs[name] = value
+	}
+	b, _ := json.Marshal(m)
 	return b
 }
 
