@@ -234,6 +234,9 @@ func (v *Volume) rmdir(ctx context.Context, p string) error {
 	if err := v.checkWritable(p); err != nil {
 		return err
 	}
+	// No background store of its times (flushDir) may write its marker
+	// back once it is gone.
+	defer v.lockPaths(p)()
 	n, err := v.lookup(ctx, p)
 	if err != nil {
 		return err

@@ -15,8 +15,8 @@ const pathStripes = 64
 // it an open could register a version whose object had just gone, with
 // no private copy (keepContent), and its reads fail. It also orders the
 // metadata rewrites of one path, so the cache ends with the last.
-// Holders: acquire (p), unlink (p), renameFile (old and new), changeAttr
-// (p) and flushDir (p). None of them calls another holder, nor takes a
+// Holders: acquire (p), unlink (p), rmdir (p), renameFile and a directory's rename
+// (old and new), changeAttr (p) and flushDir (p). None of them calls another holder, nor takes a
 // stripe while holding v.mu, f.upMu or f.mu.
 func (v *Volume) lockPaths(ps ...string) func() {
 	idx := make([]int, 0, len(ps))

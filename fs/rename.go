@@ -76,12 +76,19 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 		if err := v.flushDirs(ctx, oldp); err != nil {
 			return err
 		}
-		if err := v.renameDir(ctx, oldp, newp, dst); err != nil {
+		// The stripes keep a background store of either directory's times
+		// (flushDir) from rewriting a marker, or caching one, across it.
+		unlock := v.lockPaths(oldp, newp)
+		err := v.renameDir(ctx, oldp, newp, dst)
+		if err == nil {
+			// What was pending at newp was the replaced directory's.
+			v.dirs.drop(newp)
+			v.dirs.drop(oldp)
+		}
+		unlock()
+		if err != nil {
 			return err
 		}
-		// What was pending at newp was the replaced directory's.
-		v.dirs.drop(newp)
-		v.dirs.drop(oldp)
 		v.touchDir(newp, now, false)
 	} else if err := v.renameFile(ctx, oldp, newp, src, dst, now); err != nil {
 		return err
