@@ -13,7 +13,10 @@
 // of an unlinked file), from the file node's own list of open handles.
 // An orphaned directory or special file shows the attributes last
 // reported, with st_nlink 0. The mount is noatime (MS_NOATIME, or the
-// option to fusermount3).
+// option to fusermount3). FUSE_HANDLE_KILLPRIV is not negotiated, so the
+// kernel itself clears setuid and setgid on a write by another user and
+// on chown, with a SETATTR of the mode; permission checks are the
+// kernel's (default_permissions).
 //
 // Two things only the adapter can know: with the kernel writeback cache
 // (MountOptions.WritebackCache, off by default) the kernel places
