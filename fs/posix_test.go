@@ -273,3 +273,39 @@ func TestDirectoryTimesAndSetgid(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainS3fsMetadata: in none mode the xattrs and times are what
+// s3fs-fuse writes and reads: x-amz-meta-xattr is the url-encoded JSON
+// {"name":"base64 of value"} (s3fs's own encoding below, as its
+// urlEncode leaves letters, digits and ".-_*~"), times "sec[.nsec]".
+func TestPlainS3fsMetadata(t *testing.T) {
+	const s3fs = "%7B%22user.a%22%3A%22dGVzdA%3D%3D%22%2C%22user.mime_type%22%3A%22dGV4dC9wbGFpbg%3D%3D%22%7D"
+	x := decodePlainXattrs(s3fs)
+	if v, _ := x.Get("user.a"); string(v) != "test" || x.Len() != 2 {
+		t.Fatalf("decoded %d attributes, user.a = %q", x.Len(), v)
+	}
+	if v, _ := x.Get("user.mime_type"); string(v) != "text/plain" {
+		t.Fatalf("user.mime_type = %q", v)
+	}
+	if got := encodePlainXattrs(x); got != s3fs {
+		t.Fatalf("encoded as %q, s3fs writes %q", got, s3fs)
+	}
+	// security.* (s3fs keeps every namespace) is skipped, not an error.
+	if y := decodePlainXattrs("%7B%22security.selinux%22%3A%22eA%3D%3D%22%7D"); y.Len() != 0 {
+		t.Fatalf("kept %d foreign attributes", y.Len())
+	}
+	for _, c := range []struct {
+		s  string
+		ns int64
+	}{{"1700000000", 1700000000e9}, {"1700000000.000000005", 1700000000e9 + 5}, {"1700000000.5", 1700000000e9 + 5e8}, {"-1", -1e9}} {
+		if ns, ok := parsePlainTime(c.s); !ok || ns != c.ns {
+			t.Errorf("parsePlainTime(%q) = %d, %v; want %d", c.s, ns, ok, c.ns)
+		}
+	}
+	if got := plainTime(1700000000e9 + 5); got != "1700000000.000000005" {
+		t.Errorf("plainTime = %q", got)
+	}
+	if got := plainTime(1700000000e9); got != "1700000000" {
+		t.Errorf("plainTime = %q", got)
+	}
+}
