@@ -179,6 +179,9 @@ func (d *Dir) load(name, path string, osf *os.File) (*File, error) {
 	}
 	want := g.physicalSize(f.size)
 	switch {
+	case st.Size() < want && f.size == 0:
+		// No block: an empty file ends after its newest record, short of
+		// the data area, and that is all it holds.
 	case st.Size() < want:
 		// Blocks past the physical end would read as holes: refuse.
 		return nil, fmt.Errorf("%w: file is %d bytes, its sealed size needs %d", cipher.ErrAuth, st.Size(), want)

@@ -323,6 +323,29 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// TestReopenEmpty: a file never written (its data area never reached)
+// reopens as the empty file it is, meta included.
+func TestReopenEmpty(t *testing.T) {
+	d := newTestDir(t, bs)
+	f := mustCreate(t, d, []byte("touched"))
+	if _, err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := d.Open(f.Name())
+	if err != nil {
+		t.Fatalf("reopening an empty file: %v", err)
+	}
+	if g.Size() != 0 || string(g.Meta()) != "touched" || g.Version() != f.Version() {
+		t.Fatalf("reopened: size %d meta %q version %+v, want %+v", g.Size(), g.Meta(), g.Version(), f.Version())
+	}
+	if _, err := g.WriteAt([]byte("later"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, g, 100); string(got) != "later" {
+		t.Fatalf("after a write: %q", got)
+	}
+}
+
 // Removed files are emptied and reused by Create; an empty file is no
 // staging file, and a new Dir adopts the empty files an old one left.
 func TestSpareReuse(t *testing.T) {
