@@ -40,7 +40,8 @@ type Volume struct {
 	// The upload pipeline (writeback.go).
 	upSem chan struct{} // bounds parallel uploads
 	pool  *blobstore.PartPool
-	clock clock // arms delayed uploads (time.AfterFunc)
+	clock clock            // arms delayed uploads (time.AfterFunc)
+	now   func() time.Time // names conflict copies (time.Now)
 
 	watch *configWatch // client mode: re-reads the config (configwatch.go)
 
@@ -56,11 +57,13 @@ type Volume struct {
 	errnos      errnoCounts  // failed operations, for Stats
 	journalSize func() int64 // the upload journal's size (nil: no journal); see Stats
 
-	mu       sync.Mutex
-	rootAttr Attr             // "/" once changed (chmod of the mountpoint): kept while mounted
-	files    map[string]*file // open or staged files by current path
-	bg       sync.WaitGroup   // background uploads
-	closed   bool
+	mu        sync.Mutex
+	rootAttr  Attr             // "/" once changed (chmod of the mountpoint): kept while mounted
+	files     map[string]*file // open or staged files by current path
+	bg        sync.WaitGroup   // background uploads
+	closed    bool
+	conflicts []Conflict     // conflict copies stored (conflict.go)
+	recovered RecoveryReport // what OpenVolume's recovery did (recover.go)
 }
 
 // OpenVolume authenticates the volume's config with opts.Roots, checks
@@ -112,7 +115,8 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		upSem:   make(chan struct{}, opts.UploadConcurrency),
 		files:   map[string]*file{},
 		pool:    blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
-		clock:   realClock{},
+		clock:   opts.clock,
+		now:     opts.now,
 	}
 	var secret []byte
 	if cfg.Encryption == EncryptionClient {
@@ -131,9 +135,14 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 	if v.local, err = openLocalState(opts, secret, v.client); err != nil {
 		return nil, err
 	}
+	v.journalSize = v.local.journalBytes
 	v.ctx, v.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if v.client {
 		v.startConfigWatch(cfg, kr)
+	}
+	if err := v.recover(ctx); err != nil {
+		v.Close(context.WithoutCancel(ctx))
+		return nil, err
 	}
 	return v, nil
 }
@@ -166,6 +175,15 @@ func withDefaults(o Options) Options {
 	if o.MemCacheSize <= 0 {
 		o.MemCacheSize = 64 << 20
 	}
+	if o.RetryBudget <= 0 {
+		o.RetryBudget = DefaultRetryBudget
+	}
+	if o.clock == nil {
+		o.clock = realClock{}
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	return o
 }
 
@@ -180,15 +198,32 @@ func (v *Volume) Encryption() string {
 // ReadOnly reports a volume opened read-only.
 func (v *Volume) ReadOnly() bool { return v.opts.ReadOnly }
 
-// Close flushes, then releases caches and staging. Files still open are
-// uploaded as they are.
+// Close flushes, then releases the journal, caches and staging. Files
+// still open are uploaded as they are. Files whose upload failed stay
+// journalled (with their staging files) for the next mount of this
+// cache dir, which uploads them first.
 func (v *Volume) Close(ctx context.Context) error {
+	v.mu.Lock()
+	closed := v.closed
+	v.mu.Unlock()
+	if closed {
+		return nil
+	}
 	err := v.Flush(ctx, nil)
 	v.mu.Lock()
 	v.closed = true
 	v.mu.Unlock()
 	v.cancel()
 	v.bg.Wait()
+	v.mu.Lock()
+	for _, f := range v.files {
+		f.mu.Lock()
+		if rerr := f.recordLocked(); rerr != nil {
+			v.journalFailed(f.path, rerr)
+		}
+		f.mu.Unlock()
+	}
+	v.mu.Unlock()
 	if cerr := v.local.close(); cerr != nil && err == nil {
 		err = cerr
 	}

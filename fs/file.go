@@ -2,15 +2,21 @@ package fs
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cache/journal"
+	"github.com/cofferfs/coffer/cache/staging"
 	"github.com/cofferfs/coffer/cipher"
 )
 
@@ -20,42 +26,57 @@ import (
 // (closed and clean) or removed (its object deleted or replaced).
 //
 // Its life, by the fields that make its state (all under f.mu; "gone" is
-// a file no longer in v.files, left to the garbage collector):
+// a file no longer in v.files, left to the garbage collector; jid is its
+// pending record in the upload journal, 0 for none):
 //
-//	state       refs  dirty  removed  timer  what it means
-//	open        >0    no     no       -      handles read the stored version (node) or a staged copy (st)
-//	changed     >0    yes    no       -      staged changes not stored yet; fsync uploads them now
-//	waiting     0     yes    no       armed  closed: its upload waits for the writeback delay or a retry
-//	uploading   any   yes    no       -      an upload holds upMu (changes wait) and took seq
-//	conflicted  any   yes    no       -      its upload met a newer object (412): no retry; kept until unmount
-//	removed     >0    any    yes      -      unlinked, or replaced by a rename, while open: never uploaded
-//	gone        0     -      -        -      forgotten: staging removed, its stored version left in meta
+//	state       refs  dirty  removed  jid  timer  what it means
+//	open        >0    no     no       0    -      handles read the stored version (node) or a staged copy (st)
+//	changed     >0    yes    no       any  -      staged changes not stored yet; fsync uploads them now
+//	journalled  >0    yes    no       set  -      a close(2) recorded the staged version; more handles are open
+//	waiting     0     yes    no       set  armed  closed and journalled: its upload waits for the writeback delay or a retry
+//	uploading   any   yes    no       any  -      an upload holds upMu (changes wait) and took seq
+//	removed     >0    any    yes      0    -      unlinked, or replaced by a rename, while open: never uploaded
+//	gone        0     -      -        0    -      forgotten: staging removed, record done, its stored version left in meta
 //
 //	event                          from -> to                                   where
 //	create                         -> changed (node nil; excl = O_EXCL)         Volume.create
 //	open of a stored file          -> open (node; replaces = its ETag)          Volume.acquire
-//	open of a waiting file         waiting -> changed (the armed upload stays)  Volume.acquire
-//	write, truncate, setattr       open, changed -> changed; seq++              changed, file.setAttr
-//	  (setattr of a clean stored file is a metadata copy: open, new node and replaces)
+//	open of a waiting file         waiting -> journalled (the armed upload stays) Volume.acquire
+//	write, truncate, setattr       open, changed, journalled -> changed; seq++  changed, file.setAttr
+//	  (setattr of a clean stored file is a metadata copy: open, new node and replaces;
+//	  of a journalled or waiting one, the new attributes are journalled at once)
+//	close(2) of a changed file     changed -> journalled (record, before close returns) Handle.Flush, recordLocked
 //	last close, clean              open -> gone                                 Handle.Close, forgetLocked
-//	last close, changed            changed -> waiting (WritebackDelay)          Handle.Close, handOffLocked
-//	timer, fsync, Flush, rename    changed, waiting -> uploading                file.upload
-//	stored, seq unchanged          uploading -> open, or gone when closed       storedLocked, uploadedLocked
+//	last close, changed            changed, journalled -> waiting (WritebackDelay) Handle.Close, handOffLocked
+//	timer, fsync, Flush, rename    changed, journalled, waiting -> uploading    file.upload
+//	stored, seq unchanged          uploading -> open, or gone when closed;      storedLocked, uploadedLocked,
+//	                                 the record is done                          doneLocked
 //	stored, seq moved              uploading -> changed, or waiting             storedLocked, uploadedLocked
 //	upload failed                  uploading -> changed, or waiting (retry)     uploadFailedLocked
-//	object changed in the store    uploading -> conflicted (fsync, Flush: 412)  uploadFailedLocked
-//	unlink, rename over it         any -> removed, or gone when closed          keepContent, dropFileLocked
+//	another mount changed the      uploading -> stored as NAME.conflict-TIME:   settleConflict, upload
+//	  object (412)                   the file moves to that path, as above
+//	unlink, rename over it         any -> removed (record done), or gone        keepContent, dropFileLocked
 //	  (a stored file still open first gets a private staged copy of the version it opened)
-//	rename of the file             state kept, path moves                       moveLocal, renameDir
+//	rename of the file             state kept, path moves (re-journalled)       moveLocal, renameDir
 //	  (a never-stored file drops excl and replaces the target's ETag)
 //	last close of a removed file   removed -> gone                              Handle.Close, forgetLocked
+//	recovery at mount              (journal record) -> waiting, then uploading  Volume.recover
 //
 // excl and replaces are the condition of the next upload: If-None-Match
-// for an O_EXCL create, If-Match on the ETag of the version it replaces
-// (set by the open and by every upload or metadata copy; a rename of a
-// never-stored file over a stored one takes the replaced file's ETag and
-// drops excl). A successful upload clears excl. seq is bumped by every
-// change; an upload leaves the file dirty when seq moved while it ran.
+// for a file created here (at the path's first upload, and for an O_EXCL
+// create), If-Match on the ETag of the version it replaces (set by the
+// open and by every upload or metadata copy; a rename of a never-stored
+// file over a stored one takes the replaced file's ETag and drops excl).
+// A successful upload clears excl. seq is bumped by every change; an
+// upload leaves the file dirty when seq moved while it ran.
+//
+// The journal's record of a file names its staging file's committed
+// version (staging.Version), and is written before close(2) returns. The
+// record is done (journal.Done) only after the staging file is removed
+// (forgotten) or, for a file still open, once its stored version holds
+// everything journalled: so a crash leaves either a record whose staging
+// file is gone (nothing to upload) or one whose staging file is exactly
+// the version journalled, never a closed file without a record.
 //
 // Lock order: a path stripe (v.lockPaths), then f.upMu, then v.mu, then
 // f.mu.
@@ -84,6 +105,50 @@ type file struct {
 	timer     timer // the armed upload of a waiting file
 	retries   int   // failed uploads in a row
 	uploadErr error // the last failure, reported to fsync and Flush
+
+	// The upload journal's (crash safety, DESIGN.md §5).
+	jid  journal.ID      // the pending record of the staged content (0: none)
+	jver staging.Version // the staging version it records
+	jtag uploadTag       // the upload tag it records as current
+	up   upKey           // what the next upload of this content is stored under
+	// tags are the upload tags earlier uploads of this content may have
+	// stored (a crashed run's included), oldest first: an object found
+	// at the path with one of them is this content, already stored.
+	tags []uploadTag
+}
+
+// uploadTag tells one upload of a file's content from every other: the
+// file ID of its ObjectKey in client mode, 16 random bytes (metadata
+// coffer-upload) in none mode. Journalled before the upload starts, it
+// lets a later run recognise an upload that finished before its record
+// was marked done.
+type uploadTag [16]byte
+
+// upKey is the key material of the next upload of one content version
+// (seq): its ObjectKey (nil in none mode) and tag. A retry of the same
+// content reuses it; any change draws a new one.
+type upKey struct {
+	okey *cipher.ObjectKey
+	tag  uploadTag
+	seq  uint64
+	set  bool
+}
+
+// maxTags bounds the upload tags a record keeps.
+const maxTags = 4
+
+// MarshalText encodes a tag in the journal's JSON (base64url).
+func (t uploadTag) MarshalText() ([]byte, error) {
+	return []byte(base64.RawURLEncoding.EncodeToString(t[:])), nil
+}
+
+// UnmarshalText decodes a tag from the journal's JSON.
+func (t *uploadTag) UnmarshalText(b []byte) error {
+	if base64.RawURLEncoding.DecodedLen(len(b)) != len(t) {
+		return fmt.Errorf("upload tag of %d characters", len(b))
+	}
+	_, err := base64.RawURLEncoding.Decode(t[:], b)
+	return err
 }
 
 // timer is an armed upload; Stop disarms it (*time.Timer).
@@ -107,15 +172,18 @@ func (f *file) snapshot() *node {
 	return &n
 }
 
-// stagedMeta is what a staging file records (sealed) about its file, so
-// that a later upload journal can recover it: the canonical path, the
-// attributes, and the ETag of the version it replaces.
+// stagedMeta is what the journal records (sealed) about a staged file,
+// and what its staging file holds (sealed) for coffer fsck --repair: the
+// canonical path, the attributes, the condition of its upload (the ETag
+// of the version it replaces, or a create), and in the journal the tags
+// of the uploads that may have stored it. A staging file of a file
+// unlinked while open says only Removed.
 type stagedMeta struct {
-	Path     string `json:"path"`
-	Mode     uint32 `json:"mode"`
-	UID      uint32 `json:"uid"`
-	GID      uint32 `json:"gid"`
-	MtimeNs  int64  `json:"mtime_ns"`
+	Path     string `json:"path,omitempty"`
+	Mode     uint32 `json:"mode,omitempty"`
+	UID      uint32 `json:"uid,omitempty"`
+	GID      uint32 `json:"gid,omitempty"`
+	MtimeNs  int64  `json:"mtime_ns,omitempty"`
 	Replaces string `json:"replaces,omitempty"`
 	Excl     bool   `json:"excl,omitempty"`
 	// The rest of the attributes (version 2), so a recovered upload
@@ -124,11 +192,18 @@ type stagedMeta struct {
 	CtimeNs int64             `json:"ctime_ns,omitempty"`
 	Changes uint64            `json:"changes,omitempty"`
 	Xattrs  map[string][]byte `json:"xattrs,omitempty"`
+	// The journal's: the tags of uploads that may have stored it.
+	Tags    []uploadTag `json:"tags,omitempty"`
+	Removed bool        `json:"removed,omitempty"`
 }
 
-// journalLocked encodes the file's staged metadata (f.mu held, or f not
-// yet shared).
-func (f *file) journalLocked() []byte {
+// journalLocked encodes the file's staged metadata for its staging file
+// (f.mu held, or f not yet shared).
+func (f *file) journalLocked() []byte { return f.metaLocked(false) }
+
+// metaLocked encodes the staged metadata; withTags adds the upload tags
+// (the journal's record).
+func (f *file) metaLocked(withTags bool) []byte {
 	m := stagedMeta{
 		Path: f.path, Mode: f.attr.Mode, UID: f.attr.UID, GID: f.attr.GID,
 		MtimeNs: f.attr.Mtime.UnixNano(), Replaces: f.replaces, Excl: f.excl,
@@ -140,19 +215,107 @@ func (f *file) journalLocked() []byte {
 		}
 		m.Xattrs[name] = value
 	}
+	if withTags {
+		m.Tags = f.tags
+	}
 	b, _ := json.Marshal(m)
 	return b
 }
 
-// rejournalLocked records a changed path or attributes in the staging
-// file (f.mu held); failures only cost recoverability.
+// rejournalLocked records a changed path or attributes (f.mu held): in
+// the staging file, and in the journal when the file has a record or is
+// closed (a record of the old path or attributes would upload the file
+// under them after a crash). Failures only cost recoverability.
 func (f *file) rejournalLocked() {
-	if f.st == nil {
+	if f.st == nil || f.removed {
 		return
 	}
 	if err := f.st.SetMeta(f.journalLocked()); err != nil {
-		f.v.log.Warn("recording staged metadata", "err", err)
+		f.v.logEvent(slog.LevelWarn, "recording staged metadata", f.path, "", "err", err)
 	}
+	if f.jid != 0 || f.refs == 0 {
+		if err := f.recordLocked(); err != nil {
+			f.v.logEvent(slog.LevelWarn, "journalling a staged file", f.path, "", "err", err)
+		}
+	}
+}
+
+// recordLocked journals f's staged content as it is now (f.mu held): the
+// committed staging version with the path, attributes, upload condition
+// and upload tags, written to the journal before it returns, so that the
+// upload survives the death of the process (and, after the journal's
+// batch sync, of the machine). A version journalled already is not
+// recorded again; a clean, removed or unstaged file needs no record.
+func (f *file) recordLocked() error {
+	if !f.dirty || f.removed || f.st == nil {
+		return nil
+	}
+	ver, err := f.st.Commit()
+	if err != nil {
+		return err
+	}
+	if err := f.upKeyLocked(); err != nil {
+		return err
+	}
+	if f.jid != 0 && ver == f.jver && f.jtag == f.up.tag {
+		return nil
+	}
+	st := f.st
+	id, err := f.v.local.journal.Append(journal.Entry{
+		Staging: journal.Staging(ver),
+		Blob:    f.metaLocked(true),
+		Sync:    func() error { return syncStaging(st) },
+	})
+	if err != nil {
+		return err
+	}
+	f.jid, f.jver, f.jtag = id, ver, f.up.tag
+	return nil
+}
+
+// syncStaging fsyncs a staging file for the journal; one removed since
+// (its file stored or dropped) needs nothing.
+func syncStaging(st stagingFile) error {
+	if err := st.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// upKeyLocked makes sure f.up is the key of its current content (f.mu
+// held), drawing a new one (and tag) when the content changed.
+func (f *file) upKeyLocked() error {
+	if f.up.set && f.up.seq == f.seq {
+		return nil
+	}
+	okey, err := f.v.lay.newObjectKey()
+	if err != nil {
+		return err
+	}
+	var tag uploadTag
+	if okey != nil {
+		tag = uploadTag(okey.FileID())
+	} else if _, err := rand.Read(tag[:]); err != nil {
+		return err
+	}
+	f.up = upKey{okey: okey, tag: tag, seq: f.seq, set: true}
+	f.tags = append(f.tags, tag)
+	if len(f.tags) > maxTags {
+		f.tags = f.tags[len(f.tags)-maxTags:]
+	}
+	return nil
+}
+
+// doneLocked marks f's record done (f.mu held): its content is stored,
+// or no longer to be.
+func (f *file) doneLocked() {
+	if f.jid == 0 {
+		return
+	}
+	if err := f.v.local.journal.Done(f.jid); err != nil {
+		f.v.log.Warn("marking a journal record done (the next mount finds it again and checks the store)", "err", err)
+	}
+	f.jid = 0
 }
 
 func (f *file) readerLocked() *reader {
@@ -293,6 +456,10 @@ func (v *Volume) forgetLocked(f *file) {
 		}
 		f.st = nil
 	}
+	// After the removal: a crash in between leaves a record whose
+	// staging file is gone, which recovery takes as done.
+	f.doneLocked()
+	f.tags, f.up = nil, upKey{}
 	if f.node != nil && !f.removed {
 		n := *f.node
 		n.path, n.attr = f.path, f.attr
@@ -316,9 +483,22 @@ func (v *Volume) dropFileLocked(f *file, p string) (stored *node) {
 	}
 	if f.refs == 0 {
 		v.forgetLocked(f)
+		return f.node
 	}
+	// Still open: the staging file stays for its handles. It says it was
+	// removed before the record goes, so that recovery after a crash
+	// deletes it rather than keeping it as a file to repair.
+	if f.st != nil {
+		if err := f.st.SetMeta(removedMeta); err != nil {
+			v.log.Warn("marking a staging file removed", "err", err)
+		}
+	}
+	f.doneLocked()
 	return f.node
 }
+
+// removedMeta is the staged metadata of a file unlinked while open.
+var removedMeta, _ = json.Marshal(stagedMeta{Removed: true})
 
 // uploadJob is one upload of a file: its staged content and what goes
 // with it, as they were when the upload started.
@@ -328,18 +508,22 @@ type uploadJob struct {
 	seq  uint64 // f.seq then: a change since leaves the file dirty
 	st   stagingFile
 	opts blobstore.PutOptions // the condition: excl, replaces
+	up   upKey                // its ObjectKey and tag
+	tags []uploadTag          // tags of uploads that may have stored this content
 }
 
 // uploadJobLocked returns the upload of f's staged changes; ok is false
 // when there are none to upload (clean, removed, or never staged). f.mu
-// held, and f.upMu by the uploader, so the content stays as taken.
+// held, and f.upMu by the uploader, so the content stays as taken; the
+// caller drew the content's upload key first (upKeyLocked).
 func (f *file) uploadJobLocked() (job uploadJob, ok bool) {
-	if !f.dirty || f.removed || f.st == nil {
+	if !f.dirty || f.removed || f.st == nil || !f.up.set || f.up.seq != f.seq {
 		return uploadJob{}, false
 	}
 	return uploadJob{
 		path: f.path, attr: f.attr, seq: f.seq, st: f.st,
 		opts: blobstore.PutOptions{IfNoneMatch: f.excl, IfMatch: f.replaces},
+		up:   f.up, tags: slices.Clone(f.tags),
 	}, true
 }
 
@@ -355,6 +539,7 @@ func (f *file) storedLocked(job uploadJob, n *node) {
 	f.excl, f.replaces = false, n.etag
 	if f.seq == job.seq {
 		f.dirty = false
+		f.tags, f.up = nil, upKey{}
 	}
 	if f.path == job.path && !f.removed {
 		s := *n

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"syscall"
 	"time"
 )
@@ -120,8 +121,11 @@ func (v *Volume) create(ctx context.Context, p string, mode uint32, flags int) (
 	if _, _, err := v.objectKey(p); err != nil {
 		return nil, err
 	}
+	// Its first upload is a conditional create (If-None-Match), O_EXCL or
+	// not: the lookup above may be stale, and if another mount created
+	// the path meanwhile, neither version is lost (conflicts, writeback.go).
 	f := &file{
-		v: v, path: p, dirty: true, excl: flags&syscall.O_EXCL != 0,
+		v: v, path: p, dirty: true, excl: true,
 		attr: v.newAttr(ctx, p, syscall.S_IFREG|mode&0o7777),
 	}
 	st, err := v.local.newStaging(f.journalLocked())
@@ -292,6 +296,37 @@ func (f *file) failedWrite(err error) error {
 // error, or the error of a failed upload since the last fsync.
 func (h *Handle) Fsync(ctx context.Context) error {
 	return h.f.uploadNow(ctx)
+}
+
+// Flush is one close(2) of the file (FUSE FLUSH, which close waits for;
+// the release that ends the handle, Close, comes later and nobody waits
+// for it): staged changes not yet stored are journalled now, so that
+// their upload survives the death of the process from the moment close
+// returns. It never waits for the upload.
+func (h *Handle) Flush(ctx context.Context) error {
+	if h.closed || !h.writable {
+		return nil
+	}
+	f := h.f
+	f.mu.Lock()
+	err := f.recordLocked()
+	p := f.path
+	f.mu.Unlock()
+	if err != nil {
+		return f.v.finish("close", p, f.v.journalFailed(p, err))
+	}
+	return nil
+}
+
+// journalFailed reports a record the journal could not write: ENOSPC on
+// a full disk, else EIO (logged). The file is still staged and uploaded
+// as usual; only a crash before its upload would lose it.
+func (v *Volume) journalFailed(p string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		v.logEvent(slog.LevelWarn, "upload journal cannot grow: reporting ENOSPC; the file is uploaded as usual, but a crash before that would lose it", p, "", "err", err)
+		return withErrno(syscall.ENOSPC, err)
+	}
+	return v.failEIO("upload journal failed; the file is uploaded as usual, but a crash before that would lose it", p, "", err)
 }
 
 // Close releases the handle; the last close of a changed file schedules

@@ -25,6 +25,8 @@ type countingStore struct {
 	blobstore.Store
 	mu     sync.Mutex
 	counts map[string]int
+	// onList, if set, is called at the start of every List.
+	onList func()
 }
 
 func (c *countingStore) inc(op string) {
@@ -79,6 +81,9 @@ func (c *countingStore) Copy(ctx context.Context, src, dst string, opts blobstor
 
 func (c *countingStore) List(ctx context.Context, prefix, delim string) iter.Seq2[blobstore.Entry, error] {
 	c.inc("list")
+	if c.onList != nil {
+		c.onList()
+	}
 	return c.Store.List(ctx, prefix, delim)
 }
 

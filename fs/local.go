@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/cofferfs/coffer/cache"
+	"github.com/cofferfs/coffer/cache/journal"
 	"github.com/cofferfs/coffer/cache/staging"
 )
 
@@ -24,6 +26,23 @@ type stagingFile interface {
 	SetMeta(meta []byte) error
 	NewReader() io.Reader
 	Remove() error
+	// Commit commits buffered data, size and meta (no fsync) and returns
+	// the Version the journal records; the next change makes a newer one.
+	Commit() (staging.Version, error)
+	// Version is the committed state (for a reopened file: as found).
+	Version() staging.Version
+	// Sync commits and fsyncs.
+	Sync() error
+	Meta() []byte
+	Close() error
+}
+
+// uploadJournal is the part of cache/journal.Journal the core uses: it
+// records a closed file's staging version before close(2) returns, and
+// forgets it once the file is stored or no longer needs to be.
+type uploadJournal interface {
+	Append(e journal.Entry) (journal.ID, error)
+	Done(id journal.ID) error
 }
 
 // blockID names one chunk of one object version in the block cache.
@@ -49,15 +68,35 @@ func (v *Volume) dropCached(n *node) {
 	v.local.blocks.DropObject(v.lay.blockObject(n.key, n.etag, n.okey))
 }
 
-// localState is everything the volume keeps on local disk.
+// localState is everything the volume keeps on local disk: under the
+// cache dir, the upload journal (journal/, whose lock keeps a second
+// mount out of the whole cache dir), the staging files (staging/), the
+// block cache (blocks/) and the staging files recovery could not upload
+// as whole (lost+found/).
 type localState struct {
+	dir        string
 	newStaging func(meta []byte) (stagingFile, error)
+	staging    *staging.Dir
+	journal    uploadJournal
+	recovery   journal.Recovery // what the journal held at open, for Volume.recover
 	blocks     blockCache
-	close      func() error
+	// closeJournal runs after the last upload and before the staging
+	// directory closes; closeRest closes the staging directory and the
+	// block cache (and removes a temporary cache dir).
+	closeJournal func() error
+	closeRest    func() error
 }
 
-// openLocalState opens the staging directory and the block cache under
-// the cache directory (a temporary one, removed by close, when empty).
+// lostFound is the cache dir's subdirectory for staging files that must
+// not be uploaded as whole (their journal record is missing, damaged, or
+// describes another version): kept, still sealed, for coffer fsck
+// --repair.
+const lostFound = "lost+found"
+
+// openLocalState opens the upload journal, the staging directory and the
+// block cache under the cache directory (a temporary one, removed by
+// close, when empty). The journal comes first: its lock is what keeps a
+// second mount out of the cache dir.
 func openLocalState(opts Options, secret []byte, client bool) (*localState, error) {
 	dir := opts.CacheDir
 	tmp := false
@@ -70,18 +109,33 @@ func openLocalState(opts Options, secret []byte, client bool) (*localState, erro
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache directory: %w", err)
 	}
+	j, rec, err := journal.Open(filepath.Join(dir, "journal"), secret, journal.Options{SyncDelay: journalSyncDelay(opts)})
+	if errors.Is(err, journal.ErrLocked) {
+		return nil, fmt.Errorf("cache directory %s is in use by another coffer mount (%w): stop that mount, or give this one its own --cache-dir", dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upload journal: %w", err)
+	}
 	sd, err := staging.OpenDir(filepath.Join(dir, "staging"), secret)
 	if err != nil {
+		j.Close()
 		return nil, fmt.Errorf("staging directory: %w", err)
 	}
 	blocks, closeBlocks, err := openBlocks(opts, filepath.Join(dir, "blocks"), secret, client, opts.Logger)
 	if err != nil {
+		sd.Close()
+		j.Close()
 		return nil, err
 	}
 	return &localState{
-		newStaging: func(meta []byte) (stagingFile, error) { return sd.Create(meta) },
-		blocks:     blocks,
-		close: func() error {
+		dir:          dir,
+		newStaging:   func(meta []byte) (stagingFile, error) { return sd.Create(meta) },
+		staging:      sd,
+		journal:      j,
+		recovery:     rec,
+		blocks:       blocks,
+		closeJournal: j.Close,
+		closeRest: func() error {
 			err := errors.Join(sd.Close(), closeBlocks())
 			if tmp {
 				if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
@@ -91,6 +145,58 @@ func openLocalState(opts Options, secret []byte, client bool) (*localState, erro
 			return err
 		},
 	}, nil
+}
+
+// journalSyncDelay is how long a journal record waits for its batch
+// fsync: a second more than the writeback delay, so that a small file
+// uploaded on time is never fsynced here (journal.DefaultSyncDelay's
+// reasoning); the window in which the loss of the machine, not of the
+// process, can lose a closed file.
+func journalSyncDelay(opts Options) time.Duration {
+	if opts.WritebackDelay > 0 {
+		return opts.WritebackDelay + time.Second
+	}
+	return time.Second
+}
+
+// close closes the journal, then the rest.
+func (l *localState) close() error {
+	return errors.Join(l.closeJournal(), l.closeRest())
+}
+
+// journalBytes is the size of the journal's segments on disk.
+func (l *localState) journalBytes() int64 {
+	ents, err := os.ReadDir(filepath.Join(l.dir, "journal"))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && filepath.Ext(e.Name()) == ".jnl" {
+			n += info.Size()
+		}
+	}
+	return n
+}
+
+// openStaging reopens the staging file called name, as a previous run
+// left it.
+func (l *localState) openStaging(name string) (stagingFile, error) {
+	return l.staging.Open(name)
+}
+
+// setAside moves the staging file called name (closed) to lost+found,
+// still sealed, and returns where it went.
+func (l *localState) setAside(name string) (string, error) {
+	dst := filepath.Join(l.dir, lostFound)
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return "", err
+	}
+	to := filepath.Join(dst, name)
+	if err := os.Rename(filepath.Join(l.dir, "staging", name), to); err != nil {
+		return "", err
+	}
+	return to, nil
 }
 
 func randomSecret() ([]byte, error) {

@@ -230,25 +230,28 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 
 // moveLocal moves the state of an open or staged file to newp (its
 // ctime moves to now); a file open at newp is replaced (its handles keep
-// what they have).
+// what they have). f is journalled under newp before the replaced file's
+// record goes, so a crash in between keeps both versions rather than
+// neither.
 func (v *Volume) moveLocal(f *file, oldp, newp string, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if other := v.files[newp]; other != nil && other != f {
-		v.dropFileLocked(other, newp)
-	}
+	other := v.files[newp]
 	v.repathLocked(f, oldp, newp)
 	f.mu.Lock()
 	if f.node == nil {
 		// Never stored: what it replaced at newp was deleted, so its
-		// first upload creates.
-		f.excl = false
+		// first upload creates (If-None-Match).
+		f.excl = true
 		f.replaces = ""
 		f.attr.touch(now)
 		f.seq++
-		f.rejournalLocked()
 	}
+	f.rejournalLocked()
 	f.mu.Unlock()
+	if other != nil && other != f {
+		v.dropFileLocked(other, newp)
+	}
 }
 
 // repathLocked moves f, open or staged at oldp, to newp: its entry in

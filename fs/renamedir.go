@@ -266,10 +266,14 @@ func (d *dirRename) moveOpenFiles() {
 	v := d.v
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for p, f := range v.files {
-		if !isUnder(p, d.oldp) {
-			continue
+	var below []string
+	for p := range v.files {
+		if isUnder(p, d.oldp) {
+			below = append(below, p)
 		}
+	}
+	for _, p := range below {
+		f := v.files[p]
 		v.repathLocked(f, p, d.newp+strings.TrimPrefix(p, d.oldp))
 		f.mu.Lock()
 		if f.node != nil {
@@ -277,6 +281,9 @@ func (d *dirRename) moveOpenFiles() {
 				f.node, f.rd, f.replaces = m.node, nil, m.node.etag
 			}
 		}
+		// A file written again since uploadBelow must not be journalled
+		// under its old path.
+		f.rejournalLocked()
 		f.mu.Unlock()
 	}
 }

@@ -38,6 +38,11 @@ const (
 	DefaultListConcurrency   = 64
 )
 
+// DefaultRetryBudget is Options.RetryBudget's default: the S3 backend's
+// own retry budget with its defaults (6 attempts, 30 s stall timeout,
+// backoff capped at 8 s: about 3.4 minutes).
+var DefaultRetryBudget = blobstore.Options{}.RetryBudget()
+
 // Options configure OpenVolume.
 type Options struct {
 	Store blobstore.Store
@@ -79,6 +84,13 @@ type Options struct {
 	// to follow KEK rotations (configwatch.go); 0: the metadata TTL,
 	// within [1 s, ConfigRefreshMax]; negative: never.
 	ConfigRefresh time.Duration
+	// RetryBudget is how long an upload that a caller waits for (fsync,
+	// Flush, a rename that must upload first) keeps retrying a store that
+	// fails with transient errors (unreachable, stalled, 5xx, throttled)
+	// before it fails; a store back within it sees the upload succeed.
+	// Uploads nobody waits for (closed files) retry until they succeed,
+	// journalled meanwhile. 0: DefaultRetryBudget.
+	RetryBudget time.Duration
 	// ReadOnly refuses every change with EROFS.
 	ReadOnly bool
 	// UID and GID own implicit directories and are the default owner of
@@ -86,6 +98,12 @@ type Options struct {
 	UID, GID uint32
 	// Logger receives the volume's records (nil: discarded).
 	Logger *slog.Logger
+	// Test hooks: the clock of delayed uploads and the time that names
+	// conflict copies (nil: the real ones); blobstore.Upload's retries.
+	clock         clock
+	now           func() time.Time
+	uploadRetries int
+
 	// LogPlaintextNames lets Debug records name files by their
 	// plaintext path (after the object key that every record carries).
 	// Set it only when the log goes to a terminal, never to a file:

@@ -2,10 +2,15 @@ package fs
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
@@ -32,16 +37,33 @@ import (
 // moves a file through are tabled at type file.
 //
 // The upload journal (crash safety, DESIGN.md §5) hooks in where a file
-// enters and leaves the pipeline: a closed file enters only in
-// handOffLocked, and leaves in uploadedLocked once stored, or in
+// enters and leaves the pipeline: a closed file is journalled by every
+// close(2) (Handle.Flush) and enters the pipeline in handOffLocked; it
+// leaves once stored (uploadedLocked, then doneLocked), or in
 // forgetLocked when it is unlinked or replaced first (dropFileLocked).
+// An upload of a journalled file journals its upload tag first, so a
+// later run recognises the object if the upload finishes and the process
+// dies before the record is done.
+//
+// Conflicts: every upload is conditional on the version it replaces
+// (If-Match on its ETag; If-None-Match for a file created here).
+// Refused, it goes to settleConflict: the object found is this upload
+// (a tag of it), or the version it replaced was deleted (the file is
+// created again), or another mount changed the file, and then this
+// version is stored beside it as NAME.conflict-YYYYMMDD-HHMMSS (UTC, the
+// volume's clock; -2, -3, ... when taken) with the same attributes, a
+// warning names both, and the file moves to that name.
 
 // handOffLocked is where a closed file enters the pipeline: the last
 // Close of a changed file (v.mu and f.mu held) arms its upload for the
 // writeback delay, so that what follows a close within it (rsync's
 // utimes, chmod and rename of its temporary file) costs no upload of its
-// own. The upload journal records the file here, before close returns.
+// own. Its close(2) journalled it already (Handle.Flush); a Close without
+// Flush (the core's own callers) journals it here.
 func (v *Volume) handOffLocked(f *file) {
+	if err := f.recordLocked(); err != nil {
+		v.journalFailed(f.path, err)
+	}
 	f.scheduleLocked(v.opts.WritebackDelay)
 }
 
@@ -76,6 +98,20 @@ func (f *file) upload(ctx context.Context) error {
 	f.upMu.Lock()
 	defer f.upMu.Unlock()
 	f.mu.Lock()
+	if !f.dirty || f.removed || f.st == nil {
+		f.mu.Unlock()
+		return nil
+	}
+	if err := f.upKeyLocked(); err != nil {
+		f.mu.Unlock()
+		return err
+	}
+	if f.jid != 0 {
+		// The record must name the tag this upload stores under.
+		if err := f.recordLocked(); err != nil {
+			v.journalFailed(f.path, err)
+		}
+	}
 	job, ok := f.uploadJobLocked()
 	f.mu.Unlock()
 	if !ok {
@@ -83,7 +119,23 @@ func (f *file) upload(ctx context.Context) error {
 	}
 
 	n, err := v.storeStaged(ctx, job)
+	if isConflict(err) {
+		n, err = v.settleConflict(ctx, job, err)
+	}
 
+	if err == nil && n.path != job.path {
+		// Stored as a conflict copy: the file is that copy from now on.
+		v.mu.Lock()
+		if v.files[job.path] == f {
+			v.repathLocked(f, job.path, n.path)
+		} else {
+			f.mu.Lock()
+			f.path = n.path
+			f.mu.Unlock()
+		}
+		v.mu.Unlock()
+		job.path = n.path
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	f.mu.Lock()
@@ -94,6 +146,9 @@ func (f *file) upload(ctx context.Context) error {
 	}
 	f.storedLocked(job, n)
 	v.uploadedLocked(f)
+	if !f.dirty {
+		f.doneLocked() // still open: the staging file stays, the record goes
+	}
 	return nil
 }
 
@@ -112,13 +167,13 @@ func (v *Volume) storeStaged(ctx context.Context, job uploadJob) (*node, error) 
 	if err != nil {
 		return nil, err
 	}
-	okey, err := v.lay.newObjectKey()
-	if err != nil {
-		return nil, err
-	}
+	okey := job.up.okey
 	meta, err := v.lay.sealMeta(p, okey, toCipherAttr(attr), long)
 	if err != nil {
 		return nil, err
+	}
+	if okey == nil {
+		meta[metaUploadTag] = hex.EncodeToString(job.up.tag[:])
 	}
 	size := job.st.Size()
 	info, err := v.putBody(ctx, key, okey, job.st.NewReader(), size, meta, job.opts)
@@ -164,6 +219,7 @@ func (v *Volume) put(ctx context.Context, key string, body io.Reader, size int64
 		PutOptions:  opts,
 		Concurrency: v.opts.UploadConcurrency,
 		Pool:        v.pool,
+		Retries:     v.opts.uploadRetries,
 	})
 }
 
@@ -186,15 +242,10 @@ func (v *Volume) uploadedLocked(f *file) {
 // uploadFailedLocked records a failed upload of f (v.mu and f.mu held)
 // for fsync and Flush to report, and retries it in the background while
 // the file is closed: 1 s after the first failure, twice as late after
-// each one more, at most a minute. An upload refused because the object
-// changed in the store since the version f replaces is not retried: the
-// local version is kept until unmount.
+// each one more, at most a minute. The file stays journalled meanwhile.
 func (v *Volume) uploadFailedLocked(ctx context.Context, f *file, job uploadJob, err error) {
 	f.uploadErr = err
 	switch {
-	case errors.Is(err, blobstore.ErrPreconditionFailed):
-		v.logEvent(slog.LevelError, "not uploading: the object changed in the store since this version was opened; the local version is kept until unmount",
-			job.path, "", "err", err)
 	case ctx.Err() == nil && !v.closed && f.refs == 0:
 		f.retries++
 		delay := retryDelay(f.retries)
@@ -220,7 +271,8 @@ type realClock struct{}
 func (realClock) AfterFunc(d time.Duration, fn func()) timer { return time.AfterFunc(d, fn) }
 
 // uploadNow uploads pending changes at once and returns the result (or
-// the last failure when there is nothing left to upload).
+// the last failure when there is nothing left to upload). A store that
+// fails transiently is retried for the retry budget (retrying).
 func (f *file) uploadNow(ctx context.Context) error {
 	f.mu.Lock()
 	if f.timer != nil {
@@ -229,6 +281,7 @@ func (f *file) uploadNow(ctx context.Context) error {
 	}
 	dirty := f.dirty && !f.removed
 	err := f.uploadErr
+	p := f.path
 	f.mu.Unlock()
 	if !dirty {
 		if err != nil {
@@ -236,16 +289,109 @@ func (f *file) uploadNow(ctx context.Context) error {
 			f.uploadErr = nil
 			f.mu.Unlock()
 		}
-		return f.v.finish("fsync", f.path, err)
+		return f.v.finish("fsync", p, err)
 	}
-	return f.v.finish("upload", f.path, f.upload(ctx))
+	err = f.v.retrying(ctx, f.upload)
+	f.mu.Lock()
+	p = f.path // a conflict copy moved it
+	f.mu.Unlock()
+	return f.v.finish("upload", p, err)
+}
+
+// retrying calls upload until it succeeds, fails for good, or the store
+// has failed transiently (unreachable, stalled, 5xx, throttled) for
+// longer than the retry budget: then the last failure is returned,
+// marked errBudgetSpent. Each call is bounded by what is left of the
+// budget, so no caller waits much longer than it.
+func (v *Volume) retrying(ctx context.Context, upload func(context.Context) error) error {
+	budget := v.opts.RetryBudget
+	deadline := time.Now().Add(budget)
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		err := upload(cctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if !retryable(err) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		wait := min(100*time.Millisecond<<min(attempt-1, 6), 5*time.Second)
+		if time.Until(deadline) < wait {
+			return withErrno(syscall.EIO, &budgetSpentError{err: err, budget: budget})
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// retryable reports a store failure that may pass: the store unreachable,
+// stalled, failing with 5xx, or throttling.
+func retryable(err error) bool {
+	return errors.Is(err, blobstore.ErrTransient) || errors.Is(err, blobstore.ErrThrottled)
+}
+
+// budgetSpentError is an upload that failed because the store kept
+// failing for the whole retry budget.
+type budgetSpentError struct {
+	err    error
+	budget time.Duration
+}
+
+func (e *budgetSpentError) Error() string {
+	return fmt.Sprintf("the store kept failing for the retry budget (%v): %v", e.budget, e.err)
+}
+
+func (e *budgetSpentError) Unwrap() error { return e.err }
+
+// errNotTried is the failure of an upload Flush did not start because the
+// store had already failed another for the whole retry budget.
+var errNotTried = errors.New("not tried: the store kept failing for the retry budget")
+
+// FlushError is what Flush returns when uploads failed: every file not
+// stored, by path, with its error. They stay journalled (and staged) for
+// a retry, or for the next mount of the cache dir.
+type FlushError struct {
+	Failed []FailedUpload
+}
+
+// FailedUpload is one file Flush could not store.
+type FailedUpload struct {
+	Path string
+	Err  error
+}
+
+func (e *FlushError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d file(s) not uploaded", len(e.Failed))
+	for i, f := range e.Failed {
+		if i == 8 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Failed)-i)
+			break
+		}
+		fmt.Fprintf(&b, "; %v", f.Err)
+	}
+	return b.String()
+}
+
+func (e *FlushError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
 }
 
 // Flush uploads every file waiting for its writeback delay now and waits
 // until every pending upload finished, calling progress (if not nil) with
-// the number still pending. It returns the errors of uploads that failed.
+// the number still pending. It returns a *FlushError naming the files
+// whose upload failed (once the store has failed one upload for the
+// whole retry budget, the others are not tried), or ctx's error.
 func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
-	var errs []error
+	var failed []FailedUpload
 	for {
 		v.mu.Lock()
 		var todo []*file
@@ -264,23 +410,44 @@ func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
 			break
 		}
 		var emu sync.Mutex
+		spent := false
 		fanOut(ctx, v.opts.UploadConcurrency, len(todo), func(ctx context.Context, i int) error {
-			if err := todo[i].uploadNow(ctx); err != nil {
+			f := todo[i]
+			emu.Lock()
+			skip := spent
+			emu.Unlock()
+			var err error
+			if skip {
+				err = errNotTried
+			} else {
+				err = f.uploadNow(ctx)
+			}
+			if err != nil {
+				f.mu.Lock()
+				p := f.path
+				f.mu.Unlock()
+				var be *budgetSpentError
 				emu.Lock()
-				errs = append(errs, err)
+				spent = spent || errors.As(err, &be)
+				failed = append(failed, FailedUpload{Path: p, Err: err})
 				emu.Unlock()
 			}
-			return nil // every file gets its upload
+			return nil // every file gets its upload (or its failure)
 		})
-		if len(errs) > 0 || ctx.Err() != nil {
+		if len(failed) > 0 || ctx.Err() != nil {
 			break
 		}
 	}
-	if err := v.flushDirs(ctx, ""); err != nil {
-		errs = append(errs, err)
-	}
+	dirErr := v.flushDirs(ctx, "") // directory times (dirtimes.go)
 	if err := ctx.Err(); err != nil {
-		errs = append(errs, err)
+		return err
 	}
-	return errors.Join(errs...)
+	if len(failed) > 0 {
+		slices.SortFunc(failed, func(a, b FailedUpload) int { return strings.Compare(a.Path, b.Path) })
+		if dirErr != nil {
+			return errors.Join(&FlushError{Failed: failed}, dirErr)
+		}
+		return &FlushError{Failed: failed}
+	}
+	return dirErr
 }

@@ -187,34 +187,6 @@ func TestFailedUploadIsRetriedAndReported(t *testing.T) {
 	}
 }
 
-// TestConflictingUploadFails: a file changed in the store since it was
-// opened is not overwritten; fsync says so.
-func TestConflictingUploadFails(t *testing.T) {
-	tv := newTestVolume(t, EncryptionClient)
-	ctx := context.Background()
-	writeFile(t, tv.Volume, "/c", []byte("v1"))
-	flush(t, tv.Volume)
-	h, err := tv.Open(ctx, "/c", syscall.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.WriteAt(ctx, []byte("V"), 0); err != nil {
-		t.Fatal(err)
-	}
-	other := tv.reopen(t)
-	writeFile(t, other, "/c", []byte("other"))
-	flush(t, other)
-	if err := h.Fsync(ctx); !errors.Is(err, blobstore.ErrPreconditionFailed) {
-		t.Fatalf("fsync = %v, want a precondition failure", err)
-	}
-	h.Close(ctx)
-	if got := readFile(t, tv.reopen(t), "/c"); string(got) != "other" {
-		t.Fatalf("stored %q", got)
-	}
-	// Forget the conflicting version so Close does not report it.
-	tv.Unlink(ctx, "/c")
-}
-
 // TestReadAfterRemoteChangeIsStale: an open reader never mixes versions.
 func TestReadAfterRemoteChangeIsStale(t *testing.T) {
 	tv := newTestVolume(t, EncryptionClient)

@@ -758,8 +758,17 @@ func (f *file) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 	return errno(h.h.Fsync(ctx))
 }
 
-// Flush runs at every close(2); the upload waits for the last release.
-func (f *file) Flush(context.Context, gofs.FileHandle) syscall.Errno { return 0 }
+// Flush runs at every close(2), which waits for it (the release after it
+// is not waited for): staged changes are journalled here, so a closed
+// file survives the death of the mount; the upload waits for the last
+// release.
+func (f *file) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	ctx = uninterrupted(ctx)
+	if h, ok := fh.(*handle); ok {
+		return errno(h.h.Flush(ctx))
+	}
+	return 0
+}
 
 func (f *file) Release(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
 	ctx = uninterrupted(ctx)

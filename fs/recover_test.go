@@ -1,0 +1,378 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/cofferfs/coffer/blobstore"
+)
+
+// crash stops v the way a kill -9 leaves it: nothing is flushed or
+// uploaded from here on, the journal's records and the staging files stay
+// on disk as they are, and every lock is released. (The journal's last
+// batch sync at its close changes nothing a same-boot kill would not:
+// records written during this boot count as durable either way.)
+func crash(t testing.TB, v *Volume) {
+	t.Helper()
+	v.mu.Lock()
+	v.closed = true
+	v.mu.Unlock()
+	v.cancel()
+	v.bg.Wait()
+	if err := v.local.close(); err != nil {
+		t.Fatalf("crash: closing local state: %v", err)
+	}
+}
+
+// remount opens tv's store again with the same cache dir (the next mount
+// after a crash), logging at info level to the returned buffer.
+func (tv *testVol) remount(t testing.TB, tweak ...func(*Options)) (*Volume, *logBuffer) {
+	t.Helper()
+	lb := &logBuffer{}
+	opts := tv.options
+	opts.Logger = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	for _, f := range tweak {
+		f(&opts)
+	}
+	v, err := OpenVolume(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("remount: %v", err)
+	}
+	t.Cleanup(func() { v.Close(context.Background()) })
+	return v, lb
+}
+
+// stalled returns a volume of mode whose delayed uploads never fire (a
+// fake clock), so closed files stay journalled and not uploaded.
+func stalled(t *testing.T, mode string, tweak ...func(*Options)) *testVol {
+	tv := newTestVolume(t, mode, tweak...)
+	tv.clock = &fakeClock{}
+	return tv
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// storedNames lists directory p as the store holds it (a fresh mount).
+func storedNames(t *testing.T, tv *testVol, p string) string {
+	t.Helper()
+	ents, err := tv.reopen(t).ReadDir(context.Background(), p)
+	if err != nil {
+		t.Fatalf("readdir %s in the store: %v", p, err)
+	}
+	return names(ents)
+}
+
+func lostAndFound(t *testing.T, cacheDir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(cacheDir, lostFound))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func hasLine(lb *logBuffer, text string) bool {
+	for _, l := range lb.lines() {
+		if strings.Contains(l, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRecoveryUploadsClosedFiles: files closed and not yet uploaded when
+// the process dies are uploaded by the next mount with the same cache
+// dir, byte for byte, before OpenVolume returns; the mount says how many.
+// A file still being written (never closed) is not uploaded: its staging
+// file is kept, sealed, in lost+found. A third mount finds nothing to do.
+func TestRecoveryUploadsClosedFiles(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := stalled(t, mode, func(o *Options) { o.PartSize = 5 << 20 })
+			ctx := context.Background()
+			want := map[string][]byte{}
+			for i := range 20 {
+				p := fmt.Sprintf("/f%02d", i)
+				want[p] = randomBytes(100 * i)
+				writeFile(t, tv.Volume, p, want[p])
+			}
+			want["/big"] = randomBytes(11<<20 + 5) // multipart
+			writeFile(t, tv.Volume, "/big", want["/big"])
+			h, _, err := tv.Create(ctx, "/open", 0o644, syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.WriteAt(ctx, []byte("never closed"), 0)
+			if n := tv.store.count("put") + tv.store.count("multipart"); n != 1 { // the config
+				t.Fatalf("%d uploads before the crash", n-1)
+			}
+			crash(t, tv.Volume)
+
+			v2, logs := tv.remount(t)
+			rep := v2.Recovered()
+			if rep.Recovered != len(want) || rep.Pending != 0 || len(rep.SetAside) != 1 {
+				t.Fatalf("recovery report %+v, want %d recovered and the open file set aside", rep, len(want))
+			}
+			if !hasLine(logs, fmt.Sprintf("recovered %d files", len(want))) {
+				t.Fatalf("no recovery line:\n%s", strings.Join(logs.lines(), "\n"))
+			}
+			fresh := tv.reopen(t)
+			for p, data := range want {
+				if got := readFile(t, fresh, p); !bytes.Equal(got, data) {
+					t.Fatalf("%s: %d bytes stored, want %d", p, len(got), len(data))
+				}
+			}
+			if _, err := fresh.Stat(ctx, "/open"); Errno(err) != syscall.ENOENT {
+				t.Fatalf("a never-closed file was uploaded: %v", err)
+			}
+			kept := lostAndFound(t, tv.options.CacheDir)
+			if len(kept) != 1 {
+				t.Fatalf("lost+found holds %v, want the never-closed file", kept)
+			}
+			data, _ := os.ReadFile(filepath.Join(tv.options.CacheDir, lostFound, kept[0]))
+			if bytes.Contains(data, []byte("never closed")) {
+				t.Fatal("lost+found holds plaintext")
+			}
+			v2.Close(ctx)
+
+			v3, logs := tv.remount(t)
+			if rep := v3.Recovered(); rep.Recovered != 0 || len(rep.SetAside) != 0 {
+				t.Fatalf("a second recovery did %+v", rep)
+			}
+			if hasLine(logs, "recovered") {
+				t.Fatalf("a clean remount logged a recovery:\n%s", strings.Join(logs.lines(), "\n"))
+			}
+		})
+	}
+}
+
+// TestFlushJournalsBeforeRelease: close(2) (Handle.Flush) journals the
+// file before the release that ends the handle, so a crash between them
+// loses nothing.
+func TestFlushJournalsBeforeRelease(t *testing.T) {
+	tv := stalled(t, EncryptionClient)
+	ctx := context.Background()
+	h, _, err := tv.Create(ctx, "/f", 0o600, syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, []byte("closed, not released"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, tv.Volume)
+	v2, _ := tv.remount(t)
+	if rep := v2.Recovered(); rep.Recovered != 1 {
+		t.Fatalf("recovery %+v, want 1", rep)
+	}
+	if got := readFile(t, tv.reopen(t), "/f"); string(got) != "closed, not released" {
+		t.Fatalf("stored %q", got)
+	}
+}
+
+// lostAnswerStore loses the network for one key: the first Put of it
+// reaches the store but its answer is lost (a transient error), and
+// every later Put of it fails without reaching the store, until cleared.
+type lostAnswerStore struct {
+	blobstore.Store
+	mu     sync.Mutex
+	key    string
+	stored bool
+}
+
+func (s *lostAnswerStore) lose(key string) {
+	s.mu.Lock()
+	s.key, s.stored = key, false
+	s.mu.Unlock()
+}
+
+func (s *lostAnswerStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
+	s.mu.Lock()
+	lossy, stored := key == s.key, s.stored
+	s.mu.Unlock()
+	if !lossy {
+		return s.Store.Put(ctx, key, body, size, opts)
+	}
+	lost := &blobstore.Error{Op: "put", Key: key, Err: fmt.Errorf("%w: connection reset", blobstore.ErrTransient)}
+	if stored {
+		return blobstore.ObjectInfo{}, lost
+	}
+	if _, err := s.Store.Put(ctx, key, body, size, opts); err != nil {
+		return blobstore.ObjectInfo{}, err
+	}
+	s.mu.Lock()
+	s.stored = true
+	s.mu.Unlock()
+	return blobstore.ObjectInfo{}, lost
+}
+
+// TestRecoveryRecognisesItsOwnUpload: an upload that reached the store
+// while its run died before the journal record was done is recognised by
+// the next mount (the object carries a tag the record names), not stored
+// again as a conflict copy; also when the recovery's own upload is the
+// one whose answer was lost and a second crash follows.
+func TestRecoveryRecognisesItsOwnUpload(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			var ls *lostAnswerStore
+			tv := newTestVolume(t, mode, func(o *Options) {
+				ls = &lostAnswerStore{Store: o.Store}
+				o.Store = ls
+				o.uploadRetries = -1
+			})
+			clk := &fakeClock{}
+			tv.clock = clk
+			writeFile(t, tv.Volume, "/a", []byte("first run"))
+			writeFile(t, tv.Volume, "/b", []byte("second run"))
+			keyOf := func(p string) string {
+				k, _, err := tv.objectKey(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return k
+			}
+			ls.lose(keyOf("/a"))
+			// /a's upload reaches the store; its answer is lost.
+			if err := tv.files["/a"].upload(context.Background()); !errors.Is(err, blobstore.ErrTransient) {
+				t.Fatalf("upload = %v, want the lost answer", err)
+			}
+			crash(t, tv.Volume)
+
+			// The recovery's upload of /b reaches the store; its answer
+			// is lost, and the run dies again.
+			ls.lose(keyOf("/b"))
+			v2, _ := tv.remount(t, func(o *Options) { o.clock = &fakeClock{} })
+			if rep := v2.Recovered(); rep.Recovered != 1 || rep.Pending != 1 || rep.Conflicts != 0 {
+				t.Fatalf("second run: recovery %+v, want /a recognised and /b pending", rep)
+			}
+			crash(t, v2)
+
+			ls.lose("")
+			v3, _ := tv.remount(t)
+			if rep := v3.Recovered(); rep.Recovered != 1 || rep.Conflicts != 0 || rep.Pending != 0 {
+				t.Fatalf("third run: recovery %+v, want /b recognised", rep)
+			}
+			if got := storedNames(t, tv, "/"); got != "a,b" {
+				t.Fatalf("store holds %s, want a,b and no conflict copy", got)
+			}
+			fresh := tv.reopen(t)
+			if string(readFile(t, fresh, "/a")) != "first run" || string(readFile(t, fresh, "/b")) != "second run" {
+				t.Fatal("wrong contents")
+			}
+		})
+	}
+}
+
+// TestRecoverySetsAsideWhatIsNotWhole: a journalled file written again
+// (never closed again) when the process died does not match its record:
+// it is not uploaded, its staging file goes to lost+found and a warning
+// says so. A file unlinked while open leaves a staging file that is
+// deleted, not kept.
+func TestRecoverySetsAsideWhatIsNotWhole(t *testing.T) {
+	tv := stalled(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/changed", []byte("closed version"))
+	h, err := tv.Open(ctx, "/changed", syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, []byte("CHANGED"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tv.Volume, "/gone", []byte("unlinked while open"))
+	g, err := tv.Open(ctx, "/gone", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tv.Unlink(ctx, "/gone"); err != nil {
+		t.Fatal(err)
+	}
+	_ = g
+	crash(t, tv.Volume)
+
+	v2, logs := tv.remount(t)
+	rep := v2.Recovered()
+	if rep.Recovered != 0 || len(rep.SetAside) != 1 || rep.Dropped != 1 {
+		t.Fatalf("recovery %+v, want /changed set aside and /gone dropped", rep)
+	}
+	if !hasLine(logs, "not uploaded as whole") || !hasLine(logs, "lost+found") {
+		t.Fatalf("no warning:\n%s", strings.Join(logs.lines(), "\n"))
+	}
+	if got := storedNames(t, tv, "/"); got != "" {
+		t.Fatalf("store holds %s", got)
+	}
+}
+
+// TestRecoveryFollowsRenames: a staged file renamed (alone, or with its
+// directory while it was written again) is journalled under its new path.
+func TestRecoveryFollowsRenames(t *testing.T) {
+	tv := stalled(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/a", []byte("renamed"))
+	if err := tv.Rename(ctx, "/a", "/b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tv.Volume, "/d/f", []byte("first"))
+	// While the directory rename lists what it moves (after it uploaded
+	// /d/f), /d/f is written and closed again.
+	tv.store.onList = func() {
+		tv.store.onList = nil
+		writeFile(t, tv.Volume, "/d/f", []byte("written during the rename"))
+	}
+	if err := tv.Rename(ctx, "/d", "/e", 0); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, tv.Volume)
+
+	tv.remount(t)
+	fresh := tv.reopen(t)
+	if got := readFile(t, fresh, "/b"); string(got) != "renamed" {
+		t.Fatalf("/b = %q", got)
+	}
+	if got := readFile(t, fresh, "/e/f"); string(got) != "written during the rename" {
+		t.Fatalf("/e/f = %q", got)
+	}
+	if got := storedNames(t, tv, "/"); got != "b,e" {
+		t.Fatalf("store holds %s, want b,e", got)
+	}
+	if got := storedNames(t, tv, "/e"); got != "f" {
+		t.Fatalf("/e holds %s", got)
+	}
+}
+
+// TestCacheDirLocked: a second volume cannot share a cache dir with an
+// open one; the error says what to do.
+func TestCacheDirLocked(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	_, err := OpenVolume(context.Background(), tv.options)
+	if err == nil || !strings.Contains(err.Error(), "in use by another coffer mount") || !strings.Contains(err.Error(), "--cache-dir") {
+		t.Fatalf("second open = %v", err)
+	}
+}
