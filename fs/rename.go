@@ -155,7 +155,7 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 		f.mu.Unlock()
 		if storedDirty {
 			// Its stored version is about to be copied: bring it up to date.
-			if err := f.upload(ctx); err != nil {
+			if err := v.retrying(ctx, f.upload); err != nil {
 				return err
 			}
 		}

@@ -81,7 +81,7 @@ func (v *Volume) uploadBelow(ctx context.Context, p string) error {
 		if !dirty {
 			continue
 		}
-		if err := f.upload(ctx); err != nil {
+		if err := v.retrying(ctx, f.upload); err != nil {
 			if Errno(err) == syscall.EIO {
 				return v.failEIO("rename: uploading a file staged below the directory", f.path, "", err)
 			}
