@@ -47,9 +47,10 @@ type Options struct {
 	MaxBackoff   time.Duration
 }
 
-// Defaults of the retry budget.
+// Defaults of the retry budget: 6 attempts of at most 30 s without a
+// byte, waits capped at 8 s, about 3.4 minutes in all (RetryBudget).
 const (
-	DefaultStallTimeout = 2 * time.Minute
+	DefaultStallTimeout = 30 * time.Second
 	DefaultMaxAttempts  = 6
 	DefaultMaxBackoff   = 8 * time.Second
 )

@@ -127,7 +127,7 @@ func TestRetryBudget(t *testing.T) {
 		o    blobstore.Options
 		want time.Duration
 	}{
-		{blobstore.Options{}, 6*2*time.Minute + (1+2+4+8+8)*time.Second},
+		{blobstore.Options{}, 6*30*time.Second + (1+2+4+8+8)*time.Second},
 		{blobstore.Options{StallTimeout: time.Second, MaxAttempts: 3, MaxBackoff: 100 * time.Millisecond}, 3*time.Second + 200*time.Millisecond},
 		{blobstore.Options{StallTimeout: 30 * time.Second, MaxAttempts: 1}, 30 * time.Second},
 	} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -210,7 +211,22 @@ func (v *Volume) Close(ctx context.Context) error {
 		return nil
 	}
 	err := v.Flush(ctx, nil)
+	if cerr := v.CloseKeepingPending(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// CloseKeepingPending closes the volume without uploading: every file not
+// stored stays journalled, with its staging file, for the next mount of
+// the cache dir (which uploads it first). It is what Close does after its
+// Flush.
+func (v *Volume) CloseKeepingPending() error {
 	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return nil
+	}
 	v.closed = true
 	v.mu.Unlock()
 	v.cancel()
@@ -224,10 +240,23 @@ func (v *Volume) Close(ctx context.Context) error {
 		f.mu.Unlock()
 	}
 	v.mu.Unlock()
-	if cerr := v.local.close(); cerr != nil && err == nil {
-		err = cerr
+	return v.local.close()
+}
+
+// Pending lists the paths of the files with changes not stored yet.
+func (v *Volume) Pending() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []string
+	for p, f := range v.files {
+		f.mu.Lock()
+		if f.dirty && !f.removed {
+			out = append(out, p)
+		}
+		f.mu.Unlock()
 	}
-	return err
+	slices.Sort(out)
+	return out
 }
 
 // checkWritable refuses changes on a read-only volume and to the

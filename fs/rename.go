@@ -158,6 +158,13 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 			if err := v.retrying(ctx, f.upload); err != nil {
 				return err
 			}
+			f.mu.Lock()
+			if f.path != oldp {
+				// Stored as a conflict copy: that is what moves; the other
+				// mount's version stays at oldp.
+				oldp = f.path
+			}
+			f.mu.Unlock()
 		}
 		f.upMu.Lock()
 		defer f.upMu.Unlock()

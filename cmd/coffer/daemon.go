@@ -15,9 +15,10 @@ import (
 
 // The daemon protocol: `coffer mount --daemon` re-executes itself with the
 // same arguments, the pipe's write end as file descriptor 3 and
-// envDaemonChild naming it. The child mounts and writes one line to the
-// pipe: "ready", or "error: " and its one-line error. Keys stay files:
-// nothing secret is in the child's argv or environment.
+// envDaemonChild naming it. The child mounts and writes lines to the
+// pipe: any number of "note: " lines the parent shows on its stderr (what
+// recovery did), then "ready", or "error: " and its one-line error. Keys
+// stay files: nothing secret is in the child's argv or environment.
 
 const childReadyFD = 3
 
@@ -40,7 +41,7 @@ func daemonChildFD(e *env) (int, bool) {
 
 // startDaemon starts the background child and waits until it reports the
 // mount ready, or its error.
-func startDaemon(ctx context.Context, mountpoint string) error {
+func startDaemon(ctx context.Context, mountpoint string, stderr io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find coffer's own executable to start the daemon: %w", err)
@@ -62,8 +63,14 @@ func startDaemon(ctx context.Context, mountpoint string) error {
 	}
 	w.Close()
 
-	line, readErr := bufio.NewReader(io.LimitReader(r, 64<<10)).ReadString('\n')
+	br := bufio.NewReader(io.LimitReader(r, 64<<10))
+	line, readErr := br.ReadString('\n')
 	line = strings.TrimSpace(line)
+	for readErr == nil && strings.HasPrefix(line, "note: ") {
+		fmt.Fprintln(stderr, "coffer: "+strings.TrimPrefix(line, "note: "))
+		line, readErr = br.ReadString('\n')
+		line = strings.TrimSpace(line)
+	}
 	if line == "ready" {
 		cmd.Process.Release()
 		return nil
@@ -88,6 +95,13 @@ func newReadyReporter(fd int) *readyReporter {
 }
 
 func (r *readyReporter) ready() { r.send("ready") }
+
+// note passes a line for the parent's stderr (before ready).
+func (r *readyReporter) note(line string) {
+	if r.f != nil {
+		fmt.Fprintln(r.f, "note: "+oneLine(line))
+	}
+}
 
 // failed reports err if the mount never became ready; it is a no-op after
 // ready or with a nil error.

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,6 +35,7 @@ type mountFlags struct {
 	partSize          byteSize
 	writebackDelay    time.Duration
 	metadataTTL       time.Duration
+	retryBudget       time.Duration
 	uploadConcurrency int
 	allowOther        bool
 	readOnly          bool
@@ -52,6 +54,7 @@ func newMountCommand(e *env) *cobra.Command {
 			partSize:          cofferfs.DefaultPartSize,
 			writebackDelay:    cofferfs.DefaultWritebackDelay,
 			metadataTTL:       cofferfs.DefaultMetadataTTL,
+			retryBudget:       cofferfs.DefaultRetryBudget,
 			uploadConcurrency: cofferfs.DefaultUploadConcurrency,
 		}
 	)
@@ -65,8 +68,11 @@ In the foreground (the default) coffer serves the mount until SIGINT
 still pending, unmounts and exits. With --daemon it returns as soon as the
 mount is ready and keeps serving it in the background.
 
-Closed files are uploaded after --writeback-delay. Until crash recovery
-lands, files closed but not yet uploaded are lost if the process dies.`,
+Closed files are uploaded after --writeback-delay. Until then they are
+kept in the upload journal of the cache dir: if the mount process dies,
+the next mount with the same cache dir uploads them first and says how
+many. "coffer unmount" and Ctrl-C wait for every upload and fail, naming
+the files, when one could not be stored (they stay journalled).`,
 		Example: `  coffer mount ~/vault
   coffer mount --store s3://bucket/vol --key-file ~/vol.key --daemon ~/vault`,
 		Args: oneArg("MOUNTPOINT"),
@@ -82,6 +88,7 @@ lands, files closed but not yet uploaded are lost if the process dies.`,
 	f.Var(&mf.partSize, "part-size", "multipart upload part size (at least 5MiB on S3)")
 	f.DurationVar(&mf.writebackDelay, "writeback-delay", mf.writebackDelay, "how long a closed file waits before upload (0: at once)")
 	f.DurationVar(&mf.metadataTTL, "metadata-ttl", mf.metadataTTL, "how long attributes and listings are trusted (0: not cached)")
+	f.DurationVar(&mf.retryBudget, "retry-budget", mf.retryBudget, "how long an upload that is waited for (fsync, unmount) retries a store that keeps failing before it fails; every store request also ends within it (shorter budgets shorten the stall timeout of each request)")
 	f.IntVar(&mf.uploadConcurrency, "upload-concurrency", mf.uploadConcurrency, "concurrent uploads and parts")
 	f.BoolVar(&mf.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf when not root)")
 	f.BoolVar(&mf.readOnly, "read-only", false, "mount read-only")
@@ -134,7 +141,7 @@ func (m *mounter) mount(ctx context.Context, mountpoint string, rep *readyReport
 		return err
 	}
 	if m.mf.daemon && rep == nil {
-		return startDaemon(ctx, plan.mountpoint)
+		return startDaemon(ctx, plan.mountpoint, m.e.stderr)
 	}
 	return m.serve(ctx, plan, rep)
 }
@@ -182,7 +189,22 @@ func (mf *mountFlags) check() error {
 	} else if mf.metricsRemote {
 		return usagef("--metrics-allow-remote needs --metrics-addr")
 	}
+	if mf.retryBudget < 100*time.Millisecond {
+		return usagef("--retry-budget must be at least 100ms")
+	}
 	return nil
+}
+
+// storeRetry is the S3 retry settings of a retry budget: the defaults
+// (whose RetryBudget is the default budget) for a budget as long or
+// longer, where fs retries whole uploads for the rest; for a shorter one a
+// stall timeout and backoff cap of a twelfth of it, so one request (6
+// attempts, 5 waits) ends within the budget too.
+func storeRetry(budget time.Duration) (stall, maxBackoff time.Duration) {
+	if budget >= cofferfs.DefaultRetryBudget {
+		return 0, 0
+	}
+	return budget / 12, budget / 12
 }
 
 // serve opens the volume, mounts it, and serves it until unmounted. rep,
@@ -200,6 +222,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		// limit, 270 MB with this one, at the same speed.
 		debug.SetMemoryLimit(mountMemoryLimit)
 	}
+	p.store.StallTimeout, p.store.MaxBackoff = storeRetry(m.mf.retryBudget)
 	store, cfg, err := p.openStore(ctx, storeConcurrency(m.mf.uploadConcurrency))
 	if err != nil {
 		return err
@@ -241,6 +264,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		UploadConcurrency: m.mf.uploadConcurrency,
 		PartSize:          int64(m.mf.partSize),
 		MetadataTTL:       nonZero(m.mf.metadataTTL),
+		RetryBudget:       m.mf.retryBudget,
 		ReadOnly:          m.mf.readOnly,
 		UID:               uint32(os.Getuid()),
 		GID:               uint32(os.Getgid()),
@@ -262,6 +286,13 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		}
 		defer srv.Close()
 		metricsAddr = srv.Addr()
+	}
+	if note := recoveryNote(vol.Recovered()); note != "" {
+		if rep != nil {
+			rep.note(note)
+		} else {
+			fmt.Fprintln(m.e.stderr, "coffer: "+note)
+		}
 	}
 	mnt, err := mountFUSE(vol, p.mountpoint, fuseOptions{
 		allowOther: m.mf.allowOther,
@@ -289,6 +320,13 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		return err
 	}
 	defer removeState()
+	// The socket sits in the run directory writePidFile checked private.
+	ctl, err := listenControl(m.e.controlSocket(p.mountpoint))
+	if err != nil {
+		m.log.Warn("coffer unmount will not learn how this mount ends", "err", err)
+	} else {
+		defer ctl.close()
+	}
 
 	m.log.Info("mounted", "store", p.url, "mountpoint", p.mountpoint, "encryption", p.encryption, "sse", p.sse.Mode.Name(), "cache_dir", cacheDir, "metrics", metricsAddr)
 	if rep != nil {
@@ -299,7 +337,26 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 	}
 
 	m.waitUnmounted(mnt, p.mountpoint, sigs)
-	return m.finish(volCtx, vol)
+	return m.finish(volCtx, vol, ctl, cacheDir, rep != nil)
+}
+
+// recoveryNote is the line telling what recovery did at mount, or "".
+func recoveryNote(r cofferfs.RecoveryReport) string {
+	var parts []string
+	if r.Recovered > 0 || r.Pending > 0 {
+		s := fmt.Sprintf("recovered %d files closed but not uploaded by the last mount of this cache dir", r.Recovered)
+		if r.Conflicts > 0 {
+			s += fmt.Sprintf(" (%d as conflict copies)", r.Conflicts)
+		}
+		if r.Pending > 0 {
+			s += fmt.Sprintf("; %d still to upload (retried in the background)", r.Pending)
+		}
+		parts = append(parts, s)
+	}
+	if len(r.SetAside) > 0 {
+		parts = append(parts, fmt.Sprintf("%d staging files that cannot be uploaded as whole are kept in %s for coffer fsck --repair", len(r.SetAside), r.LostFound))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // waitUnmounted blocks until the mount ends: unmounted from outside, or by
@@ -325,25 +382,71 @@ func (m *mounter) waitUnmounted(mnt fuseMount, mountpoint string, sigs <-chan os
 }
 
 // finish uploads everything still pending, with progress on stderr, then
-// closes the volume. A signal during the wait abandons the pending uploads.
-func (m *mounter) finish(ctx context.Context, vol *cofferfs.Volume) error {
+// closes the volume and reports how it went to every coffer unmount
+// waiting on the control socket. Files whose final upload failed, or that
+// a second signal left pending, stay journalled for the next mount; the
+// error names them (a daemon, whose errors go to its log file, gives
+// only their count: no plaintext name on disk).
+func (m *mounter) finish(ctx context.Context, vol *cofferfs.Volume, ctl *controlServer, cacheDir string, daemon bool) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	progress := newFlushProgress(m.e.stderr, m.log)
 	err := vol.Flush(ctx, progress.update)
 	progress.done()
-	if err != nil {
-		vol.Close(context.WithoutCancel(ctx))
-		if ctx.Err() != nil {
-			return errors.New("interrupted while uploading pending files: those not yet uploaded are lost")
-		}
-		return fmt.Errorf("uploading pending files failed: %w", err)
+	rep := &finalReport{CacheDir: cacheDir}
+	for _, c := range vol.Conflicts() {
+		rep.Conflicts = append(rep.Conflicts, reportedConflict{Path: c.Path, Copy: c.Copy})
 	}
-	if err := vol.Close(ctx); err != nil {
-		return fmt.Errorf("closing the volume: %w", err)
+	interrupted := ctx.Err() != nil
+	var fe *cofferfs.FlushError
+	switch {
+	case interrupted:
+		for _, p := range vol.Pending() {
+			rep.Failed = append(rep.Failed, reportedFile{Path: p, Error: "interrupted"})
+		}
+	case errors.As(err, &fe):
+		for _, f := range fe.Failed {
+			rep.Failed = append(rep.Failed, reportedFile{Path: f.Path, Error: uploadCause(f.Err)})
+		}
+	case err != nil:
+		rep.Err = err.Error()
+	}
+	if cerr := vol.CloseKeepingPending(); cerr != nil && rep.Err == "" {
+		rep.Err = "closing the volume: " + cerr.Error()
+	}
+	if ctl != nil {
+		ctl.finish(rep)
+	}
+	if !daemon {
+		for _, l := range rep.conflictLines() {
+			fmt.Fprintln(m.e.stderr, l)
+		}
+	} else if n := len(rep.Conflicts); n > 0 {
+		m.log.Warn("conflict copies were stored during this mount (coffer unmount names them)", "files", n)
+	}
+	switch {
+	case len(rep.Failed) > 0:
+		ferr := rep.failedError(!daemon)
+		if interrupted {
+			ferr = fmt.Errorf("interrupted while uploading pending files: %w", ferr)
+		}
+		m.log.Error("unmounted; some files were not uploaded", "files", len(rep.Failed), "journal", cacheDir)
+		return ferr
+	case rep.Err != "":
+		return errors.New(rep.Err)
 	}
 	m.log.Info("unmounted; all files uploaded")
 	return nil
+}
+
+// uploadCause is a failed upload's error without the path (which the
+// report gives beside it).
+func uploadCause(err error) string {
+	var pe *cofferfs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // redirectLog sends logs (and, in a daemon child, the Go runtime's own
