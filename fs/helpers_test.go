@@ -26,7 +26,7 @@ type countingStore struct {
 	mu     sync.Mutex
 	counts map[string]int
 	// onList, if set, is called at the start of every List.
-	onList func()
+	onList func(prefix, delim string)
 }
 
 func (c *countingStore) inc(op string) {
@@ -82,7 +82,7 @@ func (c *countingStore) Copy(ctx context.Context, src, dst string, opts blobstor
 func (c *countingStore) List(ctx context.Context, prefix, delim string) iter.Seq2[blobstore.Entry, error] {
 	c.inc("list")
 	if c.onList != nil {
-		c.onList()
+		c.onList(prefix, delim)
 	}
 	return c.Store.List(ctx, prefix, delim)
 }

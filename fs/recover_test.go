@@ -340,9 +340,13 @@ func TestRecoveryFollowsRenames(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, tv.Volume, "/d/f", []byte("first"))
-	// While the directory rename lists what it moves (after it uploaded
-	// /d/f), /d/f is written and closed again.
-	tv.store.onList = func() {
+	// While the directory rename lists what it moves (a LIST without
+	// delimiter, after it uploaded /d/f), /d/f is written and closed
+	// again.
+	tv.store.onList = func(_, delim string) {
+		if delim != "" {
+			return
+		}
 		tv.store.onList = nil
 		writeFile(t, tv.Volume, "/d/f", []byte("written during the rename"))
 	}
