@@ -76,12 +76,13 @@ func (v *volume) startForeground(extra ...string) *fgMount {
 	return m
 }
 
-// waitReady waits until the mount is served (a hang bound, not a
+// waitReady waits until the mount is served and coffer says so (it says
+// so after its own first requests to the mount) (a hang bound, not a
 // measurement).
 func (m *fgMount) waitReady() {
 	m.t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
-	for !mounted(m.t, m.v.mnt) {
+	for !mounted(m.t, m.v.mnt) || !strings.Contains(m.stderr.String(), "mounted at") {
 		select {
 		case <-m.done:
 			m.t.Fatalf("coffer mount exited before the mount was ready (%v); stderr:\n%s", m.err, m.stderr.String())
@@ -94,13 +95,22 @@ func (m *fgMount) waitReady() {
 	}
 }
 
-// kill is kill -9 of the mount process; the dead mount is detached.
+// kill is kill -9 of the mount process; the dead mount is then forced
+// off (MNT_FORCE aborts the FUSE connection: a thread of the killed
+// process that was inside a request to its own mount, as it is while
+// the mount starts, would otherwise wait for the answer forever).
 func (m *fgMount) kill() {
 	m.cmd.Process.Signal(syscall.SIGKILL)
-	<-m.done
-	if mounted(m.t, m.v.mnt) {
-		syscall.Unmount(m.v.mnt, syscall.MNT_DETACH)
+	select {
+	case <-m.done:
+	case <-time.After(2 * time.Second):
+		// Stuck (its threads are gone but one): the process cannot act
+		// any more, so forcing the mount off changes nothing on disk.
 	}
+	if mounted(m.t, m.v.mnt) {
+		syscall.Unmount(m.v.mnt, syscall.MNT_FORCE|syscall.MNT_DETACH)
+	}
+	<-m.done
 }
 
 // stop sends sig and returns the exit code once the process ended.
@@ -370,4 +380,40 @@ func proxiedStore(t *testing.T) (*storeRef, *faultproxy.Proxy) {
 	t.Cleanup(func() { p.Close() })
 	ref.args = []string{"--endpoint", p.URL(), "--path-style", "--region", "us-east-1"}
 	return ref, p
+}
+
+// TestCloseJournalsWhileStillOpen: close(2) journals the file, even while
+// another descriptor keeps it open (no release yet): killed then, the
+// mount loses nothing that close returned for.
+func TestCloseJournalsWhileStillOpen(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		v := newVolume(t, b.newStore(t))
+		m := v.startForeground("--writeback-delay", "1h")
+		m.waitReady()
+		f, err := os.OpenFile(v.path("f"), os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := pseudoRandom(7, 200<<10)
+		if _, err := f.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := syscall.Dup(int(f.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil { // a FLUSH; the dup holds the file open
+			t.Fatal(err)
+		}
+		m.kill()
+		syscall.Close(fd)
+		v.mounted = false
+		m = v.startForeground()
+		m.waitReady()
+		checkFile(t, v.path("f"), data)
+		if n := m.recovered(); n != 1 {
+			t.Fatalf("recovered %d files, want 1", n)
+		}
+		m.stop(syscall.SIGTERM)
+	})
 }
