@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -238,5 +240,27 @@ func TestFlushNamesFailedFiles(t *testing.T) {
 	v2, _ := tv.remount(t)
 	if rep := v2.Recovered(); rep.Recovered != 3 {
 		t.Fatalf("recovery %+v, want the 3 files", rep)
+	}
+}
+
+// TestErrnoOfNetworkFailures: a store failure that carries the errno of a
+// broken connection deep in its chain is EIO to the filesystem, not
+// ECONNRESET (which no file operation documents); the typed store errors
+// keep their errnos.
+func TestErrnoOfNetworkFailures(t *testing.T) {
+	netErr := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	for _, c := range []struct {
+		err  error
+		want syscall.Errno
+	}{
+		{&blobstore.Error{Op: "s3 put", Key: "k", Err: fmt.Errorf("%w: connection failed: %w", blobstore.ErrTransient, netErr)}, syscall.EIO},
+		{&blobstore.Error{Op: "s3 get", Key: "k", Err: fmt.Errorf("%w: %w", blobstore.ErrNotFound, netErr)}, syscall.ENOENT},
+		{pathErr("rename", "/a", netErr), syscall.EIO},
+		{withErrno(syscall.ENOSPC, netErr), syscall.ENOSPC},
+		{syscall.EEXIST, syscall.EEXIST},
+	} {
+		if got := Errno(c.err); got != c.want {
+			t.Errorf("Errno(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -217,22 +217,32 @@ func TestFsyncRetryBudgetAtMountLevel(t *testing.T) {
 	f.Close()
 	v.unmount()
 
-	// A long budget; the store comes back after its first dropped
-	// requests.
-	v.mountArgs = append(v.mountArgs, "--retry-budget", "2m")
+	// A long budget; the store comes back after more dropped requests
+	// than one upload's own retries make (5 PUTs of 6 attempts each): the
+	// upload is retried until it is.
+	v.mountArgs = append(v.mountArgs, "--retry-budget", "30s")
 	v.mount()
+	g, err := os.OpenFile(v.path("g"), os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Write([]byte("the store came back")); err != nil {
+		t.Fatal(err)
+	}
 	proxy.ResetStats()
 	proxy.Set(faultproxy.Fault{Kind: faultproxy.Drop})
 	done := make(chan error, 1)
-	go func() { done <- writeSynced(v.path("g"), []byte("the store came back"), 0o644) }()
+	go func() { done <- g.Sync() }()
 	deadline := time.Now().Add(time.Minute)
-	for proxy.Stats().Injected[faultproxy.Drop] < 3 && time.Now().Before(deadline) {
+	for proxy.Stats().Injected[faultproxy.Drop] < 40 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	proxy.Set()
 	if err := <-done; err != nil {
 		t.Fatalf("fsync with the store back within the budget: %v", err)
 	}
+	g.Close()
 	v.unmount()
 	checkVolume(t, v, map[string][]byte{"f": []byte("written while the store is down"), "g": []byte("the store came back")})
 }
