@@ -62,10 +62,14 @@ test-s3: tools
 test-integration: deps build tools
 	$(SERVERS) versitygw seaweedfs kms -- $(GO) test -count=1 -timeout 20m ./integration/
 
-# Long runs: the POSIX exerciser for 20000 ops per seed, with three more
-# random seeds (printed) besides the fixed ones, local store and versitygw.
+# Long runs, not part of make test: the POSIX exerciser for 20000 ops per
+# seed, with three more random seeds (printed) besides the fixed ones,
+# local store and versitygw; then the crash tests (kill -9 during a burst,
+# and again during recovery) at 2000 small and 3 large files of up to
+# 96 MiB, 5 rounds each, and the mount-level fault tests at larger sizes.
 soak: deps build tools
 	COFFER_SOAK=1 $(SERVERS) versitygw -- $(GO) test -count=1 -timeout 2h -run TestExerciser -v ./integration/
+	COFFER_SOAK=1 $(SERVERS) versitygw -- $(GO) test -count=1 -timeout 60m -run 'TestCrash|TestCloseJournals|TestFaultsAtMountLevel|TestFsyncRetryBudget|TestNoRequestWaitsForever|TestUnmountReports|TestTwoMountsConflict' -v ./integration/
 
 # One table: coffer through a real mount vs the raw SDK and the peers on
 # PATH (rclone crypt, s3fs), same versitygw, one run; cipher ratio included

@@ -81,11 +81,47 @@
 // of its temporary file take milliseconds, so the renamed file is
 // uploaded once, under its final name); fsync uploads at once. A failed
 // upload of a closed file is retried 1 s later, then twice as late each
-// time up to a minute, and reported to fsync and Flush; one refused
-// because the object changed in the store is kept, not retried in the
-// background. The upload pipeline is writeback.go; a file's states and
+// time up to a minute, and reported to fsync and Flush; an upload that
+// someone waits for (fsync, Flush, a rename that must upload first)
+// retries a store failing transiently for Options.RetryBudget before it
+// fails (EIO). The upload pipeline is writeback.go; a file's states and
 // their transitions are tabled at type file (file.go).
 //
+// Crash safety (DESIGN.md §5): the cache dir's upload journal
+// (cache/journal; its lock keeps a second mount out of the cache dir)
+// records every changed file at each close(2) (FUSE FLUSH, which close
+// waits for; Handle.Flush) with its staging file's committed version,
+// path, attributes, upload condition and upload tags, before close
+// returns; a record is done once the file is stored (or unlinked, or
+// replaced) and its staging file removed. Renames and attribute changes
+// of a journalled file journal it again. OpenVolume replays the journal
+// before the volume is used (recover.go): every record whose staging
+// file is still exactly the version journalled is uploaded (the count is
+// logged at info level: "recovered N files"); a staging file that is not
+// (written again when the process died, not known to have reached the
+// disk before a machine restart, unreadable) and every staging file
+// without a record is moved, still sealed, to lost+found/ in the cache
+// dir and a warning says so: never uploaded as if it were whole, never
+// deleted, kept for coffer fsck --repair. Only the staging file of a
+// file unlinked while open, which says so, is deleted. What survives:
+// a closed file survives the death of the process; the loss of the
+// machine once the journal's batch sync covered it (SyncDelay after the
+// close: WritebackDelay + 1 s) or once it was uploaded; an fsync'd file
+// is in the store.
+//
+// Conflicts (DESIGN.md §5; conflict.go): every upload is conditional:
+// If-Match on the ETag of the version it replaces, If-None-Match for a
+// file created here (O_EXCL or not: the lookup that found the name free
+// may be stale). versitygw, SeaweedFS and Local honour both natively
+// (blobstore/doc.go), so no HEAD check stands in for them. A refused
+// upload HEADs the object: one carrying a tag of this upload is this
+// upload (stored before a lost answer or a crash); an object deleted
+// meanwhile is created again; anything else is another mount's version,
+// and this one is stored beside it as NAME.conflict-YYYYMMDD-HHMMSS (UTC;
+// -2, -3, ... if taken) with the same attributes, the file moving there
+// and a warning naming both objects. Nothing is lost and nothing is
+// overwritten that this mount did not see.
+
 // Open files outlive their object: before a stored file that has open
 // handles is unlinked, or replaced by a rename over it, its handles get
 // a private copy of the version they opened (its plaintext pulled into a
@@ -138,6 +174,10 @@
 // generation, and retires a generation only when no object it visited
 // names it; an upload that a mount sealed before a refresh and stored
 // after it is rewrapped by that mount (rewrapStale).
+//
+// Errors: a store failure is EIO unless it is typed (ENOENT, EACCES,
+// ENAMETOOLONG); the errno of a broken connection deep in its chain
+// (ECONNRESET, ...) is never passed on.
 //
 // Logs: every operation that ends in EIO logs its cause once at error
 // level, naming the object by its key (report.go). It must never log or

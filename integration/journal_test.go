@@ -244,7 +244,12 @@ func crashDuringBurst(t *testing.T, v *volume, killAt int, extra ...string) *bur
 		t.Fatal(err)
 	}
 	res := &burstResult{closed: map[string][]byte{}, fsynced: map[string][]byte{}}
-	wg := writeBurst(v.mnt, 500, []int{24 << 20, 20<<20 + 12345, 16 << 20}, res)
+	small, large := 500, []int{24 << 20, 20<<20 + 12345, 16 << 20}
+	if soak() {
+		small, large = 2000, []int{96 << 20, 64<<20 + 12345, 40 << 20}
+		killAt *= 4
+	}
+	wg := writeBurst(v.mnt, small, large, res)
 	deadline := time.Now().Add(3 * time.Minute)
 	for res.smallClosed() < killAt {
 		if time.Now().After(deadline) {
@@ -298,25 +303,40 @@ func notStored(t *testing.T, v *volume, res *burstResult) int {
 // the files the store did not have.
 func TestCrashDuringBurst(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		v := newVolume(t, b.newStore(t))
-		res := crashDuringBurst(t, v, 300, "--writeback-delay", "2s")
-		missing := notStored(t, v, res)
-		closed := len(res.durable())
-		m := checkSurvived(t, v, res)
-		n := m.recovered()
-		t.Logf("%d files closed or fsynced before the kill, %d of them not in the store; recovered %d", closed, missing, n)
-		if missing == 0 {
-			t.Fatal("every file was stored before the kill: the test kills too late to test recovery")
-		}
-		// A close whose answer the kill cut off may be recovered too
-		// (one per writer at most).
-		if n < missing || n > closed+4 {
-			t.Fatalf("recovery line says %d files; want between %d (not stored) and %d (closed)", n, missing, closed+4)
-		}
-		if m.stop(syscall.SIGTERM) != 0 {
-			t.Fatalf("unmount after recovery failed:\n%s", m.stderr.String())
+		for round := range rounds() {
+			t.Run(fmt.Sprint(round), func(t *testing.T) { crashAndRecover(t, b) })
 		}
 	})
+}
+
+// rounds is how often the crash tests run: once, several times in make
+// soak.
+func rounds() int {
+	if soak() {
+		return 5
+	}
+	return 1
+}
+
+func crashAndRecover(t *testing.T, b backend) {
+	v := newVolume(t, b.newStore(t))
+	res := crashDuringBurst(t, v, 300, "--writeback-delay", "2s")
+	missing := notStored(t, v, res)
+	closed := len(res.durable())
+	m := checkSurvived(t, v, res)
+	n := m.recovered()
+	t.Logf("%d files closed or fsynced before the kill, %d of them not in the store; recovered %d", closed, missing, n)
+	if missing == 0 {
+		t.Fatal("every file was stored before the kill: the test kills too late to test recovery")
+	}
+	// A close whose answer the kill cut off may be recovered too
+	// (one per writer at most).
+	if n < missing || n > closed+4 {
+		t.Fatalf("recovery line says %d files; want between %d (not stored) and %d (closed)", n, missing, closed+4)
+	}
+	if m.stop(syscall.SIGTERM) != 0 {
+		t.Fatalf("unmount after recovery failed:\n%s", m.stderr.String())
+	}
 }
 
 // TestCrashDuringRecovery: the mount is killed during a burst, and the
@@ -326,6 +346,12 @@ func TestCrashDuringBurst(t *testing.T) {
 // copy (it recognises what the second run stored).
 func TestCrashDuringRecovery(t *testing.T) {
 	requireFUSE(t)
+	for round := range rounds() {
+		t.Run(fmt.Sprint(round), crashDuringRecovery)
+	}
+}
+
+func crashDuringRecovery(t *testing.T) {
 	store, proxy := proxiedStore(t)
 	v := newVolume(t, store)
 	res := crashDuringBurst(t, v, 300, "--writeback-delay", "1h")
