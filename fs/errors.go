@@ -53,7 +53,7 @@ func Errno(err error) syscall.Errno {
 		return 0
 	}
 	var en syscall.Errno
-	if errors.As(err, &en) {
+	if errors.As(err, &en) && !isNetErrno(en) {
 		return en
 	}
 	switch {
@@ -73,4 +73,16 @@ func Errno(err error) syscall.Errno {
 		return syscall.EINTR
 	}
 	return syscall.EIO
+}
+
+// isNetErrno reports an errno of a failed connection to the store, which
+// a store failure carries deep in its chain: the filesystem reports EIO
+// for it (rename(2) has no ECONNRESET).
+func isNetErrno(en syscall.Errno) bool {
+	switch en {
+	case syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE,
+		syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ENETDOWN, syscall.EHOSTDOWN:
+		return true
+	}
+	return false
 }
