@@ -264,3 +264,67 @@ func TestErrnoOfNetworkFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataRaceGuard: a metadata-only change (chown, utimens, chmod,
+// rename) made from a stale view of a file or directory does not undo
+// another mount's metadata change made since (which keeps the ETag): it
+// is applied to the version the store holds, so both changes stand.
+func TestMetadataRaceGuard(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := newTestVolume(t, mode)
+			ctx := context.Background()
+			for _, p := range []string{"/chown", "/utimens", "/chmod", "/rename"} {
+				writeFile(t, tv.Volume, p, []byte(p))
+			}
+			if _, err := tv.Mkdir(ctx, "/dir", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			flush(t, tv.Volume)
+			for _, p := range []string{"/chown", "/utimens", "/chmod", "/rename", "/dir"} {
+				if _, err := tv.Stat(ctx, p); err != nil { // tv trusts what it read
+					t.Fatal(err)
+				}
+			}
+			other := tv.reopen(t)
+			set := func(v *Volume, p string, s SetAttr) {
+				t.Helper()
+				if _, err := v.SetAttr(ctx, p, s); err != nil {
+					t.Fatalf("setattr %s: %v", p, err)
+				}
+			}
+			m600, m640, uid := uint32(0o600), uint32(0o640), uint32(1234)
+			when := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+			for _, p := range []string{"/chown", "/utimens", "/rename", "/dir"} {
+				set(other, p, SetAttr{Mode: &m600})
+			}
+			set(other, "/chmod", SetAttr{UID: &uid})
+
+			set(tv.Volume, "/chown", SetAttr{UID: &uid})
+			set(tv.Volume, "/utimens", SetAttr{Mtime: &when})
+			set(tv.Volume, "/chmod", SetAttr{Mode: &m640})
+			set(tv.Volume, "/dir", SetAttr{UID: &uid})
+			if err := tv.Rename(ctx, "/rename", "/renamed", 0); err != nil {
+				t.Fatal(err)
+			}
+
+			fresh := tv.reopen(t)
+			for _, c := range []struct {
+				p    string
+				mode uint32
+				uid  uint32
+			}{{"/chown", 0o600, 1234}, {"/utimens", 0o600, 1000}, {"/chmod", 0o640, 1234}, {"/renamed", 0o600, 1000}, {"/dir", 0o600, 1234}} {
+				a, err := fresh.Stat(ctx, c.p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.Mode&0o7777 != c.mode || a.UID != c.uid {
+					t.Errorf("%s: mode %o uid %d, want %o and %d (both changes)", c.p, a.Mode&0o7777, a.UID, c.mode, c.uid)
+				}
+			}
+			if a, _ := fresh.Stat(ctx, "/utimens"); !a.Mtime.Equal(when) {
+				t.Errorf("/utimens: mtime %v, want %v", a.Mtime, when)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -575,9 +576,18 @@ func (v *Volume) rewriteMeta(ctx context.Context, n *node, p string, a Attr) (*n
 	return v.copyObject(ctx, n, n.key, p, n.long, a)
 }
 
-// copyObject copies n to key dst as path p with attributes a, resealing
-// the metadata under the same ObjectKey (file ID and DEK unchanged).
+// copyObject copies n to key dst as path p with attributes a (whose
+// change counter the caller moved, Attr.touch), resealing the metadata
+// under the same ObjectKey (file ID and DEK unchanged). The copy is
+// guarded: by If-Match on n's ETag against a changed body, and by
+// metaGuard, just before it, against changed metadata (which the ETag
+// does not show). A guard that fails is
+// ErrPreconditionFailed, as a failed If-Match: the caller re-reads the
+// object and applies its change to what it finds.
 func (v *Volume) copyObject(ctx context.Context, n *node, dst, p, long string, a Attr) (*node, error) {
+	if err := v.metaGuard(ctx, n); err != nil {
+		return nil, err
+	}
 	meta, err := v.lay.sealMeta(p, n.okey, toCipherAttr(a), long)
 	if err != nil {
 		return nil, err
@@ -604,6 +614,50 @@ func (v *Volume) copyObject(ctx context.Context, n *node, dst, p, long string, a
 		c.objSize = info.Size
 	}
 	return &c, nil
+}
+
+// metaGuard checks, with a HEAD just before a metadata-only copy of n,
+// that the object still holds the version n was read from: the same
+// ETag, and the same sealed attributes with the same change counter. A
+// metadata copy keeps the ETag on every server (blobstore/doc.go), and
+// If-Unmodified-Since sees nothing on versitygw and only whole seconds
+// elsewhere, so without this a chmod here would silently undo another
+// mount's chmod, chown or utimens made after n was read. What it leaves
+// is the round trip between the HEAD and the copy.
+func (v *Volume) metaGuard(ctx context.Context, n *node) error {
+	info, err := v.store.Head(ctx, n.key)
+	if err != nil {
+		return err
+	}
+	fail := func(what string) error {
+		return &blobstore.Error{Op: "metadata guard", Key: n.key, Err: fmt.Errorf("%w: %s changed since it was read", blobstore.ErrPreconditionFailed, what)}
+	}
+	if info.ETag != n.etag {
+		return fail("the object")
+	}
+	var cur *node
+	if n.isDir() {
+		cur, err = v.dirNode(n.path, n.key, n.long, info)
+	} else {
+		cur, err = v.fileNode(n.path, n.key, n.long, info)
+	}
+	if err != nil {
+		return err
+	}
+	if a, b := cur.attr, n.attr; a.Changes != b.Changes || a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID ||
+		a.Rdev != b.Rdev || a.Xattrs != b.Xattrs || !v.sameMtime(a.Mtime, b.Mtime) {
+		return fail("its attributes")
+	}
+	return nil
+}
+
+// sameMtime compares mtimes as the layout stores them: to the nanosecond
+// in client mode, to the second in none mode's s3fs metadata.
+func (v *Volume) sameMtime(a, b time.Time) bool {
+	if v.client {
+		return a.Equal(b)
+	}
+	return a.Unix() == b.Unix()
 }
 
 // Statfs reports filesystem statistics. An object store has no capacity
