@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // sibling is a second mount of v's volume: the same store and key, its
@@ -91,6 +93,64 @@ func TestTwoMountsConflict(t *testing.T) {
 	}
 	if len(got) != 4 || len(late) != 0 {
 		t.Fatalf("the volume holds %v; want shared, new and a conflict copy of each", got)
+	}
+	c.unmount()
+}
+
+// TestTwoMountsRacingMetadata: two mounts change the metadata of one file
+// and one directory (chmod in one, utimens or chown in the other, which
+// still trusts what it read before): both changes stand, neither silently
+// undoes the other (a metadata copy keeps the ETag, so only the change
+// counter of the sealed attributes shows the first).
+func TestTwoMountsRacingMetadata(t *testing.T) {
+	requireFUSE(t)
+	a := newVolume(t, newS3Store(t, "versitygw"), withMountArgs("--metadata-ttl", "1m"))
+	b := a.sibling("b")
+	a.mount()
+	b.mount()
+	if err := writeSynced(a.path("f"), []byte("racing metadata"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(a.path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{b.path("f"), b.path("d")} {
+		if _, err := os.Stat(p); err != nil { // b now trusts these attributes
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(a.path("f"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(a.path("d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	when := time.Date(2021, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := os.Chtimes(b.path("f"), when, when); err != nil {
+		t.Fatalf("utimens in the other mount: %v", err)
+	}
+	if err := os.Chown(b.path("d"), 4242, 4243); err != nil {
+		t.Fatalf("chown in the other mount: %v", err)
+	}
+	a.unmount()
+	b.unmount()
+
+	c := a.sibling("check")
+	c.mount()
+	fi, err := os.Stat(c.path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || !fi.ModTime().Equal(when) {
+		t.Errorf("f: mode %o mtime %v; want the chmod (0600) and the utimens (%v)", fi.Mode().Perm(), fi.ModTime(), when)
+	}
+	di, err := os.Stat(c.path("d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := di.Sys().(*syscall.Stat_t)
+	if di.Mode().Perm() != 0o700 || st.Uid != 4242 || st.Gid != 4243 {
+		t.Errorf("d: mode %o owner %d:%d; want the chmod (0700) and the chown (4242:4243)", di.Mode().Perm(), st.Uid, st.Gid)
 	}
 	c.unmount()
 }
