@@ -27,11 +27,12 @@ import (
 //   - Multipart uploads in progress older than UploadAge: their parts are
 //     no object's data (an upload that completes is no longer listed),
 //     and a mount completes or aborts its own within minutes.
-//   - In a cache dir no running mount uses: staging files that are empty
-//     (spares), that do not open (unreadable by any mount), or whose
-//     content the store holds at their path already (uploaded, then the
-//     mount died before removing them); and the .broken copies of torn
-//     journal tails, which replay never reads. A staging file whose
+//   - In a cache dir no running mount uses: staging files (in staging/,
+//     and those a mount's recovery set aside in lost+found/) that are
+//     empty (spares), that do not open (unreadable by any mount), or
+//     whose content the store holds at their path already (uploaded, then
+//     the mount died before removing them); and the .broken copies of
+//     torn journal tails, which replay never reads. A staging file whose
 //     content the store does not hold is reported and kept: it may be the
 //     only copy of a closed file.
 //
@@ -91,7 +92,12 @@ func (c *checker) cacheDir(ctx context.Context) error {
 	if err := c.journalLeftovers(filepath.Join(dir, "journal")); err != nil {
 		return err
 	}
-	return c.stagingLeftovers(ctx, filepath.Join(dir, "staging"))
+	if err := c.stagingLeftovers(ctx, filepath.Join(dir, "staging")); err != nil {
+		return err
+	}
+	// The staging files a mount's recovery set aside, never uploaded as
+	// whole (recover.go): the same rules.
+	return c.stagingLeftovers(ctx, filepath.Join(dir, lostFound))
 }
 
 // journalLocked reports a journal whose lock a live process holds.

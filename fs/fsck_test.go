@@ -260,7 +260,8 @@ func countUploads(t *testing.T, st blobstore.Store) int {
 // TestFsckRepairCacheDir plants the leftovers a dead mount leaves in its
 // cache dir: a staging file of a file the store holds (stale), one of a
 // file it does not hold (kept), an empty spare and an unreadable file
-// (stale), a torn journal tail's copy (stale). Without Repair nothing
+// (stale), a torn journal tail's copy (stale), and in lost+found one of
+// each of the first two kinds. Without Repair nothing
 // changes; with it only the stale ones go.
 func TestFsckRepairCacheDir(t *testing.T) {
 	tv := newTestVolume(t, EncryptionClient)
@@ -288,6 +289,18 @@ func TestFsckRepairCacheDir(t *testing.T) {
 	stored := stage("/c", bytes.Repeat([]byte{'a' + 3}, 5000))
 	lost := stage("/c", bytes.Repeat([]byte{'x'}, 5000))
 	newer := stage("/new", []byte("never uploaded"))
+	// Two staging files a recovery set aside: one the store holds, one
+	// it does not.
+	asideStored := stage("/c", bytes.Repeat([]byte{'a' + 3}, 5000))
+	asideKept := stage("/aside", []byte("set aside by recovery"))
+	os.MkdirAll(filepath.Join(cache, lostFound), 0o700)
+	for _, p := range []*string{&asideStored, &asideKept} {
+		to := filepath.Join(cache, lostFound, filepath.Base(*p))
+		if err := os.Rename(*p, to); err != nil {
+			t.Fatal(err)
+		}
+		*p = to
+	}
 	spare := filepath.Join(cache, "staging", strings.Repeat("0", 32)+".stg")
 	junk := filepath.Join(cache, "staging", strings.Repeat("1", 32)+".stg")
 	os.WriteFile(spare, nil, 0o600)
@@ -296,8 +309,8 @@ func TestFsckRepairCacheDir(t *testing.T) {
 	broken := filepath.Join(cache, "journal", "0000000000000001.jnl.broken")
 	os.WriteFile(broken, []byte("torn"), 0o600)
 
-	all := []string{stored, lost, newer, spare, junk, broken}
-	staleSet := []string{stored, spare, junk, broken}
+	all := []string{stored, lost, newer, spare, junk, broken, asideStored, asideKept}
+	staleSet := []string{stored, spare, junk, broken, asideStored}
 	local := func() map[string][]byte {
 		out := map[string][]byte{}
 		for _, p := range all {
@@ -342,7 +355,7 @@ func TestFsckRepairCacheDir(t *testing.T) {
 	if !maps.Equal(storeBefore, storeState(t, tv.store.Store)) {
 		t.Error("the store changed")
 	}
-	if !bytes.Equal(before[lost], after[lost]) || !bytes.Equal(before[newer], after[newer]) {
+	if !bytes.Equal(before[lost], after[lost]) || !bytes.Equal(before[newer], after[newer]) || !bytes.Equal(before[asideKept], after[asideKept]) {
 		t.Error("a kept staging file changed")
 	}
 	fmt.Fprint(io.Discard, rep)
