@@ -102,7 +102,7 @@
 // disk before a machine restart, unreadable) and every staging file
 // without a record is moved, still sealed, to lost+found/ in the cache
 // dir and a warning says so: never uploaded as if it were whole, never
-// deleted, kept for coffer fsck --repair. Only the staging file of a
+// deleted, kept for coffer fsck --cache-dir --repair. Only the staging file of a
 // file unlinked while open, which says so, is deleted. What survives:
 // a closed file survives the death of the process; the loss of the
 // machine once the journal's batch sync covered it (SyncDelay after the

@@ -26,7 +26,7 @@ import (
 //	                                      an object carrying a tag of the record is this
 //	                                      upload, done before the crash): then done
 //	another version, or not durable,      never uploaded as whole: moved to lost+found/
-//	  or unreadable                       (still sealed) for coffer fsck --repair, one
+//	  or unreadable                       (still sealed) for coffer fsck --cache-dir --repair, one
 //	                                      warning; record done
 //
 // and every staging file no record names (being written when the run
@@ -104,7 +104,7 @@ func (v *Volume) recover(ctx context.Context) error {
 	v.uploadRecovered(ctx, todo, &rep)
 	if len(rep.SetAside) > 0 {
 		rep.LostFound = v.local.dir + "/" + lostFound
-		v.log.Warn("staging files that cannot be uploaded as whole (being written when coffer stopped, changed after their journal record, or their record lost) were moved, still sealed, for coffer fsck --repair",
+		v.log.Warn("staging files that cannot be uploaded as whole (being written when coffer stopped, changed after their journal record, or their record lost) were moved, still sealed, for coffer fsck --cache-dir --repair",
 			"files", len(rep.SetAside), "dir", rep.LostFound)
 	}
 	if rep.Recovered+rep.Pending > 0 {

@@ -354,7 +354,7 @@ func recoveryNote(r cofferfs.RecoveryReport) string {
 		parts = append(parts, s)
 	}
 	if len(r.SetAside) > 0 {
-		parts = append(parts, fmt.Sprintf("%d staging files that cannot be uploaded as whole are kept in %s for coffer fsck --repair", len(r.SetAside), r.LostFound))
+		parts = append(parts, fmt.Sprintf("%d staging files that cannot be uploaded as whole are kept in %s for coffer fsck --cache-dir --repair", len(r.SetAside), r.LostFound))
 	}
 	return strings.Join(parts, "; ")
 }
