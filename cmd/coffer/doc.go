@@ -20,6 +20,21 @@
 // umount.fuse.coffer (fstab.go), coffer translates mount(8)'s and
 // umount(8)'s calls into coffer mount --daemon and coffer unmount.
 //
+// How a mount ends (control.go): a mount also serves a Unix socket beside
+// its pid file; coffer unmount connects before it unmounts, and the mount
+// answers, once its last uploads are done, with its final report: the
+// files whose upload failed (they stay in the upload journal of the cache
+// dir) and the conflict copies stored. unmount prints them and exits 1
+// when a file was not uploaded, or when the mount died without a report;
+// the report carries plaintext paths and so never touches disk (a daemon
+// only counts them in its log file). A foreground mount ends with the
+// same report on its stderr and exit code. What recovery did at mount
+// (fs.Volume.Recovered) is one line on stderr; a daemon child passes it
+// to its parent as a "note:" line on the ready pipe. --retry-budget sets
+// fs's budget for uploads that are waited for and, when shorter than the
+// S3 backend's own budget, shortens that backend's stall timeout and
+// backoff cap to a twelfth of it (storeRetry), so no request outlasts it.
+//
 // Beyond DESIGN.md §6: `coffer key reauth` (key.go) takes every root key
 // as repeatable --key-file / --passphrase-file flags, and so do key add,
 // key list and key remove (keycmds.go; any one listed key opens the
