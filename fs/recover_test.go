@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
 )
@@ -265,7 +266,15 @@ func TestRecoveryRecognisesItsOwnUpload(t *testing.T) {
 			// The recovery's upload of /b reaches the store; its answer
 			// is lost, and the run dies again.
 			ls.lose(keyOf("/b"))
-			v2, _ := tv.remount(t, func(o *Options) { o.clock = &fakeClock{} })
+			// One upload at a time, /a (the older record) first: a
+			// transient failure makes recovery leave the files after it
+			// to the background. A short budget for the close after a
+			// failure.
+			v2, _ := tv.remount(t, func(o *Options) {
+				o.clock = &fakeClock{}
+				o.UploadConcurrency = 1
+				o.RetryBudget = 100 * time.Millisecond
+			})
 			if rep := v2.Recovered(); rep.Recovered != 1 || rep.Pending != 1 || rep.Conflicts != 0 {
 				t.Fatalf("second run: recovery %+v, want /a recognised and /b pending", rep)
 			}
