@@ -340,42 +340,74 @@ func crashAndRecover(t *testing.T, b backend) {
 }
 
 // TestCrashDuringRecovery: the mount is killed during a burst, and the
-// next mount is killed again while it recovers (its uploads slowed by
-// latency through a fault proxy); the third mount still finds every file
-// closed before the first kill, byte for byte, and stores no conflict
-// copy (it recognises what the second run stored).
+// next mount is killed again while it recovers (versitygw: its uploads
+// slowed by latency through a fault proxy, killed after 40 of them; local
+// store: killed once its first recovered files are in the store); the
+// third mount still finds every file closed before the first kill, byte
+// for byte, and stores no conflict copy (it recognises what the second
+// run stored).
 func TestCrashDuringRecovery(t *testing.T) {
 	requireFUSE(t)
 	for round := range rounds() {
-		t.Run(fmt.Sprint(round), crashDuringRecovery)
+		t.Run(fmt.Sprintf("versitygw/%d", round), func(t *testing.T) {
+			store, proxy := proxiedStore(t)
+			crashDuringRecovery(t, store, func(v *volume) func() bool {
+				proxy.Set(faultproxy.Fault{Kind: faultproxy.Latency, Delay: 150 * time.Millisecond,
+					Ops: []string{"PutObject", "UploadPart", "CompleteMultipartUpload", "HeadObject"}})
+				proxy.ResetStats()
+				return func() bool { return proxy.Stats().Requests["PutObject"] >= 40 }
+			}, proxy.Set)
+		})
+		t.Run(fmt.Sprintf("local/%d", round), func(t *testing.T) {
+			store := newLocalStore(t)
+			crashDuringRecovery(t, store, func(v *volume) func() bool {
+				before := countFiles(store.dataDir)
+				return func() bool { return countFiles(store.dataDir) >= before+5 }
+			}, func(...faultproxy.Fault) {})
+		})
 	}
 }
 
-func crashDuringRecovery(t *testing.T) {
-	store, proxy := proxiedStore(t)
+// countFiles counts the regular files below dir.
+func countFiles(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// crashDuringRecovery: a burst killed with everything pending, then a
+// mount killed as soon as slow(v) (called before it starts) says its
+// recovery has stored some files, then a third mount that must find
+// everything; clear ends whatever slow set up.
+func crashDuringRecovery(t *testing.T, store *storeRef, slow func(*volume) func() bool, clear func(...faultproxy.Fault)) {
 	v := newVolume(t, store)
 	res := crashDuringBurst(t, v, 300, "--writeback-delay", "1h")
 
-	proxy.Set(faultproxy.Fault{Kind: faultproxy.Latency, Delay: 150 * time.Millisecond,
-		Ops: []string{"PutObject", "UploadPart", "CompleteMultipartUpload", "HeadObject"}})
-	proxy.ResetStats()
+	going := slow(v)
 	m := v.startForeground()
 	deadline := time.Now().Add(2 * time.Minute)
-	for proxy.Stats().Requests["PutObject"] < 40 {
+	for !going() {
 		if time.Now().After(deadline) {
-			t.Fatalf("recovery did not get going: %v", proxy.Stats().Requests)
+			t.Fatalf("recovery did not get going; stderr:\n%s", m.stderr.String())
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 	if mounted(t, v.mnt) {
 		t.Fatal("the second mount was ready before the kill: the kill did not land in its recovery")
 	}
 	m.kill()
-	proxy.Set()
+	clear()
 
 	third := checkSurvived(t, v, res)
-	if n := third.recovered(); n < 1 {
-		t.Fatalf("the third mount recovered %d files; stderr:\n%s", n, third.stderr.String())
+	n := third.recovered()
+	t.Logf("%d files closed before the first kill; the third mount recovered %d", len(res.durable()), n)
+	if n < 1 {
+		t.Fatalf("the third mount recovered %d files: the second kill came after its recovery; stderr:\n%s", n, third.stderr.String())
 	}
 	for _, dir := range []string{v.mnt, v.path("small")} {
 		ents, err := os.ReadDir(dir)
