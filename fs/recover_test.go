@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
 )
 
 // crash stops v the way a kill -9 leaves it: nothing is flushed or
@@ -387,5 +389,51 @@ func TestCacheDirLocked(t *testing.T) {
 	_, err := OpenVolume(context.Background(), tv.options)
 	if err == nil || !strings.Contains(err.Error(), "in use by another coffer mount") || !strings.Contains(err.Error(), "--cache-dir") {
 		t.Fatalf("second open = %v", err)
+	}
+}
+
+// TestOwnUploadNotForged: an object at the path that claims this upload's
+// file ID (coffer-fid) but whose sealed metadata does not authenticate
+// is not taken as this upload: recovery keeps both, storing the
+// journalled version as a conflict copy.
+func TestOwnUploadNotForged(t *testing.T) {
+	var ls *lostAnswerStore
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) {
+		ls = &lostAnswerStore{Store: o.Store}
+		o.Store = ls
+		o.uploadRetries = -1
+		o.now = func() time.Time { return conflictAt }
+	})
+	tv.clock = &fakeClock{}
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/a", []byte("the journalled version"))
+	key := objectKeyOf(t, tv.Volume, "/a")
+	ls.lose(key)
+	if err := tv.files["/a"].upload(ctx); !errors.Is(err, blobstore.ErrTransient) {
+		t.Fatalf("upload = %v, want the lost answer", err)
+	}
+	crash(t, tv.Volume)
+	ls.lose("")
+	// A forgery keeps coffer-fid and replaces the sealed attributes.
+	rc, info, err := tv.store.Get(ctx, key, blobstore.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	meta := maps.Clone(info.Metadata)
+	attr := []byte(meta[cipher.MetaAttr])
+	attr[len(attr)/2] ^= 'A' ^ 'B'
+	meta[cipher.MetaAttr] = string(attr)
+	if _, err := tv.store.Put(ctx, key, bytes.NewReader(body), int64(len(body)), blobstore.PutOptions{Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+
+	v2, _ := tv.remount(t)
+	if rep := v2.Recovered(); rep.Recovered != 1 || rep.Conflicts != 1 {
+		t.Fatalf("recovery %+v, want the file stored as a conflict copy", rep)
+	}
+	if got := readFile(t, tv.reopen(t), "/a"+conflictSuffix); string(got) != "the journalled version" {
+		t.Fatalf("conflict copy holds %q", got)
 	}
 }
