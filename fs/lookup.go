@@ -266,8 +266,9 @@ func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node
 	case mode&syscall.S_IFMT != syscall.S_IFLNK:
 		mode = syscall.S_IFREG | mode&0o7777
 	}
+	at := v.attrOf(mode, a, size)
 	return &node{
-		path: p, attr: v.attrOf(mode, a, size),
+		path: p, attr: at, base: at,
 		key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long,
 	}, nil
 }
@@ -282,8 +283,9 @@ func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*no
 	if _, ok := info.Metadata["mode"]; !ok && !v.client {
 		perm = 0o755 // a marker made by another tool
 	}
+	at := v.attrOf(syscall.S_IFDIR|perm, a, 0)
 	return &node{
-		path: p, attr: v.attrOf(syscall.S_IFDIR|perm, a, 0),
+		path: p, attr: at, base: at,
 		key: marker, etag: info.ETag, objSize: info.Size, okey: okey, long: long,
 	}, nil
 }

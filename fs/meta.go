@@ -24,6 +24,10 @@ type node struct {
 	long    string            // coffer-name of a hashed last segment
 	target  string            // symlink target, once read
 	bad     error             // listed, but its metadata failed: every access is EIO
+	// base is the attributes as sealed in the version the node names
+	// (attr may show more: a directory's unstored times, a staged
+	// file's): what metaGuard compares the store with. Zero: unknown.
+	base Attr
 }
 
 func (n *node) isDir() bool { return n.attr.IsDir() }

@@ -196,7 +196,7 @@ func (v *Volume) mknod(ctx context.Context, p string, mode, rdev uint32) (*node,
 	if err != nil {
 		return nil, err
 	}
-	n := &node{path: p, attr: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long}
+	n := &node{path: p, attr: attr, base: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long}
 	v.meta.put(n)
 	v.meta.added(p)
 	v.touchParent(p, attr.Mtime)
@@ -218,7 +218,7 @@ func (v *Volume) putMarker(ctx context.Context, p, marker, long string, attr Att
 	if err != nil {
 		return nil, err
 	}
-	n := &node{path: p, attr: attr, key: marker, etag: info.ETag, okey: okey, long: long}
+	n := &node{path: p, attr: attr, base: attr, key: marker, etag: info.ETag, okey: okey, long: long}
 	v.meta.put(n)
 	return n, nil
 }
@@ -323,7 +323,7 @@ func (v *Volume) symlink(ctx context.Context, target, p string) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &node{path: p, attr: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long, target: target}
+	n := &node{path: p, attr: attr, base: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long, target: target}
 	v.meta.put(n)
 	v.meta.added(p)
 	v.touchParent(p, attr.Mtime)
@@ -608,7 +608,7 @@ func (v *Volume) copyObject(ctx context.Context, n *node, dst, p, long string, a
 		return nil, err
 	}
 	c := *n
-	c.path, c.attr, c.key, c.long = p, a, dst, long
+	c.path, c.attr, c.base, c.key, c.long = p, a, a, dst, long
 	c.etag = info.ETag
 	if info.Size != 0 {
 		c.objSize = info.Size
@@ -644,7 +644,10 @@ func (v *Volume) metaGuard(ctx context.Context, n *node) error {
 	if err != nil {
 		return err
 	}
-	if a, b := cur.attr, n.attr; a.Changes != b.Changes || a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID ||
+	if n.base.Mode == 0 {
+		return nil // not read from the store: the ETag is all there is to check
+	}
+	if a, b := cur.attr, n.base; a.Changes != b.Changes || a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID ||
 		a.Rdev != b.Rdev || a.Xattrs != b.Xattrs || !v.sameMtime(a.Mtime, b.Mtime) {
 		return fail("its attributes")
 	}

@@ -181,7 +181,7 @@ func (v *Volume) storeStaged(ctx context.Context, job uploadJob) (*node, error) 
 		return nil, err
 	}
 	attr.Size = size
-	return &node{path: p, attr: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long}, nil
+	return &node{path: p, attr: attr, base: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long}, nil
 }
 
 // putBody encrypts a plaintext body of size bytes into key.
