@@ -7,6 +7,8 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,7 +173,7 @@ func (v *Volume) recoveredFile(r journal.Record, rep *RecoveryReport) (*file, er
 	}
 	f := &file{
 		v: v, path: m.Path, st: st, dirty: true,
-		attr:     Attr{Mode: m.Mode, UID: m.UID, GID: m.GID, Mtime: time.Unix(0, m.MtimeNs)},
+		attr:     m.attr(),
 		excl:     m.Excl,
 		replaces: m.Replaces,
 		jid:      r.ID, jver: ver,
@@ -181,6 +183,23 @@ func (v *Volume) recoveredFile(r journal.Record, rep *RecoveryReport) (*file, er
 		f.jtag = f.tags[len(f.tags)-1]
 	}
 	return f, nil
+}
+
+// attr is the file's attributes as journalled. Extended attributes that
+// no longer pass cipher's checks are left out (the record is sealed, so
+// only a format change could bring one).
+func (m *stagedMeta) attr() Attr {
+	a := Attr{
+		Mode: m.Mode, UID: m.UID, GID: m.GID, Changes: m.Changes,
+		Mtime: time.Unix(0, m.MtimeNs), Atime: time.Unix(0, m.AtimeNs), Ctime: time.Unix(0, m.CtimeNs),
+	}
+	names := slices.Sorted(maps.Keys(m.Xattrs))
+	for _, name := range names {
+		if x, err := a.Xattrs.With(name, m.Xattrs[name]); err == nil {
+			a.Xattrs = x
+		}
+	}
+	return a
 }
 
 // setAside moves a staging file to lost+found; one already gone is no

@@ -123,6 +123,15 @@ func TestRecoveryUploadsClosedFiles(t *testing.T) {
 			}
 			want["/big"] = randomBytes(11<<20 + 5) // multipart
 			writeFile(t, tv.Volume, "/big", want["/big"])
+			// Attributes beyond mode and mtime are journalled too.
+			atime := time.Date(2019, 5, 6, 7, 8, 9, 10, time.UTC)
+			if _, err := tv.SetAttr(ctx, "/f01", SetAttr{Atime: &atime}); err != nil {
+				t.Fatal(err)
+			}
+			if err := tv.Setxattr(ctx, "/f01", "user.kept", []byte("through a crash"), 0); err != nil {
+				t.Fatal(err)
+			}
+			staged, _ := tv.Stat(ctx, "/f01")
 			h, _, err := tv.Create(ctx, "/open", 0o644, syscall.O_WRONLY)
 			if err != nil {
 				t.Fatal(err)
@@ -146,6 +155,16 @@ func TestRecoveryUploadsClosedFiles(t *testing.T) {
 				if got := readFile(t, fresh, p); !bytes.Equal(got, data) {
 					t.Fatalf("%s: %d bytes stored, want %d", p, len(got), len(data))
 				}
+			}
+			a, err := fresh.Stat(ctx, "/f01")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !a.Atime.Equal(atime) || !a.Ctime.Equal(staged.Ctime) || a.Changes < staged.Changes {
+				t.Errorf("/f01 recovered with atime %v ctime %v changes %d, want %v, %v, at least %d", a.Atime, a.Ctime, a.Changes, atime, staged.Ctime, staged.Changes)
+			}
+			if x, err := fresh.Getxattr(ctx, "/f01", "user.kept"); err != nil || string(x) != "through a crash" {
+				t.Errorf("/f01 recovered with user.kept = %q, %v", x, err)
 			}
 			if _, err := fresh.Stat(ctx, "/open"); Errno(err) != syscall.ENOENT {
 				t.Fatalf("a never-closed file was uploaded: %v", err)
