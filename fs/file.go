@@ -48,6 +48,7 @@ import (
 //	close(2) of a changed file     changed -> journalled (record, before close returns) Handle.Flush, recordLocked
 //	last close, clean              open -> gone                                 Handle.Close, forgetLocked
 //	last close, changed            changed, journalled -> waiting (WritebackDelay) Handle.Close, handOffLocked
+//	  (a file with a live stream waits no delay: its upload completes the stream, stream.go)
 //	timer, fsync, Flush, rename    changed, journalled, waiting -> uploading    file.upload
 //	stored, seq unchanged          uploading -> open, or gone when closed;      storedLocked, uploadedLocked,
 //	                                 the record is done                          doneLocked
