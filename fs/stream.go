@@ -289,6 +289,11 @@ func (v *Volume) finishStream(ctx context.Context, job uploadJob) (*node, error)
 	a := job.attr
 	a.Size = size
 	if sameSealed(sa, a) {
+		// The upload's DEK was wrapped when it started: a rotation that
+		// the config refresh saw meanwhile needs the same rewrap as any
+		// upload (copyObject below reseals under the current generation).
+		info := v.rewrapStale(ctx, s.key, s.okey, s.opts.Metadata, blobstore.ObjectInfo{ETag: n.etag, Size: n.objSize})
+		n.etag = info.ETag
 		return n, nil
 	}
 	return v.copyObject(ctx, n, s.key, job.path, s.long, a)

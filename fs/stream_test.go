@@ -272,3 +272,46 @@ func TestStreamConflictCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamAcrossRefresh: a stream whose DEK was wrapped under a KEK
+// generation that a config refresh retired from current before the
+// stream completed is stored on the current generation, as any upload
+// (TestUploadAcrossRefresh), so a rotation that listed the volume before
+// it appeared leaves nothing on the old one.
+func TestStreamAcrossRefresh(t *testing.T) {
+	ctx := context.Background()
+	tv, ps := streamVolume(t, EncryptionClient, func(o *Options) {
+		o.WritebackDelay, o.ConfigRefresh = -1, -1
+	})
+	data := randomBytes(4*streamPart + 777)
+	h, _, err := tv.Create(ctx, "/big", 0o600, syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSeq(t, h, data[:3*streamPart])
+	waitFor(t, "the stream under way", func() bool { return ps.parts.Load() >= 1 })
+	addGeneration(t, tv.store, tv.root)
+	if _, err := tv.watch.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, data[3*streamPart:], 3*streamPart); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Close(ctx)
+	if ps.completed.Load() != 1 {
+		t.Fatalf("%d completions, want the stream's one", ps.completed.Load())
+	}
+	if g := storedGeneration(t, tv.Volume, "/big"); g != 2 {
+		t.Fatalf("a stream completed after the refresh is on generation %d, want 2", g)
+	}
+	nv, err := openAs(t, tv, tv.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, nv, "/big"); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, not what was written", len(got))
+	}
+}
