@@ -139,6 +139,17 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 		}
 		src = n
 	}
+	// The new name may be hashed, its full encoding then sealed along:
+	// refuse now (E2BIG) what could not be stored under it, before anything
+	// moves. A staged file would otherwise take the name and fail its
+	// upload for ever.
+	attr := src.attr
+	if f != nil {
+		attr = f.snapshot().attr
+	}
+	if err := v.metaFits(newp, attr); err != nil {
+		return err
+	}
 	v.mu.Lock()
 	victim := v.files[newp]
 	v.mu.Unlock()

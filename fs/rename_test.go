@@ -197,3 +197,52 @@ func TestManyFilesListing(t *testing.T) {
 		t.Fatalf("entry 7 = %+v", ents[7])
 	}
 }
+
+// A rename whose new name is hashed (its full encoding goes into
+// coffer-name) can push the metadata of a file with xattrs past the
+// budget: the rename is E2BIG and changes nothing, whether the file is
+// still staged or already stored. (Without the check a staged file took
+// the new name and its upload then failed for ever.)
+func TestRenameToHashedNameBudget(t *testing.T) {
+	long := "/" + strings.Repeat("n", 250)
+	for _, stored := range []bool{false, true} {
+		t.Run(map[bool]string{false: "staged", true: "stored"}[stored], func(t *testing.T) {
+			// No writeback during the test: staged stays staged.
+			tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.WritebackDelay = time.Hour })
+			ctx := context.Background()
+			v := tv.Volume
+			writeFile(t, v, "/f", []byte("body"))
+			// The largest user.x that still fits at the short name.
+			size := 0
+			for n := 64; ; n += 16 {
+				err := v.Setxattr(ctx, "/f", "user.x", bytes.Repeat([]byte{'v'}, n), 0)
+				if err != nil {
+					wantErrno(t, err, syscall.E2BIG)
+					break
+				}
+				size = n
+			}
+			if size == 0 {
+				t.Fatal("no xattr fits")
+			}
+			if err := v.Setxattr(ctx, "/f", "user.x", bytes.Repeat([]byte{'v'}, size), 0); err != nil {
+				t.Fatal(err)
+			}
+			if stored {
+				flush(t, v)
+			}
+			wantErrno(t, v.Rename(ctx, "/f", long, 0), syscall.E2BIG)
+			flush(t, v) // the staged file uploads under its old name
+			v2 := tv.reopen(t)
+			if got := readFile(t, v2, "/f"); string(got) != "body" {
+				t.Fatalf("/f = %q", got)
+			}
+			val, err := v2.Getxattr(ctx, "/f", "user.x")
+			if err != nil || len(val) != size {
+				t.Fatalf("user.x after the refused rename: %d bytes, %v", len(val), err)
+			}
+			_, err = v2.Stat(ctx, long)
+			wantErrno(t, err, syscall.ENOENT)
+		})
+	}
+}
