@@ -24,7 +24,8 @@ import (
 // is:
 //
 //	object found with a tag of this upload   stored already (a lost answer, or a run that
-//	                                         died before its record was done): done
+//	                                         died before its record was done): done, its
+//	                                         attributes resealed if they differ (a stream's)
 //	nothing at the path                      deleted by another mount: created again
 //	                                         (If-None-Match), since this version is newer
 //	anything else                            another mount's version: both are kept; this
@@ -87,6 +88,12 @@ func (v *Volume) settleConflict(ctx context.Context, job uploadJob, cause error)
 			return nil, err
 		}
 		if n, ok := v.ownUpload(job, key, long, info); ok {
+			if a := job.attr; !sameSealed(n.attr, a) {
+				// A streamed upload completed with the attributes of its
+				// start, and its metadata copy did not follow (stream.go).
+				a.Size = n.attr.Size
+				return v.copyObject(ctx, n, key, job.path, long, a)
+			}
 			return n, nil
 		}
 		return v.storeConflictCopy(ctx, job, key)

@@ -87,6 +87,21 @@
 // fails (EIO). The upload pipeline is writeback.go; a file's states and
 // their transitions are tabled at type file (file.go).
 //
+// Streaming writeback (stream.go): a file written sequentially from 0
+// past two parts starts its multipart upload while it is written (parts
+// read back from staging); fsync and the last close complete it, the
+// last close at once rather than after WritebackDelay, and a metadata
+// copy reseals the attributes the upload carried from its start.
+// Deviation from DESIGN.md §5 ("a server-side copy or a held last part,
+// whichever measures better"): the held last part is not built. Holding
+// cannot avoid the copy, since the upload's key and metadata are fixed at
+// its start: a rename before completion still needs a copy, and the
+// mtime moves with every write anyway; it only saves the cheap metadata
+// copy of the close (versitygw: an xattr rewrite) at the price of the
+// writeback delay before the file is stored, and it would complete under
+// a name the file no longer has (a crash then leaves that name behind).
+// A rename or unlink while the file is still open aborts the stream.
+//
 // Crash safety (DESIGN.md §5): the cache dir's upload journal
 // (cache/journal; its lock keeps a second mount out of the cache dir)
 // records every changed file at each close(2) (FUSE FLUSH, which close

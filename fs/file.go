@@ -48,6 +48,7 @@ import (
 //	close(2) of a changed file     changed -> journalled (record, before close returns) Handle.Flush, recordLocked
 //	last close, clean              open -> gone                                 Handle.Close, forgetLocked
 //	last close, changed            changed, journalled -> waiting (WritebackDelay) Handle.Close, handOffLocked
+//	  (a file with a live stream waits no delay: its upload completes the stream, stream.go)
 //	timer, fsync, Flush, rename    changed, journalled, waiting -> uploading    file.upload
 //	stored, seq unchanged          uploading -> open, or gone when closed;      storedLocked, uploadedLocked,
 //	                                 the record is done                          doneLocked
@@ -115,6 +116,11 @@ type file struct {
 	// stored (a crashed run's included), oldest first: an object found
 	// at the path with one of them is this content, already stored.
 	tags []uploadTag
+
+	// Streaming writeback's (stream.go).
+	stream   *stream // the multipart upload running while the file is written
+	seqEnd   int64   // bytes [0, seqEnd) written sequentially since staged empty
+	noStream bool    // this version was not written sequentially: no stream
 }
 
 // uploadTag tells one upload of a file's content from every other: the
@@ -285,6 +291,12 @@ func syncStaging(st stagingFile) error {
 // upKeyLocked makes sure f.up is the key of its current content (f.mu
 // held), drawing a new one (and tag) when the content changed.
 func (f *file) upKeyLocked() error {
+	if f.stream != nil {
+		// The stream's key: it completes with whatever version is
+		// staged when it finishes.
+		f.up.seq = f.seq
+		return nil
+	}
 	if f.up.set && f.up.seq == f.seq {
 		return nil
 	}
@@ -325,6 +337,15 @@ func (f *file) readerLocked() *reader {
 	return f.rd
 }
 
+// changedAt records a write of n bytes at off (changed), and tells the
+// stream.
+func (f *file) changedAt(off int64, n int) {
+	f.mu.Lock()
+	f.wroteLocked(off, n)
+	f.mu.Unlock()
+	f.changed()
+}
+
 // changed records a change of the content: mtime and ctime move (atime
 // stays: Linux moves only those on a write).
 func (f *file) changed() {
@@ -350,6 +371,9 @@ func (f *file) truncate(ctx context.Context, size int64, always bool) error {
 	if err := f.stageFor(ctx, size); err != nil {
 		return err
 	}
+	f.mu.Lock()
+	f.truncatedLocked(size)
+	f.mu.Unlock()
 	if err := f.st.Truncate(size); err != nil {
 		return f.v.stagingFailed(f, err)
 	}
@@ -443,6 +467,7 @@ func (v *Volume) forgetLocked(f *file) {
 	if f.refs > 0 || (f.dirty && !f.removed) {
 		return
 	}
+	f.abortStreamLocked()
 	if f.timer != nil {
 		f.timer.Stop()
 		f.timer = nil
@@ -476,6 +501,7 @@ func (v *Volume) dropFileLocked(f *file, p string) (stored *node) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removed = true
+	f.abortStreamLocked()
 	f.attr.Unlinked = true
 	f.attr.touch(time.Now()) // its link count dropped
 	if v.files[p] == f {
@@ -510,6 +536,9 @@ type uploadJob struct {
 	opts blobstore.PutOptions // the condition: excl, replaces
 	up   upKey                // its ObjectKey and tag
 	tags []uploadTag          // tags of uploads that may have stored this content
+	// stream, if set, holds most of the content uploaded already: the
+	// upload finishes it (finishStream).
+	stream *stream
 }
 
 // uploadJobLocked returns the upload of f's staged changes; ok is false
@@ -523,7 +552,7 @@ func (f *file) uploadJobLocked() (job uploadJob, ok bool) {
 	return uploadJob{
 		path: f.path, attr: f.attr, seq: f.seq, st: f.st,
 		opts: blobstore.PutOptions{IfNoneMatch: f.excl, IfMatch: f.replaces},
-		up:   f.up, tags: slices.Clone(f.tags),
+		up:   f.up, tags: slices.Clone(f.tags), stream: f.stream,
 	}, true
 }
 
@@ -540,6 +569,7 @@ func (f *file) storedLocked(job uploadJob, n *node) {
 	if f.seq == job.seq {
 		f.dirty = false
 		f.tags, f.up = nil, upKey{}
+		f.seqEnd, f.noStream = 0, false
 	}
 	if f.path == job.path && !f.removed {
 		s := *n

@@ -274,7 +274,7 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 		off = f.st.Size()
 	}
 	n, err := f.st.WriteAt(p, off)
-	f.changed()
+	f.changedAt(off, n)
 	if err != nil {
 		return n, f.v.stagingFailed(f, err)
 	}

@@ -257,6 +257,7 @@ func (v *Volume) moveLocal(f *file, oldp, newp string, now time.Time) {
 	other := v.files[newp]
 	v.repathLocked(f, oldp, newp)
 	f.mu.Lock()
+	f.abortStreamLocked() // its upload is bound to the old key
 	if f.node == nil {
 		// Never stored: what it replaced at newp was deleted, so its
 		// first upload creates (If-None-Match).

@@ -72,6 +72,10 @@ type Options struct {
 	UploadConcurrency int
 	// PartSize is the multipart part size in bytes.
 	PartSize int64
+	// StreamThreshold is the sequentially written prefix at which a file
+	// starts its multipart upload while it is written (stream.go); 0:
+	// two parts, negative: never.
+	StreamThreshold int64
 	// MetadataTTL is how long attributes and listings are trusted
 	// (0: DefaultMetadataTTL; negative: not cached).
 	MetadataTTL time.Duration

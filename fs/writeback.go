@@ -64,6 +64,12 @@ func (v *Volume) handOffLocked(f *file) {
 	if err := f.recordLocked(); err != nil {
 		v.journalFailed(f.path, err)
 	}
+	if f.stream != nil {
+		// Streamed: most of it is stored already; what follows the
+		// close is a metadata copy of a stored file (stream.go).
+		f.scheduleLocked(0)
+		return
+	}
 	f.scheduleLocked(v.opts.WritebackDelay)
 }
 
@@ -102,6 +108,9 @@ func (f *file) upload(ctx context.Context) error {
 		f.mu.Unlock()
 		return nil
 	}
+	if f.stream != nil && !f.streamFitsLocked() {
+		f.abortStreamLocked()
+	}
 	if err := f.upKeyLocked(); err != nil {
 		f.mu.Unlock()
 		return err
@@ -118,7 +127,18 @@ func (f *file) upload(ctx context.Context) error {
 		return nil
 	}
 
-	n, err := v.storeStaged(ctx, job)
+	var n *node
+	var err error
+	if job.stream != nil {
+		n, err = v.finishStream(ctx, job)
+		f.mu.Lock()
+		if f.stream == job.stream {
+			f.stream = nil // finished, or failed: a retry uploads from staging
+		}
+		f.mu.Unlock()
+	} else {
+		n, err = v.storeStaged(ctx, job)
+	}
 	if isConflict(err) {
 		n, err = v.settleConflict(ctx, job, err)
 	}

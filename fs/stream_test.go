@@ -1,0 +1,317 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+)
+
+// partStore counts the parts and completions of multipart uploads.
+type partStore struct {
+	blobstore.Store
+	parts, completed atomic.Int64
+	bigPuts          atomic.Int64 // PUTs of a part's size or more
+}
+
+func (s *partStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
+	if size >= streamPart {
+		s.bigPuts.Add(1)
+	}
+	return s.Store.Put(ctx, key, body, size, opts)
+}
+
+func (s *partStore) Multipart(ctx context.Context, key string, opts blobstore.PutOptions) (blobstore.MultipartUpload, error) {
+	u, err := s.Store.Multipart(ctx, key, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &countedUpload{MultipartUpload: u, s: s}, nil
+}
+
+type countedUpload struct {
+	blobstore.MultipartUpload
+	s *partStore
+}
+
+func (u *countedUpload) UploadPart(ctx context.Context, n int, body []byte) (blobstore.Part, error) {
+	p, err := u.MultipartUpload.UploadPart(ctx, n, body)
+	if err == nil {
+		u.s.parts.Add(1)
+	}
+	return p, err
+}
+
+func (u *countedUpload) Complete(ctx context.Context, parts []blobstore.Part) (blobstore.ObjectInfo, error) {
+	info, err := u.MultipartUpload.Complete(ctx, parts)
+	if err == nil {
+		u.s.completed.Add(1)
+	}
+	return info, err
+}
+
+// streamPart is the part size of the stream tests (S3's smallest).
+const streamPart = blobstore.MinPartSize
+
+// streamVolume is a test volume with small parts whose store counts parts.
+func streamVolume(t *testing.T, mode string, tweak ...func(*Options)) (*testVol, *partStore) {
+	ps := &partStore{}
+	tweak = append([]func(*Options){func(o *Options) {
+		o.PartSize = streamPart
+		ps.Store = o.Store
+		o.Store = ps
+	}}, tweak...)
+	return newTestVolume(t, mode, tweak...), ps
+}
+
+// waitFor polls cond until it holds; it fails the test after a minute.
+// It waits for background work, it measures nothing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// pendingUploads lists the multipart uploads in progress in the store.
+func pendingUploads(t *testing.T, s blobstore.Store) int {
+	t.Helper()
+	n := 0
+	for _, err := range s.Uploads(context.Background(), "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+// writeSeq writes data to h in 1 MiB writes from off 0.
+func writeSeq(t *testing.T, h *Handle, data []byte) {
+	t.Helper()
+	for off := 0; off < len(data); off += 1 << 20 {
+		end := min(off+1<<20, len(data))
+		if _, err := h.WriteAt(context.Background(), data[off:end], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStreamStartsBeforeClose: parts of a big file written sequentially
+// are in the store before its fsync, which completes the upload (one
+// multipart completion, no PUT of the body); a fresh mount reads it whole
+// with the attributes it had at the fsync.
+func TestStreamStartsBeforeClose(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv, ps := streamVolume(t, mode)
+			ctx := context.Background()
+			data := randomBytes(5*streamPart + 12345)
+			h, _, err := tv.Create(ctx, "/big", 0o600, syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeSeq(t, h, data)
+			waitFor(t, "parts uploaded while the file is open", func() bool { return ps.parts.Load() >= 3 })
+			if ps.completed.Load() != 0 {
+				t.Fatal("completed before fsync")
+			}
+			mtime := time.Unix(1700000000, 123456789)
+			if _, err := h.SetAttr(ctx, SetAttr{Mtime: &mtime}); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Fsync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if c := ps.completed.Load(); c != 1 {
+				t.Fatalf("%d completions after fsync, want 1", c)
+			}
+			h.Close(ctx)
+			flush(t, tv.Volume)
+			if n := ps.bigPuts.Load(); n != 0 {
+				t.Errorf("%d PUTs: the body went up again", n)
+			}
+			other := tv.reopen(t)
+			if got := readFile(t, other, "/big"); !bytes.Equal(got, data) {
+				t.Fatalf("read back %d bytes, not what was written", len(got))
+			}
+			a, err := other.Stat(ctx, "/big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameMtimeIn(mode, a.Mtime, mtime) || a.Mode&0o777 != 0o600 {
+				t.Errorf("stored attributes: mtime %v mode %o, want %v 600", a.Mtime, a.Mode&0o777, mtime)
+			}
+			waitFor(t, "no multipart upload left", func() bool { return pendingUploads(t, tv.store) == 0 })
+		})
+	}
+}
+
+func sameMtimeIn(mode string, a, b time.Time) bool {
+	if mode == EncryptionClient {
+		return a.Equal(b)
+	}
+	return a.Unix() == b.Unix()
+}
+
+// TestStreamRandomWriteFallback: a write into a range the stream has
+// read already aborts it; the file is stored from staging with every
+// byte, and no multipart upload is left behind.
+func TestStreamRandomWriteFallback(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv, ps := streamVolume(t, mode)
+			ctx := context.Background()
+			data := randomBytes(4*streamPart + 999)
+			h, _, err := tv.Create(ctx, "/big", 0o644, syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeSeq(t, h, data)
+			waitFor(t, "parts uploaded while the file is open", func() bool { return ps.parts.Load() >= 2 })
+			patch := []byte("rewritten after its part went up")
+			if _, err := h.WriteAt(ctx, patch, 100); err != nil {
+				t.Fatal(err)
+			}
+			copy(data[100:], patch)
+			h.Close(ctx)
+			flush(t, tv.Volume)
+			if got := readFile(t, tv.reopen(t), "/big"); !bytes.Equal(got, data) {
+				t.Fatal("stored file lacks the rewrite")
+			}
+			waitFor(t, "the aborted upload gone", func() bool { return pendingUploads(t, tv.store) == 0 })
+		})
+	}
+}
+
+// TestStreamCrashRecovers: a mount killed mid-stream, after close(2)
+// journalled the file, leaves no object (a multipart upload is invisible
+// until completed) and the next mount stores the file whole.
+func TestStreamCrashRecovers(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv, ps := streamVolume(t, mode, func(o *Options) { o.WritebackDelay = time.Hour })
+			ctx := context.Background()
+			data := randomBytes(4*streamPart + 77)
+			h, _, err := tv.Create(ctx, "/big", 0o644, syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeSeq(t, h, data[:3*streamPart])
+			waitFor(t, "parts uploaded while the file is open", func() bool { return ps.parts.Load() >= 1 })
+			writeSeq2(t, h, data, 3*streamPart)
+			if err := h.Flush(ctx); err != nil { // close(2): journalled
+				t.Fatal(err)
+			}
+			key, _, err := tv.objectKey("/big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			crash(t, tv.Volume)
+			if _, err := tv.store.Head(ctx, key); !errors.Is(err, blobstore.ErrNotFound) {
+				t.Fatalf("after the crash the store has the object (err %v)", err)
+			}
+			v, _ := tv.remount(t)
+			if r := v.Recovered(); r.Recovered != 1 {
+				t.Fatalf("recovery: %+v", r)
+			}
+			if got := readFile(t, tv.reopen(t), "/big"); !bytes.Equal(got, data) {
+				t.Fatal("recovered file differs")
+			}
+		})
+	}
+}
+
+// writeSeq2 writes data[from:] at from in 1 MiB writes.
+func writeSeq2(t *testing.T, h *Handle, data []byte, from int) {
+	t.Helper()
+	for off := from; off < len(data); off += 1 << 20 {
+		end := min(off+1<<20, len(data))
+		if _, err := h.WriteAt(context.Background(), data[off:end], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStreamConflictCopy: another mount creates the path while this one
+// streams its new file there: the completion's If-None-Match fails, the
+// other's version stays, and this one is stored as a conflict copy.
+func TestStreamConflictCopy(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv, ps := streamVolume(t, mode, func(o *Options) { o.now = func() time.Time { return conflictAt } })
+			ctx := context.Background()
+			data := randomBytes(3*streamPart + 5)
+			h, _, err := tv.Create(ctx, "/big", 0o644, syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeSeq(t, h, data)
+			waitFor(t, "parts uploaded while the file is open", func() bool { return ps.parts.Load() >= 1 })
+			other := tv.reopen(t)
+			writeFile(t, other, "/big", []byte("theirs"))
+			flush(t, other)
+			h.Close(ctx)
+			flush(t, tv.Volume)
+			fresh := tv.reopen(t)
+			if got := readFile(t, fresh, "/big"); string(got) != "theirs" {
+				t.Fatalf("the other mount's version was overwritten (%d bytes)", len(got))
+			}
+			if got := readFile(t, fresh, "/big"+conflictSuffix); !bytes.Equal(got, data) {
+				t.Fatal("conflict copy differs")
+			}
+		})
+	}
+}
+
+// TestStreamAcrossRefresh: a stream whose DEK was wrapped under a KEK
+// generation that a config refresh retired from current before the
+// stream completed is stored on the current generation, as any upload
+// (TestUploadAcrossRefresh), so a rotation that listed the volume before
+// it appeared leaves nothing on the old one.
+func TestStreamAcrossRefresh(t *testing.T) {
+	ctx := context.Background()
+	tv, ps := streamVolume(t, EncryptionClient, func(o *Options) {
+		o.WritebackDelay, o.ConfigRefresh = -1, -1
+	})
+	data := randomBytes(4*streamPart + 777)
+	h, _, err := tv.Create(ctx, "/big", 0o600, syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSeq(t, h, data[:3*streamPart])
+	waitFor(t, "the stream under way", func() bool { return ps.parts.Load() >= 1 })
+	addGeneration(t, tv.store, tv.root)
+	if _, err := tv.watch.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, data[3*streamPart:], 3*streamPart); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Close(ctx)
+	if ps.completed.Load() != 1 {
+		t.Fatalf("%d completions, want the stream's one", ps.completed.Load())
+	}
+	if g := storedGeneration(t, tv.Volume, "/big"); g != 2 {
+		t.Fatalf("a stream completed after the refresh is on generation %d, want 2", g)
+	}
+	nv, err := openAs(t, tv, tv.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, nv, "/big"); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, not what was written", len(got))
+	}
+}
