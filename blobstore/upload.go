@@ -265,6 +265,11 @@ func (u *uploader) multipart(ctx context.Context, r io.Reader, queue []filled) (
 		sem   = make(chan struct{}, u.concurrency)
 	)
 	fail := func(err error) { cancel(err) }
+	// A failed read of the input stops new parts but lets those in flight
+	// finish: a part request cancelled mid-body can still be running on
+	// the server when the abort arrives, and some servers (versitygw) then
+	// keep the upload listed after the abort.
+	var readErr error
 	launch := func(num int, body []byte) {
 		defer wg.Done()
 		defer func() { <-sem }()
@@ -288,7 +293,7 @@ func (u *uploader) multipart(ctx context.Context, r io.Reader, queue []filled) (
 		if len(queue) == 0 {
 			f, err := u.next(pctx, r)
 			if err != nil {
-				fail(err)
+				readErr = err
 				break
 			}
 			if f.n == 0 && f.last {
@@ -317,7 +322,11 @@ func (u *uploader) multipart(ctx context.Context, r io.Reader, queue []filled) (
 		}
 	}
 	wg.Wait()
-	if err := context.Cause(pctx); err != nil {
+	err = context.Cause(pctx)
+	if err == nil {
+		err = readErr
+	}
+	if err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
 			err = &Error{Op: "upload", Key: u.key, Err: err}

@@ -113,7 +113,10 @@ func hasLine(lb *logBuffer, text string) bool {
 func TestRecoveryUploadsClosedFiles(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			tv := stalled(t, mode, func(o *Options) { o.PartSize = 5 << 20 })
+			// No streaming: a streamed file is stored at its last close,
+			// and this test needs every file closed and not stored
+			// (TestStreamCrashRecovers covers a crash mid-stream).
+			tv := stalled(t, mode, func(o *Options) { o.PartSize, o.StreamThreshold = 5<<20, -1 })
 			ctx := context.Background()
 			want := map[string][]byte{}
 			for i := range 20 {

@@ -178,6 +178,7 @@ func (f *file) startStreamLocked() error {
 	}
 	go func() {
 		defer v.bg.Done()
+		defer cancel()
 		s.info, s.err = v.put(ctx, key, pr, -1, s.opts)
 		if s.err == nil {
 			s.info.Size = max(s.info.Size, 0)
@@ -250,8 +251,14 @@ func (f *file) abortStreamLocked() {
 	}
 	f.stream = nil
 	s.aborted = true
+	// The body ends in an error: the upload lets the parts in flight
+	// finish and aborts (cancelling them could leave the upload listed on
+	// a server still writing a part). The pump wakes to see aborted.
 	s.pw.CloseWithError(errStreamAborted)
-	s.cancel()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 	f.up = upKey{}
 }
 
