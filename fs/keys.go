@@ -205,14 +205,19 @@ type KeyList struct {
 	VolumeID    string
 	Keys        []cipher.KeyInfo
 	Generations []GenerationInfo // oldest first
+	Writers     []WriterListing  // by ID
 	// Counted says the object counts below were taken.
 	Counted bool
 	// Unknown counts objects naming a KEK generation the keyring lacks,
 	// by generation.
 	Unknown map[uint32]int
 	// Malformed counts objects with coffer metadata whose generation does
-	// not parse; Other, objects that are not coffer's (no coffer-v).
+	// not parse; Other, objects that are not coffer's (no coffer-v, epoch
+	// objects among them).
 	Malformed, Other int
+	// EpochWrapped counts writer objects whose DEK no KEK wraps yet (only
+	// their epoch key: coffer rotate rewraps them).
+	EpochWrapped int
 }
 
 // GenerationInfo is one KEK generation of the keyring.
@@ -249,6 +254,9 @@ func ListKeys(ctx context.Context, store blobstore.Store, opts ListOptions) (Key
 		added, _ := o.kr.GenerationAdded(g)
 		l.Generations = append(l.Generations, GenerationInfo{Generation: g, Current: g == cur, Added: added})
 	}
+	if l.Writers, err = listWriters(ctx, store, o.kr); err != nil {
+		return KeyList{}, err
+	}
 	if !opts.Count {
 		return l, nil
 	}
@@ -256,6 +264,8 @@ func ListKeys(ctx context.Context, store blobstore.Store, opts ListOptions) (Key
 	if err != nil {
 		return KeyList{}, err
 	}
+	l.EpochWrapped = counts.ByGeneration[0]
+	delete(counts.ByGeneration, 0)
 	for i := range l.Generations {
 		g := &l.Generations[i]
 		g.Objects = counts.ByGeneration[g.Generation]
@@ -273,7 +283,8 @@ type GenerationCounts struct {
 }
 
 // CountGenerations counts the objects of the store (the config aside) by
-// the KEK generation their coffer-kek names, with one HEAD per object and
+// the KEK generation their coffer-kek names (0: a writer object wrapped
+// under its epoch key only), with one HEAD per object and
 // up to concurrency at once: S3 listings carry no user metadata, and a
 // HEAD is the cheapest request that returns it. Measured on versitygw
 // (4,000 objects of 400 bytes, loopback, a loaded 2-core machine): HEAD

@@ -14,7 +14,8 @@ import (
 )
 
 // newKeyCommand is `coffer key`, the parent of the commands that manage a
-// volume's root keys: add, list, remove, reauth (passwd and rotate are
+// volume's root keys: add, list, remove, reauth, and its writer keys:
+// export-writer, revoke-writer (passwd and rotate are
 // top-level commands, DESIGN.md §6).
 func newKeyCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -25,7 +26,8 @@ func newKeyCommand(e *env) *cobra.Command {
 			return &usageError{err: errors.New("missing subcommand"), hint: c.CommandPath() + " --help"}
 		},
 	}
-	cmd.AddCommand(newKeyAddCommand(e), newKeyListCommand(e), newKeyRemoveCommand(e), newKeyReauthCommand(e))
+	cmd.AddCommand(newKeyAddCommand(e), newKeyListCommand(e), newKeyRemoveCommand(e), newKeyReauthCommand(e),
+		newKeyExportWriterCommand(e), newKeyRevokeWriterCommand(e))
 	return cmd
 }
 

@@ -131,9 +131,11 @@ func newKeyListCommand(e *env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "list [flags]",
-		Short: "List the root keys and KEK generations of a volume",
+		Short: "List the root keys, KEK generations and writer keys of a volume",
 		Long: `List the volume's root keys (ID, kind, when added), then its KEK
-generations with the number of objects each wraps. Listings carry no
+generations with the number of objects each wraps, then its writer keys
+(ID, scope, label, revoked or not, epochs: the mount sessions stored
+under .coffer/epochs/<writer ID>/). Listings carry no
 object metadata, so counting costs one HEAD request per object
 (--count=false skips it).`,
 		Example: `  coffer key list --store s3://bucket/vol --key-file ~/vol.key`,
@@ -203,6 +205,9 @@ func printKeyList(w io.Writer, url string, l cofferfs.KeyList) {
 		}
 	}
 	tw.Flush()
+	if l.EpochWrapped > 0 {
+		fmt.Fprintf(w, "%s stored by writers are wrapped under their epoch keys only (coffer rotate rewraps them)\n", objects(l.EpochWrapped))
+	}
 	for g, n := range l.Unknown {
 		fmt.Fprintf(w, "%s name KEK generation %d, which the keyring does not hold (coffer fsck reports them)\n", objects(n), g)
 	}
@@ -212,6 +217,7 @@ func printKeyList(w io.Writer, url string, l cofferfs.KeyList) {
 	if l.Other > 0 {
 		fmt.Fprintf(w, "%s without coffer metadata (not coffer's)\n", objects(l.Other))
 	}
+	printWriters(w, l.Writers)
 }
 
 func showTime(t time.Time) string {
