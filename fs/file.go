@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -42,6 +43,10 @@ import (
 //	create                         -> changed (node nil; excl = O_EXCL)         Volume.create
 //	open of a stored file          -> open (node; replaces = its ETag)          Volume.acquire
 //	open of a waiting file         waiting -> journalled (the armed upload stays) Volume.acquire
+//	first change after a close     journalled -> changed in a copy: the record   keepJournalled
+//	  whose version is not stored    keeps the original (kept) until the next close
+//	                                 journals the copy or an upload stores it; the
+//	                                 armed upload waits for that close
 //	write, truncate, setattr       open, changed, journalled -> changed; seq++  changed, file.setAttr
 //	  (setattr of a clean stored file is a metadata copy: open, new node and replaces;
 //	  of a journalled or waiting one, the new attributes are journalled at once)
@@ -116,6 +121,10 @@ type file struct {
 	// stored (a crashed run's included), oldest first: an object found
 	// at the path with one of them is this content, already stored.
 	tags []uploadTag
+	// kept is the staging file the record jid vouches for, set aside
+	// while the content changes again in a copy (keepJournalled) until
+	// the copy is journalled or stored in turn; nil otherwise.
+	kept stagingFile
 
 	// Streaming writeback's (stream.go).
 	stream   *stream // the multipart upload running while the file is written
@@ -266,7 +275,7 @@ func (f *file) recordLocked() error {
 	if f.jid != 0 && ver == f.jver && f.jtag == f.up.tag {
 		return nil
 	}
-	st := f.st
+	st, old := f.st, f.jid
 	id, err := f.v.local.journal.Append(journal.Entry{
 		Staging: journal.Staging(ver),
 		Blob:    f.metaLocked(true),
@@ -276,7 +285,77 @@ func (f *file) recordLocked() error {
 		return err
 	}
 	f.jid, f.jver, f.jtag = id, ver, f.up.tag
+	if f.kept != nil {
+		// The copy is journalled: the version set aside is superseded.
+		f.dropKeptLocked(old)
+	}
 	return nil
+}
+
+// keepJournalled is called before a change of the staged content (the
+// caller holds f.upMu for reading, so no upload runs). When the staging
+// file is exactly what a close(2) journalled and not yet stored, the
+// change would overwrite the only copy of that closed version, and a
+// crash before the next close would lose it (recovery cannot upload a
+// staging file changed after its record). So the change goes to a copy:
+// the record keeps vouching for the original, set aside as f.kept until
+// the copy is journalled (the next close) or stored (recordLocked,
+// doneLocked). The copy costs one pass over the file (over its first
+// upTo bytes, when upTo >= 0: a truncate), once per reopen.
+func (f *file) keepJournalled(upTo int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.jid == 0 || f.kept != nil || f.removed || f.st == nil || f.st.Version() != f.jver {
+		return nil
+	}
+	cp, err := f.v.local.newStaging(f.journalLocked())
+	if err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	if err := copyStaged(cp, f.st, upTo); err != nil {
+		cp.Remove()
+		return err
+	}
+	f.kept, f.st = f.st, cp
+	return nil
+}
+
+// copyStaged copies the content of staging file src (its first upTo
+// bytes when upTo >= 0) into dst.
+func copyStaged(dst, src stagingFile, upTo int64) error {
+	size := src.Size()
+	if upTo >= 0 {
+		size = min(size, upTo)
+	}
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		n, err := src.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if err != nil && !(errors.Is(err, io.EOF) && n > 0) {
+			return err
+		}
+		if _, err := dst.WriteAt(buf[:n], off); err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	return dst.Truncate(size) // a sparse tail, or an empty file
+}
+
+// dropKeptLocked removes the staging file set aside by keepJournalled
+// and marks its record (id) done (f.mu held): removed first, so that a
+// crash in between leaves a record whose staging file is gone, which
+// recovery takes as done.
+func (f *file) dropKeptLocked(id journal.ID) {
+	if err := f.kept.Remove(); err != nil {
+		f.v.log.Warn("removing a staging file", "err", err)
+	}
+	f.kept = nil
+	if id == 0 || id == f.jid {
+		return
+	}
+	if err := f.v.local.journal.Done(id); err != nil {
+		f.v.log.Warn("marking a journal record done (the next mount finds it again and checks the store)", "err", err)
+	}
 }
 
 // syncStaging fsyncs a staging file for the journal; one removed since
@@ -321,6 +400,9 @@ func (f *file) upKeyLocked() error {
 // doneLocked marks f's record done (f.mu held): its content is stored,
 // or no longer to be.
 func (f *file) doneLocked() {
+	if f.kept != nil {
+		f.dropKeptLocked(0) // a newer version is stored, or none is wanted
+	}
 	if f.jid == 0 {
 		return
 	}
@@ -370,6 +452,9 @@ func (f *file) truncate(ctx context.Context, size int64, always bool) error {
 	same := f.snapshot().attr.Size == size
 	if err := f.stageFor(ctx, size); err != nil {
 		return err
+	}
+	if err := f.keepJournalled(size); err != nil {
+		return f.v.stagingFailed(f, err)
 	}
 	f.mu.Lock()
 	f.truncatedLocked(size)

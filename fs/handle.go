@@ -270,6 +270,9 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	if err := f.stage(ctx); err != nil {
 		return 0, f.failedWrite(err)
 	}
+	if err := f.keepJournalled(-1); err != nil {
+		return 0, f.v.stagingFailed(f, err)
+	}
 	if h.append {
 		off = f.st.Size()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cache/staging"
 	"github.com/cofferfs/coffer/cipher"
 )
 
@@ -320,11 +322,13 @@ func TestRecoveryRecognisesItsOwnUpload(t *testing.T) {
 	}
 }
 
-// TestRecoverySetsAsideWhatIsNotWhole: a journalled file written again
-// (never closed again) when the process died does not match its record:
-// it is not uploaded, its staging file goes to lost+found and a warning
-// says so. A file unlinked while open leaves a staging file that is
-// deleted, not kept.
+// TestRecoverySetsAsideWhatIsNotWhole: a staging file that no longer
+// matches its journal record (changed after it, here behind coffer's back
+// after the crash, as a run dying mid-write could leave it) is not
+// uploaded: it goes to lost+found and a warning says so. A journalled file
+// opened and changed again (never closed again) is recovered as it was
+// closed, its unfinished change set aside. A file unlinked while open
+// leaves a staging file that is deleted, not kept.
 func TestRecoverySetsAsideWhatIsNotWhole(t *testing.T) {
 	tv := stalled(t, EncryptionClient)
 	ctx := context.Background()
@@ -336,6 +340,7 @@ func TestRecoverySetsAsideWhatIsNotWhole(t *testing.T) {
 	if _, err := h.WriteAt(ctx, []byte("CHANGED"), 0); err != nil {
 		t.Fatal(err)
 	}
+	writeFile(t, tv.Volume, "/mismatch", []byte("closed, then changed behind coffer's back"))
 	writeFile(t, tv.Volume, "/gone", []byte("unlinked while open"))
 	g, err := tv.Open(ctx, "/gone", syscall.O_RDONLY)
 	if err != nil {
@@ -346,18 +351,53 @@ func TestRecoverySetsAsideWhatIsNotWhole(t *testing.T) {
 	}
 	_ = g
 	crash(t, tv.Volume)
+	changeStaged(t, tv, "/mismatch")
 
 	v2, logs := tv.remount(t)
 	rep := v2.Recovered()
-	if rep.Recovered != 0 || len(rep.SetAside) != 1 || rep.Dropped != 1 {
-		t.Fatalf("recovery %+v, want /changed set aside and /gone dropped", rep)
+	if rep.Recovered != 1 || len(rep.SetAside) != 2 || rep.Dropped != 1 {
+		t.Fatalf("recovery %+v, want /changed recovered as closed, its change and /mismatch set aside, /gone dropped", rep)
 	}
 	if !hasLine(logs, "not uploaded as whole") || !hasLine(logs, "lost+found") {
 		t.Fatalf("no warning:\n%s", strings.Join(logs.lines(), "\n"))
 	}
-	if got := storedNames(t, tv, "/"); got != "" {
+	if got := storedNames(t, tv, "/"); got != "changed" {
 		t.Fatalf("store holds %s", got)
 	}
+	if got := readFile(t, tv.reopen(t), "/changed"); string(got) != "closed version" {
+		t.Fatalf("/changed recovered as %q", got)
+	}
+}
+
+// changeStaged writes into the staging file journalled for p, as a
+// process other than coffer could (client mode: it needs the local
+// secret).
+func changeStaged(t *testing.T, tv *testVol, p string) {
+	t.Helper()
+	sd, err := staging.OpenDir(filepath.Join(tv.options.CacheDir, "staging"), tv.localSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.Close()
+	for _, name := range stagingNames(t, tv) {
+		sf, err := sd.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m stagedMeta
+		if json.Unmarshal(sf.Meta(), &m) == nil && m.Path == p {
+			if _, err := sf.WriteAt([]byte("X"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sf.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			sf.Close()
+			return
+		}
+		sf.Close()
+	}
+	t.Fatalf("no staging file for %s", p)
 }
 
 // TestRecoveryFollowsRenames: a staged file renamed (alone, or with its
@@ -458,4 +498,83 @@ func TestOwnUploadNotForged(t *testing.T) {
 	if got := readFile(t, tv.reopen(t), "/a"+conflictSuffix); string(got) != "the journalled version" {
 		t.Fatalf("conflict copy holds %q", got)
 	}
+}
+
+// TestReopenedFileKeepsClosedVersion: a file closed (journalled, not yet
+// stored), opened again and changed, and not closed again when the
+// process dies, is recovered as it was closed; the unfinished change goes
+// to lost+found. The armed upload does not store the unfinished change;
+// the next close journals and stores it, and no staging file is left.
+func TestReopenedFileKeepsClosedVersion(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := stalled(t, mode)
+			ctx := context.Background()
+			closed := randomBytes(200 << 10)
+			writeFile(t, tv.Volume, "/f", closed)
+			h, err := tv.Open(ctx, "/f", syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.WriteAt(ctx, []byte("unfinished"), 70000); err != nil {
+				t.Fatal(err)
+			}
+			size := int64(150 << 10)
+			if _, err := h.SetAttr(ctx, SetAttr{Size: &size}); err != nil {
+				t.Fatal(err)
+			}
+			// The writeback delay passes while it is open and changed.
+			tv.clock.(*fakeClock).fire(t, tv.options.WritebackDelay)
+			if n := tv.store.count("put") + tv.store.count("multipart"); n != 1 { // the config
+				t.Fatalf("%d uploads of the unfinished change", n-1)
+			}
+			crash(t, tv.Volume)
+
+			v2, _ := tv.remount(t)
+			if rep := v2.Recovered(); rep.Recovered != 1 || len(rep.SetAside) != 1 {
+				t.Fatalf("recovery report %+v, want the closed version recovered and the change set aside", rep)
+			}
+			if got := readFile(t, tv.reopen(t), "/f"); !bytes.Equal(got, closed) {
+				t.Fatalf("recovered /f: %d bytes, not the version closed", len(got))
+			}
+
+			// Reopened again on the recovered mount: changed, closed, stored.
+			want := bytes.Clone(closed)
+			h, err = v2.Open(ctx, "/f", syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.WriteAt(ctx, []byte("finished"), 5); err != nil {
+				t.Fatal(err)
+			}
+			copy(want[5:], "finished")
+			if err := h.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			flush(t, v2)
+			if got := readFile(t, tv.reopen(t), "/f"); !bytes.Equal(got, want) {
+				t.Fatal("the change closed after recovery is not what is stored")
+			}
+			if n := len(stagingNames(t, tv)); n != 0 {
+				t.Fatalf("%d staging files left after the upload", n)
+			}
+		})
+	}
+}
+
+// stagingNames lists the staging files that hold something (emptied
+// ones are kept as spares for reuse).
+func stagingNames(t *testing.T, tv *testVol) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(tv.options.CacheDir, "staging"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Size() > 0 {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }

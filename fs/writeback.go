@@ -91,6 +91,15 @@ func (f *file) scheduleLocked(delay time.Duration) {
 		v.bg.Add(1)
 		v.mu.Unlock()
 		defer v.bg.Done()
+		f.mu.Lock()
+		reopened := f.kept != nil && f.refs > 0
+		f.mu.Unlock()
+		if reopened {
+			// Opened and changed again since its close: storing now would
+			// store the unfinished change. Its next close arms the upload
+			// again (handOffLocked); the closed version stays journalled.
+			return
+		}
 		f.upload(v.ctx)
 	})
 }
