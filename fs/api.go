@@ -26,6 +26,9 @@ type Attr struct {
 	Xattrs  cipher.Xattrs // user.* extended attributes
 	// Unlinked: an open file whose name is gone (st_nlink 0).
 	Unlinked bool
+	// Origin is who stored the version read: a writer key's session, or
+	// the zero Origin for the full key (DESIGN.md §2 "Writer keys").
+	Origin cipher.Origin
 }
 
 // touch records a change at now: ctime moves and the change counter

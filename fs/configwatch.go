@@ -159,7 +159,18 @@ func (w *configWatch) adopt(cfg *cipher.Config) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("refusing the volume config's KEK generations: %w", err)
 	}
-	return changed, nil
+	// Writers added or revoked since (a revoked writer's cached epochs
+	// are refused on their next use anyway, cipher checks it each time).
+	wchanged, err := w.kr.AdoptWriters(kr)
+	if err != nil {
+		return false, fmt.Errorf("refusing the volume config's writer keys: %w", err)
+	}
+	if wchanged {
+		if l, ok := w.v.lay.(*clientLayout); ok {
+			l.epochs.drop()
+		}
+	}
+	return changed || wchanged, nil
 }
 
 // keyring is the volume's keyring (nil in "none" mode).

@@ -125,7 +125,7 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 			return nil, errors.New("open volume: client mode config returned no keyring")
 		}
 		v.client = true
-		v.lay = &clientLayout{kr: kr, names: kr.Names()}
+		v.lay = &clientLayout{kr: kr, names: kr.Names(), epochs: newEpochCache(opts.Store, kr), writers: opts.Writers}
 		secret = kr.LocalSecret()
 	} else {
 		if secret, err = plainLocalSecret(opts); err != nil {

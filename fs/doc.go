@@ -7,8 +7,8 @@
 //
 // Fsck (fsck.go, fsck_repair.go) lists every object and checks what §3
 // requires of it, per object class (fsckClasses: the config, unknown
-// objects under .coffer/, entries; hard-link inodes and writer epochs
-// are to add their classes there): its name decodes, its size is an
+// objects under .coffer/, writer epochs, entries; hard-link inodes are
+// to add their class there): its name decodes, its size is an
 // envelope size (a marker's is 0), its KEK generation is in the keyring,
 // its wrapped DEK opens, its attributes open under its path; with Deep
 // every body is authenticated. It changes nothing unless Repair, and then
@@ -189,6 +189,27 @@
 // generation, and retires a generation only when no object it visited
 // names it; an upload that a mount sealed before a refresh and stored
 // after it is rewrapped by that mount (rewrapStale).
+//
+// Writer keys (DESIGN.md §2 "Writer keys"; writers.go): the full-key
+// commands export-writer, revoke-writer and key list's writers table
+// change or read the keyring like the root key commands. A full-key
+// Volume opens every object with cipher.Keyring.OpenAnyMetadata
+// (clientLayout.openAny): a writer-origin object must lie outside
+// .coffer/ (CheckWriterObjectKey) and pass cipher's checks (writer known
+// and usable, epoch tag and seal, scope, DEK), its epoch object fetched
+// once per origin and cached (epochCache; dropped when a config refresh
+// changes the writers). A refusal is that file's EIO, logged once by key.
+// Beyond DESIGN.md: a writer's file shows no set-ID bit (a writer seals
+// any mode it likes), its origin is Attr.Origin (xattr coffer.origin,
+// read-only: EPERM to set or remove; ls -l), Options.Writers =
+// WritersRefuse hides writer-origin objects (lookups ENOENT, listings
+// leave them out), a full-key metadata change (chmod, rename inside the
+// scope) keeps the origin while a full-key rewrite of the content stores
+// a new version of the full key's, and Adopt reseals one without its
+// origin. rotate rewraps writers' objects with RewrapAnyMetadata
+// (keeping the origin; they open without their epoch from then on), and
+// fsck checks epoch objects (class "epoch") and reports refused writer
+// objects as FindWriter.
 //
 // Errors: a store failure is EIO unless it is typed (ENOENT, EACCES,
 // ENAMETOOLONG); the errno of a broken connection deep in its chain

@@ -41,6 +41,7 @@ const (
 	FindAttr     FindingKind = "attr"     // the attributes do not open under the object's path
 	FindChunk    FindingKind = "chunk"    // a chunk does not authenticate (Deep)
 	FindReserved FindingKind = "reserved" // an object under .coffer/ that coffer does not know
+	FindWriter   FindingKind = "writer"   // a writer's object or epoch that readers refuse
 	FindUpload   FindingKind = "upload"   // an orphaned multipart upload
 	FindStaging  FindingKind = "staging"  // a stale staging or journal leftover in the cache dir
 )
@@ -131,6 +132,11 @@ var fsckClasses = []objectClass{
 		claims: func(k string) bool { return k == ConfigKey },
 		// OpenVolume authenticated it before Fsck could run.
 		check: func(c *checker, o *storedObject) *Finding { c.count(func(r *FsckReport) { r.Reserved++ }); return nil },
+	},
+	{
+		name:   "epoch",
+		claims: func(k string) bool { return strings.HasPrefix(k, cipher.EpochsPrefix) },
+		check:  (*checker).epoch,
 	},
 	{
 		name:   "reserved",
@@ -289,32 +295,68 @@ func (c *checker) entry(o *storedObject) *Finding {
 		c.count(func(r *FsckReport) { r.Files++; r.Bytes += size })
 	}
 	if !c.v.client {
-		if _, _, err := c.v.lay.openMeta(p, o.info.Metadata, o.info.LastModified); err != nil {
+		if _, _, err := c.v.lay.openMeta(p, o.key, o.info.Metadata, o.info.LastModified); err != nil {
 			return bad(FindMetadata, err)
 		}
 		return c.deepFinding(o, p)
 	}
-	kr := c.v.lay.(*clientLayout).kr
+	l := c.v.lay.(*clientLayout)
+	kr := l.kr
+	origin, err := cipher.ObjectOrigin(o.info.Metadata)
+	if err != nil {
+		return bad(FindMetadata, err)
+	}
+	if origin.IsWriter() {
+		if err := cipher.CheckWriterObjectKey(o.key); err != nil {
+			return bad(FindWriter, err)
+		}
+	}
 	gen, err := cipher.MetadataGeneration(o.info.Metadata)
 	if err != nil {
 		return bad(FindMetadata, err)
 	}
-	if !slices.Contains(kr.Generations(), gen) {
+	epochWrapped := origin.IsWriter() && gen == 0
+	if !epochWrapped && !slices.Contains(kr.Generations(), gen) {
 		return bad(FindKEK, fmt.Errorf("KEK generation %d is not in the keyring (it has %v)", gen, kr.Generations()))
 	}
-	if _, err := kr.OpenObjectKey(o.info.Metadata); err != nil {
-		if errors.Is(err, cipher.ErrAuth) {
+	if _, err := kr.OpenAnyObjectKey(o.info.Metadata, l.epochs.epoch); err != nil {
+		switch {
+		case errors.Is(err, cipher.ErrWriterRefused):
+			return bad(FindWriter, err)
+		case errors.Is(err, cipher.ErrAuth):
 			return bad(FindDEK, err)
 		}
 		return bad(FindMetadata, err)
 	}
-	if _, _, err := kr.OpenMetadata(o.info.Metadata, p); err != nil {
-		if errors.Is(err, cipher.ErrAuth) {
+	if _, _, _, err := kr.OpenAnyMetadata(o.info.Metadata, p, l.epochs.epoch); err != nil {
+		switch {
+		case errors.Is(err, cipher.ErrWriterRefused):
+			return bad(FindWriter, err)
+		case errors.Is(err, cipher.ErrAuth):
 			return bad(FindAttr, err)
 		}
 		return bad(FindMetadata, err)
 	}
 	return c.deepFinding(o, p)
+}
+
+// epoch checks an epoch object: its key names an epoch, and it opens
+// under the keyring (its writer known and usable, its tag and seal
+// verified), as every reader of its files requires.
+func (c *checker) epoch(o *storedObject) *Finding {
+	c.count(func(r *FsckReport) { r.Reserved++ })
+	origin, err := cipher.ParseEpochObjectKey(o.key)
+	if err != nil {
+		return &Finding{Kind: FindReserved, Key: o.key, Err: err}
+	}
+	l, ok := c.v.lay.(*clientLayout)
+	if !ok {
+		return &Finding{Kind: FindReserved, Key: o.key, Err: errors.New("an epoch object in a volume without client-side encryption")}
+	}
+	if _, err := l.epochs.epoch(origin); err != nil {
+		return &Finding{Kind: FindWriter, Key: o.key, Err: err}
+	}
+	return nil
 }
 
 // pathOf decodes o's key into its canonical path. A directory marker
@@ -439,7 +481,8 @@ func (c *checker) readBody(ctx context.Context, o *storedObject) (deepResult, er
 		}
 		return deepResult{err: err, chunks: (n + cipher.ChunkSize - 1) / cipher.ChunkSize}, nil
 	}
-	okey, err := c.v.lay.(*clientLayout).kr.OpenObjectKey(o.info.Metadata)
+	l := c.v.lay.(*clientLayout)
+	okey, err := l.kr.OpenAnyObjectKey(o.info.Metadata, l.epochs.epoch)
 	if err != nil {
 		return deepResult{}, nil // the metadata checks report it
 	}

@@ -16,7 +16,7 @@ func FuzzPlainMeta(f *testing.F) {
 	l := &plainLayout{}
 	f.Fuzz(func(t *testing.T, mode, uid, gid, mtime string) {
 		meta := map[string]string{"mode": mode, "uid": uid, "gid": gid, "mtime": mtime}
-		_, a, err := l.openMeta("/x", meta, time.Unix(0, 0))
+		_, a, err := l.openMeta("/x", "x", meta, time.Unix(0, 0))
 		if err != nil {
 			t.Fatal(err)
 		}

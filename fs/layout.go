@@ -32,9 +32,10 @@ type layout interface {
 	newObjectKey() (*cipher.ObjectKey, error)
 	// sealMeta is the user metadata of an object at path.
 	sealMeta(path string, ok *cipher.ObjectKey, a cipher.Attr, long string) (map[string]string, error)
-	// openMeta authenticates and decodes it. Errors wrap cipher.ErrAuth or
-	// cipher.ErrBadMetadata.
-	openMeta(path string, meta map[string]string, lastModified time.Time) (*cipher.ObjectKey, cipher.Attr, error)
+	// openMeta authenticates and decodes the metadata of the object at
+	// key, stored at path. Errors wrap cipher.ErrAuth or
+	// cipher.ErrBadMetadata, or are errWriterHidden.
+	openMeta(path, key string, meta map[string]string, lastModified time.Time) (*cipher.ObjectKey, cipher.Attr, error)
 	// longName returns the coffer-name value of an object's metadata.
 	longName(meta map[string]string) string
 	// Body geometry.
@@ -53,8 +54,10 @@ type layout interface {
 const metaName = "coffer-name"
 
 type clientLayout struct {
-	kr    *cipher.Keyring
-	names *cipher.Names
+	kr      *cipher.Keyring
+	names   *cipher.Names
+	epochs  *epochCache   // writers' epochs (writers.go)
+	writers WritersPolicy // what to do with writers' objects
 }
 
 func (l *clientLayout) segment(parent, name string) (string, string, error) {
@@ -74,8 +77,8 @@ func (l *clientLayout) sealMeta(path string, ok *cipher.ObjectKey, a cipher.Attr
 	return l.kr.SealMetadata(ok, path, a)
 }
 
-func (l *clientLayout) openMeta(path string, meta map[string]string, _ time.Time) (*cipher.ObjectKey, cipher.Attr, error) {
-	return l.kr.OpenMetadata(meta, path)
+func (l *clientLayout) openMeta(path, key string, meta map[string]string, _ time.Time) (*cipher.ObjectKey, cipher.Attr, error) {
+	return l.openAny(path, key, meta)
 }
 
 func (l *clientLayout) longName(meta map[string]string) string { return meta[metaName] }
@@ -266,7 +269,7 @@ func decodePlainXattrs(s string) cipher.Xattrs {
 
 // openMeta accepts what s3fs, rclone and the AWS CLI leave behind:
 // missing fields take defaults, times may carry a fraction.
-func (l *plainLayout) openMeta(_ string, meta map[string]string, lastModified time.Time) (*cipher.ObjectKey, cipher.Attr, error) {
+func (l *plainLayout) openMeta(_, _ string, meta map[string]string, lastModified time.Time) (*cipher.ObjectKey, cipher.Attr, error) {
 	a := cipher.Attr{Mode: syscall.S_IFREG | 0o644, UID: noOwner, GID: noOwner, MtimeNs: lastModified.UnixNano()}
 	if s, ok := meta["mode"]; ok {
 		if m, err := strconv.ParseUint(s, 10, 32); err == nil {

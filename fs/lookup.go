@@ -248,7 +248,7 @@ func (v *Volume) implicitDir(p string) *node {
 
 // fileNode authenticates the metadata of the object at key as path p.
 func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node, error) {
-	okey, a, err := v.lay.openMeta(p, info.Metadata, info.LastModified)
+	okey, a, err := v.lay.openMeta(p, key, info.Metadata, info.LastModified)
 	if err != nil {
 		return nil, badMeta(err)
 	}
@@ -267,6 +267,7 @@ func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node
 		mode = syscall.S_IFREG | mode&0o7777
 	}
 	at := v.attrOf(mode, a, size)
+	at.Origin = originOf(okey)
 	return &node{
 		path: p, attr: at, base: at,
 		key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long,
@@ -275,7 +276,7 @@ func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node
 
 // dirNode authenticates a directory marker.
 func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*node, error) {
-	okey, a, err := v.lay.openMeta(p, info.Metadata, info.LastModified)
+	okey, a, err := v.lay.openMeta(p, marker, info.Metadata, info.LastModified)
 	if err != nil {
 		return nil, badMeta(err)
 	}
@@ -284,6 +285,7 @@ func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*no
 		perm = 0o755 // a marker made by another tool
 	}
 	at := v.attrOf(syscall.S_IFDIR|perm, a, 0)
+	at.Origin = originOf(okey)
 	return &node{
 		path: p, attr: at, base: at,
 		key: marker, etag: info.ETag, objSize: info.Size, okey: okey, long: long,
@@ -291,8 +293,12 @@ func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*no
 }
 
 // badMeta is the EIO of a stored object whose metadata or size does not
-// authenticate or decode (the caller logs it).
+// authenticate or decode (the caller logs it); a writer's object that
+// --writers=refuse hides is ENOENT.
 func badMeta(err error) error {
+	if errors.Is(err, errWriterHidden) {
+		return withErrno(syscall.ENOENT, err)
+	}
 	return withErrno(syscall.EIO, fmt.Errorf("stored object failed authentication: %w", err))
 }
 
@@ -499,6 +505,9 @@ func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, e
 		n, err = v.dirNode(p, it.key, long, info)
 	} else if n, err = v.fileNode(p, it.key, long, info); err == nil {
 		v.keepFirstChunk(n, first)
+	}
+	if errors.Is(err, errWriterHidden) {
+		return nil, nil
 	}
 	if err != nil {
 		// Listed, but its attributes do not open: show it, and let every

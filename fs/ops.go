@@ -585,10 +585,18 @@ func (v *Volume) rewriteMeta(ctx context.Context, n *node, p string, a Attr) (*n
 // ErrPreconditionFailed, as a failed If-Match: the caller re-reads the
 // object and applies its change to what it finds.
 func (v *Volume) copyObject(ctx context.Context, n *node, dst, p, long string, a Attr) (*node, error) {
+	return v.copyObjectAs(ctx, n, dst, p, long, a, func() (map[string]string, error) {
+		return v.lay.sealMeta(p, n.okey, toCipherAttr(a), long)
+	})
+}
+
+// copyObjectAs is copyObject with the metadata that seal returns (adopt
+// seals a writer's object as the full key's).
+func (v *Volume) copyObjectAs(ctx context.Context, n *node, dst, p, long string, a Attr, seal func() (map[string]string, error)) (*node, error) {
 	if err := v.metaGuard(ctx, n); err != nil {
 		return nil, err
 	}
-	meta, err := v.lay.sealMeta(p, n.okey, toCipherAttr(a), long)
+	meta, err := seal()
 	if err != nil {
 		return nil, err
 	}

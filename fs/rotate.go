@@ -35,6 +35,8 @@ import (
 //     resumes. Above 5 GiB the store copies with UploadPartCopy
 //     (blobstore.Copy), still server-side; such an object gets a new
 //     ETag, so a mount reading it at that moment sees it changed.
+//     A writer's object keeps its origin (RewrapAnyMetadata), its
+//     epoch opened once per session.
 //  4. Retire: drop from the keyring every other generation no object
 //     names any more, one more conditional config write. Objects that
 //     could not be rewrapped keep their generation in the keyring.
@@ -127,6 +129,8 @@ type rotation struct {
 	opts  RotateOptions
 	kr    *cipher.Keyring
 	gen   uint32
+	// epochs opens the writers' objects not rewrapped yet.
+	epochs *epochCache
 
 	mu  sync.Mutex
 	res RotateResult
@@ -159,6 +163,7 @@ func RotateVolume(ctx context.Context, store blobstore.Store, opts RotateOptions
 	if err := r.grace(ctx); err != nil {
 		return r.res, err
 	}
+	r.epochs = newEpochCache(store, r.kr)
 	if err := r.rewrapAll(ctx); err != nil {
 		return r.res, err
 	}
@@ -309,7 +314,7 @@ func (r *rotation) rewrap(ctx context.Context, key string) (rewrapOutcome, error
 		if gen == r.gen {
 			return rewrapOutcome{kind: rewrapAlready, gen: gen}, nil
 		}
-		meta, err := r.kr.RewrapMetadata(info.Metadata)
+		meta, err := r.rewrapMeta(key, info.Metadata)
 		if err != nil {
 			return rewrapOutcome{kind: rewrapFailed, gen: gen}, err
 		}
@@ -329,6 +334,23 @@ func (r *rotation) rewrap(ctx context.Context, key string) (rewrapOutcome, error
 		return rewrapOutcome{kind: rewrapDone, gen: gen}, nil
 	}
 	return rewrapOutcome{kind: rewrapFailed}, fmt.Errorf("%w: %d conditional copies failed", errKeptChanging, rewrapAttempts)
+}
+
+// rewrapMeta rewraps the DEK of the object at key under the current
+// generation. A writer's object keeps its origin (RewrapAnyMetadata binds
+// the new wrap to it) and opens through its epoch, once; one under
+// .coffer/ is refused, as every reader refuses it.
+func (r *rotation) rewrapMeta(key string, meta map[string]string) (map[string]string, error) {
+	origin, err := cipher.ObjectOrigin(meta)
+	if err != nil {
+		return nil, err
+	}
+	if origin.IsWriter() {
+		if err := cipher.CheckWriterObjectKey(key); err != nil {
+			return nil, err
+		}
+	}
+	return r.kr.RewrapAnyMetadata(meta, r.epochs.epoch)
 }
 
 func isMarkerKey(key string) bool { return len(key) > 0 && key[len(key)-1] == '/' }

@@ -97,6 +97,9 @@ type Options struct {
 	RetryBudget time.Duration
 	// ReadOnly refuses every change with EROFS.
 	ReadOnly bool
+	// Writers says what to do with the files writer keys stored
+	// ("": WritersRead).
+	Writers WritersPolicy
 	// UID and GID own implicit directories and are the default owner of
 	// new files when the context names no caller (see WithCaller).
 	UID, GID uint32

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
@@ -163,4 +167,174 @@ func RevokeWriter(ctx context.Context, store blobstore.Store, opts RevokeOptions
 		return RevokeResult{}, err
 	}
 	return res, nil
+}
+
+// Reading writer objects in a full-key volume (cipher/doc.go, "How fs
+// uses it"). Every object whose metadata has a writer origin is opened
+// with Keyring.OpenAnyMetadata, which checks the writer (in the keyring;
+// if revoked, an epoch it kept), the epoch's tag and seal, the scope and
+// the DEK; before that the object key must lie outside .coffer/
+// (CheckWriterObjectKey). A refusal is EIO for that file and one log
+// line (badMeta's callers), never a key.
+
+// WritersPolicy says what a full-key volume does with writers' files.
+type WritersPolicy string
+
+const (
+	// WritersRead (the default) opens writers' files after the checks.
+	WritersRead WritersPolicy = "read"
+	// WritersRefuse hides every writer-origin object: lookups see
+	// nothing there and listings leave it out.
+	WritersRefuse WritersPolicy = "refuse"
+)
+
+// ParseWritersPolicy reads --writers.
+func ParseWritersPolicy(s string) (WritersPolicy, error) {
+	switch p := WritersPolicy(s); p {
+	case "", WritersRead:
+		return WritersRead, nil
+	case WritersRefuse:
+		return p, nil
+	}
+	return "", fmt.Errorf("--writers %q: want read or refuse", s)
+}
+
+// errWriterHidden marks a writer-origin object under WritersRefuse: the
+// callers treat it as absent.
+var errWriterHidden = errors.New("a writer's object, hidden by --writers=refuse")
+
+// epochFetchTimeout bounds the fetch of one epoch object: the layout's
+// metadata calls carry no context.
+const epochFetchTimeout = 30 * time.Second
+
+// epochCache holds the epochs that opened, per origin (each is fetched
+// once, however many of its objects are listed at once). Refusals are not
+// cached: a refused epoch's objects are EIO each time they are read.
+type epochCache struct {
+	store blobstore.Store
+	kr    *cipher.Keyring
+	group singleflight.Group
+
+	mu sync.Mutex
+	m  map[cipher.Origin]*cipher.Epoch
+}
+
+func newEpochCache(store blobstore.Store, kr *cipher.Keyring) *epochCache {
+	return &epochCache{store: store, kr: kr, m: map[cipher.Origin]*cipher.Epoch{}}
+}
+
+// epoch is the cache's cipher.EpochSource.
+func (c *epochCache) epoch(o cipher.Origin) (*cipher.Epoch, error) {
+	c.mu.Lock()
+	ep := c.m[o]
+	c.mu.Unlock()
+	if ep != nil {
+		return ep, nil
+	}
+	v, err, _ := c.group.Do(cipher.EpochObjectKey(o), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), epochFetchTimeout)
+		defer cancel()
+		ep, err := openEpoch(ctx, c.store, c.kr, o)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.m[o] = ep
+		c.mu.Unlock()
+		return ep, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*cipher.Epoch), nil
+}
+
+// drop forgets every cached epoch (the keyring's writers changed).
+func (c *epochCache) drop() {
+	c.mu.Lock()
+	c.m = map[cipher.Origin]*cipher.Epoch{}
+	c.mu.Unlock()
+}
+
+// openAny opens the metadata of the object at key, stored at canonical
+// path, whatever its origin.
+func (l *clientLayout) openAny(path, key string, meta map[string]string) (*cipher.ObjectKey, cipher.Attr, error) {
+	origin, err := cipher.ObjectOrigin(meta)
+	if err != nil {
+		return nil, cipher.Attr{}, err
+	}
+	if origin.IsWriter() {
+		if l.writers == WritersRefuse {
+			return nil, cipher.Attr{}, errWriterHidden
+		}
+		if err := cipher.CheckWriterObjectKey(key); err != nil {
+			return nil, cipher.Attr{}, err
+		}
+	}
+	okey, a, _, err := l.kr.OpenAnyMetadata(meta, path, l.epochs.epoch)
+	if err != nil {
+		return nil, cipher.Attr{}, err
+	}
+	if origin.IsWriter() {
+		// A writer seals whatever mode it likes: no set-ID bit of its
+		// files takes effect before they are adopted.
+		a.Mode &^= syscall.S_ISUID | syscall.S_ISGID
+	}
+	return okey, a, nil
+}
+
+// originOf is the origin of an object's key (none mode has no key).
+func originOf(okey *cipher.ObjectKey) cipher.Origin {
+	if okey == nil {
+		return cipher.Origin{}
+	}
+	return okey.Origin()
+}
+
+// ErrNotWriters: adopt of a file the full key stored (EINVAL).
+var ErrNotWriters = errors.New("not a file a writer key stored")
+
+// Adopt makes the writer's file (or directory marker) at p an ordinary
+// one of the full key (`coffer adopt`): its metadata is resealed without
+// the origin, same file ID and DEK, with one conditional metadata copy
+// (cipher.Keyring.AdoptMetadata). Only a file not open here.
+func (v *Volume) Adopt(ctx context.Context, p string) error {
+	return v.finish("adopt", p, v.adopt(ctx, p))
+}
+
+func (v *Volume) adopt(ctx context.Context, p string) error {
+	if err := v.checkWritable(p); err != nil {
+		return err
+	}
+	kr := v.keyring()
+	if kr == nil || p == "/" {
+		return withErrno(syscall.EINVAL, ErrNotWriters)
+	}
+	defer v.lockPaths(p)()
+	v.mu.Lock()
+	open := v.files[p] != nil
+	v.mu.Unlock()
+	if open {
+		return withErrno(syscall.EBUSY, errors.New("the file is open or being uploaded: adopt it once it is stored"))
+	}
+	for attempt := 0; ; attempt++ {
+		n, err := v.probe(ctx, p)
+		if err != nil {
+			return err
+		}
+		if n.bad != nil || n.okey == nil || !n.okey.Origin().IsWriter() {
+			return withErrno(syscall.EINVAL, ErrNotWriters)
+		}
+		a := n.attr
+		a.touch(v.now())
+		a.Origin = cipher.Origin{}
+		_, err = v.copyObjectAs(ctx, n, n.key, p, n.long, a, func() (map[string]string, error) {
+			return kr.AdoptMetadata(n.okey, p, toCipherAttr(a))
+		})
+		v.meta.invalidate(p) // the node's key still names the writer: read it back
+		if errors.Is(err, blobstore.ErrPreconditionFailed) && attempt < 3 {
+			continue
+		}
+		return err
+	}
 }

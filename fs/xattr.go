@@ -16,6 +16,13 @@ import (
 // (security.*, trusted.*, system.*) are not kept: setting one is
 // ENOTSUP, reading or removing one ENODATA, which is what tools that
 // probe them (ls, cp -a, rsync -X) take for "none set".
+//
+// One more name is read-only: coffer.origin, on a file a writer key
+// stored (DESIGN.md §2 "Writer keys"), holds "writer <ID> epoch <ID>"
+// (cipher.Origin.String); setting or removing it is EPERM.
+
+// OriginXattr names the read-only extended attribute of a writer's file.
+const OriginXattr = "coffer.origin"
 
 // Getxattr returns the value of extended attribute name of path.
 func (v *Volume) Getxattr(ctx context.Context, path, name string) ([]byte, error) {
@@ -26,11 +33,7 @@ func (v *Volume) Getxattr(ctx context.Context, path, name string) ([]byte, error
 	if err != nil {
 		return nil, v.finish("getxattr", path, err)
 	}
-	value, ok := a.Xattrs.Get(name)
-	if !ok {
-		return nil, syscall.ENODATA
-	}
-	return value, nil
+	return XattrValue(a, name)
 }
 
 // Listxattr returns the names of path's extended attributes, sorted.
@@ -45,6 +48,9 @@ func (v *Volume) Listxattr(ctx context.Context, path string) ([]string, error) {
 // XattrNames lists the extended attributes of a, sorted.
 func XattrNames(a Attr) []string {
 	var names []string
+	if a.Origin.IsWriter() {
+		names = append(names, OriginXattr) // sorts before user.*
+	}
 	for name := range a.Xattrs.All() {
 		names = append(names, name)
 	}
@@ -56,6 +62,12 @@ func XattrNames(a Attr) []string {
 func XattrValue(a Attr, name string) ([]byte, error) {
 	if err := checkGetName(name); err != nil {
 		return nil, err
+	}
+	if name == OriginXattr {
+		if !a.Origin.IsWriter() {
+			return nil, syscall.ENODATA
+		}
+		return []byte(a.Origin.String()), nil
 	}
 	value, ok := a.Xattrs.Get(name)
 	if !ok {
@@ -86,6 +98,8 @@ func checkGetName(name string) error {
 	switch {
 	case name == cipher.XattrPrefix, name == "":
 		return syscall.EINVAL
+	case name == OriginXattr:
+		return nil
 	case !strings.HasPrefix(name, cipher.XattrPrefix):
 		return syscall.ENODATA
 	}
@@ -112,6 +126,9 @@ func setXattr(a Attr, name string, value []byte, flags int) (Attr, error) {
 	if name == cipher.XattrPrefix {
 		return Attr{}, syscall.EINVAL
 	}
+	if name == OriginXattr {
+		return Attr{}, withErrno(syscall.EPERM, errors.New("coffer.origin is read-only (coffer adopt clears it)"))
+	}
 	_, set := a.Xattrs.Get(name)
 	switch {
 	case !strings.HasPrefix(name, cipher.XattrPrefix):
@@ -132,6 +149,9 @@ func setXattr(a Attr, name string, value []byte, flags int) (Attr, error) {
 func removeXattr(a Attr, name string) (Attr, error) {
 	if err := checkGetName(name); err != nil {
 		return Attr{}, err
+	}
+	if name == OriginXattr {
+		return Attr{}, withErrno(syscall.EPERM, errors.New("coffer.origin is read-only (coffer adopt clears it)"))
 	}
 	if _, set := a.Xattrs.Get(name); !set {
 		return Attr{}, syscall.ENODATA

@@ -24,7 +24,8 @@ func newLsCommand(e *env) *cobra.Command {
 does, without FUSE. PATH is a path inside the volume ("/" or "docs/2026").
 
 With -l each entry shows its mode, owner, size, modification time and, for
-symbolic links, the target; with -R subdirectories are listed too.`,
+symbolic links, the target, and for a file a writer key stored its origin
+("[writer ID epoch ID]"); with -R subdirectories are listed too.`,
 		Example: `  coffer ls --store s3://bucket/vault -l /
   coffer ls -R docs`,
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
@@ -119,6 +120,9 @@ func (l *lister) entry(dir string, ent cofferfs.DirEntry, shown string) {
 		} else {
 			l.fail.add(describe(joinVolumePath(dir, ent.Name), err))
 		}
+	}
+	if a.Origin.IsWriter() {
+		name += "  [" + a.Origin.String() + "]" // stored by a writer key (coffer adopt makes it ordinary)
 	}
 	fmt.Fprintf(l.w, "%s %5d %5d %12d %s %s\n", modeString(a.Mode), a.UID, a.GID, a.Size, a.Mtime.Local().Format(time.DateTime), name)
 }

@@ -44,6 +44,8 @@ type mountFlags struct {
 	logFile           string
 	metricsAddr       string
 	metricsRemote     bool
+	writers           string
+	writersPolicy     cofferfs.WritersPolicy
 }
 
 func newMountCommand(e *env) *cobra.Command {
@@ -96,6 +98,7 @@ the files, when one could not be stored (they stay journalled).`,
 	f.BoolVar(&mf.daemon, "daemon", false, "serve the mount in the background; return once it is ready")
 	f.StringVar(&mf.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0: any free port); coffer stats MOUNTPOINT prints them")
 	f.BoolVar(&mf.metricsRemote, "metrics-allow-remote", false, "allow a --metrics-addr that is not loopback (whoever reaches it sees the mount's activity)")
+	f.StringVar(&mf.writers, "writers", string(cofferfs.WritersRead), "files writer keys stored: read (after checking their writer, session and scope; xattr coffer.origin names it) or refuse (hidden)")
 	f.StringVar(&mf.logFile, "log-file", "", "append logs to this file (default: stderr; with --daemon, coffer.log in the cache dir)")
 	return cmd
 }
@@ -192,6 +195,10 @@ func (mf *mountFlags) check() error {
 	if mf.retryBudget < 100*time.Millisecond {
 		return usagef("--retry-budget must be at least 100ms")
 	}
+	var err error
+	if mf.writersPolicy, err = cofferfs.ParseWritersPolicy(mf.writers); err != nil {
+		return &usageError{err: err}
+	}
 	return nil
 }
 
@@ -266,6 +273,7 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 		MetadataTTL:       nonZero(m.mf.metadataTTL),
 		RetryBudget:       m.mf.retryBudget,
 		ReadOnly:          m.mf.readOnly,
+		Writers:           m.mf.writersPolicy,
 		UID:               uint32(os.Getuid()),
 		GID:               uint32(os.Getgid()),
 		Logger:            m.log,

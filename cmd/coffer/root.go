@@ -38,6 +38,7 @@ Start with "coffer init", then "coffer mount MOUNTPOINT".`,
 		newGetCommand(e),
 		newPutCommand(e),
 		newRmCommand(e),
+		newAdoptCommand(e),
 		newFsckCommand(e),
 		newStatsCommand(e),
 	)

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
 	"github.com/cofferfs/coffer/cipher"
@@ -192,5 +194,75 @@ func TestKeyRevokeWriterDropEpochs(t *testing.T) {
 	}
 	if ws := storeWriters(t, store, k1); len(ws) != 1 || !ws[0].Revoked || len(ws[0].KnownEpochs) != 0 {
 		t.Fatalf("after revoke: %+v", ws)
+	}
+}
+
+// storeWriterFile stores a file at /name (the volume's root) as a session
+// of cred would.
+func storeWriterFile(t *testing.T, store string, s *cipher.WriterSession, name string, data []byte) {
+	t.Helper()
+	seg, _, err := s.Names().EncryptSegment("/", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	okey, err := s.NewObjectKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := s.SealMetadata(okey, "/"+name, cipher.Attr{Mode: syscall.S_IFREG | 0o644, MtimeNs: time.Now().UnixNano()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	enc := okey.NewEncrypter(&body)
+	enc.Write(data)
+	enc.Close()
+	local, err := blobstore.NewLocal(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.Put(context.Background(), seg, bytes.NewReader(body.Bytes()), int64(body.Len()), blobstore.PutOptions{Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLsAndAdoptWriterFile(t *testing.T) {
+	dir := t.TempDir()
+	store, k1, w := filepath.Join(dir, "store"), filepath.Join(dir, "k1"), filepath.Join(dir, "w")
+	cofferRun(t, "keygen", "--out", k1)
+	if code, _, stderr := cofferRun(t, "init", "--store", store, "--key-file", k1); code != exitOK {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := cofferRun(t, "key", "export-writer", "--store", store, "--key-file", k1, "--out", w); code != exitOK {
+		t.Fatal(stderr)
+	}
+	cred, err := cipher.LoadWriterCredential(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := cred.NewSession()
+	key, data := s.EpochObject()
+	putObject(t, store, key, data)
+	storeWriterFile(t, store, s, "backup.tar", []byte("tar bytes"))
+
+	code, stdout, stderr := cofferRun(t, "ls", "--store", store, "--key-file", k1, "-l", "/")
+	if code != exitOK || !strings.Contains(stdout, "backup.tar  ["+s.Origin().String()+"]") {
+		t.Fatalf("ls -l: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code, stdout, _ := cofferRun(t, "cat", "--store", store, "--key-file", k1, "/backup.tar"); code != exitOK || stdout != "tar bytes" {
+		t.Fatalf("cat: exit %d, %q", code, stdout)
+	}
+	if code, stdout, stderr := cofferRun(t, "adopt", "--store", store, "--key-file", k1, "/backup.tar"); code != exitOK || stdout != "adopted /backup.tar\n" {
+		t.Fatalf("adopt: exit %d, %q, %q", code, stdout, stderr)
+	}
+	code, stdout, _ = cofferRun(t, "ls", "--store", store, "--key-file", k1, "-l", "/")
+	if code != exitOK || !strings.Contains(stdout, "backup.tar\n") || strings.Contains(stdout, "writer") {
+		t.Fatalf("ls -l after adopt: exit %d, %q", code, stdout)
+	}
+	if code, _, stderr := cofferRun(t, "adopt", "--store", store, "--key-file", k1, "/backup.tar"); code != exitFailure || !strings.Contains(stderr, "not a file a writer key stored") {
+		t.Fatalf("adopt again: exit %d, %q", code, stderr)
+	}
+	if code, stdout, _ := cofferRun(t, "cat", "--store", store, "--key-file", k1, "/backup.tar"); code != exitOK || stdout != "tar bytes" {
+		t.Fatalf("cat after adopt: exit %d, %q", code, stdout)
 	}
 }

@@ -1,0 +1,394 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// Writers' objects as a full-key volume reads them. The writer side is
+// driven through cipher.WriterSession directly (writerStub), as a
+// write-only mount, or a thief's own program, would store them.
+
+// exportTestWriter adds a writer key of scope to tv's volume and returns
+// its credential.
+func exportTestWriter(t *testing.T, tv *testVol, scope string) *cipher.WriterCredential {
+	t.Helper()
+	cred, err := ExportWriter(context.Background(), tv.store, KeyOptions{Roots: []*cipher.RootKey{tv.root}}, scope, "test",
+		func(*cipher.WriterCredential) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred
+}
+
+// writerStub stores objects as one writer session.
+type writerStub struct {
+	t     *testing.T
+	tv    *testVol
+	s     *cipher.WriterSession
+	store blobstore.Store
+}
+
+// newWriterStub starts a session of cred and stores its epoch object.
+func newWriterStub(t *testing.T, tv *testVol, cred *cipher.WriterCredential) *writerStub {
+	t.Helper()
+	s, err := cred.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &writerStub{t: t, tv: tv, s: s, store: tv.store}
+	key, data := s.EpochObject()
+	w.putRaw(key, data, nil)
+	return w
+}
+
+func (w *writerStub) putRaw(key string, data []byte, meta map[string]string) {
+	w.t.Helper()
+	_, err := w.store.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), blobstore.PutOptions{Metadata: meta, IfNoneMatch: true})
+	if err != nil {
+		w.t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// put stores a file at p with mode perm and content data; it returns the
+// object key.
+func (w *writerStub) put(p string, perm uint32, data []byte) string {
+	w.t.Helper()
+	key, _, err := w.tv.objectKey(p)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	okey, err := w.s.NewObjectKey()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	now := time.Now().UnixNano()
+	meta, err := w.s.SealMetadata(okey, p, cipher.Attr{Mode: syscall.S_IFREG | perm, UID: 1000, GID: 1000, MtimeNs: now, AtimeNs: now, CtimeNs: now})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var body bytes.Buffer
+	enc := okey.NewEncrypter(&body)
+	enc.Write(data)
+	if err := enc.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.putRaw(key, body.Bytes(), meta)
+	return key
+}
+
+// forgedCredential is cred with fields of its JSON replaced, as a thief
+// could edit a stolen one.
+func forgedCredential(t *testing.T, cred *cipher.WriterCredential, set map[string]any) *cipher.WriterCredential {
+	t.Helper()
+	var j map[string]any
+	if err := json.Unmarshal(cred.Marshal(), &j); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range set {
+		j[k] = v
+	}
+	raw, _ := json.Marshal(j)
+	c, err := cipher.ParseWriterCredential(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestWriterFilesRead(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/mine", []byte("full key"))
+	flush(t, tv.Volume)
+	cred := exportTestWriter(t, tv, "/in")
+	w := newWriterStub(t, tv, cred)
+	w.put("/in/a", 0o644, []byte("from the writer"))
+	w.put("/in/suid", 0o4755, []byte("#!/bin/sh\n"))
+	big := bytes.Repeat([]byte("0123456789abcdef"), 40000) // several chunks
+	w.put("/in/big", 0o600, big)
+
+	v := tv.reopen(t) // its keyring knows the writer
+	if got := readFile(t, v, "/in/a"); string(got) != "from the writer" {
+		t.Fatalf("/in/a = %q", got)
+	}
+	if got := readFile(t, v, "/in/big"); !bytes.Equal(got, big) {
+		t.Fatal("/in/big read back different")
+	}
+	a, err := v.Stat(ctx, "/in/a")
+	if err != nil || a.Origin != w.s.Origin() || a.Mode != syscall.S_IFREG|0o644 {
+		t.Fatalf("stat /in/a: %+v, %v (want origin %v)", a, err, w.s.Origin())
+	}
+	if a, _ := v.Stat(ctx, "/in/suid"); a.Mode != syscall.S_IFREG|0o755 {
+		t.Fatalf("a writer's set-uid file shows mode %o, want the bit cleared", a.Mode)
+	}
+	if val, err := v.Getxattr(ctx, "/in/a", OriginXattr); err != nil || string(val) != w.s.Origin().String() {
+		t.Fatalf("getxattr coffer.origin = %q, %v", val, err)
+	}
+	if names, err := v.Listxattr(ctx, "/in/a"); err != nil || len(names) != 1 || names[0] != OriginXattr {
+		t.Fatalf("listxattr = %v, %v", names, err)
+	}
+	_, err = v.Getxattr(ctx, "/mine", OriginXattr)
+	wantErrno(t, err, syscall.ENODATA)
+	wantErrno(t, v.Setxattr(ctx, "/in/a", OriginXattr, []byte("writer 00 epoch 00"), 0), syscall.EPERM)
+	wantErrno(t, v.Removexattr(ctx, "/in/a", OriginXattr), syscall.EPERM)
+	ents, err := v.ReadDir(ctx, "/in")
+	if err != nil || names(ents) != "a,big,suid" {
+		t.Fatalf("readdir /in = %v, %v", names(ents), err)
+	}
+	for _, e := range ents {
+		if e.Attr.Origin != w.s.Origin() {
+			t.Fatalf("listed %s with origin %v", e.Name, e.Attr.Origin)
+		}
+	}
+	// A full-key change keeps the origin (the DEK rewrapped bound to it).
+	mode := uint32(0o600)
+	if _, err := v.SetAttr(ctx, "/in/a", SetAttr{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := tv.reopen(t)
+	if a, err := v2.Stat(ctx, "/in/a"); err != nil || a.Origin != w.s.Origin() || a.Mode&0o777 != 0o600 {
+		t.Fatalf("after chmod: %+v, %v", a, err)
+	}
+}
+
+func TestWritersRefuseHides(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	if _, err := tv.Mkdir(ctx, "/in", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tv.Volume, "/in/mine", []byte("full key"))
+	flush(t, tv.Volume)
+	w := newWriterStub(t, tv, exportTestWriter(t, tv, "/in"))
+	w.put("/in/theirs", 0o644, []byte("writer"))
+
+	opts := tv.options
+	opts.CacheDir = t.TempDir()
+	opts.Writers = WritersRefuse
+	v, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close(ctx)
+	ents, err := v.ReadDir(ctx, "/in")
+	if err != nil || names(ents) != "mine" {
+		t.Fatalf("readdir /in = %v, %v", names(ents), err)
+	}
+	_, err = v.Stat(ctx, "/in/theirs")
+	wantErrno(t, err, syscall.ENOENT)
+	if got := readFile(t, v, "/in/mine"); string(got) != "full key" {
+		t.Fatalf("/in/mine = %q", got)
+	}
+}
+
+// TestWriterForgeries: objects a full-key volume must refuse (EIO, the
+// rest of the volume unharmed), each made from what a writer host holds
+// or from public bytes.
+func TestWriterForgeries(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	credA := exportTestWriter(t, tv, "/a")
+	credB := exportTestWriter(t, tv, "/b")
+	a := newWriterStub(t, tv, credA)
+	b := newWriterStub(t, tv, credB)
+	a.put("/a/good", 0o644, []byte("a's"))
+	b.put("/b/good", 0o644, []byte("b's"))
+
+	// A credential edited to scope "/": the reader checks the scope the
+	// keyring holds.
+	wide := newWriterStub(t, tv, forgedCredential(t, credA, map[string]any{"scope": "/"}))
+	wide.put("/outside", 0o644, []byte("out of scope"))
+	// A credential whose auth secret is not the writer's: an epoch sealed
+	// to the real public key without WA.
+	noAuth := newWriterStub(t, tv, forgedCredential(t, credA, map[string]any{"auth_secret": strings.Repeat("A", 43)}))
+	noAuth.put("/a/noauth", 0o644, []byte("no auth secret"))
+	// B's epoch object copied over the epoch of a session of A (an epoch
+	// swapped between writers).
+	swapped := newWriterStub(t, tv, credA)
+	swapped.put("/a/swapped", 0o644, []byte("swapped epoch"))
+	_, bEpoch := b.s.EpochObject()
+	key, _ := swapped.s.EpochObject()
+	if _, err := tv.store.Put(ctx, key, bytes.NewReader(bEpoch), int64(len(bEpoch)), blobstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// An object sealed by a session of A at /b, its origin rewritten to
+	// B's session: B's epoch opens and /b is B's scope, but the DEK wrap
+	// is bound to A's origin.
+	rkey := wide.put("/b/relabeled", 0o644, []byte("relabeled"))
+	rinfo, err := tv.store.Head(ctx, rkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bo := b.s.Origin()
+	rinfo.Metadata[cipher.MetaOrigin] = base64.RawURLEncoding.EncodeToString(append(bo.Writer[:], bo.Epoch[:]...))
+	if _, err := tv.store.Copy(ctx, rkey, rkey, blobstore.CopyOptions{Metadata: rinfo.Metadata}); err != nil {
+		t.Fatal(err)
+	}
+	// A session whose epoch object is missing.
+	missing := newWriterStub(t, tv, credA)
+	missing.put("/a/missing", 0o644, []byte("epoch gone"))
+	mkey, _ := missing.s.EpochObject()
+	tv.store.Delete(ctx, mkey)
+
+	// A writer's object taken for one under .coffer/ (hard-link inodes,
+	// say) is refused whatever it holds.
+	goodKey, _, _ := tv.objectKey("/a/good")
+	ginfo, err := tv.store.Head(ctx, goodKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := tv.reopen(t)
+	l := v.lay.(*clientLayout)
+	if _, _, err := l.openAny("/a/good", goodKey, ginfo.Metadata); err != nil {
+		t.Fatalf("open /a/good: %v", err)
+	}
+	if _, _, err := l.openAny("/a/good", reservedName+"/inodes/"+goodKey, ginfo.Metadata); !errors.Is(err, cipher.ErrWriterRefused) {
+		t.Fatalf("a writer's object under .coffer/: %v", err)
+	}
+	for _, p := range []string{"/a/good", "/b/good"} {
+		if _, err := tryRead(v, p); err != nil {
+			t.Fatalf("read %s: %v", p, err)
+		}
+	}
+	forged := []string{"/outside", "/a/noauth", "/a/swapped", "/a/missing", "/b/relabeled"}
+	for _, p := range forged {
+		_, err := tryRead(v, p)
+		wantErrno(t, err, syscall.EIO)
+		_, err = v.Stat(ctx, p)
+		wantErrno(t, err, syscall.EIO)
+	}
+	if _, err := v.ReadDir(ctx, "/a"); err != nil {
+		t.Fatalf("readdir /a: %v", err)
+	}
+	// Fsck names every one of them.
+	rep, err := v.Fsck(ctx, FsckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	epochs := 0
+	for _, f := range rep.Findings {
+		switch {
+		case f.Path != "":
+			found[f.Path] = true
+		case f.Kind == FindWriter && strings.HasPrefix(f.Key, cipher.EpochsPrefix):
+			epochs++
+		default:
+			t.Errorf("unexpected finding %v", f)
+		}
+	}
+	for _, p := range forged {
+		if !found[p] {
+			t.Errorf("fsck found nothing wrong with %s: %v", p, rep.Findings)
+		}
+	}
+	// The epochs of the session without WA and of the swapped one.
+	if len(found) != len(forged) || epochs != 2 {
+		t.Fatalf("fsck: %d paths, %d epochs: %v", len(found), epochs, rep.Findings)
+	}
+}
+
+// TestWriterRevoked: after revocation the files of the sessions kept stay
+// readable and those of a session started afterwards are refused.
+func TestWriterRevoked(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	cred := exportTestWriter(t, tv, "/in")
+	before := newWriterStub(t, tv, cred)
+	before.put("/in/before", 0o644, []byte("before"))
+	if _, err := RevokeWriter(ctx, tv.store, RevokeOptions{KeyOptions: KeyOptions{Roots: []*cipher.RootKey{tv.root}}, Now: time.Now()}, cred.Writer()); err != nil {
+		t.Fatal(err)
+	}
+	after := newWriterStub(t, tv, cred)
+	after.put("/in/after", 0o644, []byte("after"))
+	// The thief also replaces the kept epoch's object with one of its own
+	// under the same epoch ID.
+	v := tv.reopen(t)
+	if got := readFile(t, v, "/in/before"); string(got) != "before" {
+		t.Fatalf("/in/before = %q", got)
+	}
+	_, err := tryRead(v, "/in/after")
+	wantErrno(t, err, syscall.EIO)
+	if !errors.Is(err, cipher.ErrWriterRevoked) {
+		t.Fatalf("err = %v, want ErrWriterRevoked", err)
+	}
+}
+
+// TestRotateKeepsOrigin: rotate rewraps a writer's object under the KEK,
+// bound to its origin, which it keeps; it opens without its epoch after.
+func TestRotateKeepsOrigin(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	w := newWriterStub(t, tv, exportTestWriter(t, tv, "/in"))
+	key := w.put("/in/a", 0o644, []byte("rotate me"))
+	res, err := RotateVolume(ctx, tv.store, RotateOptions{KeyOptions: KeyOptions{Roots: []*cipher.RootKey{tv.root}}, MountGrace: -1})
+	if err != nil || res.Rewrapped != 1 {
+		t.Fatalf("rotate: %+v, %v", res, err)
+	}
+	info, err := tv.store.Head(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := cipher.ObjectOrigin(info.Metadata); o != w.s.Origin() || info.Metadata[cipher.MetaKEK] == "" {
+		t.Fatalf("after rotate: origin %v, metadata %v", o, info.Metadata)
+	}
+	ekey, _ := w.s.EpochObject()
+	tv.store.Delete(ctx, ekey)
+	v := tv.reopen(t)
+	if got := readFile(t, v, "/in/a"); string(got) != "rotate me" {
+		t.Fatalf("/in/a = %q", got)
+	}
+	if a, _ := v.Stat(ctx, "/in/a"); a.Origin != w.s.Origin() {
+		t.Fatalf("origin after rotate: %v", a.Origin)
+	}
+}
+
+func TestAdopt(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/mine", []byte("full key"))
+	flush(t, tv.Volume)
+	w := newWriterStub(t, tv, exportTestWriter(t, tv, "/in"))
+	key := w.put("/in/a", 0o640, []byte("adopt me"))
+	v := tv.reopen(t)
+	if err := v.Adopt(ctx, "/in/a"); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, v.Adopt(ctx, "/mine"), syscall.EINVAL)
+	wantErrno(t, v.Adopt(ctx, "/nope"), syscall.ENOENT)
+	info, err := tv.store.Head(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := cipher.ObjectOrigin(info.Metadata); o.IsWriter() {
+		t.Fatalf("adopted object keeps origin %v", o)
+	}
+	// Without the epoch object, and with the writer revoked dropping its
+	// epochs, the adopted file still opens.
+	ekey, _ := w.s.EpochObject()
+	tv.store.Delete(ctx, ekey)
+	if _, err := RevokeWriter(ctx, tv.store, RevokeOptions{KeyOptions: KeyOptions{Roots: []*cipher.RootKey{tv.root}}, DropEpochs: true}, w.s.Origin().Writer); err != nil {
+		t.Fatal(err)
+	}
+	v2 := tv.reopen(t)
+	if got := readFile(t, v2, "/in/a"); string(got) != "adopt me" {
+		t.Fatalf("/in/a = %q", got)
+	}
+	a, err := v2.Stat(ctx, "/in/a")
+	if err != nil || a.Origin.IsWriter() || a.Mode&0o777 != 0o640 {
+		t.Fatalf("adopted: %+v, %v", a, err)
+	}
+	_, err = v2.Getxattr(ctx, "/in/a", OriginXattr)
+	wantErrno(t, err, syscall.ENODATA)
+}
