@@ -163,7 +163,10 @@ func TestFsyncRetryBudget(t *testing.T) {
 	tv := newTestVolume(t, EncryptionClient, func(o *Options) {
 		ts = &transientStore{Store: o.Store}
 		o.Store = ts
-		o.RetryBudget = 400 * time.Millisecond
+		// Waits of 100 and 200 ms bring the store back in the first
+		// part; the budget leaves room for slow uploads on a loaded
+		// machine (400 ms did not), and the second part spends it whole.
+		o.RetryBudget = 1500 * time.Millisecond
 		o.uploadRetries = -1
 	})
 	ctx := context.Background()
