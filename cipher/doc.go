@@ -295,7 +295,10 @@
 // would undo a revocation) and then drops its cached epochs (a cached
 // epoch of a writer since revoked is refused anyway: OpenAnyMetadata
 // checks the revocation on every open). Write-only mount:
-// LoadKey gives the credential, CheckConfig checks the store's config,
+// LoadKey gives the credential, CheckConfig checks the store's config
+// (the one thing a write-only fs.Volume reads of it: it runs no config
+// watch, and a config rewritten while it is mounted changes nothing it
+// does; a forged config can at most make it refuse to mount),
 // NewSession draws the epoch, EpochObject is stored with If-None-Match
 // before anything else, names go through Session.Names, new objects
 // through Session.NewObjectKey and Session.SealMetadata (ErrOutOfScope:

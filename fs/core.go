@@ -46,6 +46,8 @@ type Volume struct {
 
 	watch *configWatch // client mode: re-reads the config (configwatch.go)
 
+	writer *cipher.WriterSession // a write-only volume's session (writeonly.go)
+
 	// paths serialises, per canonical path (striped by hash), the
 	// registration of an opened file in files with the removal or
 	// replacement of the object at that path (see lockPaths). Always
@@ -81,6 +83,71 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 			return nil, err
 		}
 	}
+	var kr *cipher.Keyring
+	var err error
+	if opts.Writer != nil {
+		err = checkWriter(cfg, opts)
+	} else {
+		kr, err = openKeyring(cfg, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := &Volume{
+		store:   opts.Store,
+		opts:    opts,
+		log:     opts.Logger,
+		meta:    newMetaCache(opts.MetadataTTL),
+		dirs:    newDirTimes(),
+		mount:   time.Now(),
+		headSem: make(chan struct{}, opts.ListConcurrency),
+		getSem:  make(chan struct{}, 4*opts.UploadConcurrency),
+		upSem:   make(chan struct{}, opts.UploadConcurrency),
+		files:   map[string]*file{},
+		pool:    blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
+		clock:   opts.clock,
+		now:     opts.now,
+	}
+	var secret []byte
+	if opts.Writer != nil {
+		if secret, err = v.startWriterSession(opts); err != nil {
+			return nil, err
+		}
+	} else if cfg.Encryption == EncryptionClient {
+		if kr == nil {
+			return nil, errors.New("open volume: client mode config returned no keyring")
+		}
+		v.client = true
+		v.lay = &clientLayout{kr: kr, names: kr.Names(), epochs: newEpochCache(opts.Store, kr), writers: opts.Writers}
+		secret = kr.LocalSecret()
+	} else {
+		if secret, err = plainLocalSecret(opts); err != nil {
+			return nil, err
+		}
+		v.lay = &plainLayout{secret: secret}
+	}
+	if v.local, err = openLocalState(opts, secret, v.client); err != nil {
+		return nil, err
+	}
+	v.journalSize = v.local.journalBytes
+	v.ctx, v.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if v.writer != nil {
+		if err := v.storeEpoch(ctx); err != nil {
+			v.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	} else if v.client {
+		v.startConfigWatch(cfg, kr)
+	}
+	if err := v.recover(ctx); err != nil {
+		v.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return v, nil
+}
+
+// openKeyring authenticates cfg with opts.Roots and checks its modes.
+func openKeyring(cfg *cipher.Config, opts Options) (*cipher.Keyring, error) {
 	// The claimed mode is not authenticated yet: it only picks the
 	// precise error for a mode mismatch (trying root keys on a volume of
 	// the other mode would report a wrong key). The authenticated mode is
@@ -104,48 +171,7 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 	if err := checkModes(cfg, opts.Encryption, opts.SSE); err != nil {
 		return nil, err
 	}
-	v := &Volume{
-		store:   opts.Store,
-		opts:    opts,
-		log:     opts.Logger,
-		meta:    newMetaCache(opts.MetadataTTL),
-		dirs:    newDirTimes(),
-		mount:   time.Now(),
-		headSem: make(chan struct{}, opts.ListConcurrency),
-		getSem:  make(chan struct{}, 4*opts.UploadConcurrency),
-		upSem:   make(chan struct{}, opts.UploadConcurrency),
-		files:   map[string]*file{},
-		pool:    blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
-		clock:   opts.clock,
-		now:     opts.now,
-	}
-	var secret []byte
-	if cfg.Encryption == EncryptionClient {
-		if kr == nil {
-			return nil, errors.New("open volume: client mode config returned no keyring")
-		}
-		v.client = true
-		v.lay = &clientLayout{kr: kr, names: kr.Names(), epochs: newEpochCache(opts.Store, kr), writers: opts.Writers}
-		secret = kr.LocalSecret()
-	} else {
-		if secret, err = plainLocalSecret(opts); err != nil {
-			return nil, err
-		}
-		v.lay = &plainLayout{secret: secret}
-	}
-	if v.local, err = openLocalState(opts, secret, v.client); err != nil {
-		return nil, err
-	}
-	v.journalSize = v.local.journalBytes
-	v.ctx, v.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if v.client {
-		v.startConfigWatch(cfg, kr)
-	}
-	if err := v.recover(ctx); err != nil {
-		v.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	return v, nil
+	return kr, nil
 }
 
 func withDefaults(o Options) Options {
@@ -268,7 +294,7 @@ func (v *Volume) checkWritable(p string) error {
 	if p == "/"+reservedName || isUnder(p, "/"+reservedName) {
 		return withErrno(syscall.EPERM, errors.New(".coffer is reserved"))
 	}
-	return nil
+	return v.checkWriterScope(p)
 }
 
 // objectKey is the object key of canonical path p (not "/"), with the

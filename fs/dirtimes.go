@@ -188,6 +188,11 @@ func (v *Volume) flushDir(ctx context.Context, dir string) error {
 		if v.opts.ReadOnly {
 			return nil
 		}
+		if v.writer != nil {
+			// A writer rewrites no marker (writeonly.go).
+			v.dirs.stored(dir, gen)
+			return nil
+		}
 		nn, err := v.rewriteMeta(ctx, n, dir, n.attr)
 		if errors.Is(err, blobstore.ErrPreconditionFailed) && attempt < 3 {
 			v.meta.invalidate(dir)

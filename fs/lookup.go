@@ -215,6 +215,9 @@ func (v *Volume) probe(ctx context.Context, p string) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n == nil && v.writerScopeDir(p) {
+		n = v.foreignDir(p)
+	}
 	if n == nil {
 		v.meta.putFetched(p, nil, since)
 		return nil, syscall.ENOENT
@@ -277,6 +280,9 @@ func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node
 // dirNode authenticates a directory marker.
 func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*node, error) {
 	okey, a, err := v.lay.openMeta(p, marker, info.Metadata, info.LastModified)
+	if errors.Is(err, errForeign) {
+		return v.foreignDir(p), nil
+	}
 	if err != nil {
 		return nil, badMeta(err)
 	}
@@ -296,8 +302,11 @@ func (v *Volume) dirNode(p, marker, long string, info blobstore.ObjectInfo) (*no
 // authenticate or decode (the caller logs it); a writer's object that
 // --writers=refuse hides is ENOENT.
 func badMeta(err error) error {
-	if errors.Is(err, errWriterHidden) {
+	switch {
+	case errors.Is(err, errWriterHidden):
 		return withErrno(syscall.ENOENT, err)
+	case errors.Is(err, errForeign):
+		return withErrno(syscall.EACCES, err)
 	}
 	return withErrno(syscall.EIO, fmt.Errorf("stored object failed authentication: %w", err))
 }
@@ -508,6 +517,11 @@ func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, e
 	}
 	if errors.Is(err, errWriterHidden) {
 		return nil, nil
+	}
+	if errors.Is(err, errForeign) {
+		// A write-only volume lists its name and size, and nothing else.
+		size, _ := v.lay.plainSize(info.Size)
+		return &node{path: p, attr: Attr{Mode: syscall.S_IFREG, Size: size}, bad: err, foreign: true}, nil
 	}
 	if err != nil {
 		// Listed, but its attributes do not open: show it, and let every

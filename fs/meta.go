@@ -24,6 +24,10 @@ type node struct {
 	long    string            // coffer-name of a hashed last segment
 	target  string            // symlink target, once read
 	bad     error             // listed, but its metadata failed: every access is EIO
+	// foreign: a write-only volume's node of something its session did
+	// not store (writeonly.go): every access but a directory's lookup
+	// and listing is EACCES.
+	foreign bool
 	// base is the attributes as sealed in the version the node names
 	// (attr may show more: a directory's unstored times, a staged
 	// file's): what metaGuard compares the store with. Zero: unknown.
@@ -35,6 +39,9 @@ func (n *node) isDir() bool { return n.attr.IsDir() }
 // unreadable is the EIO of a node that was listed but whose metadata
 // failed (it has no usable key).
 func (n *node) unreadable() error {
+	if n.foreign {
+		return withErrno(syscall.EACCES, errForeign)
+	}
 	if n.bad != nil {
 		return withErrno(syscall.EIO, fmt.Errorf("listed, but its metadata failed: %w", n.bad))
 	}

@@ -214,7 +214,11 @@ func (v *Volume) putMarker(ctx context.Context, p, marker, long string, attr Att
 	if err != nil {
 		return nil, err
 	}
-	info, err := v.store.Put(ctx, marker, bytes.NewReader(nil), 0, blobstore.PutOptions{Metadata: meta})
+	// A writer only creates (writeonly.go): its marker must be new.
+	info, err := v.store.Put(ctx, marker, bytes.NewReader(nil), 0, blobstore.PutOptions{Metadata: meta, IfNoneMatch: v.writer != nil})
+	if v.writer != nil && errors.Is(err, blobstore.ErrPreconditionFailed) {
+		return nil, withErrno(syscall.EEXIST, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +248,9 @@ func (v *Volume) rmdir(ctx context.Context, p string) error {
 	}
 	if !n.isDir() {
 		return syscall.ENOTDIR
+	}
+	if err := checkOwn(n); err != nil {
+		return err
 	}
 	if err := v.checkEmpty(ctx, p); err != nil {
 		return err
@@ -447,6 +454,9 @@ func (v *Volume) changeAttr(ctx context.Context, p string, change func(Attr) (At
 			n = v.dirs.overlay(n)
 		}
 		if err != nil {
+			return Attr{}, err
+		}
+		if err := checkOwn(n); err != nil {
 			return Attr{}, err
 		}
 		a, err := apply(n.attr)

@@ -44,6 +44,9 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 	if err != nil {
 		return err
 	}
+	if err := checkOwn(src); err != nil {
+		return err
+	}
 	if err := v.checkParent(ctx, newp); err != nil {
 		return err
 	}
@@ -56,6 +59,8 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 		dst = nil
 	case err != nil:
 		return err
+	case dst.foreign:
+		return checkOwn(dst)
 	case flags&RenameNoReplace != 0:
 		return syscall.EEXIST
 	case src.isDir() && !dst.isDir():

@@ -100,6 +100,10 @@ type Options struct {
 	// Writers says what to do with the files writer keys stored
 	// ("": WritersRead).
 	Writers WritersPolicy
+	// Writer, instead of Roots, opens the volume write-only with a writer
+	// credential (writeonly.go). Encryption must be client (or "") and
+	// SSE the credential's.
+	Writer *cipher.WriterCredential
 	// UID and GID own implicit directories and are the default owner of
 	// new files when the context names no caller (see WithCaller).
 	UID, GID uint32

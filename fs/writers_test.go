@@ -392,3 +392,149 @@ func TestAdopt(t *testing.T) {
 	_, err = v2.Getxattr(ctx, "/in/a", OriginXattr)
 	wantErrno(t, err, syscall.ENODATA)
 }
+
+// openWriterVolume opens tv's store write-only with cred.
+func openWriterVolume(t *testing.T, tv *testVol, cred *cipher.WriterCredential) *Volume {
+	t.Helper()
+	opts := tv.options
+	opts.Roots, opts.Writer, opts.CacheDir = nil, cred, t.TempDir()
+	w, err := OpenVolume(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
+}
+
+func TestWriteOnlyVolume(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	for _, d := range []string{"/in", "/in/olddir", "/in/emptydir", "/out"} {
+		if _, err := tv.Mkdir(ctx, d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, tv.Volume, "/in/old", []byte("the full key's"))
+	writeFile(t, tv.Volume, "/out/x", []byte("outside"))
+	flush(t, tv.Volume)
+	cred := exportTestWriter(t, tv, "/in")
+
+	w := openWriterVolume(t, tv, cred)
+	writeFile(t, w, "/in/new", []byte("written by the writer"))
+	if _, err := w.Mkdir(ctx, "/in/newdir", 0o750); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, w, "/in/newdir/f", []byte("deeper"))
+	writeFile(t, w, "/in/olddir/inside", []byte("into an existing directory"))
+	if _, err := w.Symlink(ctx, "new", "/in/link"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, w, "/in/new"); string(got) != "written by the writer" {
+		t.Fatalf("the writer reads back %q", got)
+	}
+	if a, err := w.Stat(ctx, "/in/newdir"); err != nil || a.Mode != syscall.S_IFDIR|0o750 {
+		t.Fatalf("stat own dir: %+v, %v", a, err)
+	}
+	flush(t, w)
+
+	// Everything not of this session.
+	_, err := w.Stat(ctx, "/in/old")
+	wantErrno(t, err, syscall.EACCES)
+	_, err = tryRead(w, "/in/old")
+	wantErrno(t, err, syscall.EACCES)
+	_, err = w.Open(ctx, "/in/old", syscall.O_WRONLY)
+	wantErrno(t, err, syscall.EACCES)
+	_, _, err = w.Create(ctx, "/in/old", 0o644, syscall.O_WRONLY|syscall.O_TRUNC)
+	wantErrno(t, err, syscall.EACCES)
+	wantErrno(t, w.Unlink(ctx, "/in/old"), syscall.EACCES)
+	wantErrno(t, w.Rename(ctx, "/in/new", "/in/old", 0), syscall.EACCES)
+	wantErrno(t, w.Rename(ctx, "/in/old", "/in/elsewhere", 0), syscall.EACCES)
+	wantErrno(t, w.Truncate(ctx, "/in/old", 0), syscall.EACCES)
+	mode := uint32(0o777)
+	_, err = w.SetAttr(ctx, "/in/old", SetAttr{Mode: &mode})
+	wantErrno(t, err, syscall.EACCES)
+	wantErrno(t, w.Setxattr(ctx, "/in/old", "user.x", []byte("y"), 0), syscall.EACCES)
+	_, err = w.Getxattr(ctx, "/in/old", "user.x")
+	wantErrno(t, err, syscall.EACCES)
+	wantErrno(t, w.Rmdir(ctx, "/in/emptydir"), syscall.EACCES)
+	wantErrno(t, w.Rename(ctx, "/in/emptydir", "/in/moved", 0), syscall.EACCES)
+	_, err = w.SetAttr(ctx, "/in/olddir", SetAttr{Mode: &mode})
+	wantErrno(t, err, syscall.EACCES)
+	// Outside the scope nothing is created.
+	_, _, err = w.Create(ctx, "/out/y", 0o644, syscall.O_WRONLY)
+	wantErrno(t, err, syscall.EACCES)
+	_, err = w.Mkdir(ctx, "/top", 0o755)
+	wantErrno(t, err, syscall.EACCES)
+	_, err = w.Stat(ctx, "/out/x")
+	wantErrno(t, err, syscall.EACCES)
+	// Names and sizes stay visible.
+	ents, err := w.ReadDir(ctx, "/in")
+	if err != nil || names(ents) != "emptydir,link,new,newdir,old,olddir" {
+		t.Fatalf("readdir /in = %v, %v", names(ents), err)
+	}
+	for _, e := range ents {
+		if e.Name == "old" && e.Attr.Size != int64(len("the full key's")) {
+			t.Fatalf("old listed with size %d", e.Attr.Size)
+		}
+	}
+	// The listing cached old's name and size: still nothing more.
+	_, err = w.Stat(ctx, "/in/old")
+	wantErrno(t, err, syscall.EACCES)
+	_, err = tryRead(w, "/in/old")
+	wantErrno(t, err, syscall.EACCES)
+	wantErrno(t, w.Unlink(ctx, "/in/old"), syscall.EACCES)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	v := tv.reopen(t)
+	for p, want := range map[string]string{
+		"/in/old": "the full key's", "/in/new": "written by the writer", "/in/newdir/f": "deeper",
+		"/in/olddir/inside": "into an existing directory", "/out/x": "outside",
+	} {
+		if got := readFile(t, v, p); string(got) != want {
+			t.Fatalf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if target, err := v.Readlink(ctx, "/in/link"); err != nil || target != "new" {
+		t.Fatalf("readlink = %q, %v", target, err)
+	}
+	for _, p := range []string{"/in/new", "/in/newdir", "/in/newdir/f", "/in/link"} {
+		if a, err := v.Stat(ctx, p); err != nil || !a.Origin.IsWriter() || a.Origin.Writer != cred.Writer() {
+			t.Fatalf("%s: %+v, %v", p, a, err)
+		}
+	}
+	if a, _ := v.Stat(ctx, "/in/old"); a.Origin.IsWriter() || a.Mode&0o777 != 0o644 {
+		t.Fatalf("/in/old changed: %+v", a)
+	}
+	if _, err := v.Stat(ctx, "/in/emptydir"); err != nil {
+		t.Fatalf("/in/emptydir: %v", err)
+	}
+}
+
+// TestWriteOnlyScopeWithoutObjects: the scope and its ancestors need no
+// object; the writer creates none outside the scope.
+func TestWriteOnlyScopeWithoutObjects(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	cred := exportTestWriter(t, tv, "/backups/host1")
+	w := openWriterVolume(t, tv, cred)
+	for _, p := range []string{"/backups", "/backups/host1"} {
+		if a, err := w.Stat(ctx, p); err != nil || !a.IsDir() {
+			t.Fatalf("stat %s: %+v, %v", p, a, err)
+		}
+	}
+	_, err := w.Mkdir(ctx, "/backups/host2", 0o755)
+	wantErrno(t, err, syscall.EACCES)
+	writeFile(t, w, "/backups/host1/a", []byte("a"))
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := tv.reopen(t)
+	if got := readFile(t, v, "/backups/host1/a"); string(got) != "a" {
+		t.Fatalf("/backups/host1/a = %q", got)
+	}
+	if ents, err := v.ReadDir(ctx, "/backups"); err != nil || names(ents) != "host1" {
+		t.Fatalf("readdir /backups = %v, %v", names(ents), err)
+	}
+}

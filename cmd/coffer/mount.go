@@ -74,9 +74,15 @@ Closed files are uploaded after --writeback-delay. Until then they are
 kept in the upload journal of the cache dir: if the mount process dies,
 the next mount with the same cache dir uploads them first and says how
 many. "coffer unmount" and Ctrl-C wait for every upload and fail, naming
-the files, when one could not be stored (they stay journalled).`,
+the files, when one could not be stored (they stay journalled).
+
+With --key-file naming a writer credential (coffer key export-writer) the
+mount is write-only: new files, directories and symbolic links inside the
+credential's scope, and nothing else: reading, changing or removing
+anything this mount did not write is EACCES (names stay visible).`,
 		Example: `  coffer mount ~/vault
-  coffer mount --store s3://bucket/vol --key-file ~/vol.key --daemon ~/vault`,
+  coffer mount --store s3://bucket/vol --key-file ~/vol.key --daemon ~/vault
+  coffer mount --store s3://bucket/vol --key-file host1.writer /mnt/backup`,
 		Args: oneArg("MOUNTPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m := &mounter{e: e, vf: &vf, mf: &mf, logLevel: logLevel(cmd.Flags())}
@@ -84,6 +90,7 @@ the files, when one could not be stored (they stay journalled).`,
 		},
 	}
 	f := cmd.Flags()
+	vf.writerOK = true
 	vf.register(f)
 	f.StringVar(&mf.cacheDir, "cache-dir", "", "directory for everything this mount writes locally: block cache, staging (default $XDG_CACHE_HOME/coffer/VOLUME-ID; with --encryption none, none-HASH of the store and volume ID)")
 	f.Var(&mf.cacheSize, "cache-size", "disk block cache bound")
@@ -248,6 +255,10 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 			return err
 		}
 		cacheDir = filepath.Join(root, defaultCacheName(p.encryption, p.url, m.vf.store.effectiveEndpoint(m.e), cfg))
+		if p.writer != nil {
+			// Its own: a writer's local secret is not the volume's.
+			cacheDir += "-writer-" + p.writer.Writer().String()
+		}
 	}
 	if cacheDir, err = filepath.Abs(cacheDir); err != nil {
 		return fmt.Errorf("--cache-dir: %w", err)
@@ -337,6 +348,9 @@ func (m *mounter) serve(ctx context.Context, p *mountPlan, rep *readyReporter) e
 	}
 
 	m.log.Info("mounted", "store", p.url, "mountpoint", p.mountpoint, "encryption", p.encryption, "sse", p.sse.Mode.Name(), "cache_dir", cacheDir, "metrics", metricsAddr)
+	if s := vol.Writer(); s != nil {
+		m.log.Info("write-only", "writer", s.Origin().Writer.String(), "epoch", s.Origin().Epoch.String(), "scope", s.Credential().Scope())
+	}
 	if rep != nil {
 		rep.ready()
 		os.Chdir("/")

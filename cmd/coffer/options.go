@@ -237,6 +237,27 @@ func (k *keyFlags) loadRoots(e *env) ([]*cipher.RootKey, error) {
 	return roots, nil
 }
 
+// writerCredential is the key file the flags name if it is a writer
+// credential (nil if it is not, or if other keys are named too: a
+// credential is refused with them by loadRoots).
+func (k *keyFlags) writerCredential(e *env) (*cipher.WriterCredential, error) {
+	if len(k.keyFiles)+len(k.passphraseFiles) > 0 {
+		return nil, nil
+	}
+	src, err := k.sources(e)
+	if err != nil || src.keyFile == "" || src.passphraseFile != "" || k.kms.key(e) != "" {
+		return nil, err
+	}
+	_, cred, err := cipher.LoadKey(src.keyFile)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && src.defaulted {
+			return nil, nil // loadRoots words it
+		}
+		return nil, keyFileError(src.keyFile, err)
+	}
+	return cred, nil
+}
+
 // loadEvery reads every key file and passphrase file named.
 func loadEvery(keyFiles, passphraseFiles []string) ([]*cipher.RootKey, error) {
 	var roots []*cipher.RootKey

@@ -35,6 +35,9 @@ import (
 type volumeFlags struct {
 	store storeFlags
 	keys  keyFlags
+	// writerOK lets the key file be a writer credential (coffer mount:
+	// a write-only mount); every other command refuses one.
+	writerOK bool
 }
 
 func (f *volumeFlags) register(fl *pflag.FlagSet) {
@@ -63,7 +66,8 @@ type volumePlan struct {
 	encryption string
 	sse        blobstore.SSEConfig
 	roots      []*cipher.RootKey
-	kms        *kmsPlan // a KMS key named: its root key joins roots in openStore
+	writer     *cipher.WriterCredential // a write-only mount: instead of roots
+	kms        *kmsPlan                 // a KMS key named: its root key joins roots in openStore
 	kmsDone    bool
 }
 
@@ -93,6 +97,11 @@ func (f *volumeFlags) plan(e *env, check func() error) (*volumePlan, error) {
 			return nil, usagef("%s has no use with --encryption none: drop it, or use --encryption client", fl)
 		}
 		return p, nil
+	}
+	if f.writerOK {
+		if p.writer, err = f.keys.writerCredential(e); err != nil || p.writer != nil {
+			return p, err
+		}
 	}
 	if p.kms, err = f.keys.kms.plan(e, &f.store); err != nil {
 		return nil, err
@@ -155,7 +164,7 @@ func (p *volumePlan) openStore(ctx context.Context, concurrency int) (blobstore.
 // store, keys, modes and config are the plan's.
 func (p *volumePlan) openVolume(ctx context.Context, store blobstore.Store, cfg *cipher.Config, opts cofferfs.Options) (*cofferfs.Volume, error) {
 	opts.Store, opts.Config = store, cfg
-	opts.Roots, opts.Encryption, opts.SSE = p.roots, p.encryption, p.sse
+	opts.Roots, opts.Writer, opts.Encryption, opts.SSE = p.roots, p.writer, p.encryption, p.sse
 	vol, err := cofferfs.OpenVolume(ctx, opts)
 	if err != nil {
 		return nil, storeError(p.url, err)
