@@ -300,6 +300,11 @@ func (v *Volume) checkWritable(p string) error {
 // objectKey is the object key of canonical path p (not "/"), with the
 // coffer-name of its last segment when hashed.
 func (v *Volume) objectKey(p string) (key, long string, err error) {
+	return layoutKey(v.lay, p)
+}
+
+// layoutKey is the object key of canonical path p under layout lay.
+func layoutKey(lay layout, p string) (key, long string, err error) {
 	if p == "/" {
 		return "", "", nil
 	}
@@ -314,7 +319,7 @@ func (v *Volume) objectKey(p string) (key, long string, err error) {
 			}
 			return "", "", withErrno(syscall.EINVAL, fmt.Errorf("invalid name %q", name))
 		}
-		seg, l, err := v.lay.segment(parent, name)
+		seg, l, err := lay.segment(parent, name)
 		if errors.Is(err, cipher.ErrNameTooLong) {
 			return "", "", withErrno(syscall.ENAMETOOLONG, err)
 		}

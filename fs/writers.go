@@ -26,27 +26,43 @@ import (
 // attacker's, and a huge object must not be read into memory.
 const epochObjectMax = 4 << 10
 
+// ExportedWriter is what ExportWriter made.
+type ExportedWriter struct {
+	Credential *cipher.WriterCredential
+	// ScopePrefix is the object key prefix (relative to the volume's)
+	// of the scope's objects, "" for "/": what the bucket policy of the
+	// writer's S3 identity names (README).
+	ScopePrefix string
+}
+
 // ExportWriter adds a writer key with path scope and label to the volume
 // and hands its credential to save before the config is written: save
 // must store it durably (or fail, and nothing is written). If the config
 // write then fails the credential opens nothing (its writer is in no
 // keyring) and the caller removes it.
-func ExportWriter(ctx context.Context, store blobstore.Store, opts KeyOptions, scope, label string, save func(*cipher.WriterCredential) error) (*cipher.WriterCredential, error) {
+func ExportWriter(ctx context.Context, store blobstore.Store, opts KeyOptions, scope, label string, save func(*cipher.WriterCredential) error) (ExportedWriter, error) {
 	o, err := openConfig(ctx, store, opts)
 	if err != nil {
-		return nil, err
+		return ExportedWriter{}, err
 	}
 	cred, err := o.cfg.ExportWriter(o.kr, scope, label)
 	if err != nil {
-		return nil, err
+		return ExportedWriter{}, err
+	}
+	prefix, _, err := layoutKey(&clientLayout{names: o.kr.Names()}, scope)
+	if err != nil {
+		return ExportedWriter{}, fmt.Errorf("scope %s: %w", scope, err)
+	}
+	if prefix != "" {
+		prefix += "/"
 	}
 	if err := save(cred); err != nil {
-		return nil, err
+		return ExportedWriter{}, err
 	}
 	if err := o.write(ctx, store, "the new writer key"); err != nil {
-		return nil, err
+		return ExportedWriter{}, err
 	}
-	return cred, nil
+	return ExportedWriter{Credential: cred, ScopePrefix: prefix}, nil
 }
 
 // WriterListing is a writer key as ListKeys reports it.

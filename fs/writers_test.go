@@ -23,12 +23,15 @@ import (
 // its credential.
 func exportTestWriter(t *testing.T, tv *testVol, scope string) *cipher.WriterCredential {
 	t.Helper()
-	cred, err := ExportWriter(context.Background(), tv.store, KeyOptions{Roots: []*cipher.RootKey{tv.root}}, scope, "test",
+	ex, err := ExportWriter(context.Background(), tv.store, KeyOptions{Roots: []*cipher.RootKey{tv.root}}, scope, "test",
 		func(*cipher.WriterCredential) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cred
+	if key, _, _ := tv.objectKey(scope); scope != "/" && ex.ScopePrefix != key+"/" {
+		t.Fatalf("scope prefix %q, want %q", ex.ScopePrefix, key+"/")
+	}
+	return ex.Credential
 }
 
 // writerStub stores objects as one writer session.

@@ -204,3 +204,17 @@ func (f *volumeFlags) open(ctx context.Context, e *env, opts cofferfs.Options) (
 	}
 	return &openedVolume{Volume: vol, store: store, url: p.url}, nil
 }
+
+// storePrefix is where the volume's objects lie in an s3 store, as a
+// bucket policy's resource ARN names them ("BUCKET/PREFIX/"); "" for
+// another store.
+func (p *volumePlan) storePrefix() string {
+	loc, err := blobstore.ParseURL(p.url)
+	if err != nil || loc.Scheme != "s3" {
+		return ""
+	}
+	if loc.Prefix == "" {
+		return loc.Bucket + "/"
+	}
+	return loc.Bucket + "/" + loc.Prefix + "/"
+}

@@ -75,7 +75,7 @@ func runKeyExportWriter(ctx context.Context, e *env, vf *volumeFlags, out, scope
 	}
 	defer store.Close()
 	saved := false
-	cred, err := cofferfs.ExportWriter(ctx, store, cofferfs.KeyOptions{Roots: p.roots, SSE: p.sse}, scope, label,
+	ex, err := cofferfs.ExportWriter(ctx, store, cofferfs.KeyOptions{Roots: p.roots, SSE: p.sse}, scope, label,
 		func(c *cipher.WriterCredential) error {
 			err := cipher.WriteWriterCredential(out, c)
 			if errors.Is(err, iofs.ErrExist) {
@@ -91,9 +91,12 @@ func runKeyExportWriter(ctx context.Context, e *env, vf *volumeFlags, out, scope
 		}
 		return keyCommandError(p.url, err)
 	}
+	cred := ex.Credential
 	fmt.Fprintln(e.stdout, cred.Writer())
 	fmt.Fprintf(e.stderr, "added writer %s (scope %s) to the volume at %s and wrote its credential to %s (mode 0600); mount it with coffer mount --key-file %s\n",
 		cred.Writer(), cred.Scope(), p.url, out, out)
+	fmt.Fprintf(e.stderr, "its S3 identity needs PutObject (with If-None-Match) under %s and %s only (README, write-only mounts)\n",
+		p.storePrefix()+ex.ScopePrefix+"*", p.storePrefix()+cipher.WriterEpochsPrefix(cred.Writer())+"*")
 	return nil
 }
 
