@@ -328,14 +328,15 @@ func CountGenerations(ctx context.Context, store blobstore.Store, concurrency in
 	return c, err
 }
 
-// listObjects lists every object key of the store but the config.
+// listObjects lists every object key of the store but the config and
+// the writers' epoch objects (sealed to a writer key, no KEK wraps them).
 func listObjects(ctx context.Context, store blobstore.Store) ([]string, error) {
 	var keys []string
 	for e, err := range store.List(ctx, "", "") {
 		if err != nil {
 			return nil, fmt.Errorf("listing the volume: %w", err)
 		}
-		if e.IsPrefix || e.Key == ConfigKey {
+		if e.IsPrefix || e.Key == ConfigKey || strings.HasPrefix(e.Key, cipher.EpochsPrefix) {
 			continue
 		}
 		keys = append(keys, e.Key)

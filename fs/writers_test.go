@@ -541,3 +541,46 @@ func TestWriteOnlyScopeWithoutObjects(t *testing.T) {
 		t.Fatalf("readdir /backups = %v, %v", names(ents), err)
 	}
 }
+
+// TestWriteOnlyRecovery: a write-only mount that died with files
+// journalled uploads them at its next opening, sealed by that new session
+// (DESIGN.md: a recovery seals journalled uploads under a new epoch).
+func TestWriteOnlyRecovery(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	cred := exportTestWriter(t, tv, "/in")
+	opts := tv.options
+	opts.Roots, opts.Writer, opts.CacheDir = nil, cred, t.TempDir()
+	w, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clock = &fakeClock{} // its uploads never fire
+	want := map[string][]byte{"/in/a": randomBytes(1000), "/in/b": randomBytes(70000)}
+	for p, data := range want {
+		writeFile(t, w, p, data)
+	}
+	first := w.Writer().Origin()
+	crash(t, w)
+
+	w2, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := w2.Writer().Origin()
+	if err := w2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if first == second {
+		t.Fatal("the second opening reused the first session")
+	}
+	v := tv.reopen(t)
+	for p, data := range want {
+		if got := readFile(t, v, p); !bytes.Equal(got, data) {
+			t.Fatalf("%s read back different", p)
+		}
+		if a, _ := v.Stat(ctx, p); a.Origin != second {
+			t.Fatalf("%s: origin %v, want the recovering session %v", p, a.Origin, second)
+		}
+	}
+}

@@ -138,7 +138,7 @@ func TestKeyExportListRevokeWriter(t *testing.T) {
 
 	code, stdout, stderr = cofferRun(t, "key", "list", "--store", store, "--key-file", k1)
 	row := regexp.MustCompile(`(?m)^` + id + ` +/backups/host1 +host_one +active +3$`)
-	if code != exitOK || !row.MatchString(stdout) {
+	if code != exitOK || !row.MatchString(stdout) || strings.Contains(stdout, "without coffer metadata") {
 		t.Fatalf("key list: exit %d, stdout:\n%s\nstderr %q", code, stdout, stderr)
 	}
 
