@@ -199,8 +199,9 @@
 // and usable, epoch tag and seal, scope, DEK), its epoch object fetched
 // once per origin and cached (epochCache; dropped when a config refresh
 // changes the writers). A refusal is that file's EIO, logged once by key.
-// Beyond DESIGN.md: a writer's file shows no set-ID bit (a writer seals
-// any mode it likes), its origin is Attr.Origin (xattr coffer.origin,
+// Beyond DESIGN.md: a writer's file shows no set-ID bit and a writer's
+// device node is refused (a writer seals any mode it likes; a write-only
+// volume makes no device node, EPERM: writerAttr), its origin is Attr.Origin (xattr coffer.origin,
 // read-only: EPERM to set or remove; ls -l), Options.Writers =
 // WritersRefuse hides writer-origin objects (lookups ENOENT, listings
 // leave them out), a full-key metadata change (chmod, rename inside the

@@ -189,6 +189,9 @@ func (c *checker) count(f func(*FsckReport)) {
 // Fsck checks the volume; see the comment at the top of this file. The
 // error is a failure to check (the store unreachable), not a finding.
 func (v *Volume) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error) {
+	if v.writer != nil {
+		return nil, errors.New("fsck needs a root key of the volume, not a writer credential")
+	}
 	if opts.UploadAge <= 0 {
 		opts.UploadAge = DefaultUploadAge
 	}
@@ -328,7 +331,11 @@ func (c *checker) entry(o *storedObject) *Finding {
 		}
 		return bad(FindMetadata, err)
 	}
-	if _, _, _, err := kr.OpenAnyMetadata(o.info.Metadata, p, l.epochs.epoch); err != nil {
+	_, a, _, err := kr.OpenAnyMetadata(o.info.Metadata, p, l.epochs.epoch)
+	if err == nil {
+		_, err = writerAttr(origin, a)
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, cipher.ErrWriterRefused):
 			return bad(FindWriter, err)

@@ -27,6 +27,7 @@ import (
 //	                                                rmdir, rename, chmod... EACCES
 //	the scope and its ancestors     yes, even with no object there
 //	new name outside the scope      -               EACCES
+//	new device node                 -               EPERM (fifos, sockets are kept)
 //
 // Listings show every name and, for files, the stored size (ReadDir); a
 // lookup of a file not of this session is EACCES, so through FUSE its
@@ -102,6 +103,10 @@ type writerLayout struct {
 func (l *writerLayout) newObjectKey() (*cipher.ObjectKey, error) { return l.s.NewObjectKey() }
 
 func (l *writerLayout) sealMeta(path string, ok *cipher.ObjectKey, a cipher.Attr, _ string) (map[string]string, error) {
+	if isDevice(a.Mode) {
+		// A full-key mount would refuse it (writers.go): say so now.
+		return nil, withErrno(syscall.EPERM, errors.New("a write-only mount makes no device nodes"))
+	}
 	meta, err := l.s.SealMetadata(ok, path, a)
 	if errors.Is(err, cipher.ErrOutOfScope) || errors.Is(err, cipher.ErrNotThisSession) {
 		return nil, withErrno(syscall.EACCES, err)

@@ -291,12 +291,30 @@ func (l *clientLayout) openAny(path, key string, meta map[string]string) (*ciphe
 	if err != nil {
 		return nil, cipher.Attr{}, err
 	}
-	if origin.IsWriter() {
-		// A writer seals whatever mode it likes: no set-ID bit of its
-		// files takes effect before they are adopted.
-		a.Mode &^= syscall.S_ISUID | syscall.S_ISGID
+	if a, err = writerAttr(origin, a); err != nil {
+		return nil, cipher.Attr{}, err
 	}
 	return okey, a, nil
+}
+
+// writerAttr is what a full-key volume makes of the attributes a object
+// of origin carries. A writer seals whatever mode it likes: no set-ID bit
+// of its files takes effect before they are adopted, and a device node of
+// its is refused (writers make none: writeonly.go).
+func writerAttr(origin cipher.Origin, a cipher.Attr) (cipher.Attr, error) {
+	if !origin.IsWriter() {
+		return a, nil
+	}
+	if isDevice(a.Mode) {
+		return cipher.Attr{}, fmt.Errorf("%w: a device node stored by %s", cipher.ErrWriterRefused, origin)
+	}
+	a.Mode &^= syscall.S_ISUID | syscall.S_ISGID
+	return a, nil
+}
+
+func isDevice(mode uint32) bool {
+	t := mode & syscall.S_IFMT
+	return t == syscall.S_IFCHR || t == syscall.S_IFBLK
 }
 
 // originOf is the origin of an object's key (none mode has no key).

@@ -238,6 +238,17 @@ func TestWriterForgeries(t *testing.T) {
 	if _, err := tv.store.Copy(ctx, rkey, rkey, blobstore.CopyOptions{Metadata: rinfo.Metadata}); err != nil {
 		t.Fatal(err)
 	}
+	// A device node, which a writer's own program can seal.
+	devKey, _, _ := tv.objectKey("/a/dev")
+	dkey, _ := a.s.NewObjectKey()
+	dmeta, err := a.s.SealMetadata(dkey, "/a/dev", cipher.Attr{Mode: syscall.S_IFBLK | 0o666, Rdev: 0x0801})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dbody bytes.Buffer
+	denc := dkey.NewEncrypter(&dbody)
+	denc.Close()
+	a.putRaw(devKey, dbody.Bytes(), dmeta)
 	// A session whose epoch object is missing.
 	missing := newWriterStub(t, tv, credA)
 	missing.put("/a/missing", 0o644, []byte("epoch gone"))
@@ -264,7 +275,7 @@ func TestWriterForgeries(t *testing.T) {
 			t.Fatalf("read %s: %v", p, err)
 		}
 	}
-	forged := []string{"/outside", "/a/noauth", "/a/swapped", "/a/missing", "/b/relabeled"}
+	forged := []string{"/outside", "/a/noauth", "/a/swapped", "/a/missing", "/b/relabeled", "/a/dev"}
 	for _, p := range forged {
 		_, err := tryRead(v, p)
 		wantErrno(t, err, syscall.EIO)
@@ -432,6 +443,11 @@ func TestWriteOnlyVolume(t *testing.T) {
 	if _, err := w.Symlink(ctx, "new", "/in/link"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := w.Mknod(ctx, "/in/fifo", syscall.S_IFIFO|0o644, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.Mknod(ctx, "/in/dev", syscall.S_IFCHR|0o644, 0x0103)
+	wantErrno(t, err, syscall.EPERM)
 	if got := readFile(t, w, "/in/new"); string(got) != "written by the writer" {
 		t.Fatalf("the writer reads back %q", got)
 	}
@@ -441,7 +457,7 @@ func TestWriteOnlyVolume(t *testing.T) {
 	flush(t, w)
 
 	// Everything not of this session.
-	_, err := w.Stat(ctx, "/in/old")
+	_, err = w.Stat(ctx, "/in/old")
 	wantErrno(t, err, syscall.EACCES)
 	_, err = tryRead(w, "/in/old")
 	wantErrno(t, err, syscall.EACCES)
@@ -472,7 +488,7 @@ func TestWriteOnlyVolume(t *testing.T) {
 	wantErrno(t, err, syscall.EACCES)
 	// Names and sizes stay visible.
 	ents, err := w.ReadDir(ctx, "/in")
-	if err != nil || names(ents) != "emptydir,link,new,newdir,old,olddir" {
+	if err != nil || names(ents) != "emptydir,fifo,link,new,newdir,old,olddir" {
 		t.Fatalf("readdir /in = %v, %v", names(ents), err)
 	}
 	for _, e := range ents {
