@@ -600,3 +600,43 @@ func TestWriteOnlyRecovery(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteOnlyChecksVolume: a writer trusts the store's config for its
+// volume ID only, and that must be the credential's; the modes asked for
+// must be the credential's.
+func TestWriteOnlyChecksVolume(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	other := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	cred := exportTestWriter(t, tv, "/")
+	opts := other.options
+	opts.Roots, opts.Writer, opts.CacheDir = nil, cred, t.TempDir()
+	if _, err := OpenVolume(ctx, opts); err == nil || !strings.Contains(err.Error(), "this writer credential is for volume") {
+		t.Fatalf("another volume's store: %v", err)
+	}
+	opts = tv.options
+	opts.Roots, opts.Writer, opts.CacheDir = nil, cred, t.TempDir()
+	opts.SSE = blobstore.SSEConfig{Mode: blobstore.SSES3}
+	if _, err := OpenVolume(ctx, opts); err == nil || !strings.Contains(err.Error(), "the writer credential says --sse") {
+		t.Fatalf("another SSE mode: %v", err)
+	}
+	opts.SSE, opts.Roots = blobstore.SSEConfig{}, []*cipher.RootKey{tv.root}
+	if _, err := OpenVolume(ctx, opts); err == nil {
+		t.Fatal("a credential and a root key together opened")
+	}
+	for _, key := range append(epochKeys(t, tv), epochKeys(t, other)...) {
+		t.Fatalf("a refused opening stored epoch %s", key)
+	}
+}
+
+func epochKeys(t *testing.T, tv *testVol) []string {
+	t.Helper()
+	var keys []string
+	for e, err := range tv.store.List(context.Background(), cipher.EpochsPrefix, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, e.Key)
+	}
+	return keys
+}
