@@ -20,7 +20,7 @@ import (
 func newKeyCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",
-		Short: "Manage the root keys of a volume",
+		Short: "Manage the root keys and writer keys of a volume",
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return &usageError{err: errors.New("missing subcommand"), hint: c.CommandPath() + " --help"}
