@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -73,8 +74,15 @@ func (l *clientLayout) hashed(seg string) bool { return strings.HasPrefix(seg, "
 func (l *clientLayout) newObjectKey() (*cipher.ObjectKey, error) { return l.kr.NewObjectKey() }
 
 // sealMeta: cipher adds coffer-name itself (and counts it in the budget).
+// A writer's object keeps its origin, so it cannot move out of the
+// writer's scope: EXDEV, which mv answers with a copy (the copy is the
+// full key's) and rename(2) callers know.
 func (l *clientLayout) sealMeta(path string, ok *cipher.ObjectKey, a cipher.Attr, _ string) (map[string]string, error) {
-	return l.kr.SealMetadata(ok, path, a)
+	meta, err := l.kr.SealMetadata(ok, path, a)
+	if errors.Is(err, cipher.ErrWriterRefused) && ok.Origin().IsWriter() {
+		return nil, withErrno(syscall.EXDEV, err)
+	}
+	return meta, err
 }
 
 func (l *clientLayout) openMeta(path, key string, meta map[string]string, _ time.Time) (*cipher.ObjectKey, cipher.Attr, error) {

@@ -154,15 +154,25 @@ func TestWriterFilesRead(t *testing.T) {
 			t.Fatalf("listed %s with origin %v", e.Name, e.Attr.Origin)
 		}
 	}
-	// A full-key change keeps the origin (the DEK rewrapped bound to it).
+	// A full-key change keeps the origin (the DEK rewrapped bound to it),
+	// a rename too, inside the writer's scope only.
 	mode := uint32(0o600)
 	if _, err := v.SetAttr(ctx, "/in/a", SetAttr{Mode: &mode}); err != nil {
 		t.Fatal(err)
 	}
-	v2 := tv.reopen(t)
-	if a, err := v2.Stat(ctx, "/in/a"); err != nil || a.Origin != w.s.Origin() || a.Mode&0o777 != 0o600 {
-		t.Fatalf("after chmod: %+v, %v", a, err)
+	if err := v.Rename(ctx, "/in/a", "/in/renamed", 0); err != nil {
+		t.Fatal(err)
 	}
+	wantErrno(t, v.Rename(ctx, "/in/renamed", "/mine-too", 0), syscall.EXDEV)
+	v2 := tv.reopen(t)
+	if a, err := v2.Stat(ctx, "/in/renamed"); err != nil || a.Origin != w.s.Origin() || a.Mode&0o777 != 0o600 {
+		t.Fatalf("after chmod and rename: %+v, %v", a, err)
+	}
+	if got := readFile(t, v2, "/in/renamed"); string(got) != "from the writer" {
+		t.Fatalf("/in/renamed = %q", got)
+	}
+	_, err = v2.Stat(ctx, "/mine-too")
+	wantErrno(t, err, syscall.ENOENT)
 }
 
 func TestWritersRefuseHides(t *testing.T) {
