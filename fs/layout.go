@@ -79,7 +79,7 @@ func (l *clientLayout) newObjectKey() (*cipher.ObjectKey, error) { return l.kr.N
 // full key's) and rename(2) callers know.
 func (l *clientLayout) sealMeta(path string, ok *cipher.ObjectKey, a cipher.Attr, _ string) (map[string]string, error) {
 	meta, err := l.kr.SealMetadata(ok, path, a)
-	if errors.Is(err, cipher.ErrWriterRefused) && ok.Origin().IsWriter() {
+	if errors.Is(err, cipher.ErrOutOfScope) && ok.Origin().IsWriter() {
 		return nil, withErrno(syscall.EXDEV, err)
 	}
 	return meta, err
