@@ -212,6 +212,12 @@
 // fsck checks epoch objects (class "epoch") and reports refused writer
 // objects as FindWriter.
 //
+// Write-only volumes (writeonly.go, Options.Writer): opened with a writer
+// credential, one session per opening; what the session may do is the
+// table at the top of writeonly.go. Everything it stores is created with
+// If-None-Match (files, as every new file here; markers; its epoch
+// object, stored first).
+//
 // Errors: a store failure is EIO unless it is typed (ENOENT, EACCES,
 // ENAMETOOLONG); the errno of a broken connection deep in its chain
 // (ECONNRESET, ...) is never passed on.
