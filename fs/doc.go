@@ -214,9 +214,11 @@
 //
 // Write-only volumes (writeonly.go, Options.Writer): opened with a writer
 // credential, one session per opening; what the session may do is the
-// table at the top of writeonly.go. Everything it stores is created with
-// If-None-Match (files, as every new file here; markers; its epoch
-// object, stored first).
+// table at the top of writeonly.go. What it creates is stored with
+// If-None-Match (new files, as everywhere; markers; its epoch object,
+// first); a change to one of its own objects after its upload (a
+// rewrite, chmod, rename) is a conditional overwrite or copy, which the
+// README's bucket policy for writer hosts refuses.
 //
 // Errors: a store failure is EIO unless it is typed (ENOENT, EACCES,
 // ENAMETOOLONG); the errno of a broken connection deep in its chain
