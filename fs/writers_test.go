@@ -650,3 +650,28 @@ func epochKeys(t *testing.T, tv *testVol) []string {
 	}
 	return keys
 }
+
+// TestWriterRevokedWhileMounted: a running full-key volume takes a
+// revocation from the refreshed config and drops the epochs it cached.
+func TestWriterRevokedWhileMounted(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MetadataTTL = -1 })
+	ctx := context.Background()
+	cred := exportTestWriter(t, tv, "/in")
+	w := newWriterStub(t, tv, cred)
+	w.put("/in/a", 0o644, []byte("readable until revoked"))
+	// The volume learns of the writer from its config, as a mount would.
+	if changed, err := tv.watch.refresh(ctx); err != nil || !changed {
+		t.Fatalf("refresh: %v, %v", changed, err)
+	}
+	if got := readFile(t, tv.Volume, "/in/a"); string(got) != "readable until revoked" {
+		t.Fatalf("/in/a = %q", got)
+	}
+	if _, err := RevokeWriter(ctx, tv.store, RevokeOptions{KeyOptions: KeyOptions{Roots: []*cipher.RootKey{tv.root}}, DropEpochs: true}, cred.Writer()); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := tv.watch.refresh(ctx); err != nil || !changed {
+		t.Fatalf("refresh after the revocation: %v, %v", changed, err)
+	}
+	_, err := tryRead(tv.Volume, "/in/a")
+	wantErrno(t, err, syscall.EIO)
+}
