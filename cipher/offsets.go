@@ -32,6 +32,17 @@ func CipherSize(plainSize int64) int64 {
 	return HeaderSize + plainSize + ChunkCount(plainSize)*ChunkOverhead
 }
 
+// MaxPlainSize is the largest plaintext size whose object is at most
+// cipherSize bytes (0 when not even the empty body fits).
+func MaxPlainSize(cipherSize int64) int64 {
+	if cipherSize < EmptyObjectSize {
+		return 0
+	}
+	body := cipherSize - HeaderSize
+	full, rest := body/cipherChunkSize, body%cipherChunkSize
+	return full*ChunkSize + max(0, rest-ChunkOverhead)
+}
+
 // PlainSize is the plaintext size of an object of cipherSize bytes, or
 // ErrInvalidSize when no plaintext produces that size. A size S is valid iff
 // S = 48, or S > 48 and (S-20) mod 65564 is not in 1..28.

@@ -75,3 +75,28 @@ func TestChunkGeometry(t *testing.T) {
 		t.Error("range past the end is not empty")
 	}
 }
+
+// TestMaxPlainSize: the largest plaintext whose object fits a bound, for
+// every bound around the first chunks and the 10,000-part limits fs uses.
+func TestMaxPlainSize(t *testing.T) {
+	check := func(limit int64) {
+		t.Helper()
+		p := MaxPlainSize(limit)
+		if limit < EmptyObjectSize {
+			if p != 0 {
+				t.Fatalf("MaxPlainSize(%d) = %d, want 0", limit, p)
+			}
+			return
+		}
+		if CipherSize(p) > limit || CipherSize(p+1) <= limit {
+			t.Fatalf("MaxPlainSize(%d) = %d: objects %d and %d", limit, p, CipherSize(p), CipherSize(p+1))
+		}
+	}
+	for limit := int64(0); limit < 3*cipherChunkSize+100; limit++ {
+		check(limit)
+	}
+	for _, part := range []int64{5 << 20, 8 << 20, 5 << 30} {
+		check(10000 * part)
+	}
+	check(5 << 40)
+}

@@ -50,6 +50,13 @@
 // directory hands its group, and to directories its bit, to new entries
 // (newAttr). Directories report st_nlink 1 (Attr.Nlink says why).
 //
+// File size limit (beyond DESIGN.md; maxFileSize): a file's object must
+// fit in blobstore.MaxParts parts of the upload pool (--part-size) and in
+// S3's 5 TiB; 78 GiB of ciphertext with the default 8 MiB parts. A
+// truncate past it is EFBIG and a write that starts at it EFBIG, one
+// across it short, as for a file size limit in POSIX: such a file could
+// never be uploaded.
+//
 // Directory times (dirtimes.go): adding or removing an entry moves the
 // directory's mtime and ctime in memory at once (every lookup and
 // listing shows them) and stores them after WritebackDelay, coalesced,

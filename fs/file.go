@@ -440,12 +440,31 @@ func (f *file) changed() {
 	f.mu.Unlock()
 }
 
+// maxObjectSize is S3's largest object (5 TiB).
+const maxObjectSize = 5 << 40
+
+// maxFileSize is the largest file the volume can store: its object must
+// fit in blobstore.MaxParts parts of the upload pool and in S3's largest
+// object. A truncate past it, or a write that starts at it, is EFBIG and
+// changes nothing; a write across it is cut short there (POSIX write(2)).
+// A bigger staged file could never be uploaded.
+func (v *Volume) maxFileSize() int64 {
+	limit := min(maxObjectSize, blobstore.MaxParts*v.pool.PartSize())
+	if v.client {
+		return cipher.MaxPlainSize(limit)
+	}
+	return limit
+}
+
 // truncate sets the size (the caller holds a reference). As POSIX has
 // it, truncate(2) and ftruncate change the times only when the size
 // changes; open with O_TRUNC (always) changes them in any case.
 func (f *file) truncate(ctx context.Context, size int64, always bool) error {
 	if size < 0 {
 		return syscall.EINVAL
+	}
+	if size > f.v.maxFileSize() {
+		return withErrno(syscall.EFBIG, fmt.Errorf("%d bytes exceed the largest file the volume stores (%d)", size, f.v.maxFileSize()))
 	}
 	f.upMu.RLock()
 	defer f.upMu.RUnlock()

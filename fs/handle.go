@@ -276,6 +276,12 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	if h.append {
 		off = f.st.Size()
 	}
+	if limit := f.v.maxFileSize(); off+int64(len(p)) > limit {
+		if off >= limit {
+			return 0, withErrno(syscall.EFBIG, fmt.Errorf("a write at %d: the largest file the volume stores is %d bytes", off, limit))
+		}
+		p = p[:limit-off]
+	}
 	n, err := f.st.WriteAt(p, off)
 	f.changedAt(off, n)
 	if err != nil {

@@ -309,3 +309,61 @@ func TestPlainS3fsMetadata(t *testing.T) {
 		t.Errorf("plainTime = %q", got)
 	}
 }
+
+// TestFileSizeLimit: a truncate past the largest file the volume can
+// store, stored or staged, by path or by handle, is EFBIG and leaves the
+// size and the content as they were; a write that starts at the limit is
+// EFBIG, one across it is cut short there (pjdfstest truncate/12.t: the
+// cache disk refused the staging file with EIO after the size had moved).
+func TestFileSizeLimit(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv := newTestVolume(t, mode, func(o *Options) { o.PartSize = 5 << 20 })
+			v := tv.Volume
+			ctx := context.Background()
+			limit := v.maxFileSize()
+			if want := int64(10000 * 5 << 20); mode == EncryptionNone && limit != want {
+				t.Fatalf("limit %d, want %d", limit, want)
+			}
+			writeFile(t, v, "/f", []byte("hello"))
+			flush(t, v)
+			huge := int64(999999999999999)
+			for _, size := range []int64{limit + 1, huge} {
+				wantErrno(t, v.Truncate(ctx, "/f", size), syscall.EFBIG)
+			}
+			h, err := v.Open(ctx, "/f", syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = h.SetAttr(ctx, SetAttr{Size: &huge})
+			wantErrno(t, err, syscall.EFBIG)
+			_, err = h.WriteAt(ctx, []byte("x"), limit)
+			wantErrno(t, err, syscall.EFBIG)
+			if err := h.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if a, err := v.Stat(ctx, "/f"); err != nil || a.Size != 5 {
+				t.Fatalf("size %d (%v), want 5", a.Size, err)
+			}
+			if got := readFile(t, v, "/f"); string(got) != "hello" {
+				t.Fatalf("content %q", got)
+			}
+			// A write across the limit stops at it (sparse staging file).
+			h, err = v.Open(ctx, "/f", syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := h.WriteAt(ctx, []byte("abcd"), limit-2)
+			if err != nil || n != 2 {
+				t.Fatalf("write across the limit: %d, %v; want 2 bytes", n, err)
+			}
+			if a := h.Stat(); a.Size != limit {
+				t.Fatalf("size %d, want %d", a.Size, limit)
+			}
+			if err := v.Truncate(ctx, "/f", 5); err != nil {
+				t.Fatal(err)
+			}
+			h.Close(ctx)
+		})
+	}
+}
