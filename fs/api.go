@@ -29,6 +29,11 @@ type Attr struct {
 	// Origin is who stored the version read: a writer key's session, or
 	// the zero Origin for the full key (DESIGN.md §2 "Writer keys").
 	Origin cipher.Origin
+	// Links is the size of a hard-linked file's live link set (0: not
+	// linked, one name); Ino its inode number, the same through every
+	// name (0: not linked, the FUSE layer numbers it).
+	Links uint32
+	Ino   uint64
 }
 
 // touch records a change at now: ctime moves and the change counter
@@ -44,6 +49,9 @@ func (a *Attr) touch(now time.Time) {
 func (a Attr) Nlink() uint32 {
 	if a.Unlinked {
 		return 0
+	}
+	if a.Links > 0 {
+		return a.Links
 	}
 	return 1
 }

@@ -25,7 +25,8 @@ type Volume struct {
 	lay    layout
 	client bool
 	meta   *metaCache
-	dirs   *dirTimes // directory times not stored yet (dirtimes.go)
+	dirs   *dirTimes  // directory times not stored yet (dirtimes.go)
+	inodes inodeViews // hard-linked files' latest versions (link.go)
 	local  *localState
 	mount  time.Time
 

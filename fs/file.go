@@ -184,6 +184,11 @@ func (f *file) snapshot() *node {
 	} else if f.node != nil {
 		n.attr.Size = f.node.attr.Size
 	}
+	if n.link != nil && !n.attr.Unlinked {
+		if cur := f.v.inodes.get(n.link.link.Inode); cur != nil {
+			n.attr.Links = uint32(cur.link.links.Len())
+		}
+	}
 	return &n
 }
 
@@ -643,6 +648,15 @@ type uploadJob struct {
 	// stream, if set, holds most of the content uploaded already: the
 	// upload finishes it (finishStream).
 	stream *stream
+	link   *linkRef // a hard-linked file's: the content goes to its inode
+}
+
+// linkLocked is the link of a hard-linked file's stored version.
+func (f *file) linkLocked() *linkRef {
+	if f.node == nil {
+		return nil
+	}
+	return f.node.link
 }
 
 // uploadJobLocked returns the upload of f's staged changes; ok is false
@@ -657,6 +671,7 @@ func (f *file) uploadJobLocked() (job uploadJob, ok bool) {
 		path: f.path, attr: f.attr, seq: f.seq, st: f.st,
 		opts: blobstore.PutOptions{IfNoneMatch: f.excl, IfMatch: f.replaces},
 		up:   f.up, tags: slices.Clone(f.tags), stream: f.stream,
+		link: f.linkLocked(),
 	}, true
 }
 

@@ -213,6 +213,9 @@ func (v *Volume) acquire(ctx context.Context, p string) (*file, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	f := v.files[p]
+	if f == nil && n.link != nil {
+		f = v.fileOfInodeLocked(n.link.link.Inode) // open through another name
+	}
 	if f == nil {
 		f = &file{v: v, path: p, node: n, attr: n.attr, replaces: n.etag}
 		v.files[p] = f

@@ -63,7 +63,7 @@ func (v *Volume) lookup(ctx context.Context, p string) (*node, error) {
 		if n == nil {
 			return nil, syscall.ENOENT
 		}
-		return v.dirs.overlay(n), nil
+		return v.dirs.overlay(v.overlayInode(n)), nil
 	}
 	if v.absent(ctx, p) {
 		v.meta.putAbsent(p)
@@ -200,7 +200,7 @@ func (v *Volume) probe(ctx context.Context, p string) (*node, error) {
 	}
 	info, first, err := v.headFile(ctx, key)
 	if err == nil {
-		n, err := v.fileNode(p, key, long, info)
+		n, first, err := v.entryNode(ctx, p, key, long, info, first)
 		if err != nil {
 			return nil, err
 		}
@@ -259,22 +259,45 @@ func (v *Volume) fileNode(p, key, long string, info blobstore.ObjectInfo) (*node
 	if err != nil {
 		return nil, badMeta(err)
 	}
-	mode := a.Mode
-	switch {
-	case isSpecialType(mode):
-		// Metadata only: a body would be content no open can reach.
-		if size != 0 {
-			return nil, badMeta(fmt.Errorf("%w: a special file (mode 0%o) with a %d-byte body", cipher.ErrBadMetadata, mode, size))
-		}
-	case mode&syscall.S_IFMT != syscall.S_IFLNK:
-		mode = syscall.S_IFREG | mode&0o7777
+	at, err := storedAttr(v, a, size)
+	if err != nil {
+		return nil, badMeta(err)
 	}
-	at := v.attrOf(mode, a, size)
 	at.Origin = originOf(okey)
 	return &node{
 		path: p, attr: at, base: at,
 		key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long,
 	}, nil
+}
+
+// storedAttr is the Attr of a stored file, symlink or special file
+// (anything not a directory) of plaintext size.
+func storedAttr(v *Volume, a cipher.Attr, size int64) (Attr, error) {
+	mode := a.Mode
+	switch {
+	case isSpecialType(mode):
+		// Metadata only: a body would be content no open can reach.
+		if size != 0 {
+			return Attr{}, fmt.Errorf("%w: a special file (mode 0%o) with a %d-byte body", cipher.ErrBadMetadata, mode, size)
+		}
+	case mode&syscall.S_IFMT != syscall.S_IFLNK:
+		mode = syscall.S_IFREG | mode&0o7777
+	}
+	return v.attrOf(mode, a, size), nil
+}
+
+// entryNode is fileNode, following a link object to its inode; first is
+// the first chunk of what the node reads.
+func (v *Volume) entryNode(ctx context.Context, p, key, long string, info blobstore.ObjectInfo, first []byte) (*node, []byte, error) {
+	n, err := v.fileNode(p, key, long, info)
+	if v.keyring() != nil && errors.Is(err, cipher.ErrIsLink) {
+		n, first, err = v.followLink(ctx, p, key, long, info)
+		if err == nil {
+			v.inodes.note(n)
+			n = v.overlayInode(n)
+		}
+	}
+	return n, first, err
 }
 
 // dirNode authenticates a directory marker.
@@ -374,7 +397,7 @@ func (v *Volume) readDir(ctx context.Context, p string) ([]DirEntry, error) {
 	}
 	ents := make([]DirEntry, 0, len(children))
 	for _, name := range slices.Sorted(maps.Keys(children)) {
-		ents = append(ents, DirEntry{Name: name, Attr: v.dirs.overlay(children[name]).attr})
+		ents = append(ents, DirEntry{Name: name, Attr: v.dirs.overlay(v.overlayInode(children[name])).attr})
 	}
 	return ents, nil
 }
@@ -512,7 +535,7 @@ func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, e
 	var n *node
 	if it.dir {
 		n, err = v.dirNode(p, it.key, long, info)
-	} else if n, err = v.fileNode(p, it.key, long, info); err == nil {
+	} else if n, first, err = v.entryNode(ctx, p, it.key, long, info, first); err == nil {
 		v.keepFirstChunk(n, first)
 	}
 	if errors.Is(err, errWriterHidden) {

@@ -32,6 +32,9 @@ type node struct {
 	// (attr may show more: a directory's unstored times, a staged
 	// file's): what metaGuard compares the store with. Zero: unknown.
 	base Attr
+	// link is set when the path's object is a link (link.go): then key,
+	// etag, objSize and okey are its inode object's.
+	link *linkRef
 }
 
 func (n *node) isDir() bool { return n.attr.IsDir() }

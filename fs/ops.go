@@ -50,6 +50,15 @@ func (v *Volume) unlink(ctx context.Context, p string) error {
 		return syscall.EISDIR
 	}
 	parent := v.implicitParent(ctx, p)
+	if n.link != nil {
+		if err := v.unlinkLink(ctx, p, n, f); err != nil {
+			return err
+		}
+		v.meta.removed(p)
+		v.keepDir(ctx, parent)
+		v.touchParent(p, time.Now())
+		return nil
+	}
 	key := n.key
 	if f != nil {
 		// Wait for an upload in flight, then make sure none follows.
@@ -606,6 +615,17 @@ func (v *Volume) copyObjectAs(ctx context.Context, n *node, dst, p, long string,
 	if err := v.metaGuard(ctx, n); err != nil {
 		return nil, err
 	}
+	if n.link != nil {
+		if dst != n.key {
+			return nil, errors.New("a link's inode is never copied elsewhere")
+		}
+		c, err := v.copyInode(ctx, n, a, n.link.links)
+		if err != nil {
+			return nil, err
+		}
+		c.path = p
+		return c, nil
+	}
 	meta, err := seal()
 	if err != nil {
 		return nil, err
@@ -654,9 +674,12 @@ func (v *Volume) metaGuard(ctx context.Context, n *node) error {
 		return fail("the object")
 	}
 	var cur *node
-	if n.isDir() {
+	switch {
+	case n.link != nil:
+		cur, err = v.inodeNode(n.path, n.long, n.link, info)
+	case n.isDir():
 		cur, err = v.dirNode(n.path, n.key, n.long, info)
-	} else {
+	default:
 		cur, err = v.fileNode(n.path, n.key, n.long, info)
 	}
 	if err != nil {

@@ -204,6 +204,12 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 			return nil
 		}
 	}
+	if ln := src; f != nil && f.node != nil && f.node.link != nil || src.link != nil {
+		if f != nil && f.node != nil {
+			ln = f.node
+		}
+		return v.renameLink(ctx, f, oldp, newp, ln, dst, now)
+	}
 	for attempt := 0; ; attempt++ {
 		n := src
 		attr := src.attr
@@ -232,7 +238,9 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 				return err
 			}
 		}
-		if dst != nil && dst.key != n.key {
+		if dst != nil && dst.link != nil {
+			v.dropReplacedLink(ctx, dst, now)
+		} else if dst != nil && dst.key != n.key {
 			v.dropCached(dst)
 		}
 		if f != nil {

@@ -191,6 +191,9 @@ func (v *Volume) storeStaged(ctx context.Context, job uploadJob) (*node, error) 
 		return nil, ctx.Err()
 	}
 	defer func() { <-v.upSem }()
+	if job.link != nil {
+		return v.storeInode(ctx, job)
+	}
 	p, attr := job.path, job.attr
 	key, long, err := v.objectKey(p)
 	if err != nil {

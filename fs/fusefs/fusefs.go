@@ -266,7 +266,9 @@ func (n *node) newChild(ctx context.Context, name string, a cfs.Attr) *gofs.Inod
 	default:
 		ops = &file{node: base()}
 	}
-	return n.NewInode(ctx, ops, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT})
+	// A hard-linked file's number comes from its inode ID (a.Ino), so
+	// go-fuse finds the inode another name of it already has.
+	return n.NewInode(ctx, ops, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
 }
 
 func (n *node) base() *node { return n }
@@ -651,9 +653,28 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	return d.newChild(ctx, name, a), 0
 }
 
-// Link: hard links are not supported.
-func (d *dir) Link(context.Context, gofs.InodeEmbedder, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return nil, syscall.ENOTSUP
+// Link makes name a hard link to target and returns target's own inode,
+// so the kernel shares one inode (and its nlink) between the names.
+func (d *dir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
+	cp, e := d.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	tn, ok := target.(interface{ base() *node })
+	if !ok {
+		return nil, syscall.EPERM
+	}
+	op, named := tn.base().path()
+	if !named {
+		return nil, syscall.ENOENT
+	}
+	a, err := d.vol.Link(callerCtx(ctx), op, cp)
+	if err != nil {
+		return nil, errno(err)
+	}
+	tn.base().report(a, &out.Attr)
+	return target.EmbeddedInode(), 0
 }
 
 // Mknod makes a fifo, socket or device node (mkfifo, mknod, bind of a

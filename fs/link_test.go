@@ -1,0 +1,310 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// storedInodes lists the inode objects in the store.
+func storedInodes(t *testing.T, s blobstore.Store) []string {
+	t.Helper()
+	var keys []string
+	for e, err := range s.List(context.Background(), inodePrefix, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, e.Key)
+	}
+	return keys
+}
+
+func mustStat(t *testing.T, v *Volume, p string) Attr {
+	t.Helper()
+	a, err := v.Stat(context.Background(), p)
+	if err != nil {
+		t.Fatalf("stat %s: %v", p, err)
+	}
+	return a
+}
+
+// checkLinks checks that every path shows nlink want and one st_ino.
+func checkLinks(t *testing.T, v *Volume, want uint32, paths ...string) {
+	t.Helper()
+	var ino uint64
+	for i, p := range paths {
+		a := mustStat(t, v, p)
+		if a.Nlink() != want {
+			t.Errorf("%s: nlink %d, want %d", p, a.Nlink(), want)
+		}
+		if a.Ino == 0 || a.Ino >= 1<<63 {
+			t.Errorf("%s: st_ino %#x", p, a.Ino)
+		}
+		if i == 0 {
+			ino = a.Ino
+		} else if a.Ino != ino {
+			t.Errorf("%s: st_ino %#x, %s has %#x", p, a.Ino, paths[0], ino)
+		}
+	}
+}
+
+func TestHardLinks(t *testing.T) {
+	ctx := context.Background()
+	tv := newTestVolume(t, EncryptionClient)
+	v := tv.Volume
+	if _, err := v.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("linked "), 30000) // several chunks
+	writeFile(t, v, "/a", body)
+	flush(t, v)
+	before := mustStat(t, v, "/a")
+
+	tv.store.reset()
+	if _, err := v.Link(ctx, "/a", "/d/b"); err != nil {
+		t.Fatal(err)
+	}
+	if c := tv.store.count("copy"); c != 1 {
+		t.Errorf("first link: %d copies, want 1 (the body to the inode)", c)
+	}
+	checkLinks(t, v, 2, "/a", "/d/b")
+	if a := mustStat(t, v, "/d/b"); !a.Ctime.After(before.Ctime) && !a.Ctime.Equal(before.Ctime) || a.Changes <= before.Changes {
+		t.Errorf("ctime/changes did not move with the link count: %v/%d -> %v/%d", before.Ctime, before.Changes, a.Ctime, a.Changes)
+	}
+	if got := readFile(t, v, "/d/b"); !bytes.Equal(got, body) {
+		t.Fatal("the second name reads other bytes")
+	}
+	if n := len(storedInodes(t, tv.store)); n != 1 {
+		t.Fatalf("%d inode objects, want 1", n)
+	}
+
+	// A later link is one small object and a metadata copy of the inode.
+	tv.store.reset()
+	if _, err := v.Link(ctx, "/d/b", "/c"); err != nil {
+		t.Fatal(err)
+	}
+	if c, p := tv.store.count("copy"), tv.store.count("put"); c != 1 || p != 1 {
+		t.Errorf("later link: %d copies, %d puts, want 1 and 1", c, p)
+	}
+	checkLinks(t, v, 3, "/a", "/d/b", "/c")
+	wantErrno(t, func() error { _, err := v.Link(ctx, "/a", "/c"); return err }(), syscall.EEXIST)
+
+	// A write through one name is read through the others.
+	h, err := v.Open(ctx, "/c", syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, []byte("CHANGED"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte("CHANGED"), body[7:]...)
+	if got := readFile(t, v, "/a"); !bytes.Equal(got, want) {
+		t.Fatal("a write through /c is not read through /a (staged)")
+	}
+	flush(t, v)
+	if got := readFile(t, v, "/d/b"); !bytes.Equal(got, want) {
+		t.Fatal("a write through /c is not read through /d/b (stored)")
+	}
+
+	// chmod through one name is the inode's.
+	mode := uint32(0o600)
+	if _, err := v.SetAttr(ctx, "/d/b", SetAttr{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	if a := mustStat(t, v, "/a"); a.Mode&0o777 != 0o600 {
+		t.Errorf("chmod through /d/b: /a has mode %o", a.Mode)
+	}
+
+	// A rename moves only the link.
+	tv.store.reset()
+	if err := v.Rename(ctx, "/c", "/d/c2", 0); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, v, 3, "/a", "/d/b", "/d/c2")
+
+	// A fresh mount sees the same.
+	w := tv.reopen(t)
+	checkLinks(t, w, 3, "/a", "/d/b", "/d/c2")
+	if got := readFile(t, w, "/d/c2"); !bytes.Equal(got, want) {
+		t.Fatal("a fresh mount reads other bytes")
+	}
+	if a := mustStat(t, w, "/a"); a.Mode&0o777 != 0o600 {
+		t.Errorf("a fresh mount: mode %o", a.Mode)
+	}
+
+	// Unlink drops one name at a time; the last one removes the inode.
+	if err := v.Unlink(ctx, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, v, 2, "/d/b", "/d/c2")
+	wantErrno(t, func() error { _, err := v.Stat(ctx, "/a"); return err }(), syscall.ENOENT)
+	if err := v.Unlink(ctx, "/d/b"); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, v, 1, "/d/c2")
+	if got := readFile(t, v, "/d/c2"); !bytes.Equal(got, want) {
+		t.Fatal("the last name reads other bytes")
+	}
+	if err := v.Unlink(ctx, "/d/c2"); err != nil {
+		t.Fatal(err)
+	}
+	if keys := storedInodes(t, tv.store); len(keys) != 0 {
+		t.Fatalf("the last unlink left inodes %v", keys)
+	}
+	if ents, _ := v.ReadDir(ctx, "/d"); len(ents) != 0 {
+		t.Fatalf("left in /d: %s", names(ents))
+	}
+}
+
+// An open file keeps its link count when another name of it goes.
+func TestHardLinkOpenAcrossUnlink(t *testing.T) {
+	ctx := context.Background()
+	v := newTestVolume(t, EncryptionClient).Volume
+	writeFile(t, v, "/a", []byte("hello"))
+	if _, err := v.Link(ctx, "/a", "/b"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := v.Open(ctx, "/a", syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	if err := v.Unlink(ctx, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.Stat(); a.Nlink() != 1 {
+		t.Errorf("fstat after unlinking one of two names: nlink %d, want 1", a.Nlink())
+	}
+	if _, err := h.WriteAt(ctx, []byte("J"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, v, "/b"); string(got) != "Jello" {
+		t.Errorf("/b reads %q after a write through the unlinked name's handle", got)
+	}
+}
+
+func TestHardLinkLimits(t *testing.T) {
+	ctx := context.Background()
+	v := newTestVolume(t, EncryptionClient).Volume
+	writeFile(t, v, "/f", []byte("x"))
+	if _, err := v.Mkdir(ctx, "/dir", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, func() error { _, err := v.Link(ctx, "/dir", "/dir2"); return err }(), syscall.EPERM)
+	wantErrno(t, func() error { _, err := v.Link(ctx, "/nope", "/x"); return err }(), syscall.ENOENT)
+	n := 1
+	var err error
+	for ; n < 200; n++ {
+		if _, err = v.Link(ctx, "/f", "/f"+strings.Repeat("l", 1)+string(rune('A'+n%26))+time.Duration(n).String()); err != nil {
+			break
+		}
+	}
+	wantErrno(t, err, syscall.EMLINK)
+	if n < 20 {
+		t.Fatalf("EMLINK after %d links", n)
+	}
+	if a := mustStat(t, v, "/f"); int(a.Nlink()) != n {
+		t.Errorf("nlink %d after %d names", a.Nlink(), n)
+	}
+}
+
+func TestHardLinkNoneMode(t *testing.T) {
+	v := newTestVolume(t, EncryptionNone).Volume
+	writeFile(t, v, "/f", []byte("x"))
+	_, err := v.Link(context.Background(), "/f", "/g")
+	wantErrno(t, err, syscall.EPERM)
+}
+
+// Forged links are EIO, never another file's bytes.
+func TestHardLinkForgery(t *testing.T) {
+	ctx := context.Background()
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MetadataTTL = -1 })
+	v := tv.Volume
+	writeFile(t, v, "/a", []byte("file one"))
+	writeFile(t, v, "/x", []byte("file two"))
+	if _, err := v.Link(ctx, "/a", "/b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Link(ctx, "/x", "/y"); err != nil {
+		t.Fatal(err)
+	}
+	key := func(p string) string {
+		k, _, err := v.objectKey(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	head := func(k string) blobstore.ObjectInfo {
+		info, err := tv.store.Head(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	kr := v.keyring()
+	inodeOf := func(p string) cipher.InodeID {
+		_, l, err := kr.OpenLink(head(key(p)).Metadata, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Inode
+	}
+	put := func(k string, meta map[string]string) {
+		if _, err := tv.store.Put(ctx, k, bytes.NewReader(nil), 0, blobstore.PutOptions{Metadata: meta}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eio := func(what, p string) {
+		t.Helper()
+		if got, err := tryRead(v, p); Errno(err) != syscall.EIO {
+			t.Errorf("%s: read %s: %q %v, want EIO", what, p, got, err)
+		}
+	}
+
+	// 1. A link object copied under another name (its path is in its AAD).
+	if _, err := tv.store.Copy(ctx, key("/a"), key("/z"), blobstore.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eio("link copied to another name", "/z")
+
+	// 2. A link of this volume's keys pointing at the other inode, with a
+	// link ID not in its live set.
+	okey, _ := kr.NewObjectKey()
+	meta, err := kr.SealLinkMetadata(okey, "/w", cipher.Link{Inode: inodeOf("/x"), ID: cipher.NewLinkID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(key("/w"), meta)
+	eio("link ID not in the live set", "/w")
+
+	// 3. Inode object of /a replaced by /x's inode object (coffer-ino and
+	// the object name disagree).
+	ia, ix := inodeKey(inodeOf("/a")), inodeKey(inodeOf("/x"))
+	if _, err := tv.store.Copy(ctx, ix, ia, blobstore.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eio("inode object copied under another inode's name", "/a")
+	eio("inode object copied under another inode's name", "/b")
+	if got := readFile(t, v, "/y"); string(got) != "file two" {
+		t.Errorf("/y reads %q", got)
+	}
+
+	// 4. A dangling link.
+	if err := tv.store.Delete(ctx, ix); err != nil {
+		t.Fatal(err)
+	}
+	eio("dangling link", "/y")
+}
