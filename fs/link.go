@@ -228,9 +228,7 @@ func (v *Volume) link(ctx context.Context, oldp, newp string) (*node, error) {
 	if src.isDir() {
 		return nil, syscall.EPERM
 	}
-	v.mu.Lock()
-	f := v.files[oldp]
-	v.mu.Unlock()
+	f := v.fileOf(oldp, src)
 	if f != nil {
 		// The inode copy must carry the staged content.
 		f.mu.Lock()
@@ -261,10 +259,12 @@ func (v *Volume) link(ctx context.Context, oldp, newp string) (*node, error) {
 	}
 	if f != nil {
 		f.mu.Lock()
-		if f.path == oldp && !f.removed {
-			f.node, f.rd, f.replaces = on, nil, on.etag
-			f.attr.Links, f.attr.Ino = on.attr.Links, on.attr.Ino
-			f.attr.Ctime, f.attr.Changes = on.attr.Ctime, on.attr.Changes
+		if !f.removed {
+			ref := on.link
+			if f.node != nil && f.node.link != nil {
+				ref = f.node.link // open through another name
+			}
+			f.adoptInodeLocked(on, ref)
 		}
 		f.mu.Unlock()
 	}
@@ -499,6 +499,24 @@ var (
 // unlink of an open file (its handles get a private copy).
 func (v *Volume) unlinkLink(ctx context.Context, p string, n *node, f *file) error {
 	now := time.Now()
+	other := v.fileOf(p, n) // open through another name
+	if other == f {
+		other = nil
+	}
+	for _, g := range []*file{f, other} {
+		if g == nil {
+			continue
+		}
+		g.mu.Lock()
+		dirty := g.dirty && !g.removed && g.node != nil
+		g.mu.Unlock()
+		if dirty {
+			// Its upload must not carry the link count from before.
+			if err := v.retrying(ctx, g.upload); err != nil {
+				return err
+			}
+		}
+	}
 	if f != nil {
 		f.mu.Lock()
 		dirty := f.dirty && !f.removed && f.node != nil
@@ -521,24 +539,85 @@ func (v *Volume) unlinkLink(ctx context.Context, p string, n *node, f *file) err
 	if err != nil {
 		return err
 	}
-	if f != nil {
+	if other != nil && cur != nil {
+		other.mu.Lock()
+		if !other.removed && other.node != nil && other.node.link != nil {
+			other.adoptInodeLocked(cur, other.node.link)
+		}
+		other.mu.Unlock()
+	}
+	if f == nil {
+		return nil
+	}
+	if last {
 		v.mu.Lock()
-		if last {
-			v.dropFileLocked(f, p)
-		} else if other := v.inodes.otherName(n.link.link.Inode, p); other != "" && v.files[other] == nil {
-			v.repathLocked(f, p, other)
-		} else if v.files[p] == f {
-			delete(v.files, p) // open without a name here; still the inode's
-		}
-		f.mu.Lock()
-		if cur != nil {
-			f.node, f.rd, f.replaces = cur, nil, cur.etag
-			f.attr.Links, f.attr.Ctime, f.attr.Changes = cur.attr.Links, cur.attr.Ctime, cur.attr.Changes
-		}
-		f.mu.Unlock()
+		v.dropFileLocked(f, p)
 		v.mu.Unlock()
+		return nil
+	}
+	// The file lives on under another name: under one known here (its
+	// link read again, so a rename of it moves the right object), else
+	// open without a name, still writing to the inode.
+	var ref *linkRef
+	q := v.inodes.otherName(n.link.link.Inode, p)
+	if q != "" {
+		if qn, err := v.probe(ctx, q); err == nil && qn.link != nil && qn.link.link.Inode == n.link.link.Inode {
+			ref = qn.link
+		}
+	}
+	v.mu.Lock()
+	switch {
+	case ref != nil && v.files[q] == nil:
+		v.repathLocked(f, p, q)
+	case v.files[p] == f:
+		delete(v.files, p)
+		ref = nil
+	}
+	f.mu.Lock()
+	if cur != nil {
+		if ref == nil {
+			ref = f.node.link
+		}
+		f.adoptInodeLocked(cur, ref)
+	}
+	f.attr.Unlinked = false
+	f.mu.Unlock()
+	v.mu.Unlock()
+	return nil
+}
+
+// fileOf is the file open or staged here at p (node n), or through
+// another name of n's inode.
+func (v *Volume) fileOf(p string, n *node) *file {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if f := v.files[p]; f != nil {
+		return f
+	}
+	if n != nil && n.link != nil {
+		return v.fileOfInodeLocked(n.link.link.Inode)
 	}
 	return nil
+}
+
+// adoptInodeLocked makes cur, a version of f's inode stored through any
+// name, f's stored version, with ref as f's own link (f.mu held). A
+// clean file takes its attributes; a staged one the link count and the
+// change (its upload carries the rest).
+func (f *file) adoptInodeLocked(cur *node, ref *linkRef) {
+	c := *cur
+	l := *ref
+	l.links = cur.link.links
+	c.path, c.link = f.path, &l
+	f.node, f.rd, f.replaces = &c, nil, c.etag
+	if f.dirty {
+		f.attr.Links, f.attr.Ino = c.attr.Links, c.attr.Ino
+		if c.attr.Changes >= f.attr.Changes {
+			f.attr.Ctime, f.attr.Changes = c.attr.Ctime, c.attr.Changes
+		}
+		return
+	}
+	f.attr = c.attr
 }
 
 // renameLink moves the link object of src (at oldp) to newp: only the
@@ -584,8 +663,7 @@ func (v *Volume) renameLink(ctx context.Context, f *file, oldp, newp string, src
 		v.moveLocal(f, oldp, newp, now)
 		if nn != nil {
 			f.mu.Lock()
-			f.node, f.rd, f.replaces = nn, nil, nn.etag
-			f.attr.Ctime, f.attr.Changes = nn.attr.Ctime, nn.attr.Changes
+			f.adoptInodeLocked(nn, nn.link)
 			f.mu.Unlock()
 		}
 	} else {

@@ -308,3 +308,37 @@ func TestHardLinkForgery(t *testing.T) {
 	}
 	eio("dangling link", "/y")
 }
+
+// utimensat through a name of a file still open since its create (mode
+// 0), after a link: the time set is the time shown through both names.
+func TestHardLinkUtimensOpenFile(t *testing.T) {
+	ctx := context.Background()
+	v := newTestVolume(t, EncryptionClient).Volume
+	if _, err := v.Mkdir(ctx, "/e", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := v.Create(ctx, "/e/d", 0, syscall.O_RDWR|syscall.O_CREAT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	if _, err := v.Link(ctx, "/e/d", "/c"); err != nil {
+		t.Fatal(err)
+	}
+	// Through the name it was opened by, then through the other (the
+	// FUSE layer picks either name of a shared inode).
+	for i, through := range []string{"/e/d", "/c"} {
+		mt := time.Unix(612828971+int64(i), 631027021)
+		if _, err := v.SetAttr(ctx, through, SetAttr{Mtime: &mt}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"/e/d", "/c"} {
+			if a := mustStat(t, v, p); !a.Mtime.Equal(mt) {
+				t.Errorf("set through %s: %s: mtime %v, want %v", through, p, a.Mtime, mt)
+			}
+		}
+		if a := h.Stat(); !a.Mtime.Equal(mt) {
+			t.Errorf("set through %s: fstat: mtime %v, want %v", through, a.Mtime, mt)
+		}
+	}
+}

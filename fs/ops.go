@@ -445,9 +445,14 @@ func (v *Volume) changeAttr(ctx context.Context, p string, change func(Attr) (At
 	// One metadata rewrite of p at a time (a background store of its
 	// directory times included): the cache must end with the last one.
 	defer v.lockPaths(p)()
-	v.mu.Lock()
-	f := v.files[p]
-	v.mu.Unlock()
+	var f *file
+	if n, err := v.lookup(ctx, p); err == nil {
+		f = v.fileOf(p, n) // a hard link's file may be open through another name
+	} else {
+		v.mu.Lock()
+		f = v.files[p]
+		v.mu.Unlock()
+	}
 	if f != nil {
 		if a, done, err := f.changeAttr(ctx, apply); done {
 			return a, err
@@ -484,7 +489,10 @@ func (v *Volume) changeAttr(ctx context.Context, p string, change func(Attr) (At
 		v.dirs.stored(p, gen)
 		if f != nil {
 			f.mu.Lock()
-			if !f.dirty {
+			switch {
+			case f.node != nil && f.node.link != nil && nn.link != nil:
+				f.adoptInodeLocked(nn, f.node.link)
+			case !f.dirty:
 				f.node, f.attr, f.replaces, f.rd = nn, nn.attr, nn.etag, nil
 			}
 			f.mu.Unlock()
@@ -538,8 +546,13 @@ func (f *file) changeAttr(ctx context.Context, apply func(Attr) (Attr, error)) (
 		}
 		return Attr{}, true, err
 	}
-	f.node, f.attr, f.replaces = nn, nn.attr, nn.etag
-	f.rd = nil
+	if f.node.link != nil {
+		f.adoptInodeLocked(nn, f.node.link)
+		nn = f.node
+	} else {
+		f.node, f.attr, f.replaces = nn, nn.attr, nn.etag
+		f.rd = nil
+	}
 	f.v.meta.put(nn)
 	return nn.attr, true, nil
 }
