@@ -727,3 +727,23 @@ func (v *Volume) fileOfInodeLocked(id cipher.InodeID) *file {
 	}
 	return nil
 }
+
+// copyLink copies the link object of a directory rename to its new key,
+// resealed for its new path (same ObjectKey); its inode stays. The node
+// returned holds only the new link.
+func (v *Volume) copyLink(ctx context.Context, m *moved) (*node, error) {
+	kr := v.keyring()
+	okey, l, err := kr.OpenLink(m.info.Metadata, m.oldPath)
+	if err != nil {
+		return nil, badMeta(err)
+	}
+	meta, err := kr.SealLinkMetadata(okey, m.newPath, l)
+	if err != nil {
+		return nil, err
+	}
+	info, err := v.store.Copy(ctx, m.oldKey, m.newKey, blobstore.CopyOptions{Metadata: meta, IfMatch: m.info.ETag})
+	if err != nil {
+		return nil, err
+	}
+	return &node{path: m.newPath, link: &linkRef{key: m.newKey, etag: info.ETag, okey: okey, link: l}}, nil
+}

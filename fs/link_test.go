@@ -342,3 +342,30 @@ func TestHardLinkUtimensOpenFile(t *testing.T) {
 		}
 	}
 }
+
+// A directory rename moves the link objects below it; the inode stays.
+func TestHardLinkDirRename(t *testing.T) {
+	ctx := context.Background()
+	tv := newTestVolume(t, EncryptionClient)
+	v := tv.Volume
+	if _, err := v.Mkdir(ctx, "/e", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, v, "/e/d", []byte("in a dir"))
+	if _, err := v.Link(ctx, "/e/d", "/c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Rename(ctx, "/e", "/f", 0); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, v, 2, "/f/d", "/c")
+	w := tv.reopen(t)
+	checkLinks(t, w, 2, "/f/d", "/c")
+	if got := readFile(t, w, "/f/d"); string(got) != "in a dir" {
+		t.Fatalf("read %q", got)
+	}
+	if err := w.Unlink(ctx, "/f/d"); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, w, 1, "/c")
+}

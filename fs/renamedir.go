@@ -2,12 +2,14 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
 )
 
 // renameDir renames directory oldp to newp (replacing dst, an empty
@@ -225,6 +227,9 @@ func (v *Volume) copyMoved(ctx context.Context, m *moved) (*node, error) {
 	} else {
 		n, err = v.fileNode(m.oldPath, m.oldKey, long, m.info)
 	}
+	if v.client && errors.Is(err, cipher.ErrIsLink) {
+		return v.copyLink(ctx, m)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +281,17 @@ func (d *dirRename) moveOpenFiles() {
 		f := v.files[p]
 		v.repathLocked(f, p, d.newp+strings.TrimPrefix(p, d.oldp))
 		f.mu.Lock()
-		if f.node != nil {
+		switch {
+		case f.node != nil && f.node.link != nil:
+			// A hard link moved: only its link object did.
+			if m := d.byKey[f.node.link.key]; m != nil && m.node != nil && m.node.link != nil {
+				c := *f.node
+				l := *m.node.link
+				l.links = f.node.link.links
+				c.link = &l
+				f.node = &c
+			}
+		case f.node != nil:
 			if m := d.byKey[f.node.key]; m != nil && m.node != nil {
 				f.node, f.rd, f.replaces = m.node, nil, m.node.etag
 			}
