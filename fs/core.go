@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -276,6 +277,9 @@ func (v *Volume) Pending() []string {
 	defer v.mu.Unlock()
 	var out []string
 	for p, f := range v.files {
+		if !strings.HasPrefix(p, "/") {
+			p = "(a hard-linked file without a name here)"
+		}
 		f.mu.Lock()
 		if f.dirty && !f.removed {
 			out = append(out, p)

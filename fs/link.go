@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,10 +68,33 @@ func (iv *inodeViews) note(n *node) {
 	}
 	c := *n
 	iv.nodes[id] = &c
+}
+
+// named records that p leads to the inode of link node n (a lookup, a
+// link or a rename found or made it).
+func (iv *inodeViews) named(n *node) {
+	iv.note(n)
+	id := n.link.link.Inode
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
 	if iv.names[id] == nil {
 		iv.names[id] = map[string]struct{}{}
 	}
 	iv.names[id][n.path] = struct{}{}
+}
+
+// renamedTree moves the names below directory oldp to newp.
+func (iv *inodeViews) renamedTree(oldp, newp string) {
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	for _, names := range iv.names {
+		for q := range names {
+			if isUnder(q, oldp) {
+				delete(names, q)
+				names[newp+strings.TrimPrefix(q, oldp)] = struct{}{}
+			}
+		}
+	}
 }
 
 func (iv *inodeViews) get(id cipher.InodeID) *node {
@@ -327,7 +351,7 @@ func (v *Volume) firstLink(ctx context.Context, src *node, newp, key, long strin
 	}
 	on, nn = mk(src.path, src.long, oldRef), mk(newp, long, newRef)
 	for _, n := range []*node{on, nn} {
-		v.inodes.note(n)
+		v.inodes.named(n)
 		v.meta.put(n)
 	}
 	return on, nn, nil
@@ -357,7 +381,7 @@ func (v *Volume) addLink(ctx context.Context, src *node, newp, key, long string,
 	ref.links = cur.link.links
 	c := *cur
 	c.path, c.long, c.link = newp, long, ref
-	v.inodes.note(&c)
+	v.inodes.named(&c)
 	v.meta.put(&c)
 	v.meta.put(cur)
 	return cur, &c, nil
@@ -570,7 +594,9 @@ func (v *Volume) unlinkLink(ctx context.Context, p string, n *node, f *file) err
 	case ref != nil && v.files[q] == nil:
 		v.repathLocked(f, p, q)
 	case v.files[p] == f:
-		delete(v.files, p)
+		// Kept in v.files under a key no path has, so that it is still
+		// found by its inode, flushed and uploaded.
+		v.repathLocked(f, p, unnamedKey(n.link.link.Inode))
 		ref = nil
 	}
 	f.mu.Lock()
@@ -585,6 +611,11 @@ func (v *Volume) unlinkLink(ctx context.Context, p string, n *node, f *file) err
 	v.mu.Unlock()
 	return nil
 }
+
+// unnamedKey is where v.files keeps a hard-linked file open here whose
+// names here are all gone while the inode has others: not a canonical
+// path, so no lookup finds it there.
+func unnamedKey(id cipher.InodeID) string { return "\x00inode " + id.String() }
 
 // fileOf is the file open or staged here at p (node n), or through
 // another name of n's inode.
@@ -656,8 +687,15 @@ func (v *Volume) renameLink(ctx context.Context, f *file, oldp, newp string, src
 		ref.links = cur.link.links
 		c.path, c.long, c.link = newp, long, ref
 		nn = &c
-		v.inodes.note(nn)
+		v.inodes.named(nn)
 		v.meta.put(nn)
+		if g := v.fileOf("", cur); g != nil && g != f {
+			g.mu.Lock()
+			if !g.removed && g.node != nil && g.node.link != nil {
+				g.adoptInodeLocked(cur, g.node.link)
+			}
+			g.mu.Unlock()
+		}
 	}
 	if f != nil {
 		v.moveLocal(f, oldp, newp, now)

@@ -293,7 +293,7 @@ func (v *Volume) entryNode(ctx context.Context, p, key, long string, info blobst
 	if v.keyring() != nil && errors.Is(err, cipher.ErrIsLink) {
 		n, first, err = v.followLink(ctx, p, key, long, info)
 		if err == nil {
-			v.inodes.note(n)
+			v.inodes.named(n)
 			n = v.overlayInode(n)
 		}
 	}

@@ -38,6 +38,7 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 		return err
 	}
 	d.moveOpenFiles()
+	v.inodes.renamedTree(oldp, newp)
 	v.meta.dropTree(oldp)
 	v.meta.dropTree(newp)
 	v.meta.removed(oldp)
