@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -470,4 +471,46 @@ func TestHardLinkUnlinkAfterDirRename(t *testing.T) {
 	if got := readFile(t, tv.reopen(t), "/b/a"); len(got) != 14 || string(got[10:]) != "late" {
 		t.Fatalf("/b/a after a write through the unlinked name: %q", got)
 	}
+}
+
+// TestRotateHardLinks: rotate rewraps inode and link objects like any
+// object, retires the old generation, and every name still reads.
+func TestRotateHardLinks(t *testing.T) {
+	ctx := context.Background()
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.WritebackDelay = -1 })
+	v := tv.Volume
+	body := bytes.Repeat([]byte("rotated "), 20000)
+	writeFile(t, v, "/a", body)
+	writeFile(t, v, "/plain", []byte("one name"))
+	for _, p := range []string{"/b", "/c"} {
+		if _, err := v.Link(ctx, "/a", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, v)
+	res, err := RotateVolume(ctx, tv.store, RotateOptions{KeyOptions: KeyOptions{Roots: []*cipher.RootKey{tv.root}}, MountGrace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The inode, three link objects, /plain.
+	if res.Objects != 5 || res.Rewrapped != 5 || fmt.Sprint(res.Retired) != "[1]" {
+		t.Fatalf("rotate: %+v, want 5 objects rewrapped and generation 1 retired", res)
+	}
+	if gens := generations(t, tv.store); len(gens) != 1 || gens[2] != 5 {
+		t.Fatalf("generations after rotate: %v", gens)
+	}
+	nv, err := openAs(t, tv, tv.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, nv, 3, "/a", "/b", "/c")
+	for _, p := range []string{"/a", "/b", "/c"} {
+		if got := readFile(t, nv, p); !bytes.Equal(got, body) {
+			t.Fatalf("%s after rotation: %d bytes", p, len(got))
+		}
+	}
+	if err := nv.Unlink(ctx, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, nv, 2, "/b", "/c")
 }
