@@ -44,6 +44,7 @@ const (
 	FindWriter   FindingKind = "writer"   // a writer's object or epoch that readers refuse
 	FindUpload   FindingKind = "upload"   // an orphaned multipart upload
 	FindStaging  FindingKind = "staging"  // a stale staging or journal leftover in the cache dir
+	FindLink     FindingKind = "link"     // a hard link and its inode disagree (fsck_links.go)
 )
 
 // Finding is one problem fsck found. Path is the object's canonical path
@@ -73,7 +74,9 @@ type FsckOptions struct {
 	// Deep downloads every body and authenticates every chunk.
 	Deep bool
 	// Repair aborts orphaned multipart uploads and removes stale
-	// leftovers in CacheDir; it never removes an object of the store.
+	// leftovers in CacheDir; of the store's objects it removes only the
+	// hard-link leftovers fsck_links.go names (links outside their
+	// inode's live set, inodes no link names).
 	Repair bool
 	// UploadAge is the age from which a multipart upload in progress is
 	// orphaned (0: DefaultUploadAge). A mount completes or aborts its
@@ -106,6 +109,7 @@ type FsckReport struct {
 	Bytes    int64 // plaintext bytes of the files
 	Chunks   int64 // chunks authenticated (Deep)
 	Uploads  int   // multipart uploads in progress
+	Inodes   int   // hard-linked files' inode objects (their names count as Files)
 	Findings []Finding
 }
 
@@ -137,6 +141,11 @@ var fsckClasses = []objectClass{
 		name:   "epoch",
 		claims: func(k string) bool { return strings.HasPrefix(k, cipher.EpochsPrefix) },
 		check:  (*checker).epoch,
+	},
+	{
+		name:   "inode",
+		claims: func(k string) bool { return strings.HasPrefix(k, inodePrefix) },
+		check:  (*checker).inode,
 	},
 	{
 		name:   "reserved",
@@ -173,6 +182,8 @@ type checker struct {
 	paths  map[string]pathResult // decoded directory key -> path
 	deep   map[string]deepResult // Deep: the body reads, by key
 	chunks int64
+	links  []fsckLink                    // link objects that opened
+	inodes map[cipher.InodeID]*fsckInode // inode objects, by the ID their key names
 }
 
 type pathResult struct {
@@ -198,7 +209,7 @@ func (v *Volume) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &checker{v: v, opts: opts, objs: map[string]*storedObject{}, paths: map[string]pathResult{}}
+	c := &checker{v: v, opts: opts, objs: map[string]*storedObject{}, paths: map[string]pathResult{}, inodes: map[cipher.InodeID]*fsckInode{}}
 	var order []*storedObject
 	for e, err := range v.store.List(ctx, "", "") {
 		if err != nil {
@@ -220,6 +231,7 @@ func (v *Volume) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error
 			c.rep.Findings = append(c.rep.Findings, *f)
 		}
 	}
+	c.crossCheckLinks(ctx)
 	if err := c.uploads(ctx); err != nil {
 		return nil, err
 	}
@@ -285,6 +297,11 @@ func (c *checker) entry(o *storedObject) *Finding {
 		return &Finding{Kind: FindName, Key: o.key, Err: err}
 	}
 	bad := func(kind FindingKind, err error) *Finding { return &Finding{Kind: kind, Path: p, Key: o.key, Err: err} }
+	if !marker && c.v.keyring() != nil {
+		if _, _, err := c.v.keyring().OpenMetadata(o.info.Metadata, p); errors.Is(err, cipher.ErrIsLink) {
+			return c.link(o, p)
+		}
+	}
 	if marker {
 		c.count(func(r *FsckReport) { r.Dirs++ })
 		if o.size != 0 {
@@ -362,6 +379,26 @@ func (c *checker) epoch(o *storedObject) *Finding {
 	}
 	if _, err := l.epochs.epoch(origin); err != nil {
 		return &Finding{Kind: FindWriter, Key: o.key, Err: err}
+	}
+	return nil
+}
+
+// objectKey checks the KEK generation and wrapped DEK of o, a link or
+// inode object (never a writer's: cipher refuses those).
+func (c *checker) objectKey(o *storedObject, bad func(FindingKind, error) *Finding) *Finding {
+	kr := c.v.keyring()
+	gen, err := cipher.MetadataGeneration(o.info.Metadata)
+	if err != nil {
+		return bad(FindMetadata, err)
+	}
+	if !slices.Contains(kr.Generations(), gen) {
+		return bad(FindKEK, fmt.Errorf("KEK generation %d is not in the keyring (it has %v)", gen, kr.Generations()))
+	}
+	if _, err := kr.OpenObjectKey(o.info.Metadata); err != nil {
+		if errors.Is(err, cipher.ErrAuth) {
+			return bad(FindDEK, err)
+		}
+		return bad(FindMetadata, err)
 	}
 	return nil
 }
@@ -447,7 +484,7 @@ func (c *checker) deepAll(ctx context.Context, objs []*storedObject, limit int) 
 	results := make(map[string]deepResult, len(objs))
 	var mu sync.Mutex
 	for _, o := range objs {
-		if o.gone || classOf(o.key).name != "entry" || strings.HasSuffix(o.key, "/") {
+		if cl := classOf(o.key).name; o.gone || cl != "entry" && cl != "inode" || strings.HasSuffix(o.key, "/") {
 			continue
 		}
 		g.Go(func() error {

@@ -643,9 +643,10 @@ func (f *file) adoptInodeLocked(cur *node, ref *linkRef) {
 	f.node, f.rd, f.replaces = &c, nil, c.etag
 	if f.dirty {
 		f.attr.Links, f.attr.Ino = c.attr.Links, c.attr.Ino
-		if c.attr.Changes >= f.attr.Changes {
-			f.attr.Ctime, f.attr.Changes = c.attr.Ctime, c.attr.Changes
+		if c.attr.Ctime.After(f.attr.Ctime) {
+			f.attr.Ctime = c.attr.Ctime
 		}
+		f.attr.Changes = max(f.attr.Changes, c.attr.Changes)
 		return
 	}
 	f.attr = c.attr

@@ -514,3 +514,140 @@ func TestRotateHardLinks(t *testing.T) {
 	}
 	checkLinks(t, nv, 2, "/b", "/c")
 }
+
+// TestFsckHardLinks: a clean tree with links has no findings (Deep
+// included); a link outside its inode's live set, a dangling link, an
+// inode no name links to and an inode listing a link no name holds are
+// reported, and Repair removes the first and the third.
+func TestFsckHardLinks(t *testing.T) {
+	ctx := context.Background()
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MetadataTTL = -1 })
+	v := tv.Volume
+	writeFile(t, v, "/a", bytes.Repeat([]byte("x"), 100000))
+	writeFile(t, v, "/x", []byte("second file"))
+	for _, l := range [][2]string{{"/a", "/b"}, {"/a", "/c"}, {"/x", "/y"}} {
+		if _, err := v.Link(ctx, l[0], l[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, v)
+	rep := fsck(t, v, FsckOptions{Deep: true})
+	if len(rep.Findings) != 0 || rep.Inodes != 2 || rep.Files != 5 || rep.Bytes != 100000+11 || rep.Chunks == 0 {
+		t.Fatalf("clean tree with links: %+v\n%s", rep, findingsOf(rep))
+	}
+	key := func(p string) string {
+		k, _, err := v.objectKey(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	kr := v.keyring()
+	linkOf := func(p string) cipher.Link {
+		info, err := tv.store.Head(ctx, key(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, l, err := kr.OpenLink(info.Metadata, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, x := linkOf("/a"), linkOf("/x")
+	// A stale link: a name whose ID left the live set.
+	okey, _ := kr.NewObjectKey()
+	meta, err := kr.SealLinkMetadata(okey, "/stale", cipher.Link{Inode: a.Inode, ID: cipher.NewLinkID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tv.store.Put(ctx, key("/stale"), bytes.NewReader(nil), 0, blobstore.PutOptions{Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	// /c's object gone without its ID leaving the set: nlink one too many.
+	if err := tv.store.Delete(ctx, key("/c")); err != nil {
+		t.Fatal(err)
+	}
+	// /x's inode copied to a new inode ID no name links to, and /x's
+	// inode removed: /x and /y dangle.
+	orphan := cipher.NewInodeID()
+	info, _ := tv.store.Head(ctx, inodeKey(x.Inode))
+	o2, in, err := kr.OpenInode(info.Metadata, x.Inode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	om, err := kr.SealInodeMetadata(o2, orphan, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tv.store.Copy(ctx, inodeKey(x.Inode), inodeKey(orphan), blobstore.CopyOptions{Metadata: om}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tv.store.Delete(ctx, inodeKey(x.Inode)); err != nil {
+		t.Fatal(err)
+	}
+	rep = fsck(t, v, FsckOptions{})
+	got := findingsOf(rep)
+	for _, want := range []string{
+		"link: /stale: link ", "not in the live set",
+		"link: /x: dangling", "link: /y: dangling",
+		"no name links to it",
+		"lists 3 links, 2 names hold them",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("findings lack %q:\n%s", want, got)
+		}
+	}
+	if len(rep.Findings) != 5 {
+		t.Errorf("%d findings, want 5:\n%s", len(rep.Findings), got)
+	}
+	rep = fsck(t, v, FsckOptions{Repair: true})
+	repaired := 0
+	for _, f := range rep.Findings {
+		if f.Repaired {
+			repaired++
+		}
+	}
+	if repaired != 2 {
+		t.Errorf("repair: %d repaired, want 2 (the stale link, the orphaned inode):\n%s", repaired, findingsOf(rep))
+	}
+	if _, err := tv.store.Head(ctx, key("/stale")); err == nil {
+		t.Error("the stale link is still stored")
+	}
+	if _, err := tv.store.Head(ctx, inodeKey(orphan)); err == nil {
+		t.Error("the orphaned inode is still stored")
+	}
+	if rep = fsck(t, v, FsckOptions{}); len(rep.Findings) != 3 {
+		t.Errorf("after repair: %d findings, want 3 (two dangling, one count):\n%s", len(rep.Findings), findingsOf(rep))
+	}
+	if got := readFile(t, v, "/b"); len(got) != 100000 {
+		t.Errorf("/b after repair: %d bytes", len(got))
+	}
+}
+
+// Exerciser seed 5: a file never stored, renamed over one name of a
+// hard link, removes that name only, not the inode the others read.
+func TestHardLinkStagedRenameOverLink(t *testing.T) {
+	ctx := context.Background()
+	v := newTestVolume(t, EncryptionClient).Volume
+	writeFile(t, v, "/d", []byte("linked"))
+	if _, err := v.Link(ctx, "/d", "/e"); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := v.Create(ctx, "/c", 0o644, syscall.O_RDWR|syscall.O_CREAT|syscall.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Rename(ctx, "/c", "/d", 0); err != nil {
+		t.Fatal(err)
+	}
+	h.Close(ctx)
+	checkLinks(t, v, 1, "/e")
+	if got := readFile(t, v, "/e"); string(got) != "linked" {
+		t.Fatalf("/e reads %q", got)
+	}
+	if _, err := v.Link(ctx, "/e", "/c"); err != nil {
+		t.Fatal(err)
+	}
+	checkLinks(t, v, 2, "/e", "/c")
+}

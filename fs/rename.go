@@ -188,7 +188,13 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 		local := f.node == nil
 		f.mu.Unlock()
 		if local {
-			if dst != nil && dst.key != "" && !dst.isDir() {
+			switch {
+			case dst != nil && dst.link != nil:
+				// A hard link it replaces: that name leaves its inode.
+				if _, _, err := v.dropLink(ctx, dst, now, true); err != nil {
+					return err
+				}
+			case dst != nil && dst.key != "" && !dst.isDir():
 				// The entry it replaces goes now: were it left for the
 				// upload to overwrite, an unlink or rename of this file
 				// before its upload would bring it back.
