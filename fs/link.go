@@ -579,9 +579,16 @@ func (v *Volume) unlinkLink(ctx context.Context, p string, n *node, f *file) err
 		v.mu.Unlock()
 		return nil
 	}
-	// The file lives on under another name: under one known here (its
-	// link read again, so a rename of it moves the right object), else
-	// open without a name, still writing to the inode.
+	v.keepLinkedOpen(ctx, f, p, n, cur)
+	return nil
+}
+
+// keepLinkedOpen moves f, open at p, a name of link node n's inode that
+// just left it (cur: the inode after), away from p: the file lives on
+// under another name known here (its link read again, so a rename of it
+// moves the right object), else open without a name, still writing to
+// the inode.
+func (v *Volume) keepLinkedOpen(ctx context.Context, f *file, p string, n, cur *node) {
 	var ref *linkRef
 	q := v.inodes.otherName(n.link.link.Inode, p)
 	if q != "" {
@@ -609,7 +616,6 @@ func (v *Volume) unlinkLink(ctx context.Context, p string, n *node, f *file) err
 	f.attr.Unlinked = false
 	f.mu.Unlock()
 	v.mu.Unlock()
-	return nil
 }
 
 // unnamedKey is where v.files keeps a hard-linked file open here whose
@@ -670,7 +676,13 @@ func (v *Volume) renameLink(ctx context.Context, f *file, oldp, newp string, src
 		return err
 	}
 	if dst != nil && dst.link != nil {
-		v.dropReplacedLink(ctx, dst, now)
+		v.mu.Lock()
+		victim := v.files[newp]
+		v.mu.Unlock()
+		if victim == f {
+			victim = nil
+		}
+		v.dropReplacedLink(ctx, dst, victim, now)
 	} else if dst != nil {
 		v.dropCached(dst)
 	}
@@ -718,11 +730,22 @@ func (v *Volume) renameLink(ctx context.Context, f *file, oldp, newp string, src
 
 // dropReplacedLink drops the link ID of a link whose object another
 // rename just overwrote (so the inode's live set shrinks with it).
-func (v *Volume) dropReplacedLink(ctx context.Context, dst *node, now time.Time) {
-	if _, _, err := v.dropLink(ctx, dst, now, false); err != nil {
+// A file open at that name (victim) stays open on the inode when the
+// inode keeps other names.
+func (v *Volume) dropReplacedLink(ctx context.Context, dst *node, victim *file, now time.Time) {
+	cur, last, err := v.dropLink(ctx, dst, now, false)
+	if err != nil {
 		v.logEvent(slog.LevelWarn, "could not drop the link ID of a replaced name (fsck reports it)", dst.path, dst.key, "err", err)
+		return
+	}
+	if victim != nil && !last {
+		v.keepLinkedOpen(ctx, victim, dst.path, dst, cur)
 	}
 }
+
+// linkSurvives reports a replaced entry that is a hard link whose inode
+// keeps other names: its open files need no private copy.
+func linkSurvives(dst *node) bool { return dst != nil && dst.link != nil && dst.link.links.Len() > 1 }
 
 // storeInode uploads the staged content of a hard-linked file (job) to
 // its inode object, under the live set known here (a link made since
@@ -785,4 +808,14 @@ func (v *Volume) copyLink(ctx context.Context, m *moved) (*node, error) {
 		return nil, err
 	}
 	return &node{path: m.newPath, link: &linkRef{key: m.newKey, etag: info.ETag, okey: okey, link: l}}, nil
+}
+
+// fileAt is the file open or staged at p, unless it is except.
+func (v *Volume) fileAt(p string, except *file) *file {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if f := v.files[p]; f != except {
+		return f
+	}
+	return nil
 }

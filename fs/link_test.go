@@ -651,3 +651,40 @@ func TestHardLinkStagedRenameOverLink(t *testing.T) {
 	}
 	checkLinks(t, v, 2, "/e", "/c")
 }
+
+// Exerciser seed 5: a file open at a name that a rename replaces keeps
+// its other name and its link count.
+func TestHardLinkRenameOverOpenLink(t *testing.T) {
+	ctx := context.Background()
+	v := newTestVolume(t, EncryptionClient).Volume
+	h, _, err := v.Create(ctx, "/c", 0, syscall.O_RDWR|syscall.O_CREAT|syscall.O_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	if err := v.Rename(ctx, "/c", "/d", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Link(ctx, "/d", "/c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Symlink(ctx, "d/e", "/e"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Rename(ctx, "/e", "/d", 0); err != nil {
+		t.Fatal(err)
+	}
+	if a := h.Stat(); a.Nlink() != 1 {
+		t.Errorf("fstat after a rename over one of two names: nlink %d, want 1", a.Nlink())
+	}
+	checkLinks(t, v, 1, "/c")
+	if _, err := h.WriteAt(ctx, []byte("still"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Fsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, v, "/c"); string(got) != "still" {
+		t.Errorf("/c reads %q", got)
+	}
+}

@@ -158,7 +158,10 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 	v.mu.Lock()
 	victim := v.files[newp]
 	v.mu.Unlock()
-	if victim != nil && victim != f {
+	if victim == f || linkSurvives(dst) {
+		victim = nil // a link's inode lives on under its other names
+	}
+	if victim != nil {
 		// Handles open on the file this rename replaces keep reading what
 		// they opened (see unlink).
 		if err := victim.keepContent(ctx); !keptOrLost(err) {
@@ -191,9 +194,10 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 			switch {
 			case dst != nil && dst.link != nil:
 				// A hard link it replaces: that name leaves its inode.
-				if _, _, err := v.dropLink(ctx, dst, now, true); err != nil {
+				if err := v.store.Delete(ctx, dst.link.key); err != nil {
 					return err
 				}
+				v.dropReplacedLink(ctx, dst, v.fileAt(newp, f), now)
 			case dst != nil && dst.key != "" && !dst.isDir():
 				// The entry it replaces goes now: were it left for the
 				// upload to overwrite, an unlink or rename of this file
@@ -245,7 +249,7 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 			}
 		}
 		if dst != nil && dst.link != nil {
-			v.dropReplacedLink(ctx, dst, now)
+			v.dropReplacedLink(ctx, dst, v.fileAt(newp, f), now)
 		} else if dst != nil && dst.key != n.key {
 			v.dropCached(dst)
 		}

@@ -146,3 +146,64 @@ func TestTarHardLinks(t *testing.T) {
 	sameLinks(t, v.path("x"), linkGroups...)
 	sh(t, "", "tar", "-C", v.path("x"), "--compare", "-f", archive)
 }
+
+// TestOfflineHardLinks: the offline commands over hard links made on a
+// mount: ls -l shows the link count, cat and get read through every
+// name, rm removes one name at a time (the last one the inode: fsck
+// finds nothing left over).
+func TestOfflineHardLinks(t *testing.T) {
+	requireFUSE(t)
+	v := newVolume(t, newLocalStore(t))
+	v.mount()
+	data := pseudoRandom(97, 200_000)
+	writeFile(t, v.path("f"), data)
+	if err := os.Mkdir(v.path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(v.path("f"), v.path("d", "g")); err != nil {
+		t.Fatal(err)
+	}
+	v.unmount()
+	nlinkOf := regexp.MustCompile(`(?m)^-\S+\s+(\d+)\s.* (\S+)$`)
+	links := func(p string) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for _, m := range nlinkOf.FindAllStringSubmatch(v.mustRun("ls", "-l", p).stdout, -1) {
+			out[m[2]] = m[1]
+		}
+		return out
+	}
+	if got := links("/"); got["f"] != "2" {
+		t.Errorf("ls -l /: %v, want f with 2 links", got)
+	}
+	if got := links("/d"); got["g"] != "2" {
+		t.Errorf("ls -l /d: %v, want g with 2 links", got)
+	}
+	for _, p := range []string{"/f", "/d/g"} {
+		if got := v.mustRun("cat", p).stdout; got != string(data) {
+			t.Errorf("cat %s: %d bytes, want %d", p, len(got), len(data))
+		}
+	}
+	out := t.TempDir()
+	v.mustRun("get", "/d/g", out)
+	checkFile(t, filepath.Join(out, "g"), data)
+	v.mustRun("rm", "/f")
+	if got := links("/d"); got["g"] != "1" {
+		t.Errorf("ls -l /d after rm /f: %v, want g with 1 link", got)
+	}
+	if got := v.mustRun("cat", "/d/g").stdout; got != string(data) {
+		t.Errorf("cat /d/g after rm /f: %d bytes", len(got))
+	}
+	v.mustRun("fsck") // exit 0: no findings
+	v.mustRun("rm", "/d/g")
+	var left []string
+	filepath.Walk(v.store.dataDir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && regexp.MustCompile(`inodes`).MatchString(p) {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) != 0 {
+		t.Errorf("the last rm left inode objects: %v", left)
+	}
+}

@@ -23,9 +23,10 @@ func newLsCommand(e *env) *cobra.Command {
 		Long: `List the entries of each PATH of the volume (default: its root), as ls(1)
 does, without FUSE. PATH is a path inside the volume ("/" or "docs/2026").
 
-With -l each entry shows its mode, owner, size, modification time and, for
-symbolic links, the target, and for a file a writer key stored its origin
-("[writer ID epoch ID]"); with -R subdirectories are listed too.`,
+With -l each entry shows its mode, link count (hard links; a directory 1),
+owner, size, modification time and, for symbolic links, the target, and
+for a file a writer key stored its origin ("[writer ID epoch ID]"); with
+-R subdirectories are listed too.`,
 		Example: `  coffer ls --store s3://bucket/vault -l /
   coffer ls -R docs`,
 		RunE: func(cmd *cobra.Command, args []string) (err error) {
@@ -44,7 +45,7 @@ symbolic links, the target, and for a file a writer key stored its origin
 		},
 	}
 	vf.register(cmd.Flags())
-	cmd.Flags().BoolVarP(&long, "long", "l", false, "long listing: mode, owner, size, time, name (and link target)")
+	cmd.Flags().BoolVarP(&long, "long", "l", false, "long listing: mode, links, owner, size, time, name (and link target)")
 	cmd.Flags().BoolVarP(&rec, "recursive", "R", false, "list subdirectories recursively")
 	return cmd
 }
@@ -124,7 +125,7 @@ func (l *lister) entry(dir string, ent cofferfs.DirEntry, shown string) {
 	if a.Origin.IsWriter() {
 		name += "  [" + a.Origin.String() + "]" // stored by a writer key (coffer adopt makes it ordinary)
 	}
-	fmt.Fprintf(l.w, "%s %5d %5d %12d %s %s\n", modeString(a.Mode), a.UID, a.GID, a.Size, a.Mtime.Local().Format(time.DateTime), name)
+	fmt.Fprintf(l.w, "%s %3d %5d %5d %12d %s %s\n", modeString(a.Mode), a.Nlink(), a.UID, a.GID, a.Size, a.Mtime.Local().Format(time.DateTime), name)
 }
 
 func joinVolumePath(dir, name string) string {
