@@ -6,13 +6,14 @@
 // coffer fsck runs Volume.Fsck (fsck.go).
 //
 // Fsck (fsck.go, fsck_repair.go) lists every object and checks what §3
-// requires of it, per object class (fsckClasses: the config, unknown
-// objects under .coffer/, writer epochs, entries; hard-link inodes are
-// to add their class there): its name decodes, its size is an
+// requires of it, per object class (fsckClasses: the config, writer
+// epochs, hard-link inodes, unknown objects under .coffer/, entries):
+// its name decodes, its size is an
 // envelope size (a marker's is 0), its KEK generation is in the keyring,
 // its wrapped DEK opens, its attributes open under its path; with Deep
 // every body is authenticated. It changes nothing unless Repair, and then
-// never an object: it aborts multipart uploads older than UploadAge and
+// no object but the hard-link leftovers named below: it aborts multipart
+// uploads older than UploadAge and
 // removes cache-dir leftovers that hold no data (spares, staging files
 // that do not open or whose content the store holds, torn journal tails'
 // .broken copies), never in a cache dir a live mount uses. Beyond
@@ -56,6 +57,51 @@
 // truncate past it is EFBIG and a write that starts at it EFBIG, one
 // across it short, as for a file size limit in POSIX: such a file could
 // never be uploaded.
+//
+// Hard links (DESIGN.md §3; link.go, fsck_links.go). Client mode only:
+// in none mode link(2) is EPERM (s3fs-fuse has no representation to
+// share). The first link of a file copies its body server-side to
+// .coffer/inodes/<hex inode ID> under the same ObjectKey (file ID and
+// DEK kept, so cached chunks stay valid), then stores the new name's
+// link object, then rewrites the old name as a link (conditional on the
+// version copied); a failure removes what it stored. A node of a linked
+// path carries its inode object's key, ETag, size and ObjectKey, and
+// node.link its own link object, so reads, uploads (storeInode) and
+// attribute copies (copyInode) through any name reach the one body; the
+// live set travels with the attributes and every change of it (link,
+// unlink, a rename over a link) is a conditional copy of the inode that
+// moves ctime. Decisions beyond DESIGN.md:
+//   - st_ino is derived from the inode ID (its first 8 bytes shifted
+//     below 1<<63, where go-fuse numbers the inodes it makes up), so it
+//     is the same through every name and every mount; go-fuse finds the
+//     inode another name already has by that number. A file that gets
+//     its second name while the kernel holds it keeps the number go-fuse
+//     gave it until the kernel forgets it (NodeLinker returns the same
+//     inode, so both names show it).
+//   - inodeViews keeps the latest version of each inode seen here and
+//     the names known to lead to it: a cached node of one name shows a
+//     change made through another at once, and a file open through a
+//     name that is unlinked or replaced moves to another known name (or,
+//     when none is known, stays in v.files under a key no path has, still
+//     flushed and uploaded to the inode) instead of becoming an orphan;
+//     the last name's unlink is an ordinary unlink of an open file.
+//   - One file per inode: an open through any name shares the file open
+//     through another (fileOfInodeLocked), so writes are seen at once.
+//   - An upload of a linked file seals the live set known here: a link
+//     made meanwhile by another mount, whose metadata copy keeps the
+//     ETag the upload is conditional on, can be lost (its name then is
+//     outside the live set: EIO, and fsck --repair removes it).
+//   - A rename of a link moves only its small object and moves the
+//     inode's ctime; rename(2) between two names of one file does
+//     nothing, as POSIX says. A directory rename moves the link objects
+//     below it (resealed for their new paths); inodes never move.
+//   - fsck --repair removes links outside their inode's live set (as
+//     DESIGN.md says) and inodes no name links to (a link or last unlink
+//     that did not finish: nothing reaches them); it reports, and keeps,
+//     dangling links and live sets counting a name that is missing.
+//   - A journalled upload of a file open without a name here is set
+//     aside to lost+found by recovery (its record has no path), not
+//     uploaded.
 //
 // Directory times (dirtimes.go): adding or removing an entry moves the
 // directory's mtime and ctime in memory at once (every lookup and
