@@ -235,8 +235,8 @@ func (v *Volume) Link(ctx context.Context, oldPath, newPath string) (Attr, error
 }
 
 func (v *Volume) link(ctx context.Context, oldp, newp string) (*node, error) {
-	if !v.client {
-		return nil, withErrno(syscall.EPERM, errors.New("hard links need client-side encryption"))
+	if v.keyring() == nil {
+		return nil, withErrno(syscall.EPERM, errors.New("hard links need client-side encryption and the full key (not a writer's)"))
 	}
 	if err := v.checkWritable(oldp); err != nil {
 		return nil, err
@@ -457,6 +457,9 @@ func (v *Volume) putLink(ctx context.Context, p, key string, l cipher.Link, opts
 func linkErr(err error) error {
 	if errors.Is(err, cipher.ErrMetadataTooBig) {
 		return withErrno(syscall.EMLINK, err)
+	}
+	if errors.Is(err, cipher.ErrWriterOrigin) {
+		return withErrno(syscall.EPERM, fmt.Errorf("a writer's file gets a second name only once adopted (coffer adopt): %w", err))
 	}
 	return err
 }

@@ -100,7 +100,7 @@ func (f *file) wroteLocked(off int64, n int) {
 		f.noStream = true // a gap: not sequential
 		f.abortStreamLocked()
 	}
-	if f.noStream || f.removed {
+	if f.noStream || f.removed || f.linkLocked() != nil { // a hard link's content goes to its inode (storeInode)
 		return
 	}
 	if f.stream == nil {
