@@ -140,8 +140,25 @@ func TestMountSmoke(t *testing.T) {
 	if err := os.Remove(filepath.Join(mnt, "a")); !errors.Is(err, syscall.ENOTEMPTY) {
 		t.Fatalf("rmdir non-empty: %v", err)
 	}
-	if err := os.Link(filepath.Join(mnt, "a/renamed"), filepath.Join(mnt, "a/hard")); !errors.Is(err, syscall.ENOTSUP) {
+	// A hard link: one inode, two names, through the kernel.
+	if err := os.Link(filepath.Join(mnt, "a/renamed"), filepath.Join(mnt, "a/hard")); err != nil {
 		t.Fatalf("link: %v", err)
+	}
+	var st1, st2 syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(mnt, "a/renamed"), &st1); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(filepath.Join(mnt, "a/hard"), &st2); err != nil {
+		t.Fatal(err)
+	}
+	if st1.Ino != st2.Ino || st1.Nlink != 2 || st2.Nlink != 2 {
+		t.Fatalf("after link: ino %d/%d nlink %d/%d, want one inode with 2 links", st1.Ino, st2.Ino, st1.Nlink, st2.Nlink)
+	}
+	if err := os.Remove(filepath.Join(mnt, "a/hard")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Stat(filepath.Join(mnt, "a/renamed"), &st1); err != nil || st1.Nlink != 1 {
+		t.Fatalf("after unlink of the second name: nlink %d, %v", st1.Nlink, err)
 	}
 	if d, err := os.Open(filepath.Join(mnt, "a")); err != nil || d.Sync() != nil {
 		t.Fatalf("fsync of a directory: %v", err)
