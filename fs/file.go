@@ -384,6 +384,13 @@ func (f *file) upKeyLocked() error {
 	if f.up.set && f.up.seq == f.seq {
 		return nil
 	}
+	return f.newUpKeyLocked()
+}
+
+// newUpKeyLocked draws the key material of a new upload of f's content
+// as it is now (f.mu held): a fresh ObjectKey (nil in none mode) and its
+// tag, which joins the tags a later run may find stored.
+func (f *file) newUpKeyLocked() error {
 	okey, err := f.v.lay.newObjectKey()
 	if err != nil {
 		return err

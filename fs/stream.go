@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -136,16 +135,13 @@ func (f *file) startStreamLocked() error {
 	if err != nil {
 		return err
 	}
-	okey, err := v.lay.newObjectKey()
-	if err != nil {
+	// The stream's key and tag, which the journal records from now on
+	// (upKeyLocked); unused if the stream does not start, they serve the
+	// upload from staging.
+	if err := f.newUpKeyLocked(); err != nil {
 		return err
 	}
-	var tag uploadTag
-	if okey != nil {
-		tag = uploadTag(okey.FileID())
-	} else if _, err := rand.Read(tag[:]); err != nil {
-		return err
-	}
+	okey, tag := f.up.okey, f.up.tag
 	meta, err := v.lay.sealMeta(f.path, okey, toCipherAttr(f.attr), long)
 	if err != nil {
 		return err
@@ -170,12 +166,6 @@ func (f *file) startStreamLocked() error {
 		cancel: cancel, pw: pw, done: make(chan struct{}),
 	}
 	f.stream = s
-	// The journal records this upload's tag from now on (upKeyLocked).
-	f.up = upKey{okey: okey, tag: tag, seq: f.seq, set: true}
-	f.tags = append(f.tags, tag)
-	if len(f.tags) > maxTags {
-		f.tags = f.tags[len(f.tags)-maxTags:]
-	}
 	go func() {
 		defer v.bg.Done()
 		defer cancel()
