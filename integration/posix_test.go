@@ -76,7 +76,9 @@ func TestPOSIXErrors(t *testing.T) {
 					{"rename of a directory over a file", syscall.Rename(p("dir"), p("file")), syscall.ENOTDIR, 0},
 					{"rename of a directory over a non-empty directory", syscall.Rename(p("dir"), p("full")), syscall.ENOTEMPTY, syscall.EEXIST},
 					{"rename of a missing file", syscall.Rename(p("missing"), p("other")), syscall.ENOENT, 0},
-					{"hard link", syscall.Link(p("file"), p("link")), syscall.ENOTSUP, 0},
+					{"hard link onto an existing name", syscall.Link(p("file"), p("full", "child")), syscall.EEXIST, 0},
+					{"hard link of a directory", syscall.Link(p("dir"), p("link")), syscall.EPERM, 0},
+					{"hard link of a missing file", syscall.Link(p("missing"), p("link")), syscall.ENOENT, 0},
 					{"setxattr of trusted.*", unix.Setxattr(p("file"), "trusted.test", []byte("x"), 0), syscall.ENOTSUP, 0},
 					{"getxattr of a missing name", second(unix.Getxattr(p("file"), "user.missing", nil)), syscall.ENODATA, 0},
 					// mv -n uses RENAME_NOREPLACE: it must never replace.
