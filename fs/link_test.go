@@ -688,3 +688,47 @@ func TestHardLinkRenameOverOpenLink(t *testing.T) {
 		t.Errorf("/c reads %q", got)
 	}
 }
+
+// TestHardLinksTwoMounts: two mounts of one volume agree on link counts
+// and inode numbers once the metadata TTL has passed, whichever of them
+// links or unlinks.
+func TestHardLinksTwoMounts(t *testing.T) {
+	const ttl = 10 * time.Second
+	ctx := context.Background()
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MetadataTTL = ttl })
+	a := tv.Volume
+	writeFile(t, a, "/f", []byte("shared body"))
+	flush(t, a)
+	b := tv.reopen(t)
+	now := &manualTime{t: time.Now()}
+	a.meta.now, b.meta.now = now.Now, now.Now
+	if n := mustStat(t, b, "/f").Nlink(); n != 1 { // cached in b
+		t.Fatalf("nlink %d before any link", n)
+	}
+
+	if _, err := a.Link(ctx, "/f", "/g"); err != nil {
+		t.Fatal(err)
+	}
+	now.advance(ttl + time.Millisecond)
+	checkLinks(t, b, 2, "/f", "/g")
+	if mustStat(t, a, "/g").Ino != mustStat(t, b, "/g").Ino {
+		t.Error("the two mounts give /g different inode numbers")
+	}
+
+	if _, err := b.Link(ctx, "/g", "/h"); err != nil {
+		t.Fatal(err)
+	}
+	now.advance(ttl + time.Millisecond)
+	checkLinks(t, a, 3, "/f", "/g", "/h")
+
+	if err := a.Unlink(ctx, "/f"); err != nil {
+		t.Fatal(err)
+	}
+	now.advance(ttl + time.Millisecond)
+	checkLinks(t, b, 2, "/g", "/h")
+	_, err := b.Stat(ctx, "/f")
+	wantErrno(t, err, syscall.ENOENT)
+	if got := readFile(t, b, "/h"); string(got) != "shared body" {
+		t.Fatalf("/h = %q", got)
+	}
+}
