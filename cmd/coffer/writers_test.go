@@ -171,7 +171,10 @@ func epochStrings(es []cipher.EpochID) []string {
 	return out
 }
 
-func TestKeyRevokeWriterDropEpochs(t *testing.T) {
+// writerVolume makes a volume with key k1 and a writer credential, and
+// stores the epoch object of one session of that writer.
+func writerVolume(t *testing.T) (store, k1 string, cred *cipher.WriterCredential, s *cipher.WriterSession) {
+	t.Helper()
 	dir := t.TempDir()
 	store, k1, w := filepath.Join(dir, "store"), filepath.Join(dir, "k1"), filepath.Join(dir, "w")
 	cofferRun(t, "keygen", "--out", k1)
@@ -185,9 +188,16 @@ func TestKeyRevokeWriterDropEpochs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := cred.NewSession()
+	if s, err = cred.NewSession(); err != nil {
+		t.Fatal(err)
+	}
 	key, data := s.EpochObject()
 	putObject(t, store, key, data)
+	return store, k1, cred, s
+}
+
+func TestKeyRevokeWriterDropEpochs(t *testing.T) {
+	store, k1, cred, _ := writerVolume(t)
 	code, stdout, stderr := cofferRun(t, "key", "revoke-writer", "--store", store, "--key-file", k1, "--drop-epochs", cred.Writer().String())
 	if code != exitOK || !strings.Contains(stdout, "files of 0 sessions stay readable") {
 		t.Fatalf("revoke-writer --drop-epochs: exit %d, %q, %q", code, stdout, stderr)
@@ -227,22 +237,7 @@ func storeWriterFile(t *testing.T, store string, s *cipher.WriterSession, name s
 }
 
 func TestLsAndAdoptWriterFile(t *testing.T) {
-	dir := t.TempDir()
-	store, k1, w := filepath.Join(dir, "store"), filepath.Join(dir, "k1"), filepath.Join(dir, "w")
-	cofferRun(t, "keygen", "--out", k1)
-	if code, _, stderr := cofferRun(t, "init", "--store", store, "--key-file", k1); code != exitOK {
-		t.Fatal(stderr)
-	}
-	if code, _, stderr := cofferRun(t, "key", "export-writer", "--store", store, "--key-file", k1, "--out", w); code != exitOK {
-		t.Fatal(stderr)
-	}
-	cred, err := cipher.LoadWriterCredential(w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := cred.NewSession()
-	key, data := s.EpochObject()
-	putObject(t, store, key, data)
+	store, k1, _, s := writerVolume(t)
 	storeWriterFile(t, store, s, "backup.tar", []byte("tar bytes"))
 
 	code, stdout, stderr := cofferRun(t, "ls", "--store", store, "--key-file", k1, "-l", "/")
