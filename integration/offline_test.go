@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -245,4 +246,130 @@ func TestGetOfMountedTree(t *testing.T) {
 			t.Errorf("fsck of the tree: %v", r)
 		}
 	})
+}
+
+// TestOfflineLinksSpecialsXattrs: coffer put and coffer get keep what cp
+// -a keeps beyond makeTree's files: hard links within the tree (one
+// inode, every name, in the volume and back on disk), a fifo, a socket,
+// as root a character device with its number, and user.* extended
+// attributes of files and directories. The device's number is also
+// checked through a mount, where the kernel reads what put stored.
+func TestOfflineLinksSpecialsXattrs(t *testing.T) {
+	v := newVolume(t, newLocalStore(t))
+	src := filepath.Join(t.TempDir(), "tree")
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := pseudoRandom(71, 100_000)
+	writeFile(t, filepath.Join(src, "a"), data)
+	for _, name := range []string{"b", "sub/c"} {
+		if err := os.Link(filepath.Join(src, "a"), filepath.Join(src, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(src, "single"), []byte("one name"))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(unix.Mkfifo(filepath.Join(src, "fifo"), 0o640))
+	must(unix.Mknod(filepath.Join(src, "sock"), unix.S_IFSOCK|0o600, 0))
+	// A major above 255 and a minor above 255 (as NVMe partitions have)
+	// take every part of the kernel's 32-bit encoding.
+	dev := unix.Mkdev(259, 300_000)
+	if os.Geteuid() == 0 {
+		must(unix.Mknod(filepath.Join(src, "dev"), unix.S_IFCHR|0o620, int(dev)))
+		must(os.Chmod(filepath.Join(src, "dev"), 0o620)) // past the umask
+	}
+	xattrs := map[string]map[string]string{"a": {"user.one": "1", "user.two": "zwei"}, "sub": {"user.dir": "on a directory"}, "single": {"user.empty": ""}}
+	for name, xs := range xattrs {
+		for k, val := range xs {
+			must(unix.Lsetxattr(filepath.Join(src, name), k, []byte(val), 0))
+		}
+	}
+	v.mustRun("put", src, "/")
+
+	ls := v.mustRun("ls", "-l", "/tree").stdout
+	for _, want := range []string{"prw-r-----", "srw-------"} {
+		if !strings.Contains(ls, want) {
+			t.Errorf("ls -l /tree lacks %q:\n%s", want, ls)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^-\S+\s+3\s.* a$`).MatchString(ls) {
+		t.Errorf("ls -l /tree: a should have 3 links:\n%s", ls)
+	}
+
+	out := filepath.Join(t.TempDir(), "out")
+	v.mustRun("get", "/tree", out)
+	checkFile(t, filepath.Join(out, "a"), data)
+	fa, err := os.Stat(filepath.Join(out, "a"))
+	must(err)
+	for _, name := range []string{"b", "sub/c"} {
+		fi, err := os.Stat(filepath.Join(out, name))
+		must(err)
+		if !os.SameFile(fa, fi) {
+			t.Errorf("got %s: not a hard link to a", name)
+		}
+	}
+	if n := fa.Sys().(*syscall.Stat_t).Nlink; n != 3 {
+		t.Errorf("got a: %d links, want 3", n)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "single")); err != nil || fi.Sys().(*syscall.Stat_t).Nlink != 1 {
+		t.Errorf("got single: %v, want one link", err)
+	}
+	types := map[string]os.FileMode{"fifo": os.ModeNamedPipe | 0o640, "sock": os.ModeSocket | 0o600}
+	if os.Geteuid() == 0 {
+		types["dev"] = os.ModeDevice | os.ModeCharDevice | 0o620
+	}
+	for name, want := range types {
+		fi, err := os.Lstat(filepath.Join(out, name))
+		if err != nil {
+			t.Errorf("got %s: %v", name, err)
+			continue
+		}
+		if fi.Mode() != want {
+			t.Errorf("got %s: mode %v, want %v", name, fi.Mode(), want)
+		}
+	}
+	if os.Geteuid() == 0 {
+		fi, err := os.Lstat(filepath.Join(out, "dev"))
+		must(err)
+		if r := fi.Sys().(*syscall.Stat_t).Rdev; r != dev {
+			t.Errorf("got dev: device %d:%d, want 259:300000", unix.Major(r), unix.Minor(r))
+		}
+	}
+	for name, xs := range xattrs {
+		for k, want := range xs {
+			buf := make([]byte, 256)
+			n, err := unix.Lgetxattr(filepath.Join(out, name), k, buf)
+			if err != nil || string(buf[:n]) != want {
+				t.Errorf("got %s: %s = %q, %v; want %q", name, k, buf[:max(n, 0)], err, want)
+			}
+		}
+	}
+
+	// Through a mount, the kernel reads the same links, types and number.
+	requireFUSE(t)
+	v.mount()
+	defer v.unmount()
+	st := func(name string) *syscall.Stat_t {
+		t.Helper()
+		fi, err := os.Lstat(v.path("tree", name))
+		must(err)
+		return fi.Sys().(*syscall.Stat_t)
+	}
+	if a, c := st("a"), st("sub/c"); a.Ino != c.Ino || a.Nlink != 3 {
+		t.Errorf("mounted: a ino %d nlink %d, sub/c ino %d; want one inode with 3 links", a.Ino, a.Nlink, c.Ino)
+	}
+	if os.Geteuid() == 0 {
+		if r := st("dev").Rdev; r != dev {
+			t.Errorf("mounted: dev is device %d:%d, want 259:300000", unix.Major(r), unix.Minor(r))
+		}
+	}
+	buf := make([]byte, 64)
+	if n, err := unix.Getxattr(v.path("tree", "a"), "user.two", buf); err != nil || string(buf[:n]) != "zwei" {
+		t.Errorf("mounted: a user.two = %q, %v", buf[:max(n, 0)], err)
+	}
 }

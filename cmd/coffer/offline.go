@@ -15,6 +15,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	cofferfs "github.com/cofferfs/coffer/fs"
 )
@@ -188,6 +189,22 @@ func minArgs(what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// fuseDev is a local device number as the kernel hands it to a FUSE
+// filesystem, the form coffer stores (Linux's 32-bit new_encode_dev:
+// major below 4096, minor below 1<<20).
+func fuseDev(dev uint64) (uint32, error) {
+	major, minor := unix.Major(dev), unix.Minor(dev)
+	if major >= 1<<12 || minor >= 1<<20 {
+		return 0, fmt.Errorf("device number %d:%d does not fit in 32 bits", major, minor)
+	}
+	return minor&0xff | major<<8 | (minor&^0xff)<<12, nil
+}
+
+// localDev is the local device number of a stored one (fuseDev's inverse).
+func localDev(rdev uint32) uint64 {
+	return unix.Mkdev(rdev>>8&0xfff, rdev&0xff|rdev>>12&0xfff00)
 }
 
 // volumeEntry is one entry of a volume tree.
