@@ -202,8 +202,8 @@ func TestKMSRootKey(t *testing.T) {
 	p := k.proxy(t)
 	key := k.newKey(t)
 	v := newKMSVolume(t, k, p.URL(), key.alias)
-	if s := p.Stats(); s.Requests["Encrypt"] != 1 || s.Requests["Decrypt"] != 0 || len(s.Requests) != 1 {
-		t.Fatalf("init made KMS calls %v, want one Encrypt", s.Requests)
+	if s := p.Stats(); s.Calls["Encrypt"] != 1 || s.Calls["Decrypt"] != 0 || len(s.Calls) != 1 {
+		t.Fatalf("init made KMS calls %v, want one Encrypt", s.Calls)
 	}
 	_, body := configEntries(t, v.store.open(t))
 	entries := kmsEntries(t, body)
@@ -233,7 +233,7 @@ func TestKMSRootKey(t *testing.T) {
 		}
 	}
 	v.unmount()
-	if n := p.Stats().Requests["Decrypt"]; n != 1 {
+	if n := p.Stats().Calls["Decrypt"]; n != 1 {
 		t.Fatalf("the mount made %d Decrypt calls, want 1", n)
 	}
 	if left, _ := os.ReadDir(v.mnt); len(left) != 0 {
@@ -249,7 +249,7 @@ func TestKMSRootKey(t *testing.T) {
 		}
 	}
 	v.unmount()
-	if n := p.Stats().Requests["Decrypt"]; n != 1 {
+	if n := p.Stats().Calls["Decrypt"]; n != 1 {
 		t.Fatalf("the second mount made %d Decrypt calls, want 1", n)
 	}
 	// An offline command, the key named by its ARN (the entry's key_arn).
@@ -258,8 +258,8 @@ func TestKMSRootKey(t *testing.T) {
 	if r.code != 0 || r.stdout != string(want["a.txt"]) {
 		t.Fatalf("cat with the key's ARN: %v", r)
 	}
-	if s := p.Stats(); s.Requests["Decrypt"] != 1 || len(s.Requests) != 1 {
-		t.Fatalf("cat made KMS calls %v, want one Decrypt", s.Requests)
+	if s := p.Stats(); s.Calls["Decrypt"] != 1 || len(s.Calls) != 1 {
+		t.Fatalf("cat made KMS calls %v, want one Decrypt", s.Calls)
 	}
 }
 
@@ -391,8 +391,8 @@ func TestKMSSecondKey(t *testing.T) {
 	}
 	p.ResetStats()
 	id := kmsKeyAdd(t, v, first.alias, second.alias)
-	if s := p.Stats(); s.Requests["Decrypt"] != 1 || s.Requests["Encrypt"] != 1 || len(s.Requests) != 2 {
-		t.Fatalf("key add made KMS calls %v, want one Decrypt and one Encrypt", s.Requests)
+	if s := p.Stats(); s.Calls["Decrypt"] != 1 || s.Calls["Encrypt"] != 1 || len(s.Calls) != 2 {
+		t.Fatalf("key add made KMS calls %v, want one Decrypt and one Encrypt", s.Calls)
 	}
 	list := append(append([]string{"key", "list", "--store", v.store.url}, v.store.args...), "--kms-key-id", second.arn, "--count=false")
 	r := coffer(t, v.store.env, list...)
@@ -416,7 +416,7 @@ func TestKMSSecondKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.unmount()
-	if n := p.Stats().Requests["Decrypt"]; n != 1 {
+	if n := p.Stats().Calls["Decrypt"]; n != 1 {
 		t.Fatalf("the mount with the second key made %d Decrypt calls, want 1", n)
 	}
 }
@@ -442,8 +442,8 @@ func TestKMSExtraEntries(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("ls with %s: %v", name, r)
 		}
-		if s := p.Stats(); s.Requests["Decrypt"] != 1 || len(s.Requests) != 1 {
-			t.Fatalf("ls with %s made KMS calls %v, want one Decrypt", name, s.Requests)
+		if s := p.Stats(); s.Calls["Decrypt"] != 1 || len(s.Calls) != 1 {
+			t.Fatalf("ls with %s made KMS calls %v, want one Decrypt", name, s.Calls)
 		}
 	}
 	// Disabled, a key's entry fails after its one call; no other entry is
@@ -451,7 +451,7 @@ func TestKMSExtraEntries(t *testing.T) {
 	k.disable(t, keys[1])
 	p.ResetStats()
 	r := coffer(t, v.store.env, v.withKey("ls", keys[1].alias, "/")...)
-	if r.code != 1 || !strings.Contains(r.stderr, "is disabled") || p.Stats().Requests["Decrypt"] != 1 {
-		t.Fatalf("ls with the disabled key: %v; KMS calls %v", r, p.Stats().Requests)
+	if r.code != 1 || !strings.Contains(r.stderr, "is disabled") || p.Stats().Calls["Decrypt"] != 1 {
+		t.Fatalf("ls with the disabled key: %v; KMS calls %v", r, p.Stats().Calls)
 	}
 }

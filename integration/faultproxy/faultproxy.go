@@ -135,7 +135,11 @@ func (r *rule) hit() bool {
 
 // Stats are the proxy's counters, by operation.
 type Stats struct {
-	Requests    map[string]int   // requests received
+	Requests map[string]int // requests received
+	// Calls counts the requests that are not an AWS SDK retry: the SDK
+	// numbers each attempt of one call in its amz-sdk-request header
+	// ("attempt=2; max=3"); a request without it counts as a call.
+	Calls       map[string]int
 	BytesUp     map[string]int64 // request body bytes read from clients
 	BytesDown   map[string]int64 // response body bytes written to clients
 	Injected    map[Kind]int     // faults applied
@@ -236,6 +240,7 @@ func (p *Proxy) Stats() Stats {
 	defer p.mu.Unlock()
 	return Stats{
 		Requests:    maps.Clone(p.stats.Requests),
+		Calls:       maps.Clone(p.stats.Calls),
 		BytesUp:     maps.Clone(p.stats.BytesUp),
 		BytesDown:   maps.Clone(p.stats.BytesDown),
 		Injected:    maps.Clone(p.stats.Injected),
@@ -272,7 +277,7 @@ func (p *Proxy) ResetStats() {
 }
 
 func (p *Proxy) resetStatsLocked() {
-	p.stats = Stats{Requests: map[string]int{}, BytesUp: map[string]int64{}, BytesDown: map[string]int64{},
+	p.stats = Stats{Requests: map[string]int{}, Calls: map[string]int{}, BytesUp: map[string]int64{}, BytesDown: map[string]int64{},
 		Injected: map[Kind]int{}, MaxInFlight: map[string]int{}}
 	clear(p.attempts)
 }
@@ -297,6 +302,16 @@ type holdGate struct {
 
 func (g *holdGate) release() { g.once.Do(func() { close(g.open) }) }
 
+// sdkRetry reports a request the AWS SDK sent again for one call.
+func sdkRetry(r *http.Request) bool {
+	for part := range strings.SplitSeq(r.Header.Get("amz-sdk-request"), ";") {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(part), "attempt="); ok {
+			return n != "1"
+		}
+	}
+	return false
+}
+
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := classify(r)
 	p.mu.Lock()
@@ -304,6 +319,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.attempts[id]++
 	req.Attempt = p.attempts[id]
 	p.stats.Requests[req.Op]++
+	if !sdkRetry(r) {
+		p.stats.Calls[req.Op]++
+	}
 	p.inflight[req.Op]++
 	p.stats.MaxInFlight[req.Op] = max(p.stats.MaxInFlight[req.Op], p.inflight[req.Op])
 	var delay time.Duration

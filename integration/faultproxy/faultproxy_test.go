@@ -296,6 +296,28 @@ func TestFaultsAgainstVersitygw(t *testing.T) {
 		}
 		p.Set()
 	})
+
+	t.Run("calls exclude SDK retries", func(t *testing.T) {
+		retrying := s3.New(s3.Options{
+			BaseEndpoint: aws.String(p.URL()), Region: "us-east-1", UsePathStyle: true,
+			Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+				return aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk}, nil
+			}),
+			RetryMaxAttempts: 3,
+		})
+		p.ResetStats()
+		// The second request fails and the SDK sends it again.
+		p.Set(Fault{Kind: Error500, Ops: []string{"HeadObject"}, Share: 0.5})
+		for range 2 {
+			if _, err := retrying.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("plain")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Set()
+		if st := p.Stats(); st.Requests["HeadObject"] != 3 || st.Calls["HeadObject"] != 2 {
+			t.Fatalf("two heads, one retried: %d requests, %d calls; want 3 and 2", st.Requests["HeadObject"], st.Calls["HeadObject"])
+		}
+	})
 }
 
 func equal(a, b []bool) bool {
