@@ -31,6 +31,9 @@
 //   - the peak RSS (VmHWM) of the mount process while it stores a larger
 //     file.
 //
+// -phases (BENCH_PHASES) runs some workloads only, e.g. -phases write for
+// the write row (and its SDK baselines) alone.
+//
 // The raw SDK baselines use coffer's own S3 backend (the AWS SDK with
 // unsigned payloads on loopback), two per row they apply to. Write: one
 // PutObject of the big file's size (sdk_put) and the same bytes as a

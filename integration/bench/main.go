@@ -44,6 +44,7 @@ type config struct {
 	svgPath   string // and its chart
 	chartOnly bool   // only redraw the chart (and print the table) from jsonPath
 	cipher    bool   // also run the cipher envelope/AES-GCM ratio benchmark
+	phases    phases // the workloads to run
 
 	endpoint, accessKey, secretKey string
 }
@@ -82,6 +83,7 @@ func parseConfig(args []string) (config, error) {
 	flags.StringVar(&cfg.svgPath, "svg", os.Getenv("BENCH_SVG"), "draw the chart here (env BENCH_SVG; default: the JSON's path with .svg)")
 	flags.BoolVar(&cfg.chartOnly, "chart-only", false, "measure nothing: read -json, print its table and redraw -svg (no server needed)")
 	flags.BoolVar(&cfg.cipher, "cipher", true, "run the cipher envelope/AES-GCM ratio benchmark (go test) too")
+	phaseList := flags.String("phases", envOr("BENCH_PHASES", "all"), "the workloads to run: all, or a list of write,read,small,rss (read needs write; env BENCH_PHASES)")
 	if err := flags.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -101,6 +103,9 @@ func parseConfig(args []string) (config, error) {
 		return cfg, fmt.Errorf("-range-conc %d: need at least 1", cfg.rangeConc)
 	}
 	if cfg.peers, err = parsePeers(*peers); err != nil {
+		return cfg, err
+	}
+	if cfg.phases, err = parsePhases(*phaseList); err != nil {
 		return cfg, err
 	}
 	if flags.NArg() > 0 {
@@ -257,6 +262,37 @@ func parsePeers(spec string) ([]system, error) {
 		}
 	}
 	return peers, nil
+}
+
+// phases are the workloads a run measures (-phases).
+type phases struct{ write, read, small, rss bool }
+
+// parsePhases reads -phases: all, or a comma-separated list of write,
+// read, small and rss. The cold read reads the big file the write
+// phase wrote, so read needs write.
+func parsePhases(spec string) (phases, error) {
+	if spec == "all" || spec == "" {
+		return phases{true, true, true, true}, nil
+	}
+	var p phases
+	for name := range strings.SplitSeq(spec, ",") {
+		switch strings.TrimSpace(name) {
+		case "write":
+			p.write = true
+		case "read":
+			p.read = true
+		case "small":
+			p.small = true
+		case "rss":
+			p.rss = true
+		default:
+			return p, fmt.Errorf("-phases %q: unknown phase %q: want write, read, small or rss", spec, name)
+		}
+	}
+	if p.read && !p.write {
+		return p, fmt.Errorf("-phases %q: read reads what write wrote: add write", spec)
+	}
+	return p, nil
 }
 
 // envelopeRatio runs the cipher package's ratio benchmark and returns its

@@ -284,3 +284,23 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// TestParsePhases: -phases selects workloads; the cold read needs the
+// write that makes its file, and an unknown phase is refused.
+func TestParsePhases(t *testing.T) {
+	for spec, want := range map[string]phases{
+		"all":         {true, true, true, true},
+		"write":       {write: true},
+		"write, read": {write: true, read: true},
+		"small,rss":   {small: true, rss: true},
+	} {
+		if got, err := parsePhases(spec); err != nil || got != want {
+			t.Errorf("parsePhases(%q) = %+v, %v; want %+v", spec, got, err, want)
+		}
+	}
+	for _, spec := range []string{"read", "write,reads"} {
+		if _, err := parsePhases(spec); err == nil {
+			t.Errorf("parsePhases(%q) succeeded", spec)
+		}
+	}
+}

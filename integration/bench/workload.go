@@ -57,7 +57,8 @@ func (srv server) createBucket(ctx context.Context, bucket string) error {
 // complete those more slowly than a single PUT (versitygw copies every
 // part into the final object), so the multipart write is the ceiling
 // coffer can reach on that server; coffer reads ahead with parallel
-// ranged GETs, so the ranged download is its read ceiling.
+// ranged GETs, so the ranged download is its read ceiling. Only the
+// baselines of cfg.phases run (the PUT also serves the reads).
 func measureSDK(ctx context.Context, srv server, cfg config, figs *[numSystems]results) error {
 	size := cfg.size
 	bucket := fmt.Sprintf("bench-sdk-%d", time.Now().UnixNano()%1e9)
@@ -74,21 +75,29 @@ func measureSDK(ctx context.Context, srv server, cfg config, figs *[numSystems]r
 	}
 	defer store.Close()
 
+	if !cfg.phases.write && !cfg.phases.read {
+		return nil
+	}
 	start := time.Now()
 	if _, err := store.Put(ctx, "big", io.LimitReader(zeros{}, size), size, blobstore.PutOptions{}); err != nil {
 		return err
 	}
 	figs[sysSDKPut][writeMBs] = mbps(size, time.Since(start))
 
-	start = time.Now()
-	if _, err := blobstore.Upload(ctx, store, "big-multipart", io.LimitReader(zeros{}, size), size, blobstore.UploadOptions{
-		PartSize: cfs.DefaultPartSize, Concurrency: cfs.DefaultUploadConcurrency,
-	}); err != nil {
-		return fmt.Errorf("multipart upload: %w", err)
+	if cfg.phases.write {
+		start = time.Now()
+		if _, err := blobstore.Upload(ctx, store, "big-multipart", io.LimitReader(zeros{}, size), size, blobstore.UploadOptions{
+			PartSize: cfs.DefaultPartSize, Concurrency: cfs.DefaultUploadConcurrency,
+		}); err != nil {
+			return fmt.Errorf("multipart upload: %w", err)
+		}
+		figs[sysSDKMultipart][writeMBs] = mbps(size, time.Since(start))
+		if err := store.Delete(ctx, "big-multipart"); err != nil {
+			return err
+		}
 	}
-	figs[sysSDKMultipart][writeMBs] = mbps(size, time.Since(start))
-	if err := store.Delete(ctx, "big-multipart"); err != nil {
-		return err
+	if !cfg.phases.read {
+		return nil
 	}
 
 	dropPageCache()
@@ -154,56 +163,96 @@ type mounter interface {
 	unmount(ctx context.Context) error
 }
 
-// measureMount runs every workload on m, each phase on a fresh mount.
+// measureMount runs the workloads of cfg.phases on m, each phase on a
+// fresh mount.
 func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 	var r results
+	if cfg.phases.write {
+		if err := measureWrite(ctx, m, cfg, &r); err != nil {
+			return r, err
+		}
+	}
+	if cfg.phases.read {
+		if err := measureRead(ctx, m, cfg, &r); err != nil {
+			return r, err
+		}
+	}
+	if cfg.phases.small {
+		if err := measureSmall(ctx, m, cfg, &r); err != nil {
+			return r, err
+		}
+	}
+	if cfg.phases.rss {
+		return r, measureRSS(ctx, m, cfg, &r)
+	}
+	return r, nil
+}
+
+// measureWrite is the write phase: the big file written until stored.
+func measureWrite(ctx context.Context, m mounter, cfg config, r *results) error {
 	logf("%s: write %s", m.system().name(), sizeString(cfg.size))
 	p, err := phase(ctx, m, false, true, func(mnt string) error {
 		return writeFile(ctx, filepath.Join(mnt, "big"), cfg.size)
 	})
 	if err != nil {
-		return r, fmt.Errorf("write: %w", err)
+		return fmt.Errorf("write: %w", err)
 	}
 	r[writeMBs] = mbps(cfg.size, p.took)
+	return nil
+}
 
+// measureRead is the cold read of the big file the write phase wrote.
+func measureRead(ctx context.Context, m mounter, cfg config, r *results) error {
 	logf("%s: cold read", m.system().name())
-	if p, err = phase(ctx, m, true, false, func(mnt string) error {
+	p, err := phase(ctx, m, true, false, func(mnt string) error {
 		return readFile(ctx, filepath.Join(mnt, "big"), cfg.size)
-	}); err != nil {
-		return r, fmt.Errorf("read: %w", err)
+	})
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
 	}
 	r[readMBs] = mbps(cfg.size, p.took)
+	return nil
+}
 
+// measureSmall creates the small files until stored, then lists them
+// and reads them all cold.
+func measureSmall(ctx context.Context, m mounter, cfg config, r *results) error {
 	logf("%s: %d small files", m.system().name(), cfg.files)
-	if p, err = phase(ctx, m, false, true, func(mnt string) error {
+	p, err := phase(ctx, m, false, true, func(mnt string) error {
 		return createFiles(ctx, filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
-	}); err != nil {
-		return r, fmt.Errorf("small files: %w", err)
+	})
+	if err != nil {
+		return fmt.Errorf("small files: %w", err)
 	}
 	r[createSecs] = p.took.Seconds()
 
 	if p, err = phase(ctx, m, true, false, func(mnt string) error {
 		return listLong(ctx, filepath.Join(mnt, "small"), cfg.files)
 	}); err != nil {
-		return r, fmt.Errorf("ls -l: %w", err)
+		return fmt.Errorf("ls -l: %w", err)
 	}
 	r[lsSecs] = p.took.Seconds()
 
 	if p, err = phase(ctx, m, true, false, func(mnt string) error {
 		return readFiles(ctx, filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
 	}); err != nil {
-		return r, fmt.Errorf("read small files: %w", err)
+		return fmt.Errorf("read small files: %w", err)
 	}
 	r[readAllSecs] = p.took.Seconds()
+	return nil
+}
 
+// measureRSS watches the peak RSS of the mount storing the RSS file.
+func measureRSS(ctx context.Context, m mounter, cfg config, r *results) error {
 	logf("%s: peak RSS writing %s", m.system().name(), sizeString(cfg.rssSize))
-	if p, err = phase(ctx, m, false, true, func(mnt string) error {
+	p, err := phase(ctx, m, false, true, func(mnt string) error {
 		return writeFile(ctx, filepath.Join(mnt, "rss"), cfg.rssSize)
-	}); err != nil {
-		return r, fmt.Errorf("RSS run: %w", err)
+	})
+	if err != nil {
+		return fmt.Errorf("RSS run: %w", err)
 	}
 	r[rssMiB] = float64(p.peakRSS) / (1 << 20)
-	return r, nil
+	return nil
 }
 
 // phaseResult is how long a phase's work took and the mount process's
