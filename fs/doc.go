@@ -87,10 +87,15 @@
 //     the last name's unlink is an ordinary unlink of an open file.
 //   - One file per inode: an open through any name shares the file open
 //     through another (fileOfInodeLocked), so writes are seen at once.
-//   - An upload of a linked file seals the live set known here: a link
-//     made meanwhile by another mount, whose metadata copy keeps the
-//     ETag the upload is conditional on, can be lost (its name then is
-//     outside the live set: EIO, and fsck --repair removes it).
+//   - An upload of a linked file seals the live set the store holds just
+//     before it (one HEAD of the inode; storeInode), not the one known
+//     when the file was opened: every link and unlink is stored in the
+//     inode at once, so a link another mount made meanwhile survives
+//     (TestLinkedUploadKeepsOtherMountsLinks). A metadata copy keeps the
+//     ETag the PUT is conditional on, so a link made in the few
+//     milliseconds between that HEAD and the PUT can still be lost (its
+//     name is then outside the live set: EIO, and fsck --repair removes
+//     it).
 //   - A rename of a link moves only its small object and moves the
 //     inode's ctime; rename(2) between two names of one file does
 //     nothing, as POSIX says. A directory rename moves the link objects

@@ -212,12 +212,15 @@ func (v *Volume) inodeNode(p, long string, lr *linkRef, info blobstore.ObjectInf
 	}, nil
 }
 
+// errInodeGone: a link's inode object is not stored.
+var errInodeGone = errors.New("inode is not stored")
+
 // currentInode re-reads the inode of link node n as the store holds it
 // now.
 func (v *Volume) currentInode(ctx context.Context, n *node) (*node, error) {
 	info, err := v.store.Head(ctx, n.key)
 	if errors.Is(err, blobstore.ErrNotFound) {
-		return nil, badMeta(fmt.Errorf("%w: inode %s is not stored", cipher.ErrAuth, n.link.link.Inode))
+		return nil, badMeta(fmt.Errorf("%w: %w: inode %s", cipher.ErrAuth, errInodeGone, n.link.link.Inode))
 	}
 	if err != nil {
 		return nil, err
@@ -751,13 +754,25 @@ func (v *Volume) dropReplacedLink(ctx context.Context, dst *node, victim *file, 
 func linkSurvives(dst *node) bool { return dst != nil && dst.link != nil && dst.link.links.Len() > 1 }
 
 // storeInode uploads the staged content of a hard-linked file (job) to
-// its inode object, under the live set known here (a link made since
-// the file was opened counts).
+// its inode object, under the live set the store holds just before (one
+// HEAD): every link and unlink, by any mount, is stored in the inode at
+// once (changeInode), so a name another mount linked since this one
+// opened the file survives the upload. A metadata copy keeps the ETag,
+// so the PUT's condition cannot see such a change: what is left is the
+// window between that HEAD and the PUT. Without a stored inode (every
+// other name removed meanwhile) the live set known here is used.
 func (v *Volume) storeInode(ctx context.Context, job uploadJob) (*node, error) {
 	ino := job.link.link.Inode
 	links := job.link.links
 	if cur := v.inodes.get(ino); cur != nil {
 		links = cur.link.links
+	}
+	stored, err := v.currentInode(ctx, &node{path: job.path, key: inodeKey(ino), link: job.link})
+	switch {
+	case err == nil:
+		links = stored.link.links
+	case !errors.Is(err, errInodeGone):
+		return nil, err
 	}
 	attr := job.attr
 	meta, err := v.keyring().SealInodeMetadata(job.up.okey, ino, cipher.Inode{Attr: toCipherAttr(attr), Links: links})

@@ -732,3 +732,47 @@ func TestHardLinksTwoMounts(t *testing.T) {
 		t.Fatalf("/h = %q", got)
 	}
 }
+
+// TestLinkedUploadKeepsOtherMountsLinks: a mount that uploads new content
+// of a hard-linked file stores the inode's live set as the store holds
+// it then, so a name another mount linked meanwhile (after this one
+// opened the file) survives the upload, and reads the new content.
+func TestLinkedUploadKeepsOtherMountsLinks(t *testing.T) {
+	const ttl = 10 * time.Second
+	ctx := context.Background()
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MetadataTTL = ttl })
+	a := tv.Volume
+	writeFile(t, a, "/f", []byte("first body"))
+	if _, err := a.Link(ctx, "/f", "/g"); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, a)
+	b := tv.reopen(t)
+	now := &manualTime{t: time.Now()}
+	a.meta.now, b.meta.now = now.Now, now.Now
+
+	h, err := b.Open(ctx, "/f", syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Link(ctx, "/g", "/h"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, []byte("second body"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, b)
+
+	c := tv.reopen(t)
+	checkLinks(t, c, 3, "/f", "/g", "/h")
+	for _, p := range []string{"/f", "/g", "/h"} {
+		if got, err := tryRead(c, p); err != nil || string(got) != "second body" {
+			t.Errorf("%s after the other mount's upload: %q, %v", p, got, err)
+		}
+	}
+	now.advance(ttl + time.Millisecond)
+	checkLinks(t, a, 3, "/f", "/g", "/h")
+}
