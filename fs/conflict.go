@@ -68,6 +68,9 @@ func isConflict(err error) bool {
 // returns the version it stored: at job.path, or at a conflict copy's
 // path.
 func (v *Volume) settleConflict(ctx context.Context, job uploadJob, cause error) (*node, error) {
+	if job.link != nil {
+		return v.settleInodeConflict(ctx, job)
+	}
 	key, long, err := v.objectKey(job.path)
 	if err != nil {
 		return nil, err
@@ -101,6 +104,32 @@ func (v *Volume) settleConflict(ctx context.Context, job uploadJob, cause error)
 	return nil, cause
 }
 
+// settleInodeConflict settles the conflict of a hard-linked file's
+// upload, which met its inode object changed by another mount: unless
+// what the inode holds is this upload, this version is kept as a plain
+// file (one name, no inode) at a conflict copy of the path it was
+// written through, and the inode and its names keep the other version.
+func (v *Volume) settleInodeConflict(ctx context.Context, job uploadJob) (*node, error) {
+	key := inodeKey(job.link.link.Inode)
+	info, err := v.store.Head(ctx, key)
+	switch {
+	case err == nil:
+		if n, err := v.inodeNode(job.path, "", job.link, info); err == nil && n.okey != nil && job.hasTag(uploadTag(n.okey.FileID())) {
+			return n, nil
+		}
+	case !errors.Is(err, blobstore.ErrNotFound):
+		return nil, err
+	}
+	job.link = nil
+	return v.storeConflictCopy(ctx, job, key)
+}
+
+// hasTag reports whether tag, read from a stored version, is one of
+// job's uploads.
+func (job uploadJob) hasTag(tag uploadTag) bool {
+	return tag == job.up.tag || slices.Contains(job.tags, tag)
+}
+
 // ownUpload reports whether info, the object at job's path, is this
 // content stored by an earlier upload (one of job's tags), and returns
 // its node.
@@ -117,7 +146,7 @@ func (v *Volume) ownUpload(job uploadJob, key, long string, info blobstore.Objec
 	} else {
 		return nil, false
 	}
-	if tag != job.up.tag && !slices.Contains(job.tags, tag) {
+	if !job.hasTag(tag) {
 		return nil, false
 	}
 	return n, true

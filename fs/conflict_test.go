@@ -331,3 +331,48 @@ func TestMetadataRaceGuard(t *testing.T) {
 		})
 	}
 }
+
+// TestConflictOnLinkedFile: when another mount stored new content of a
+// hard-linked file while this one had it open, this mount's version is
+// kept as a plain conflict copy beside the name it wrote through; the
+// inode keeps the other mount's content under both names, its links
+// untouched.
+func TestConflictOnLinkedFile(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.now = func() time.Time { return conflictAt } })
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/f", []byte("v1"))
+	if _, err := tv.Link(ctx, "/f", "/g"); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, tv.Volume)
+	h, err := tv.Open(ctx, "/f", syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, []byte("mine"), 0); err != nil {
+		t.Fatal(err)
+	}
+	other := tv.reopen(t)
+	writeFile(t, other, "/g", []byte("theirs"))
+	flush(t, other)
+
+	if err := h.Fsync(ctx); err != nil {
+		t.Fatalf("fsync of a conflicting linked file: %v", err)
+	}
+	if p := h.Path(); p != "/f"+conflictSuffix {
+		t.Errorf("the handle is at %s, want the conflict copy", p)
+	}
+	h.Close(ctx)
+	flush(t, tv.Volume)
+
+	fresh := tv.reopen(t)
+	for p, want := range map[string]string{"/f": "theirs", "/g": "theirs", "/f" + conflictSuffix: "mine"} {
+		if got, err := tryRead(fresh, p); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want %q", p, got, err, want)
+		}
+	}
+	checkLinks(t, fresh, 2, "/f", "/g")
+	if a := mustStat(t, fresh, "/f"+conflictSuffix); a.Nlink() != 1 {
+		t.Errorf("the conflict copy has %d links, want 1", a.Nlink())
+	}
+}

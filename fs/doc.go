@@ -193,7 +193,11 @@
 // and this one is stored beside it as NAME.conflict-YYYYMMDD-HHMMSS (UTC;
 // -2, -3, ... if taken) with the same attributes, the file moving there
 // and a warning naming both objects. Nothing is lost and nothing is
-// overwritten that this mount did not see.
+// overwritten that this mount did not see. A hard-linked file's upload
+// is conditional on its inode object: refused, the inode is HEADed, and
+// unless it holds this upload, this version becomes a plain file (one
+// name) at the conflict copy of the name it was written through; the
+// inode and its names keep the other version (TestConflictOnLinkedFile).
 
 // Open files outlive their object: before a stored file that has open
 // handles is unlinked, or replaced by a rename over it, its handles get
