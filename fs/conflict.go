@@ -99,9 +99,36 @@ func (v *Volume) settleConflict(ctx context.Context, job uploadJob, cause error)
 			}
 			return n, nil
 		}
+		if l := v.linkReplaced(ctx, job, key, long, info); l != nil {
+			// A hard-linked file's content whose link was not known to
+			// the upload (a journal record recovered after a crash).
+			job.link = l
+			n, err := v.storeStaged(ctx, job)
+			if isConflict(err) {
+				return v.settleInodeConflict(ctx, job)
+			}
+			return n, err
+		}
 		return v.storeConflictCopy(ctx, job, key)
 	}
 	return nil, cause
+}
+
+// linkReplaced is the link of the object at job's path (info) when that
+// is a hard link whose inode is the version job replaces, or one of its
+// uploads; else nil.
+func (v *Volume) linkReplaced(ctx context.Context, job uploadJob, key, long string, info blobstore.ObjectInfo) *linkRef {
+	if v.keyring() == nil || job.opts.IfMatch == "" {
+		return nil
+	}
+	n, _, err := v.entryNode(ctx, job.path, key, long, info, nil)
+	if err != nil || n.link == nil {
+		return nil
+	}
+	if n.etag != job.opts.IfMatch && (n.okey == nil || !job.hasTag(uploadTag(n.okey.FileID()))) {
+		return nil
+	}
+	return n.link
 }
 
 // settleInodeConflict settles the conflict of a hard-linked file's

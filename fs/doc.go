@@ -198,6 +198,12 @@
 // unless it holds this upload, this version becomes a plain file (one
 // name) at the conflict copy of the name it was written through; the
 // inode and its names keep the other version (TestConflictOnLinkedFile).
+// An upload that knows no link (a journal record recovered after a
+// crash names only the path and the ETag it replaces) and is refused
+// because the path holds a link object follows it: if the link
+// authenticates and its inode is the version replaced (or one of the
+// upload's own), the content goes to the inode, as it would have
+// (TestRecoveryOfLinkedFile); otherwise a conflict copy as above.
 
 // Open files outlive their object: before a stored file that has open
 // handles is unlinked, or replaced by a rename over it, its handles get

@@ -578,3 +578,36 @@ func stagingNames(t *testing.T, tv *testVol) []string {
 	}
 	return names
 }
+
+// TestRecoveryOfLinkedFile: a hard-linked file written and closed through
+// one name, not yet uploaded when the process dies, is uploaded by the
+// next mount to its inode: every name reads the new content and keeps
+// its link count, and no conflict copy is made.
+func TestRecoveryOfLinkedFile(t *testing.T) {
+	tv := stalled(t, EncryptionClient)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/f", []byte("v1"))
+	if _, err := tv.Link(ctx, "/f", "/g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tv.Flush(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tv.Volume, "/g", []byte("written through the second name"))
+	crash(t, tv.Volume)
+
+	_, lb := tv.remount(t)
+	fresh := tv.reopen(t)
+	for _, p := range []string{"/f", "/g"} {
+		if got, err := tryRead(fresh, p); err != nil || string(got) != "written through the second name" {
+			t.Errorf("%s after recovery: %q, %v", p, got, err)
+		}
+	}
+	checkLinks(t, fresh, 2, "/f", "/g")
+	if got := storedNames(t, tv, "/"); got != "f,g" {
+		t.Errorf("store holds %s, want f,g", got)
+	}
+	if hasLine(lb, "conflict: another mount") || !hasLine(lb, "conflict_copies=0") {
+		t.Errorf("recovery made a conflict copy:\n%s", strings.Join(lb.lines(), "\n"))
+	}
+}
