@@ -315,3 +315,51 @@ func TestStreamAcrossRefresh(t *testing.T) {
 		t.Fatalf("read back %d bytes, not what was written", len(got))
 	}
 }
+
+// TestStreamTailRewrites: a streaming writer that rewrites what it just
+// wrote (within the holdback, so the stream goes on) and writes in
+// pieces of every size gets every last byte stored by the one multipart
+// upload: the stream's copies of the writes (its tail) never hold bytes
+// that staging has overwritten since.
+func TestStreamTailRewrites(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv, ps := streamVolume(t, mode)
+			ctx := context.Background()
+			size := 4*streamPart + 4321
+			data := randomBytes(size)
+			h, _, err := tv.Create(ctx, "/big", 0o644, syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write := func(b []byte, off int) {
+				t.Helper()
+				if _, err := h.WriteAt(ctx, b, int64(off)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for off, i := 0, 0; off < size; i++ {
+				n := min(size-off, []int{1 << 20, 4096, 333 << 10, 1}[i%4])
+				write(bytes.Repeat([]byte{byte(i)}, n), off) // first a wrong version,
+				write(data[off:off+n], off)                  // then the right one over it
+				if i%3 == 0 && off > 1000 {
+					// and one that overlaps the previous write's start
+					back := min(off, 1000)
+					write(data[off-back:off+n/2], off-back)
+				}
+				off += n
+			}
+			if err := h.Fsync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if c, p := ps.completed.Load(), ps.bigPuts.Load(); c != 1 || p != 0 {
+				t.Fatalf("%d completions and %d PUTs of the body: the stream did not store it", c, p)
+			}
+			h.Close(ctx)
+			flush(t, tv.Volume)
+			if got := readFile(t, tv.reopen(t), "/big"); !bytes.Equal(got, data) {
+				t.Fatal("the stored file is not what was written last")
+			}
+		})
+	}
+}
