@@ -290,7 +290,7 @@ func (f *file) startStreamLocked() error {
 		wake: make(chan struct{}, 1), finish: make(chan struct{}),
 		cancel: cancel, pw: pw, done: make(chan struct{}),
 		tailOff: f.seqEnd, space: make(chan struct{}, 1),
-		free:    make(chan []byte, streamTail/streamRead+2),
+		free: make(chan []byte, streamTail/streamRead+2),
 	}
 	f.stream = s
 	go func() {
