@@ -363,3 +363,58 @@ func TestStreamTailRewrites(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamRenameAfterClose: rsync's pattern on a streamed file (close,
+// utimens and chmod, then rename to the final name, all within the
+// writeback delay) finishes the upload under the old name and moves it
+// server-side: the body goes up once (one upload's parts, one
+// completion, no PUT of it), the final name has the attributes set
+// after the close, the temporary name is gone, and no upload is left.
+func TestStreamRenameAfterClose(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv, ps := streamVolume(t, mode, func(o *Options) { o.WritebackDelay = time.Hour })
+			ctx := context.Background()
+			data := randomBytes(4*streamPart + 777)
+			h, _, err := tv.Create(ctx, "/.big.tmp", 0o600, syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeSeq(t, h, data)
+			if err := h.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h.Close(ctx)
+			mtime, mode644 := time.Unix(1700000000, 0), uint32(0o644)
+			if _, err := tv.SetAttr(ctx, "/.big.tmp", SetAttr{Mtime: &mtime, Atime: &mtime}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tv.SetAttr(ctx, "/.big.tmp", SetAttr{Mode: &mode644}); err != nil {
+				t.Fatal(err)
+			}
+			if err := tv.Rename(ctx, "/.big.tmp", "/big", 0); err != nil {
+				t.Fatal(err)
+			}
+			flush(t, tv.Volume)
+			onePass := (tv.lay.objectSize(int64(len(data))) + streamPart - 1) / streamPart
+			if p, c, b := ps.parts.Load(), ps.completed.Load(), ps.bigPuts.Load(); p != onePass || c != 1 || b != 0 {
+				t.Fatalf("%d parts, %d completions, %d PUTs of the body; want the %d parts of one upload, 1 completion, no PUT", p, c, b, onePass)
+			}
+			other := tv.reopen(t)
+			if got := readFile(t, other, "/big"); !bytes.Equal(got, data) {
+				t.Fatal("/big is not what was written")
+			}
+			a, err := other.Stat(ctx, "/big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !a.Mtime.Equal(mtime) || a.Mode&0o777 != 0o644 {
+				t.Errorf("/big: mtime %v mode %o, want %v 644", a.Mtime, a.Mode&0o777, mtime)
+			}
+			if _, err := other.Stat(ctx, "/.big.tmp"); !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("/.big.tmp after the rename: %v, want ENOENT", err)
+			}
+			waitFor(t, "no multipart upload left", func() bool { return pendingUploads(t, tv.store) == 0 })
+		})
+	}
+}
