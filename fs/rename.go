@@ -171,8 +171,13 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 	if f != nil {
 		f.mu.Lock()
 		storedDirty := f.node != nil && f.dirty && !f.removed
+		// A closed file whose stream has its body stored already (all but
+		// the completion) finishes under the old name and is copied, as
+		// a stored file is (stream.go says why), rather than uploaded
+		// again under the new one.
+		streamed := f.node == nil && f.stream != nil && f.refs == 0 && !f.removed
 		f.mu.Unlock()
-		if storedDirty {
+		if storedDirty || streamed {
 			// Its stored version is about to be copied: bring it up to date.
 			if err := v.retrying(ctx, f.upload); err != nil {
 				return err

@@ -315,3 +315,106 @@ func TestStreamAcrossRefresh(t *testing.T) {
 		t.Fatalf("read back %d bytes, not what was written", len(got))
 	}
 }
+
+// TestStreamTailRewrites: a streaming writer that rewrites what it just
+// wrote (within the holdback, so the stream goes on) and writes in
+// pieces of every size gets every last byte stored by the one multipart
+// upload: the stream's copies of the writes (its tail) never hold bytes
+// that staging has overwritten since.
+func TestStreamTailRewrites(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv, ps := streamVolume(t, mode)
+			ctx := context.Background()
+			size := 4*streamPart + 4321
+			data := randomBytes(size)
+			h, _, err := tv.Create(ctx, "/big", 0o644, syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write := func(b []byte, off int) {
+				t.Helper()
+				if _, err := h.WriteAt(ctx, b, int64(off)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for off, i := 0, 0; off < size; i++ {
+				n := min(size-off, []int{1 << 20, 4096, 333 << 10, 1}[i%4])
+				write(bytes.Repeat([]byte{byte(i)}, n), off) // first a wrong version,
+				write(data[off:off+n], off)                  // then the right one over it
+				if i%3 == 0 && off > 1000 {
+					// and one that overlaps the previous write's start
+					back := min(off, 1000)
+					write(data[off-back:off+n/2], off-back)
+				}
+				off += n
+			}
+			if err := h.Fsync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if c, p := ps.completed.Load(), ps.bigPuts.Load(); c != 1 || p != 0 {
+				t.Fatalf("%d completions and %d PUTs of the body: the stream did not store it", c, p)
+			}
+			h.Close(ctx)
+			flush(t, tv.Volume)
+			if got := readFile(t, tv.reopen(t), "/big"); !bytes.Equal(got, data) {
+				t.Fatal("the stored file is not what was written last")
+			}
+		})
+	}
+}
+
+// TestStreamRenameAfterClose: rsync's pattern on a streamed file (close,
+// utimens and chmod, then rename to the final name, all within the
+// writeback delay) finishes the upload under the old name and moves it
+// server-side: the body goes up once (one upload's parts, one
+// completion, no PUT of it), the final name has the attributes set
+// after the close, the temporary name is gone, and no upload is left.
+func TestStreamRenameAfterClose(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			tv, ps := streamVolume(t, mode, func(o *Options) { o.WritebackDelay = time.Hour })
+			ctx := context.Background()
+			data := randomBytes(4*streamPart + 777)
+			h, _, err := tv.Create(ctx, "/.big.tmp", 0o600, syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeSeq(t, h, data)
+			if err := h.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h.Close(ctx)
+			mtime, mode644 := time.Unix(1700000000, 0), uint32(0o644)
+			if _, err := tv.SetAttr(ctx, "/.big.tmp", SetAttr{Mtime: &mtime, Atime: &mtime}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tv.SetAttr(ctx, "/.big.tmp", SetAttr{Mode: &mode644}); err != nil {
+				t.Fatal(err)
+			}
+			if err := tv.Rename(ctx, "/.big.tmp", "/big", 0); err != nil {
+				t.Fatal(err)
+			}
+			flush(t, tv.Volume)
+			onePass := (tv.lay.objectSize(int64(len(data))) + streamPart - 1) / streamPart
+			if p, c, b := ps.parts.Load(), ps.completed.Load(), ps.bigPuts.Load(); p != onePass || c != 1 || b != 0 {
+				t.Fatalf("%d parts, %d completions, %d PUTs of the body; want the %d parts of one upload, 1 completion, no PUT", p, c, b, onePass)
+			}
+			other := tv.reopen(t)
+			if got := readFile(t, other, "/big"); !bytes.Equal(got, data) {
+				t.Fatal("/big is not what was written")
+			}
+			a, err := other.Stat(ctx, "/big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !a.Mtime.Equal(mtime) || a.Mode&0o777 != 0o644 {
+				t.Errorf("/big: mtime %v mode %o, want %v 644", a.Mtime, a.Mode&0o777, mtime)
+			}
+			if _, err := other.Stat(ctx, "/.big.tmp"); !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("/.big.tmp after the rename: %v, want ENOENT", err)
+			}
+			waitFor(t, "no multipart upload left", func() bool { return pendingUploads(t, tv.store) == 0 })
+		})
+	}
+}
