@@ -499,14 +499,20 @@ func (r *reader) read(body io.Reader, first, last int64, out [][]byte, pol cache
 	got := int64(0) // bytes of buf read
 	for c := first; c <= last; c++ {
 		co, cn := v.lay.chunkRange(c, size)
-		if _, err := io.ReadFull(body, buf[got:co-off+cn]); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		end := co - off + cn
+		for got < end {
+			// As much as has arrived (one read of the socket), so that
+			// a fast stream costs few system calls.
+			n, err := body.Read(buf[got:])
+			got += int64(n)
+			if errors.Is(err, io.EOF) && got < length {
 				return v.authFailed(r.n.path, r.n.key, fmt.Errorf("%w: object shorter than its size", cipher.ErrAuth))
 			}
-			return err
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
 		}
-		got = co - off + cn
-		stored := buf[co-off : got : got]
+		stored := buf[co-off : end : end]
 		var dst []byte
 		if plain != nil {
 			at := (c - first) * cipher.ChunkSize

@@ -173,3 +173,61 @@ func TestReadViewEOF(t *testing.T) {
 		}
 	}
 }
+
+// shortStore cuts every GET body after cut bytes, as a store (or a
+// proxy) that ends a response early.
+type shortStore struct {
+	blobstore.Store
+	cut int64
+}
+
+func (s shortStore) Get(ctx context.Context, key string, opts blobstore.GetOptions) (io.ReadCloser, blobstore.ObjectInfo, error) {
+	rc, info, err := s.Store.Get(ctx, key, opts)
+	if err != nil {
+		return rc, info, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rc, s.cut), rc}, info, nil
+}
+
+// TestReadShortBody: a GET body that ends before its range does fails
+// the read with EIO, streamed or not; no byte of the missing part is
+// made up.
+func TestReadShortBody(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tweak func(*Options)
+	}{{"streamed", streamed}, {"cached", func(*Options) {}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tv := newTestVolume(t, EncryptionClient, tc.tweak)
+			ctx := context.Background()
+			data := make([]byte, 12<<20)
+			rand.Read(data)
+			writeFile(t, tv.Volume, "/big", data)
+			flush(t, tv.Volume)
+			v := reopenThrough(t, tv, func(s blobstore.Store) blobstore.Store { return shortStore{s, 3<<20 + 100} })
+			h, err := v.Open(ctx, "/big", syscall.O_RDONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close(ctx)
+			buf := make([]byte, 1<<20)
+			var off int64
+			for ; off < int64(len(data)); off += int64(len(buf)) {
+				n, err := h.ReadAt(ctx, buf, off)
+				if err != nil {
+					wantErrno(t, err, syscall.EIO)
+					break
+				}
+				if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+					t.Fatalf("read at %d differs", off)
+				}
+			}
+			if off >= int64(len(data)) {
+				t.Fatal("every read succeeded from GETs cut short")
+			}
+		})
+	}
+}
