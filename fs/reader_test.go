@@ -231,3 +231,32 @@ func TestReadShortBody(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamedAroundDiskCache: a file read sequentially stays out of the
+// disk cache when it is larger than a sixteenth of it (a second read
+// fetches it again), and is kept when smaller (a second read makes no
+// request).
+func TestStreamedAroundDiskCache(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient, func(o *Options) { o.MemCacheSize, o.CacheSize = 1<<20, 64<<20 })
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	writeFile(t, tv.Volume, "/large", data)         // 8 MiB > 64 MiB / 16
+	writeFile(t, tv.Volume, "/small", data[:3<<20]) // 3 MiB <= 4 MiB
+	flush(t, tv.Volume)
+	v := tv.reopen(t)
+	for _, tc := range []struct {
+		path   string
+		cached bool
+	}{{"/large", false}, {"/small", true}} {
+		if got := readFile(t, v, tc.path); !bytes.Equal(got, data[:len(got)]) {
+			t.Fatalf("%s differs", tc.path)
+		}
+		before := tv.store.count("get")
+		if got := readFile(t, v, tc.path); !bytes.Equal(got, data[:len(got)]) {
+			t.Fatalf("%s differs on the second read", tc.path)
+		}
+		if gets := tv.store.count("get") - before; (gets == 0) != tc.cached {
+			t.Fatalf("second read of %s: %d GETs (cached: %v)", tc.path, gets, tc.cached)
+		}
+	}
+}
