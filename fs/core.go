@@ -39,6 +39,7 @@ type Volume struct {
 	headSem chan struct{} // bounds the parallel requests (GETs, HEADs) of listings
 	getSem  chan struct{} // bounds parallel ranged GETs
 	bufs    sync.Pool     // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
+	plains  sync.Pool     // *[]byte of a segment's plaintext (reader.go)
 
 	// The upload pipeline (writeback.go).
 	upSem chan struct{} // bounds parallel uploads

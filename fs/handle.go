@@ -229,6 +229,19 @@ func (v *Volume) acquire(ctx context.Context, p string) (*file, error) {
 // ReadAt reads plaintext at off; at the end of the file it returns fewer
 // bytes and io.EOF.
 func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	rv, err := h.ReadView(ctx, p, off)
+	if rv == nil {
+		return 0, err
+	}
+	n := rv.copyTo(p)
+	rv.Release()
+	return n, err
+}
+
+// ReadView reads like ReadAt, but returns the bytes as a view: of p, or
+// of the file's read-ahead buffers without a copy. The caller must
+// Release it. It is nil when the error is not io.EOF.
+func (h *Handle) ReadView(ctx context.Context, p []byte, off int64) (*ReadView, error) {
 	f := h.f
 	f.mu.Lock()
 	st := f.st
@@ -240,11 +253,11 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if st != nil {
 		n, err := st.ReadAt(p, off)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return n, f.v.stagingFailed(f, err)
+			return nil, f.v.stagingFailed(f, err)
 		}
-		return n, err
+		return &ReadView{Slices: [][]byte{p[:n]}}, err
 	}
-	n, err := rd.ReadAt(ctx, p, off)
+	rv, err := rd.view(ctx, int64(len(p)), off)
 	if e := Errno(err); e == syscall.ENOENT || e == syscall.ESTALE {
 		// An unlink or rename over the file while this read was in
 		// flight gave the handles a private copy, then removed the
@@ -253,13 +266,19 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		st = f.st
 		f.mu.Unlock()
 		if st != nil {
-			return h.ReadAt(ctx, p, off)
+			return h.ReadView(ctx, p, off)
 		}
 	}
-	if err != nil && !errors.Is(err, io.EOF) && Errno(err) == syscall.EIO {
-		err = f.v.failEIO("read", rd.n.path, rd.n.key, err)
+	if err != nil {
+		if Errno(err) == syscall.EIO {
+			err = f.v.failEIO("read", rd.n.path, rd.n.key, err)
+		}
+		return nil, err
 	}
-	return n, err
+	if rv.Len() < len(p) {
+		return rv, io.EOF
+	}
+	return rv, nil
 }
 
 // WriteAt writes p at off (at the end with O_APPEND).

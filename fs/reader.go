@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cofferfs/coffer/blobstore"
@@ -40,10 +41,40 @@ type reader struct {
 	segs   map[int64]*segment // fetched or in flight, by segment index
 }
 
+// segment is one unit of read-ahead. Its chunks that came from the
+// store were decrypted into buf, a buffer of the volume's pool (nil when
+// the chunks live in the memory cache instead). buf goes back to the
+// pool when the last reference is released: references are held by the
+// reader's map, by the fetch filling it, and by every read using its
+// chunks (a read given to FUSE without a copy holds it until the reply is
+// written). A reader dropped with segments in its map leaves their
+// buffers to the garbage collector, never to the pool.
 type segment struct {
 	done   chan struct{}
-	chunks [][]byte // plaintext
+	chunks [][]byte // plaintext, once done is closed without err
 	err    error
+	buf    []byte
+	refs   atomic.Int32
+}
+
+// newSegment returns a segment referenced by the reader's map and by its
+// fetch; pooled says its chunks go to a buffer of the pool.
+func (v *Volume) newSegment(pooled bool) *segment {
+	seg := &segment{done: make(chan struct{})}
+	seg.refs.Store(2)
+	if pooled {
+		seg.buf = v.getPlain()
+	}
+	return seg
+}
+
+// release drops one reference; the last one returns buf to the pool.
+func (seg *segment) release(v *Volume) {
+	if n := seg.refs.Add(-1); n == 0 && seg.buf != nil {
+		v.putPlain(seg.buf)
+	} else if n < 0 {
+		panic("fs: segment released more often than referenced")
+	}
 }
 
 func (v *Volume) newReader(n *node) *reader {
@@ -59,19 +90,35 @@ func (r *reader) chunkCount() int64 {
 
 // ReadAt reads plaintext at off.
 func (r *reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	size := r.n.attr.Size
-	if off >= size {
-		return 0, io.EOF
+	rv, err := r.view(ctx, int64(len(p)), off)
+	if err != nil {
+		return 0, err
 	}
-	want := min(int64(len(p)), size-off)
+	n := rv.copyTo(p)
+	rv.Release()
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// view returns the plaintext of up to n bytes at off (fewer at the end
+// of the file) without copying it.
+func (r *reader) view(ctx context.Context, n, off int64) (*ReadView, error) {
+	size := r.n.attr.Size
+	if off >= size || n <= 0 {
+		return &ReadView{}, nil
+	}
+	want := min(n, size-off)
 	first, last := off/cipher.ChunkSize, (off+want-1)/cipher.ChunkSize
 
 	// The kernel's read-ahead sends several reads at once, so they may
 	// arrive slightly out of order: near the last end counts as
-	// sequential.
+	// sequential. A read at 0 that leaves more of the file starts a
+	// sequential run: the kernel reads a file from its start as one.
 	r.mu.Lock()
 	const slack = 1 << 20
-	sequential := off > 0 && off >= r.next-slack && off <= r.next+slack
+	sequential := off > 0 && off >= r.next-slack && off <= r.next+slack || off == 0 && want < size
 	if sequential {
 		r.window = min(max(r.window*2, 1), maxWindow)
 		r.next = max(r.next, off+want)
@@ -82,32 +129,85 @@ func (r *reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	window := r.window
 	r.mu.Unlock()
 
+	rv := &ReadView{v: r.v}
 	var chunks [][]byte
 	var err error
 	if window > 0 || r.hasSegments(first, last) {
-		chunks, err = r.readAhead(ctx, first, last, window)
+		chunks, rv.segs, err = r.readAhead(ctx, first, last, window)
 	} else {
-		chunks, err = r.fetch(ctx, first, last, allCaches)
+		chunks, err = r.fetch(ctx, first, last, allCaches, nil)
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
 	pos := off
 	for i, c := range chunks {
-		start := first + int64(i)
-		within := pos - start*cipher.ChunkSize
-		if within >= int64(len(c)) {
+		within := pos - (first+int64(i))*cipher.ChunkSize
+		if within >= int64(len(c)) || pos >= off+want {
 			break
 		}
-		k := copy(p[n:want], c[within:])
-		n += k
-		pos += int64(k)
+		b := c[within:min(int64(len(c)), within+off+want-pos)]
+		rv.add(b)
+		pos += int64(len(b))
 	}
-	if int64(n) < int64(len(p)) {
-		return n, io.EOF
+	return rv, nil
+}
+
+// ReadView is the plaintext a read returned, as slices of the file's
+// buffers: valid until Release, and never to be modified.
+type ReadView struct {
+	Slices [][]byte
+	v      *Volume
+	segs   []*segment // references held until Release
+	done   atomic.Bool
+}
+
+// Len is the number of bytes in the view.
+func (rv *ReadView) Len() int {
+	n := 0
+	for _, b := range rv.Slices {
+		n += len(b)
 	}
-	return n, nil
+	return n
+}
+
+// Release gives the view's buffers back; the slices must not be used
+// after it. Calling it again does nothing.
+func (rv *ReadView) Release() {
+	if rv.done.Swap(true) {
+		return
+	}
+	rv.Slices = nil
+	for _, seg := range rv.segs {
+		seg.release(rv.v)
+	}
+	rv.segs = nil
+}
+
+// add appends b, merged with the last slice when it continues it in
+// memory (consecutive chunks of one segment buffer).
+func (rv *ReadView) add(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if k := len(rv.Slices) - 1; k >= 0 {
+		last := rv.Slices[k]
+		if cap(last) > len(last) && &last[:len(last)+1][len(last)] == &b[0] {
+			rv.Slices[k] = last[:len(last)+len(b)]
+			return
+		}
+	}
+	rv.Slices = append(rv.Slices, b)
+}
+
+// copyTo copies the view into p (which it may already be) and returns
+// the number of bytes copied.
+func (rv *ReadView) copyTo(p []byte) int {
+	n := 0
+	for _, b := range rv.Slices {
+		n += copy(p[n:], b)
+	}
+	return n
 }
 
 func (r *reader) hasSegments(first, last int64) bool {
@@ -122,16 +222,20 @@ func (r *reader) hasSegments(first, last int64) bool {
 }
 
 // readAhead serves chunks first..last from segments, starting the
-// segments of the window ahead and dropping the ones behind.
-func (r *reader) readAhead(ctx context.Context, first, last int64, window int) ([][]byte, error) {
+// segments of the window ahead and dropping the ones behind. It returns
+// the segments the chunks belong to, each with a reference the caller
+// must release.
+func (r *reader) readAhead(ctx context.Context, first, last int64, window int) ([][]byte, []*segment, error) {
+	v := r.v
 	lastSeg := (r.chunkCount() - 1) / segChunks
 	cur, needed := first/segChunks, last/segChunks
 	end := min(needed+int64(window), lastSeg)
 	pol := r.streamCaches()
 	r.mu.Lock()
-	for s := range r.segs {
+	for s, seg := range r.segs {
 		if s < cur {
 			delete(r.segs, s)
+			seg.release(v)
 		}
 	}
 	// The first missing segment of the window: everything before it is
@@ -145,7 +249,7 @@ func (r *reader) readAhead(ctx context.Context, first, last int64, window int) (
 	if m <= end && (m <= needed || 2*(m-needed-1) < int64(window)) {
 		var run []*segment
 		for s := m; s <= end && r.segs[s] == nil && len(run) < maxWindow; s++ {
-			seg := &segment{done: make(chan struct{})}
+			seg := v.newSegment(!pol.mem)
 			r.segs[s] = seg
 			run = append(run, seg)
 		}
@@ -153,11 +257,11 @@ func (r *reader) readAhead(ctx context.Context, first, last int64, window int) (
 			// Read before: each segment from the caches (and the store
 			// for what they lost).
 			for i, seg := range run {
-				r.v.bg.Add(1)
+				v.bg.Add(1)
 				go r.fill(m+int64(i), seg, pol)
 			}
 		} else {
-			r.v.bg.Add(1)
+			v.bg.Add(1)
 			go r.stream(m, run, pol)
 		}
 	}
@@ -165,35 +269,43 @@ func (r *reader) readAhead(ctx context.Context, first, last int64, window int) (
 	for s := cur; s <= needed; s++ {
 		seg := r.segs[s]
 		if seg == nil { // a hole left by a failed segment
-			seg = &segment{done: make(chan struct{})}
+			seg = v.newSegment(!pol.mem)
 			r.segs[s] = seg
-			r.v.bg.Add(1)
+			v.bg.Add(1)
 			go r.fill(s, seg, pol)
 		}
+		seg.refs.Add(1) // the map holds one: never back from 0
 		need = append(need, seg)
 	}
 	r.mu.Unlock()
+	fail := func(err error) ([][]byte, []*segment, error) {
+		for _, seg := range need {
+			seg.release(v)
+		}
+		return nil, nil, err
+	}
 	var out [][]byte
 	for i, seg := range need {
 		select {
 		case <-seg.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return fail(ctx.Err())
 		}
 		if seg.err != nil {
 			r.mu.Lock()
 			if r.segs[cur+int64(i)] == seg {
 				delete(r.segs, cur+int64(i))
+				seg.release(v)
 			}
 			r.mu.Unlock()
-			return nil, seg.err
+			return fail(seg.err)
 		}
 		base := (cur + int64(i)) * segChunks
 		for c := max(first, base); c <= min(last, base+int64(len(seg.chunks))-1); c++ {
 			out = append(out, seg.chunks[c-base])
 		}
 	}
-	return out, nil
+	return out, need, nil
 }
 
 // inCache reports whether chunk c is in the block cache.
@@ -211,8 +323,9 @@ func (r *reader) fill(s int64, seg *segment, pol cachePolicy) {
 	defer r.v.bg.Done()
 	first := s * segChunks
 	last := min(first+segChunks, r.chunkCount()) - 1
-	seg.chunks, seg.err = r.fetch(r.v.ctx, first, last, pol)
+	seg.chunks, seg.err = r.fetch(r.v.ctx, first, last, pol, seg.buf)
 	close(seg.done)
+	seg.release(r.v)
 }
 
 // stream fetches the consecutive segments run (the first is s0) with
@@ -234,16 +347,19 @@ func (r *reader) stream(s0 int64, run []*segment, pol cachePolicy) {
 		for ; i < len(run); i++ {
 			sf := first + int64(i)*segChunks
 			sl := min(sf+segChunks-1, last)
-			run[i].chunks = make([][]byte, sl-sf+1)
-			if err = r.read(body, sf, sl, run[i].chunks, pol); err != nil {
+			chunks := make([][]byte, sl-sf+1)
+			if err = r.read(body, sf, sl, chunks, pol, run[i].buf); err != nil {
 				break
 			}
+			run[i].chunks = chunks
 			close(run[i].done)
+			run[i].release(v)
 		}
 	}
 	for ; i < len(run); i++ {
-		run[i].chunks, run[i].err = nil, err
+		run[i].err = err
 		close(run[i].done)
+		run[i].release(v)
 	}
 }
 
@@ -256,20 +372,24 @@ var allCaches = cachePolicy{disk: true, mem: true}
 func (p cachePolicy) cached() bool { return p.disk || p.mem }
 
 // streamCaches is where read-ahead puts what it fetches. Streaming a
-// file larger than a quarter of a cache through it would only flush the
-// cache (each chunk written, then evicted unread) and cost the writes:
-// on a cold sequential read of a large file the disk cache's writes took
-// a third of the CPU. Such files are read ahead around the caches, into
-// reused buffers.
+// large file through a cache would mostly flush it (each chunk written,
+// then evicted unread) and cost the writes, for a file that is most
+// likely read once: on a cold sequential read of a 256 MiB file through
+// the default 1 GiB disk cache the mount spent 2.2-2.7x the CPU of the
+// same read around it (versitygw, 2 cores). So read-ahead keeps a file in
+// the disk cache only up to a sixteenth of its size (64 MiB by default),
+// in the memory cache up to a quarter of its size; larger files are read
+// ahead around the caches, into reused buffers. Random reads cache
+// whatever they fetch.
 func (r *reader) streamCaches() cachePolicy {
 	size := r.n.attr.Size
-	return cachePolicy{disk: size <= r.v.opts.CacheSize/4, mem: size <= r.v.opts.MemCacheSize/4}
+	return cachePolicy{disk: size <= r.v.opts.CacheSize/16, mem: size <= r.v.opts.MemCacheSize/4}
 }
 
 // fetch returns the plaintext of chunks first..last: from the block
 // cache where present, the rest with one ranged GET per run of missing
-// chunks.
-func (r *reader) fetch(ctx context.Context, first, last int64, pol cachePolicy) ([][]byte, error) {
+// chunks, decrypted into plain (see read).
+func (r *reader) fetch(ctx context.Context, first, last int64, pol cachePolicy, plain []byte) ([][]byte, error) {
 	out := make([][]byte, last-first+1)
 	blocks := r.v.local.blocks
 	missing := -1
@@ -293,7 +413,11 @@ func (r *reader) fetch(ctx context.Context, first, last int64, pol cachePolicy) 
 			}
 		}
 		if missing >= 0 {
-			if err := r.get(ctx, int64(missing), c-1, out[int64(missing)-first:], pol); err != nil {
+			var dst []byte
+			if plain != nil {
+				dst = plain[(int64(missing)-first)*cipher.ChunkSize:]
+			}
+			if err := r.get(ctx, int64(missing), c-1, out[int64(missing)-first:], pol, dst); err != nil {
 				return nil, err
 			}
 			missing = -1
@@ -302,8 +426,8 @@ func (r *reader) fetch(ctx context.Context, first, last int64, pol cachePolicy) 
 	return out, nil
 }
 
-// get fetches chunks first..last with one ranged GET into out.
-func (r *reader) get(ctx context.Context, first, last int64, out [][]byte, pol cachePolicy) error {
+// get fetches chunks first..last with one ranged GET into out (see read).
+func (r *reader) get(ctx context.Context, first, last int64, out [][]byte, pol cachePolicy, plain []byte) error {
 	size := r.n.attr.Size
 	off, _ := r.v.lay.chunkRange(first, size)
 	lo, ln := r.v.lay.chunkRange(last, size)
@@ -312,7 +436,7 @@ func (r *reader) get(ctx context.Context, first, last int64, out [][]byte, pol c
 		return err
 	}
 	defer body.Close()
-	return r.read(body, first, last, out, pol)
+	return r.read(body, first, last, out, pol, plain)
 }
 
 // open starts a ranged GET of the version's stored bytes (If-Match on
@@ -353,9 +477,12 @@ func (b *slotBody) Close() error {
 
 // read reads the stored bytes of chunks first..last from body,
 // authenticates them into out and puts them in the caches pol names.
-// Chunks kept out of the memory cache share one plaintext buffer;
-// without the disk cache the stored bytes' buffer is reused.
-func (r *reader) read(body io.Reader, first, last int64, out [][]byte, pol cachePolicy) error {
+// Each chunk is opened as soon as its bytes arrived, while they are in
+// the CPU's cache. Chunks kept out of the memory cache are decrypted
+// into plain (chunk first at 0, each at a multiple of the chunk size),
+// or into one new buffer when plain is nil; without the disk cache the
+// stored bytes' buffer is reused.
+func (r *reader) read(body io.Reader, first, last int64, out [][]byte, pol cachePolicy, plain []byte) error {
 	v := r.v
 	size := r.n.attr.Size
 	off, _ := v.lay.chunkRange(first, size)
@@ -368,38 +495,51 @@ func (r *reader) read(body io.Reader, first, last int64, out [][]byte, pol cache
 		buf = v.getBuffer(length)
 		defer v.putBuffer(buf)
 	}
-	if _, err := io.ReadFull(body, buf); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return v.authFailed(r.n.path, r.n.key, fmt.Errorf("%w: object shorter than its size", cipher.ErrAuth))
-		}
-		return err
-	}
-	var plainBuf []byte
-	if !pol.mem {
+	if !pol.mem && plain == nil {
 		// One buffer for all: the memory cache never holds these, so
 		// no small chunk can keep the whole buffer alive there.
-		plainBuf = make([]byte, (last+1-first)*cipher.ChunkSize)
+		plain = make([]byte, (last+1-first)*cipher.ChunkSize)
 	}
+	got := int64(0) // bytes of buf read
 	for c := first; c <= last; c++ {
 		co, cn := v.lay.chunkRange(c, size)
-		stored := buf[co-off : co-off+cn : co-off+cn]
-		var dst []byte
-		if plainBuf != nil {
-			at := (c - first) * cipher.ChunkSize
-			dst = plainBuf[at:at:min(at+cipher.ChunkSize, int64(len(plainBuf)))]
+		end := co - off + cn
+		for got < end {
+			// As much as has arrived (one read of the socket), so that
+			// a fast stream costs few system calls.
+			n, err := body.Read(buf[got:])
+			got += int64(n)
+			if errors.Is(err, io.EOF) && got < length {
+				return v.authFailed(r.n.path, r.n.key, fmt.Errorf("%w: object shorter than its size", cipher.ErrAuth))
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
 		}
-		plain, err := v.lay.openChunk(r.n.okey, dst, stored, c, size)
+		stored := buf[co-off : end : end]
+		var dst []byte
+		if plain != nil {
+			at := (c - first) * cipher.ChunkSize
+			dst = plain[at:at:min(at+cipher.ChunkSize, int64(len(plain)))]
+		}
+		p, err := v.lay.openChunk(r.n.okey, dst, stored, c, size)
 		if err != nil {
 			return v.authFailed(r.n.path, r.n.key, err)
+		}
+		if dst != nil {
+			// The same bytes, with plain's capacity beyond them: a
+			// view merges consecutive chunks into one slice.
+			at := (c - first) * cipher.ChunkSize
+			p = plain[at : at+int64(len(p))]
 		}
 		id := blockID{Object: r.object, Index: c}
 		if pol.disk {
 			v.local.blocks.PutStored(id, stored)
 		}
 		if pol.mem {
-			v.local.blocks.PutPlain(id, plain)
+			v.local.blocks.PutPlain(id, p)
 		}
-		out[c-first] = plain
+		out[c-first] = p
 	}
 	return nil
 }
@@ -424,6 +564,17 @@ func (v *Volume) putBuffer(b []byte) {
 		v.bufs.Put(&b)
 	}
 }
+
+// getPlain returns a buffer for the plaintext of a whole segment.
+func (v *Volume) getPlain() []byte {
+	if b, ok := v.plains.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, segChunks*cipher.ChunkSize)
+}
+
+// putPlain hands a buffer of getPlain back for reuse.
+func (v *Volume) putPlain(b []byte) { v.plains.Put(&b) }
 
 // segmentBufSize holds the stored bytes of a whole read-ahead segment
 // (header included).

@@ -187,11 +187,13 @@ func TestFailedUploadIsRetriedAndReported(t *testing.T) {
 	}
 }
 
-// TestReadAfterRemoteChangeIsStale: an open reader never mixes versions.
+// TestReadAfterRemoteChangeIsStale: an open reader never mixes versions:
+// a read that needs the store after another mount replaced the file
+// (here past what read-ahead fetched after the first read) is ESTALE.
 func TestReadAfterRemoteChangeIsStale(t *testing.T) {
 	tv := newTestVolume(t, EncryptionClient)
 	ctx := context.Background()
-	data := make([]byte, 1<<20)
+	data := make([]byte, 16<<20)
 	rand.Read(data)
 	writeFile(t, tv.Volume, "/big", data)
 	flush(t, tv.Volume)
@@ -206,9 +208,9 @@ func TestReadAfterRemoteChangeIsStale(t *testing.T) {
 		t.Fatalf("first read: %v", err)
 	}
 	other := tv.reopen(t)
-	writeFile(t, other, "/big", bytes.Repeat([]byte("z"), 1<<20))
+	writeFile(t, other, "/big", bytes.Repeat([]byte("z"), 16<<20))
 	flush(t, other)
-	_, err = h.ReadAt(ctx, buf, 900000)
+	_, err = h.ReadAt(ctx, buf, 15<<20)
 	wantErrno(t, err, syscall.ESTALE)
 }
 

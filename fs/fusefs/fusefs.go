@@ -750,11 +750,36 @@ func (f *file) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off in
 	if !ok {
 		return nil, syscall.EBADF
 	}
-	n, err := h.h.ReadAt(ctx, dest, off)
+	rv, err := h.h.ReadView(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, errno(err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	if rv.Len() == 0 {
+		// go-fuse writes an empty reply without calling Done.
+		rv.Release()
+		return fuse.ReadResultData(nil), 0
+	}
+	return readResult{rv}, 0
+}
+
+// readResult replies to a READ with the slices of a view, written to the
+// kernel with one writev and no copy in between (go-fuse's withSlice);
+// go-fuse calls Done once the reply is written, or dropped.
+type readResult struct{ rv *cfs.ReadView }
+
+var _ fuse.ReadResult = readResult{}
+
+func (r readResult) Slices() ([][]byte, fuse.Status) { return r.rv.Slices, fuse.OK }
+func (r readResult) Size() int                       { return r.rv.Len() }
+func (r readResult) Done()                           { r.rv.Release() }
+
+// Bytes is for go-fuse's paths that need one buffer.
+func (r readResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:0]
+	for _, b := range r.rv.Slices {
+		buf = append(buf, b...)
+	}
+	return buf, fuse.OK
 }
 
 func (f *file) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
