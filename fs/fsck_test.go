@@ -293,6 +293,10 @@ func TestFsckRepairCacheDir(t *testing.T) {
 	// it does not.
 	asideStored := stage("/c", bytes.Repeat([]byte{'a' + 3}, 5000))
 	asideKept := stage("/aside", []byte("set aside by recovery"))
+	// Its spares (made ahead of demand) go; the one planted below stays.
+	if err := sd.Close(); err != nil {
+		t.Fatal(err)
+	}
 	os.MkdirAll(filepath.Join(cache, lostFound), 0o700)
 	for _, p := range []*string{&asideStored, &asideKept} {
 		to := filepath.Join(cache, lostFound, filepath.Base(*p))

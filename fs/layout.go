@@ -45,6 +45,10 @@ type layout interface {
 	chunkRange(index, plainSize int64) (off, n int64)
 	openChunk(ok *cipher.ObjectKey, dst, stored []byte, index, plainSize int64) ([]byte, error)
 	encrypter(ok *cipher.ObjectKey, w io.Writer) io.WriteCloser
+	// sealSmall is the stored body of a plaintext of at most
+	// cipher.ChunkSize bytes, built in memory: what encrypter writes
+	// for it (putBody's path for small files).
+	sealSmall(ok *cipher.ObjectKey, plain []byte) []byte
 	// blockObject names an object version in the block cache without
 	// revealing its key or name.
 	blockObject(key, etag string, ok *cipher.ObjectKey) [32]byte
@@ -103,6 +107,12 @@ func (l *clientLayout) openChunk(ok *cipher.ObjectKey, dst, stored []byte, index
 
 func (l *clientLayout) encrypter(ok *cipher.ObjectKey, w io.Writer) io.WriteCloser {
 	return ok.NewEncrypter(w)
+}
+
+func (l *clientLayout) sealSmall(ok *cipher.ObjectKey, plain []byte) []byte {
+	body := make([]byte, 0, l.objectSize(int64(len(plain))))
+	body = append(body, ok.Header()...)
+	return ok.SealChunk(body, plain, 0, true)
 }
 
 func (l *clientLayout) blockObject(_, _ string, ok *cipher.ObjectKey) [32]byte {
@@ -342,6 +352,8 @@ func (l *plainLayout) openChunk(_ *cipher.ObjectKey, dst, stored []byte, _, _ in
 func (l *plainLayout) encrypter(_ *cipher.ObjectKey, w io.Writer) io.WriteCloser {
 	return nopCloser{w}
 }
+
+func (l *plainLayout) sealSmall(_ *cipher.ObjectKey, plain []byte) []byte { return plain }
 
 func (l *plainLayout) blockObject(key, etag string, _ *cipher.ObjectKey) [32]byte {
 	m := hmac.New(sha256.New, l.secret)

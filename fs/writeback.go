@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -216,12 +217,25 @@ func (v *Volume) storeStaged(ctx context.Context, job uploadJob) (*node, error) 
 	return &node{path: p, attr: attr, base: attr, key: key, etag: info.ETag, objSize: info.Size, okey: okey, long: long}, nil
 }
 
-// putBody encrypts a plaintext body of size bytes into key.
+// putBody encrypts a plaintext body of size bytes into key. A body of at
+// most one chunk (a small file, a symlink) is sealed in memory, in the
+// uploading goroutine; a bigger one is encrypted on the fly by a
+// goroutine of its own through a pipe, one chunk at a time. Measured on
+// 2000 files of 4 KiB: the pipe, its goroutine and the encrypter's two
+// chunk buffers (128 KiB allocated and cleared per file) cost about a
+// tenth of the mount's CPU (a CPU profile of the bench's small-file phase).
 func (v *Volume) putBody(ctx context.Context, key string, okey *cipher.ObjectKey, plain io.Reader, size int64, meta map[string]string, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
 	opts.Metadata = meta
 	objSize := v.lay.objectSize(size)
 	body := plain
-	if v.client {
+	switch {
+	case size <= cipher.ChunkSize:
+		b := make([]byte, size)
+		if _, err := io.ReadFull(plain, b); err != nil {
+			return blobstore.ObjectInfo{}, err
+		}
+		body = bytes.NewReader(v.lay.sealSmall(okey, b))
+	case v.client:
 		pr, pw := io.Pipe()
 		go func() {
 			enc := v.lay.encrypter(okey, pw)

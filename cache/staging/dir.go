@@ -25,6 +25,17 @@ const runBlocks = 16
 // maxSpares bounds the removed files kept (empty, open) for reuse.
 const maxSpares = 256
 
+// Spares are also made ahead of demand: when a Create leaves fewer than
+// spareLow, a background goroutine creates empty files until spareHigh
+// are kept. Measured on 2000 files of 4 KiB written into a fresh mount:
+// until uploads free staging files, every create made its file on the
+// FUSE request's path, and that openat(2) was 30% of the mount's CPU in
+// the create phase.
+const (
+	spareLow  = 32
+	spareHigh = 128
+)
+
 // sealer seals the blocks of one file; *cipher.LocalSealer implements it.
 type sealer interface {
 	Seal(dst, plain []byte, index uint64) []byte
@@ -48,6 +59,10 @@ type Dir struct {
 	mu       sync.Mutex
 	spares   []spare
 	spareCap int
+	// The background refill (refill): running, and waited for by Close.
+	refilling bool
+	closed    bool
+	refills   sync.WaitGroup
 }
 
 type spare struct {
@@ -95,11 +110,7 @@ func (d *Dir) Create(meta []byte) (*File, error) {
 	if len(meta) > MaxMetaSize {
 		return nil, fmt.Errorf("staging: meta of %d bytes exceeds %d", len(meta), MaxMetaSize)
 	}
-	var id [16]byte
 	salt := make([]byte, cipher.LocalSaltSize)
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, fmt.Errorf("staging: %w", err)
-	}
 	if _, err := rand.Read(salt); err != nil {
 		return nil, fmt.Errorf("staging: %w", err)
 	}
@@ -110,10 +121,8 @@ func (d *Dir) Create(meta []byte) (*File, error) {
 	}
 	name, osf := d.takeSpare()
 	if osf == nil {
-		name = hex.EncodeToString(id[:]) + nameSuffix
-		osf, err = os.OpenFile(filepath.Join(d.path, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("staging: %w", err)
+		if name, osf, err = d.newEmpty(); err != nil {
+			return nil, err
 		}
 	}
 	f := newFile(d, name, filepath.Join(d.path, name), salt, osf, g, s)
@@ -125,6 +134,20 @@ func (d *Dir) Create(meta []byte) (*File, error) {
 		return nil, f.abandon(err)
 	}
 	return f, nil
+}
+
+// newEmpty creates an empty file under a new random name.
+func (d *Dir) newEmpty() (string, *os.File, error) {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", nil, fmt.Errorf("staging: %w", err)
+	}
+	name := hex.EncodeToString(id[:]) + nameSuffix
+	osf, err := os.OpenFile(filepath.Join(d.path, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", nil, fmt.Errorf("staging: %w", err)
+	}
+	return name, osf, nil
 }
 
 // Open reopens the staging file called name (as returned by Name or List).
@@ -229,6 +252,10 @@ func (d *Dir) List() ([]string, error) {
 // still open stay usable.
 func (d *Dir) Close() error {
 	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.refills.Wait()
+	d.mu.Lock()
 	spares := d.spares
 	d.spares = nil
 	d.mu.Unlock()
@@ -265,10 +292,17 @@ func (d *Dir) collectSpares() error {
 	return nil
 }
 
+// takeSpare takes a spare, if one is kept, and starts the refill when
+// they run low.
 func (d *Dir) takeSpare() (string, *os.File) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := len(d.spares)
+	if n-1 < spareLow && !d.refilling && !d.closed && d.spareCap > 0 {
+		d.refilling = true
+		d.refills.Add(1)
+		go d.refill()
+	}
 	if n == 0 {
 		return "", nil
 	}
@@ -277,11 +311,39 @@ func (d *Dir) takeSpare() (string, *os.File) {
 	return s.name, s.f
 }
 
-// putSpare keeps an emptied file for reuse, unless enough are kept.
+// refill creates spares until spareHigh are kept (at most spareCap), the
+// directory closes, or a create fails (Create then makes its own file,
+// and reports the error).
+func (d *Dir) refill() {
+	defer d.refills.Done()
+	for {
+		d.mu.Lock()
+		if d.closed || len(d.spares) >= min(spareHigh, d.spareCap) {
+			d.refilling = false
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		name, f, err := d.newEmpty()
+		if err == nil && !d.putSpare(name, f) {
+			f.Close()
+			err = os.Remove(filepath.Join(d.path, name))
+		}
+		if err != nil {
+			d.mu.Lock()
+			d.refilling = false
+			d.mu.Unlock()
+			return
+		}
+	}
+}
+
+// putSpare keeps an emptied file for reuse, unless enough are kept or the
+// directory is closed.
 func (d *Dir) putSpare(name string, f *os.File) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.spares) >= d.spareCap {
+	if d.closed || len(d.spares) >= d.spareCap {
 		return false
 	}
 	d.spares = append(d.spares, spare{name, f})

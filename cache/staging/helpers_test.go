@@ -16,6 +16,8 @@ func newTestDir(t testing.TB, blockSize int64) *Dir {
 	if blockSize != 0 {
 		d.blockSize = blockSize
 	}
+	// Before the TempDir's removal: the refill may still be making spares.
+	t.Cleanup(func() { d.Close() })
 	return d
 }
 

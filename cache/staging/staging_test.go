@@ -351,6 +351,7 @@ func TestReopenEmpty(t *testing.T) {
 func TestSpareReuse(t *testing.T) {
 	d := newTestDir(t, bs)
 	f := mustCreate(t, d, []byte("old meta"))
+	d.refills.Wait() // the spares made ahead of demand, kept before this one
 	f.WriteAt(pattern(3*bs, 1), 0)
 	name := f.Name()
 	if err := f.Remove(); err != nil {
@@ -382,17 +383,28 @@ func TestSpareReuse(t *testing.T) {
 		t.Fatalf("reused file reads %q", got)
 	}
 	h.Remove()
-	// A new Dir (after a run that never called Close) adopts the spare;
-	// Close deletes it.
+	// A new Dir (after a run that never called Close) adopts the spares
+	// (this one and those made ahead of demand); Close deletes them.
+	empty := map[string]bool{}
+	ents, _ := os.ReadDir(d.path)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Size() == 0 {
+			empty[e.Name()] = true
+		}
+	}
+	if !empty[name] || len(empty) != spareHigh+1 {
+		t.Fatalf("%d empty files (spare %s among them: %v), want %d", len(empty), name, empty[name], spareHigh+1)
+	}
 	d2, err := OpenDir(d.path, testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d2.blockSize, d2.newSealer = d.blockSize, d.newSealer
 	k := mustCreate(t, d2, nil)
-	if k.Name() != name {
-		t.Fatalf("new Dir did not adopt the spare")
+	if !empty[k.Name()] {
+		t.Fatalf("new Dir made %s instead of adopting a spare", k.Name())
 	}
+	name = k.Name()
 	k.Close()
 	if err := k.Remove(); err != nil { // closed first: still emptied and kept
 		t.Fatal(err)
@@ -680,4 +692,55 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("accepted record does not re-encode: %+v", r)
 		}
 	})
+}
+
+// TestSparesMadeAheadOfDemand: a Create that leaves fewer than spareLow
+// spares starts a refill up to spareHigh empty files (0600, never
+// listed), which the next Creates take instead of making their own, and
+// Close waits for a refill under way and deletes what it made.
+func TestSparesMadeAheadOfDemand(t *testing.T) {
+	d := newTestDir(t, bs)
+	first := mustCreate(t, d, []byte("m"))
+	d.refills.Wait()
+	spares := map[string]bool{}
+	for _, s := range d.spares {
+		spares[s.name] = true
+		st, err := os.Stat(filepath.Join(d.path, s.name))
+		if err != nil || st.Size() != 0 || st.Mode().Perm() != 0o600 {
+			t.Fatalf("spare %s: %v, %v", s.name, st, err)
+		}
+	}
+	if len(spares) != spareHigh {
+		t.Fatalf("%d spares after the first Create, want %d", len(spares), spareHigh)
+	}
+	if names, err := d.List(); err != nil || len(names) != 1 || names[0] != first.Name() {
+		t.Fatalf("List: %v, %v; want only %s", names, err, first.Name())
+	}
+	// The last of these leaves spareLow-1 spares: a refill.
+	for i := range spareHigh - spareLow + 1 {
+		if f := mustCreate(t, d, nil); !spares[f.Name()] {
+			t.Fatalf("create %d made %s instead of taking a spare", i, f.Name())
+		}
+	}
+	d.refills.Wait()
+	if len(d.spares) != spareHigh {
+		t.Fatalf("%d spares after the refill, want %d", len(d.spares), spareHigh)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(d.path)
+	if want := 2 + spareHigh - spareLow; len(ents) != want {
+		t.Fatalf("Close left %d files, want the %d created", len(ents), want)
+	}
+
+	// Closed while the refill may still run: nothing it made is left.
+	d2 := newTestDir(t, bs)
+	mustCreate(t, d2, nil)
+	if err := d2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(d2.path); len(ents) != 1 {
+		t.Fatalf("Close during a refill left %d files, want 1", len(ents))
+	}
 }
