@@ -48,6 +48,7 @@ type Volume struct {
 
 	watch *configWatch // client mode: re-reads the config (configwatch.go)
 	idx   *dirIndexes  // full-key client mode: directory indexes (dirindex.go)
+	ahead *dirAhead    // with idx: read-ahead of listed small files (dirahead.go)
 
 	writer *cipher.WriterSession // a write-only volume's session (writeonly.go)
 
@@ -122,7 +123,7 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		}
 		v.client = true
 		v.lay = &clientLayout{kr: kr, names: kr.Names(), epochs: newEpochCache(opts.Store, kr), writers: opts.Writers}
-		v.idx = newDirIndexes()
+		v.idx, v.ahead = newDirIndexes(), newDirAhead()
 		v.store = recordingStore{Store: v.store, idx: v.idx}
 		secret = kr.LocalSecret()
 	} else {

@@ -276,3 +276,34 @@ func FuzzDecodeIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestDirAhead: after a listing from the index, reading the files in
+// order fetches the first chunks of those that follow ahead of the
+// reads, so that reading them costs no request.
+func TestDirAhead(t *testing.T) {
+	const n = 40
+	tv := indexedDir(t, n)
+	v := tv.reopen(t)
+	listing(t, v, "/d")
+	for i := range 2 {
+		readFile(t, v, fmt.Sprintf("/d/f%03d", i))
+	}
+	v.ahead.mu.Lock()
+	var pending []chan struct{}
+	for _, c := range v.ahead.inflight {
+		pending = append(pending, c)
+	}
+	v.ahead.mu.Unlock()
+	for _, c := range pending {
+		<-c
+	}
+	tv.store.reset()
+	for i := 2; i < n; i++ {
+		if got, want := string(readFile(t, v, fmt.Sprintf("/d/f%03d", i))), fmt.Sprintf("file %d", i); got != want {
+			t.Fatalf("f%03d: %q, want %q", i, got, want)
+		}
+	}
+	if c := tv.store.snapshot(); c["get"]+c["head"] != 0 {
+		t.Errorf("reading files whose first chunks were read ahead: %v requests, want none", c)
+	}
+}

@@ -399,6 +399,9 @@ func (v *Volume) readDir(ctx context.Context, p string) ([]DirEntry, error) {
 	for _, name := range slices.Sorted(maps.Keys(children)) {
 		ents = append(ents, DirEntry{Name: name, Attr: v.dirs.overlay(v.overlayInode(children[name])).attr})
 	}
+	if v.ahead != nil {
+		v.ahead.listed(p, ents)
+	}
 	return ents, nil
 }
 
