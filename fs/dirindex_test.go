@@ -77,7 +77,7 @@ func (tv *testVol) coldListing(t *testing.T, dir string) (string, int) {
 	l := listing(t, v, dir)
 	c := tv.store.snapshot()
 	v.Close(context.Background())
-	return l, c["get"] + c["head"]
+	return l, c["get"] + c["head"] + c["index get"]
 }
 
 // TestDirIndexColdListing: a cold listing of a directory whose index the
