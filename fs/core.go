@@ -124,6 +124,7 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		v.client = true
 		v.lay = &clientLayout{kr: kr, names: kr.Names(), epochs: newEpochCache(opts.Store, kr), writers: opts.Writers}
 		v.idx, v.ahead = newDirIndexes(), newDirAhead()
+		v.idx.settle = v.settleIndexes
 		v.store = recordingStore{Store: v.store, idx: v.idx}
 		secret = kr.LocalSecret()
 	} else {

@@ -37,6 +37,9 @@ const (
 	// before it writes the directory's index: below it, the index would
 	// save less than it costs.
 	indexAfterFetches = 8
+	// maxOwnRecords bounds the own writes remembered before their
+	// indexes are written (a few hundred bytes each).
+	maxOwnRecords = 20000
 	// indexWriteTimeout bounds writing one index (a LIST, a GET, a PUT):
 	// it is a cache, and an unmount must never hang on a failing store.
 	indexWriteTimeout = 10 * time.Second
@@ -205,6 +208,12 @@ type dirIndexes struct {
 	dirOf map[string]string                // listing prefix -> canonical directory
 	wrote map[string]map[string]indexEntry // listing prefix -> seg -> own write
 	bg    sync.WaitGroup                   // index writes after a listing
+	// records counts the entries of wrote: at maxOwnRecords, settle
+	// (Volume.flushIndexes in the background) writes the indexes, so the
+	// memory they take stays bounded on a mount that never unmounts.
+	records  int
+	settle   func()
+	settling bool
 }
 
 func newDirIndexes() *dirIndexes {
@@ -245,7 +254,14 @@ func (x *dirIndexes) stored(key, etag string, size int64, meta map[string]string
 		w = map[string]indexEntry{}
 		x.wrote[prefix] = w
 	}
+	if _, ok := w[seg]; !ok {
+		x.records++
+	}
 	w[seg] = indexEntry{seg: seg, etag: etag, size: size, meta: maps.Clone(meta)}
+	if x.records >= maxOwnRecords && x.settle != nil && !x.settling {
+		x.settling = true
+		x.settle()
+	}
 }
 
 // ownWrites takes the records of own writes below prefix.
@@ -427,6 +443,7 @@ func (v *Volume) flushIndexes(ctx context.Context) {
 		if dir, ok := v.idx.dirOf[prefix]; ok {
 			todo = append(todo, dirty{dir, prefix})
 		} else {
+			v.idx.records -= len(v.idx.wrote[prefix])
 			delete(v.idx.wrote, prefix) // no path known: nothing to index it by
 		}
 	}
@@ -441,13 +458,26 @@ func (v *Volume) flushIndexes(ctx context.Context) {
 			v.logEvent(slog.LevelWarn, "could not update a directory index (the next cold listing fetches more)", "", d.prefix, "err", err)
 			return nil
 		}
-		v.idx.mu.Lock()
-		if w := v.idx.wrote[d.prefix]; len(w) == len(own) { // nothing stored meanwhile
-			delete(v.idx.wrote, d.prefix)
-		}
-		v.idx.mu.Unlock()
+		v.idx.done(d.prefix, own)
 		return nil
 	})
+}
+
+// done forgets the own writes below prefix that an index now holds
+// (those not written again meanwhile).
+func (x *dirIndexes) done(prefix string, own map[string]indexEntry) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	w := x.wrote[prefix]
+	for seg, e := range own {
+		if cur, ok := w[seg]; ok && cur.etag == e.etag {
+			delete(w, seg)
+			x.records--
+		}
+	}
+	if len(w) == 0 {
+		delete(x.wrote, prefix)
+	}
 }
 
 // reindex lists dir and stores its index from own writes and the old
@@ -462,4 +492,19 @@ func (v *Volume) reindex(ctx context.Context, dir, prefix string, own map[string
 	}
 	entries := buildIndex(items, own, v.loadIndex(ctx, dir))
 	return v.storeIndex(ctx, dir, entries)
+}
+
+// settleIndexes starts flushIndexes in the background, when own writes
+// pile up (dirIndexes.records; called with its lock held).
+func (v *Volume) settleIndexes() {
+	v.bg.Add(1)
+	go v.settledIndexes()
+}
+
+func (v *Volume) settledIndexes() {
+	defer v.bg.Done()
+	v.flushIndexes(v.ctx)
+	v.idx.mu.Lock()
+	v.idx.settling = false
+	v.idx.mu.Unlock()
 }
