@@ -98,16 +98,13 @@ func (v *Volume) opened(ctx context.Context, p string, n *node) {
 	}
 }
 
-// prefetchFirst fetches the first chunk of the small file at q, if its
-// node is cached and the chunk is not, in the background.
+// prefetchFirst fetches the first chunk of the small file at q in the
+// background, unless it is cached. A node no longer cached (the metadata
+// TTL passed) is looked up again, which fetches the first chunk with the
+// metadata (probe).
 func (v *Volume) prefetchFirst(q string) {
 	n, ok := v.meta.get(q)
-	if !ok || n == nil || n.key == "" || n.link != nil || n.bad != nil || n.foreign || n.isDir() ||
-		n.attr.IsSymlink() || n.attr.IsSpecial() || n.attr.Size == 0 || n.attr.Size > cipher.ChunkSize {
-		return
-	}
-	id := blockID{Object: v.lay.blockObject(n.key, n.etag, n.okey), Index: 0}
-	if _, ok := v.local.blocks.GetPlain(id); ok {
+	if ok && !v.wantsFirst(n) {
 		return
 	}
 	a := v.ahead
@@ -134,10 +131,26 @@ func (v *Volume) prefetchFirst(q string) {
 			return
 		}
 		defer func() { <-v.headSem }()
+		if !ok {
+			v.lookup(v.ctx, q) // errors: the open reports them
+			return
+		}
 		info, first, err := v.headFile(v.ctx, n.key)
 		if err != nil || info.ETag != n.etag {
 			return // the read fetches it, and reports what is wrong
 		}
 		v.keepFirstChunk(n, first)
 	}()
+}
+
+// wantsFirst reports a cached node of a small stored file whose first
+// chunk is not in the block cache.
+func (v *Volume) wantsFirst(n *node) bool {
+	if n == nil || n.key == "" || n.link != nil || n.bad != nil || n.foreign || n.isDir() ||
+		n.attr.IsSymlink() || n.attr.IsSpecial() || n.attr.Size == 0 || n.attr.Size > cipher.ChunkSize {
+		return false
+	}
+	id := blockID{Object: v.lay.blockObject(n.key, n.etag, n.okey), Index: 0}
+	_, cached := v.local.blocks.GetPlain(id)
+	return !cached
 }

@@ -281,10 +281,24 @@ func FuzzDecodeIndex(f *testing.F) {
 // order fetches the first chunks of those that follow ahead of the
 // reads, so that reading them costs no request.
 func TestDirAhead(t *testing.T) {
+	for _, expired := range []bool{false, true} {
+		t.Run(fmt.Sprintf("metadata expired %v", expired), func(t *testing.T) { testDirAhead(t, expired) })
+	}
+}
+
+// testDirAhead: with expired, the metadata TTL passes between the
+// listing and the reads, so read-ahead looks the files up again.
+func testDirAhead(t *testing.T, expired bool) {
 	const n = 40
 	tv := indexedDir(t, n)
 	v := tv.reopen(t)
 	listing(t, v, "/d")
+	if expired {
+		later := time.Now().Add(2 * DefaultMetadataTTL)
+		v.meta.mu.Lock()
+		v.meta.now = func() time.Time { return later }
+		v.meta.mu.Unlock()
+	}
 	for i := range 2 {
 		readFile(t, v, fmt.Sprintf("/d/f%03d", i))
 	}
