@@ -48,6 +48,8 @@ type Volume struct {
 	now   func() time.Time // names conflict copies (time.Now)
 
 	watch *configWatch // client mode: re-reads the config (configwatch.go)
+	idx   *dirIndexes  // full-key client mode: directory indexes (dirindex.go)
+	ahead *dirAhead    // with idx: read-ahead of listed small files (dirahead.go)
 
 	writer *cipher.WriterSession // a write-only volume's session (writeonly.go)
 
@@ -122,6 +124,9 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		}
 		v.client = true
 		v.lay = &clientLayout{kr: kr, names: kr.Names(), epochs: newEpochCache(opts.Store, kr), writers: opts.Writers}
+		v.idx, v.ahead = newDirIndexes(), newDirAhead()
+		v.idx.settle = v.settleIndexes
+		v.store = recordingStore{Store: v.store, idx: v.idx}
 		secret = kr.LocalSecret()
 	} else {
 		if secret, err = plainLocalSecret(opts); err != nil {
@@ -306,7 +311,11 @@ func (v *Volume) checkWritable(p string) error {
 // objectKey is the object key of canonical path p (not "/"), with the
 // coffer-name of its last segment when hashed.
 func (v *Volume) objectKey(p string) (key, long string, err error) {
-	return layoutKey(v.lay, p)
+	key, long, err = layoutKey(v.lay, p)
+	if err == nil {
+		v.idx.noteKey(p, key)
+	}
+	return key, long, err
 }
 
 // layoutKey is the object key of canonical path p under layout lay.

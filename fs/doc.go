@@ -242,7 +242,56 @@
 // a buffer goes back to the pool only when neither the reader nor any
 // view holds it, so a reply never carries another file's bytes. Lookups and listings fetch
 // an object's metadata with a ranged GET of its first chunk, so reading
-// a small file after `ls -l` needs no request.
+// a small file after `ls -l` needs no request; a listing answered from a
+// directory index does not, and directory read-ahead stands in for it.
+//
+// Directory indexes (dirindex.go; beyond DESIGN.md §3, which it extends).
+// A cold listing of a directory of N files would cost N requests, each
+// object's metadata living in the object. A full-key client volume keeps,
+// per directory, an attribute index object: a cache, never the source of
+// truth.
+//   - Object .coffer/dirs/<hex HMAC-SHA256(HKDF(name secret, "coffer dir
+//     index name"), canonical dir path)>: no name in the key. Body "CFD" |
+//     0x01 | KEK generation | AES-256-GCM under HKDF(KEK_gen, salt = that
+//     HMAC, "coffer dir index"), AAD "coffer dir index v1" | volume ID |
+//     generation | canonical dir path (cipher/dirindex.go): an index moved
+//     to another directory or volume, or altered, does not open; one
+//     sealed under a retired generation does not open either and is
+//     rebuilt (rotate and fsck skip indexes; fsck counts them).
+//   - Plaintext (encodeIndex): per object listed below the directory with
+//     a body (size > 0: an empty body's ETag is the same in every version),
+//     its key segment, the listing's ETag, size and LastModified, and the
+//     object's user metadata exactly as stored.
+//   - Use: a listing does one LIST and one GET of the index; an entry is
+//     used only when the LIST shows that object with that ETag, size and
+//     LastModified, and then its metadata goes through the very code a
+//     fetched answer does (listedNode: name, DEK unwrap, attributes bound
+//     to the path, writer origin). An entry that does not match or does not
+//     authenticate is fetched as without index, silently; an index that
+//     cannot be read or opened is no index. So a forged or stale index costs
+//     requests, never shows attributes that version of the object was not
+//     sealed with by a key holder. Not detected (as DESIGN.md §9's rollback):
+//     metadata an object version had before a metadata-only copy on a
+//     server whose copies keep LastModified (versitygw), when the index
+//     predates the copy and the copying mount did not rewrite it.
+//   - Writes (last writer wins): a listing that had to fetch at least
+//     indexAfterFetches entries writes the index in the background from
+//     what it fetched (the LIST preceded those fetches, so a change in
+//     between leaves an entry that a later listing refetches); and every
+//     Flush (unmount) rewrites the index of each directory this mount
+//     stored into (PUT, copy, multipart: recordingStore records the
+//     metadata sent and the ETag answered): one LIST (a PUT does not return
+//     LastModified), the old index, one PUT, each bounded by
+//     indexWriteTimeout and only logged on failure. Own writes take
+//     precedence over the old index, since on versitygw only the mount that
+//     made a chmod knows of it. Past maxOwnRecords remembered writes the
+//     rewrite runs in the background. Read-only, write-only and none-mode
+//     volumes write no index; write-only and none-mode ones read none.
+//   - Directory read-ahead (dirahead.go): a listing from the index brings
+//     no first chunks, so opening two files of a listed directory in name
+//     order fetches the first chunks of the next small files (up to
+//     aheadWindow) in parallel; cp -r, tar and the like then wait for no
+//     GET per file, and a bare ls -l fetches nothing.
 //
 // Config: OpenVolume uses a config only once cipher authenticated it
 // (entry authentication included) and its modes match the caller's; a

@@ -173,6 +173,14 @@ func (v *Volume) open(ctx context.Context, p string, flags int) (*Handle, error)
 	if err != nil {
 		return nil, err
 	}
+	if !writable && !trunc {
+		f.mu.Lock()
+		n, staged := f.node, f.st != nil
+		f.mu.Unlock()
+		if !staged {
+			v.opened(ctx, p, n) // directory read-ahead (dirahead.go)
+		}
+	}
 	h := &Handle{f: f, writable: writable, append: flags&syscall.O_APPEND != 0}
 	if trunc {
 		if err := f.truncate(ctx, 0, true); err != nil {

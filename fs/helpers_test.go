@@ -54,8 +54,17 @@ func (c *countingStore) reset() {
 	c.mu.Unlock()
 }
 
+// indexOp is op, or "index op" for a directory index (dirindex.go): the
+// requests that keep the cache are counted apart from the filesystem's.
+func indexOp(op, key string) string {
+	if strings.HasPrefix(key, cipher.DirIndexPrefix) {
+		return "index " + op
+	}
+	return op
+}
+
 func (c *countingStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
-	c.inc("put")
+	c.inc(indexOp("put", key))
 	return c.Store.Put(ctx, key, body, size, opts)
 }
 
@@ -65,7 +74,7 @@ func (c *countingStore) Multipart(ctx context.Context, key string, opts blobstor
 }
 
 func (c *countingStore) Get(ctx context.Context, key string, opts blobstore.GetOptions) (io.ReadCloser, blobstore.ObjectInfo, error) {
-	c.inc("get")
+	c.inc(indexOp("get", key))
 	return c.Store.Get(ctx, key, opts)
 }
 

@@ -328,15 +328,17 @@ func CountGenerations(ctx context.Context, store blobstore.Store, concurrency in
 	return c, err
 }
 
-// listObjects lists every object key of the store but the config and
-// the writers' epoch objects (sealed to a writer key, no KEK wraps them).
+// listObjects lists every object key of the store but the config, the
+// writers' epoch objects (sealed to a writer key, no KEK wraps them) and
+// directory indexes (caches: one sealed under a retired generation no
+// longer opens, and is rebuilt).
 func listObjects(ctx context.Context, store blobstore.Store) ([]string, error) {
 	var keys []string
 	for e, err := range store.List(ctx, "", "") {
 		if err != nil {
 			return nil, fmt.Errorf("listing the volume: %w", err)
 		}
-		if e.IsPrefix || e.Key == ConfigKey || strings.HasPrefix(e.Key, cipher.EpochsPrefix) {
+		if e.IsPrefix || e.Key == ConfigKey || strings.HasPrefix(e.Key, cipher.EpochsPrefix) || strings.HasPrefix(e.Key, cipher.DirIndexPrefix) {
 			continue
 		}
 		keys = append(keys, e.Key)

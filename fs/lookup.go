@@ -399,6 +399,9 @@ func (v *Volume) readDir(ctx context.Context, p string) ([]DirEntry, error) {
 	for _, name := range slices.Sorted(maps.Keys(children)) {
 		ents = append(ents, DirEntry{Name: name, Attr: v.dirs.overlay(v.overlayInode(children[name])).attr})
 	}
+	if v.ahead != nil {
+		v.ahead.listed(p, ents)
+	}
 	return ents, nil
 }
 
@@ -427,14 +430,21 @@ func (v *Volume) cachedChildren(p string, local map[string]*file) (map[string]*n
 }
 
 type listItem struct {
-	seg  string
-	key  string
-	dir  bool
-	etag string
+	seg     string
+	key     string
+	dir     bool
+	etag    string
+	size    int64
+	lastMod time.Time
+}
+
+func listItemOf(e listedEntry) listItem {
+	return listItem{seg: e.seg, key: e.Key, dir: e.IsPrefix, etag: e.ETag, size: e.Size, lastMod: e.LastModified}
 }
 
 // listChildren lists directory p in the store and resolves every entry's
-// name and attributes.
+// name and attributes: from the directory's index where it shows the
+// listed object as listed (dirindex.go), else with a request per entry.
 func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, error) {
 	since := v.meta.generation()
 	prefix, err := v.dirPrefix(p)
@@ -449,20 +459,17 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 		if hiddenEntry(p, e.seg) {
 			continue
 		}
-		items = append(items, listItem{seg: e.seg, key: e.Key, dir: e.IsPrefix, etag: e.ETag})
+		items = append(items, listItemOf(e))
+	}
+	var index map[string]indexEntry
+	if len(items) > 0 {
+		index = v.loadIndex(ctx, p)
 	}
 	nodes := make([]*node, len(items))
+	records := make([]*indexEntry, len(items)) // what resolve learnt for a new index
 	err = fanOut(ctx, v.opts.ListConcurrency, len(items), func(ctx context.Context, i int) error {
-		// headSem bounds the requests of every listing of the volume
-		// together (the store's connection pool is sized for it).
-		select {
-		case v.headSem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-v.headSem }()
 		var err error
-		nodes[i], err = v.resolve(ctx, p, items[i])
+		nodes[i], records[i], err = v.resolve(ctx, p, items[i], index)
 		return err
 	})
 	if err != nil {
@@ -487,25 +494,50 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 		}
 	}
 	v.meta.putListing(p, names, nil)
+	fetched := map[string]indexEntry{}
+	for _, r := range records {
+		if r != nil {
+			fetched[r.seg] = *r
+		}
+	}
+	v.indexListed(p, prefix, items, fetched, index)
 	return out, nil
 }
 
 // resolve turns one listed item into a node; nil means skip it (logged).
-func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, error) {
+// An item that index shows as listed is resolved from its metadata
+// there, through the same authentication as a fetched one; when that
+// fails (a stale or forged index) it is fetched. rec is the index entry
+// of a fetched file that authenticated.
+func (v *Volume) resolve(ctx context.Context, dir string, it listItem, index map[string]indexEntry) (n *node, rec *indexEntry, err error) {
 	var name string
 	if !v.lay.hashed(it.seg) {
 		var err error
 		if name, err = v.lay.name(dir, it.seg, ""); err != nil {
 			v.logEvent(slog.LevelWarn, "skipping an entry whose name does not decode", "", it.key, "err", err)
-			return nil, nil
+			return nil, nil, nil
 		}
 		if n, ok := v.meta.get(joinPath(dir, name)); ok && n != nil && n.isDir() == it.dir && (it.dir || n.etag == it.etag) {
-			return n, nil
+			return n, nil, nil
 		}
 	}
+	if e, ok := index[it.seg]; ok && e.matches(it) {
+		info := blobstore.ObjectInfo{Key: it.key, Size: it.size, ETag: it.etag, LastModified: it.lastMod, Metadata: e.meta}
+		n, err := v.listedNode(ctx, dir, name, it, info, nil)
+		if err == nil && n != nil {
+			return n, nil, nil
+		}
+	}
+	// headSem bounds the requests of every listing of the volume
+	// together (the store's connection pool is sized for it).
+	select {
+	case v.headSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	defer func() { <-v.headSem }()
 	var info blobstore.ObjectInfo
 	var first []byte
-	var err error
 	if it.dir {
 		info, err = v.store.Head(ctx, it.key)
 	} else {
@@ -513,44 +545,64 @@ func (v *Volume) resolve(ctx context.Context, dir string, it listItem) (*node, e
 	}
 	if errors.Is(err, blobstore.ErrNotFound) {
 		if it.dir && name != "" {
-			return v.implicitDir(joinPath(dir, name)), nil
+			return v.implicitDir(joinPath(dir, name)), nil, nil
 		}
 		if it.dir {
 			v.logEvent(slog.LevelWarn, "skipping a long-named directory without marker", "", it.key)
 		}
-		return nil, nil // gone since the listing
+		return nil, nil, nil // gone since the listing
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	n, err = v.listedNode(ctx, dir, name, it, info, first)
+	if errors.Is(err, errWriterHidden) {
+		return nil, nil, nil
+	}
+	if errors.Is(err, errForeign) {
+		// A write-only volume lists its name and size, and nothing else.
+		size, _ := v.lay.plainSize(info.Size)
+		return &node{path: joinPath(dir, name), attr: Attr{Mode: syscall.S_IFREG, Size: size}, bad: err, foreign: true}, nil, nil
+	}
+	if err != nil {
+		if n == nil {
+			return nil, nil, nil // logged by listedNode
+		}
+		// Listed, but its attributes do not open: show it, and let every
+		// access to it fail with EIO.
+		v.logEvent(slog.LevelWarn, "a listed entry failed authentication: accessing it is EIO", n.path, it.key, "err", err)
+		return &node{path: n.path, attr: Attr{Mode: syscall.S_IFREG, Mtime: info.LastModified}, bad: err}, nil, nil
+	}
+	if !it.dir && info.ETag == it.etag && info.Size == it.size {
+		rec = &indexEntry{seg: it.seg, etag: it.etag, size: it.size, lastMod: it.lastMod.UnixNano(), meta: info.Metadata}
+	}
+	return n, rec, nil
+}
+
+// listedNode authenticates the metadata info of a listed item of
+// directory dir whose name (when not hashed) is name. A nil node with an
+// error means skip the item; a node with an error is the item's path
+// whose metadata failed.
+func (v *Volume) listedNode(ctx context.Context, dir, name string, it listItem, info blobstore.ObjectInfo, first []byte) (*node, error) {
 	long := ""
 	if v.lay.hashed(it.seg) {
 		long = v.lay.longName(info.Metadata)
+		var err error
 		if name, err = v.lay.name(dir, it.seg, long); err != nil {
 			v.logEvent(slog.LevelWarn, "skipping an entry whose long name does not decode", "", it.key, "err", err)
-			return nil, nil
+			return nil, err
 		}
 	}
 	p := joinPath(dir, name)
 	var n *node
+	var err error
 	if it.dir {
 		n, err = v.dirNode(p, it.key, long, info)
 	} else if n, first, err = v.entryNode(ctx, p, it.key, long, info, first); err == nil {
 		v.keepFirstChunk(n, first)
 	}
-	if errors.Is(err, errWriterHidden) {
-		return nil, nil
-	}
-	if errors.Is(err, errForeign) {
-		// A write-only volume lists its name and size, and nothing else.
-		size, _ := v.lay.plainSize(info.Size)
-		return &node{path: p, attr: Attr{Mode: syscall.S_IFREG, Size: size}, bad: err, foreign: true}, nil
-	}
 	if err != nil {
-		// Listed, but its attributes do not open: show it, and let every
-		// access to it fail with EIO.
-		v.logEvent(slog.LevelWarn, "a listed entry failed authentication: accessing it is EIO", p, it.key, "err", err)
-		return &node{path: p, attr: Attr{Mode: syscall.S_IFREG, Mtime: info.LastModified}, bad: err}, nil
+		return &node{path: p}, err
 	}
 	return n, nil
 }

@@ -485,6 +485,7 @@ func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
 		}
 	}
 	dirErr := v.flushDirs(ctx, "") // directory times (dirtimes.go)
+	v.flushIndexes(ctx)            // directory indexes (dirindex.go): best effort
 	if err := ctx.Err(); err != nil {
 		return err
 	}

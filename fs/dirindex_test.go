@@ -1,0 +1,323 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cipher"
+)
+
+// indexedDir writes n files into /d of a client volume and flushes, which
+// stores /d's index.
+func indexedDir(t *testing.T, n int) *testVol {
+	t.Helper()
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		writeFile(t, tv.Volume, fmt.Sprintf("/d/f%03d", i), []byte(fmt.Sprintf("file %d", i)))
+	}
+	flush(t, tv.Volume)
+	return tv
+}
+
+// listing is "name mode uid mtime size" of every entry of dir.
+func listing(t *testing.T, v *Volume, dir string) string {
+	t.Helper()
+	ents, err := v.ReadDir(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("readdir %s: %v", dir, err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		fmt.Fprintf(&b, "%s %o %d %d %d\n", e.Name, e.Attr.Mode, e.Attr.UID, e.Attr.Mtime.UnixNano(), e.Attr.Size)
+	}
+	return b.String()
+}
+
+func (tv *testVol) indexKey(dir string) string { return tv.keyring().DirIndexKey(dir) }
+
+func (tv *testVol) getObject(t *testing.T, key string) []byte {
+	t.Helper()
+	rc, _, err := tv.store.Store.Get(context.Background(), key, blobstore.GetOptions{Length: -1})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (tv *testVol) putObject(t *testing.T, key string, b []byte) {
+	t.Helper()
+	if _, err := tv.store.Store.Put(context.Background(), key, bytes.NewReader(b), int64(len(b)), blobstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// coldListing lists dir on a fresh mount and returns the listing and the
+// GETs and HEADs it cost.
+func (tv *testVol) coldListing(t *testing.T, dir string) (string, int) {
+	t.Helper()
+	v := tv.reopen(t)
+	tv.store.reset()
+	l := listing(t, v, dir)
+	c := tv.store.snapshot()
+	v.Close(context.Background())
+	return l, c["get"] + c["head"] + c["index get"]
+}
+
+// TestDirIndexColdListing: a cold listing of a directory whose index the
+// writing mount stored costs one GET (the index) besides the lookup of the
+// directory itself, and shows what a listing without index shows.
+func TestDirIndexColdListing(t *testing.T) {
+	const n = 40
+	tv := indexedDir(t, n)
+	got, reqs := tv.coldListing(t, "/d")
+	if reqs > 3 {
+		t.Errorf("cold listing with index: %d GETs and HEADs, want at most 3 (the lookup of /d: a GET and its marker's HEAD; the index)", reqs)
+	}
+	if err := tv.store.Store.Delete(context.Background(), tv.indexKey("/d")); err != nil {
+		t.Fatal(err)
+	}
+	want, reqs := tv.coldListing(t, "/d")
+	if reqs < n {
+		t.Fatalf("cold listing without index: %d requests, want one per entry", reqs)
+	}
+	if got != want || strings.Count(got, "\n") != n {
+		t.Errorf("listing from the index:\n%s\nwithout:\n%s", got, want)
+	}
+	// That listing fetched every entry, so it stored the index again.
+	if _, again := tv.coldListing(t, "/d"); again > 3 {
+		t.Errorf("after a listing rebuilt the index: %d requests, want at most 3", again)
+	}
+}
+
+// TestDirIndexStale: changes made by another mount (chmod, utimens, a
+// new body) show on a cold listing, both when that mount rewrote the
+// index and when the old index is put back (the listing's ETag and
+// LastModified then tell).
+func TestDirIndexStale(t *testing.T) {
+	tv := indexedDir(t, 12)
+	ctx := context.Background()
+	old := tv.getObject(t, tv.indexKey("/d"))
+	other := tv.reopen(t)
+	mode := uint32(0o600)
+	if _, err := other.SetAttr(ctx, "/d/f001", SetAttr{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Unix(1_000_000, 5)
+	if _, err := other.SetAttr(ctx, "/d/f002", SetAttr{Mtime: &mt}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, other, "/d/f003", []byte("a longer body than before"))
+	flush(t, other)
+	want := listing(t, other, "/d")
+	for _, line := range []string{"f001 100600", fmt.Sprintf("f002 100644 1000 %d", mt.UnixNano()), "f003 100644 1000"} {
+		if !strings.Contains(want, line) {
+			t.Fatalf("the changing mount's listing lacks %q:\n%s", line, want)
+		}
+	}
+	other.Close(ctx)
+	if got, _ := tv.coldListing(t, "/d"); got != want {
+		t.Errorf("cold listing after another mount's changes:\n%s\nwant:\n%s", got, want)
+	}
+	tv.putObject(t, tv.indexKey("/d"), old)
+	if got, _ := tv.coldListing(t, "/d"); got != want {
+		t.Errorf("cold listing with the index from before the changes:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestDirIndexForgery: an index that is altered, moved from another
+// directory or volume, or (sealed with the volume's key) claims another
+// object's metadata for an entry, never shows what it claims: the
+// listing falls back to the objects and shows their real attributes.
+func TestDirIndexForgery(t *testing.T) {
+	tv := indexedDir(t, 10)
+	ctx := context.Background()
+	if _, err := tv.Mkdir(ctx, "/e", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		writeFile(t, tv.Volume, fmt.Sprintf("/e/f%03d", i), []byte("other"))
+	}
+	mode := uint32(0o640)
+	if _, err := tv.SetAttr(ctx, "/d/f004", SetAttr{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, tv.Volume)
+	want, _ := tv.coldListing(t, "/d")
+	good := tv.getObject(t, tv.indexKey("/d"))
+
+	// Another volume with a /d of its own.
+	tv2 := indexedDir(t, 10)
+	foreign := tv2.getObject(t, tv2.indexKey("/d"))
+
+	// An index sealed with the volume's keys whose entries carry the
+	// metadata of the neighbouring object (its attributes bound to another
+	// path and file ID) and, for f004, the metadata f004 had before its
+	// chmod (a rollback the listing cannot show on versitygw: see below).
+	plain, err := tv.keyring().OpenDirIndex("/d", good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := decodeIndex(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := make([]string, 0, len(idx))
+	for s := range maps.Keys(idx) {
+		segs = append(segs, s)
+	}
+	swapped := make([]indexEntry, 0, len(segs))
+	for i, s := range segs {
+		e := idx[s]
+		e.meta = idx[segs[(i+1)%len(segs)]].meta
+		swapped = append(swapped, e)
+	}
+	forged, err := tv.keyring().SealDirIndex("/d", encodeIndex(swapped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)/2] ^= 1
+
+	for _, c := range []struct {
+		name  string
+		index []byte
+	}{
+		{"flipped bit", flipped},
+		{"index of /e", tv.getObject(t, tv.indexKey("/e"))},
+		{"index of another volume", foreign},
+		{"metadata of other entries", forged},
+		{"garbage", []byte("not an index")},
+	} {
+		tv.putObject(t, tv.indexKey("/d"), c.index)
+		got, reqs := tv.coldListing(t, "/d")
+		if got != want {
+			t.Errorf("%s: listing\n%s\nwant\n%s", c.name, got, want)
+		}
+		if reqs < 10 {
+			t.Errorf("%s: %d requests: the index was used", c.name, reqs)
+		}
+	}
+}
+
+// TestDirIndexUnreadable: a store failing the index GET costs the
+// listing nothing but the fetches.
+func TestDirIndexUnreadable(t *testing.T) {
+	tv := indexedDir(t, 10)
+	want, _ := tv.coldListing(t, "/d")
+	key := tv.indexKey("/d")
+	tv.store.Store = failingGet{Store: tv.store.Store, key: key}
+	got, reqs := tv.coldListing(t, "/d")
+	if got != want || reqs < 10 {
+		t.Errorf("with the index unreadable (%d requests):\n%s\nwant\n%s", reqs, got, want)
+	}
+}
+
+type failingGet struct {
+	blobstore.Store
+	key string
+}
+
+func (f failingGet) Get(ctx context.Context, key string, opts blobstore.GetOptions) (io.ReadCloser, blobstore.ObjectInfo, error) {
+	if key == f.key {
+		return nil, blobstore.ObjectInfo{}, &blobstore.Error{Op: "get", Key: key, Err: blobstore.ErrTransient}
+	}
+	return f.Store.Get(ctx, key, opts)
+}
+
+// TestDirIndexHidden: index objects never show in a listing of the root
+// and do not upset fsck.
+func TestDirIndexHidden(t *testing.T) {
+	tv := indexedDir(t, 10)
+	if got := listing(t, tv.reopen(t), "/"); strings.Count(got, "\n") != 1 || !strings.HasPrefix(got, "d ") {
+		t.Errorf("root listing: %q, want only d", got)
+	}
+	rep, err := tv.Fsck(context.Background(), FsckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 0 {
+		t.Errorf("fsck findings with a directory index: %v", rep.Findings)
+	}
+}
+
+func FuzzDecodeIndex(f *testing.F) {
+	f.Add(encodeIndex([]indexEntry{{seg: "a", etag: "e", size: 48, lastMod: 1, meta: map[string]string{cipher.MetaVersion: "1"}}}))
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		idx, err := decodeIndex(b)
+		if err != nil {
+			return
+		}
+		entries := make([]indexEntry, 0, len(idx))
+		for _, e := range idx {
+			entries = append(entries, e)
+		}
+		slices.SortFunc(entries, func(a, b indexEntry) int { return strings.Compare(a.seg, b.seg) })
+		again, err := decodeIndex(encodeIndex(entries))
+		if err != nil || len(again) != len(idx) {
+			t.Fatalf("re-encoded index: %d entries, %v; want %d", len(again), err, len(idx))
+		}
+	})
+}
+
+// TestDirAhead: after a listing from the index, reading the files in
+// order fetches the first chunks of those that follow ahead of the
+// reads, so that reading them costs no request.
+func TestDirAhead(t *testing.T) {
+	for _, expired := range []bool{false, true} {
+		t.Run(fmt.Sprintf("metadata expired %v", expired), func(t *testing.T) { testDirAhead(t, expired) })
+	}
+}
+
+// testDirAhead: with expired, the metadata TTL passes between the
+// listing and the reads, so read-ahead looks the files up again.
+func testDirAhead(t *testing.T, expired bool) {
+	const n = 40
+	tv := indexedDir(t, n)
+	v := tv.reopen(t)
+	listing(t, v, "/d")
+	if expired {
+		later := time.Now().Add(2 * DefaultMetadataTTL)
+		v.meta.mu.Lock()
+		v.meta.now = func() time.Time { return later }
+		v.meta.mu.Unlock()
+	}
+	for i := range 2 {
+		readFile(t, v, fmt.Sprintf("/d/f%03d", i))
+	}
+	v.ahead.mu.Lock()
+	var pending []chan struct{}
+	for _, c := range v.ahead.inflight {
+		pending = append(pending, c)
+	}
+	v.ahead.mu.Unlock()
+	for _, c := range pending {
+		<-c
+	}
+	tv.store.reset()
+	for i := 2; i < n; i++ {
+		if got, want := string(readFile(t, v, fmt.Sprintf("/d/f%03d", i))), fmt.Sprintf("file %d", i); got != want {
+			t.Fatalf("f%03d: %q, want %q", i, got, want)
+		}
+	}
+	if c := tv.store.snapshot(); c["get"]+c["head"] != 0 {
+		t.Errorf("reading files whose first chunks were read ahead: %v requests, want none", c)
+	}
+}
