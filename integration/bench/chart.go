@@ -99,6 +99,9 @@ func chartSVG(r *report) ([]byte, error) {
 		plots[i] = make([]*plot.Plot, panelCols)
 	}
 	for m := range numMetrics {
+		if !r.rowMeasured(m) {
+			continue // a phase not run (-phases): no panel
+		}
 		p, err := panel(r, m)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.key(), err)

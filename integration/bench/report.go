@@ -155,9 +155,10 @@ func (r *report) fill(figs *[numSystems]results) {
 }
 
 // check rejects a report that cannot be drawn or compared: a figure
-// that is not a positive number, a row without coffer's figure (every
-// comparison is to coffer; a run that cannot measure coffer fails), or
-// a size that is not positive.
+// that is not a positive number, a row with figures but none for coffer
+// (every comparison is to coffer; a run that cannot measure coffer
+// fails; a row of a phase not run, -phases, holds none), or a size that
+// is not positive.
 func (r *report) check() error {
 	for m := range numMetrics {
 		for s := range numSystems {
@@ -165,7 +166,7 @@ func (r *report) check() error {
 				return fmt.Errorf("%s.%s = %v: want a positive number or null", m.key(), s.key(), v)
 			}
 		}
-		if _, ok := r.get(m, sysCoffer); !ok {
+		if _, ok := r.get(m, sysCoffer); !ok && r.rowMeasured(m) {
 			return fmt.Errorf("%s: no figure for coffer", m.key())
 		}
 	}
@@ -173,6 +174,16 @@ func (r *report) check() error {
 		return fmt.Errorf("meta.sizes %+v: want every size positive", sz)
 	}
 	return nil
+}
+
+// rowMeasured reports whether row m holds any figure.
+func (r *report) rowMeasured(m metric) bool {
+	for s := range numSystems {
+		if _, ok := r.get(m, s); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // readReport reads a report written by writeReport; unknown keys, a

@@ -190,6 +190,26 @@ func TestChart(t *testing.T) {
 	}
 }
 
+// TestPartialRun: a run of some phases only (-phases) leaves the other
+// rows without figures; such a report passes the checks and is drawn
+// without their panels.
+func TestPartialRun(t *testing.T) {
+	r := readFixture(t)
+	*r.row(lsSecs) = figures{}
+	if err := r.check(); err != nil {
+		t.Fatalf("a report without the ls row: %v", err)
+	}
+	svg, err := chartSVG(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, texts := parseSVG(t, svg)
+	all := strings.Join(texts, "\n")
+	if strings.Contains(all, "ls -l") || !strings.Contains(all, "write 1 GiB until stored") {
+		t.Errorf("the chart of a run without the ls row:\n%s", all)
+	}
+}
+
 // TestChartOnly runs -chart-only as the command line would: no server,
 // the SVG path derived from the JSON's, the table printed and the chart
 // of the report written.
