@@ -433,9 +433,9 @@ func (f *file) readerLocked() *reader {
 
 // changedAt records a write of n bytes at off (changed), and tells the
 // stream.
-func (f *file) changedAt(off int64, p []byte) {
+func (f *file) changedAt(off int64, n int) {
 	f.mu.Lock()
-	f.wroteLocked(off, p)
+	f.wroteLocked(off, n)
 	f.mu.Unlock()
 	f.changed()
 }

@@ -313,11 +313,10 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 		p = p[:limit-off]
 	}
 	n, err := f.st.WriteAt(p, off)
-	f.changedAt(off, p[:n])
+	f.changedAt(off, n)
 	if err != nil {
 		return n, f.v.stagingFailed(f, err)
 	}
-	f.waitTail(ctx)
 	return n, nil
 }
 

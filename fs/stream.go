@@ -17,12 +17,9 @@ import (
 //
 //	wroteLocked      every write: tracks the sequentially written prefix (seqEnd);
 //	                 starts the stream past the threshold, or aborts it when a
-//	                 write lands below what the stream has read (fed); keeps a
-//	                 copy of each appending write in the stream's tail
-//	waitTail         a writer whose tail is full waits for the pump (backpressure)
-//	stream.pump      takes [fed, seqEnd-streamHoldback) from the tail (or reads
-//	                 it back from the staging file where the tail lacks it) and
-//	                 encrypts it into the upload (blobstore.Upload of unknown
+//	                 write lands below what the stream has read (fed)
+//	stream.pump      reads [fed, seqEnd-streamHoldback) back from the staging file
+//	                 and encrypts it into the upload (blobstore.Upload of unknown
 //	                 size: parts in parallel from the shared part pool, per-part
 //	                 checksum and retries)
 //	finishStream     the upload (file.upload, upMu held: no writes) feeds the rest,
@@ -41,18 +38,6 @@ import (
 // completion whose metadata copy did not happen before a crash is found
 // by its upload tag (the stream's ObjectKey file ID), and settleConflict
 // reseals its attributes.
-//
-// The tail: reading the content back from staging costs a pread and an
-// AES-GCM open per byte, under the staging file's lock that the writer's
-// next write waits for; measured on the 1 GiB bench write that was a
-// quarter of the mount's CPU. So the stream keeps a copy of the writes
-// that append to the file (at most streamTail bytes of them; the writer
-// waits for the upload beyond that, as any streaming writer does), and
-// the pump encrypts those copies. The staging file is still written
-// first and stays the source of truth: a write that overlaps the tail
-// drops it (its bytes come from staging again), and whatever the tail
-// does not hold (the prefix written before the stream started, the
-// rest of a file longer than what was written) is read back as before.
 //
 // Rename or attribute changes after close (rsync's write-temp, utimens,
 // chmod, rename): the last close completes the stream at once (no
@@ -81,9 +66,6 @@ const (
 	streamHoldback = 1 << 20
 	// streamRead is the size of one read from staging.
 	streamRead = 1 << 20
-	// streamTail bounds the copies of writes a stream keeps for its pump
-	// (plus one write per writer); see waitTail.
-	streamTail = 8 << 20
 )
 
 // errStreamAborted ends a stream that is no longer wanted.
@@ -107,15 +89,6 @@ type stream struct {
 
 	fed     int64 // plaintext bytes claimed by the pump (f.mu)
 	aborted bool  // (f.mu)
-
-	// The tail (f.mu): copies of the writes that appended to the file
-	// from tailOff on, in order, tailLen bytes; the pump takes them from
-	// the front. space wakes writers waiting for it to shrink.
-	tail    [][]byte
-	tailOff int64
-	tailLen int64
-	space   chan struct{}
-	free    chan []byte // spent tail buffers of streamRead bytes, for reuse
 }
 
 // streamThreshold is the written prefix at which a file starts streaming
@@ -127,10 +100,10 @@ func (v *Volume) streamThreshold() int64 {
 	return 2 * v.pool.PartSize()
 }
 
-// wroteLocked records the write of p at off (f.mu held) for the stream:
-// it starts, advances or aborts it, and keeps a copy of p in its tail.
-func (f *file) wroteLocked(off int64, p []byte) {
-	end := off + int64(len(p))
+// wroteLocked records a write of n bytes at off (f.mu held) for the
+// stream: it starts, advances or aborts it.
+func (f *file) wroteLocked(off int64, n int) {
+	end := off + int64(n)
 	if s := f.stream; s != nil && off < s.fed {
 		f.abortStreamLocked() // a range already read for the upload changed
 	}
@@ -142,9 +115,6 @@ func (f *file) wroteLocked(off int64, p []byte) {
 		f.abortStreamLocked()
 	}
 	if f.noStream || f.removed || f.linkLocked() != nil { // a hard link's content goes to its inode (storeInode)
-		if f.stream != nil {
-			f.stream.dropTailLocked(f.seqEnd) // the tail no longer has every write
-		}
 		return
 	}
 	if f.stream == nil {
@@ -157,107 +127,12 @@ func (f *file) wroteLocked(off int64, p []byte) {
 			return
 		}
 	}
-	f.stream.keepLocked(off, p, f.seqEnd)
 	if f.seqEnd-streamHoldback-f.stream.fed >= streamRead {
 		select {
 		case f.stream.wake <- struct{}{}:
 		default:
 		}
 	}
-}
-
-// keepLocked copies the write of p at off into the tail when it appends
-// to it (f.mu held); a write that overlaps the tail drops it, so that
-// the pump reads those bytes from staging, which has them as written
-// last. end is the written prefix after the write, where the tail
-// starts again.
-func (s *stream) keepLocked(off int64, p []byte, end int64) {
-	if off != s.tailOff+s.tailLen {
-		s.dropTailLocked(end)
-		return
-	}
-	for len(p) > 0 {
-		var b []byte
-		select {
-		case b = <-s.free:
-		default:
-			b = make([]byte, streamRead)
-		}
-		n := copy(b, p)
-		s.tail = append(s.tail, b[:n])
-		s.tailLen += int64(n)
-		p = p[n:]
-	}
-}
-
-// dropTailLocked forgets the tail; it starts again at off (f.mu held).
-func (s *stream) dropTailLocked(off int64) {
-	for _, b := range s.tail {
-		s.recycle(b)
-	}
-	s.tail, s.tailOff, s.tailLen = nil, off, 0
-	select {
-	case s.space <- struct{}{}:
-	default:
-	}
-}
-
-// recycle keeps a spent tail buffer for the next write, if there is room.
-func (s *stream) recycle(b []byte) {
-	select {
-	case s.free <- b[:cap(b)]:
-	default:
-	}
-}
-
-// waitTail is the backpressure of streaming: after a write, the writer
-// waits while f's stream holds more than streamTail bytes of tail, until
-// the pump took them, the stream ended, or ctx is done (the write is
-// staged already, so that only ends the wait).
-func (f *file) waitTail(ctx context.Context) {
-	for {
-		f.mu.Lock()
-		s := f.stream
-		if s == nil || s.aborted || s.tailLen <= streamTail {
-			f.mu.Unlock()
-			return
-		}
-		f.mu.Unlock()
-		select {
-		case <-s.space:
-		case <-s.done:
-			f.mu.Lock()
-			if f.stream == s {
-				s.dropTailLocked(f.seqEnd) // nobody takes it any more
-			}
-			f.mu.Unlock()
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// takeTailLocked removes the tail's writes that end at or before to from
-// its front and returns them (f.mu held); the pump owns them from then
-// on (writes below fed abort the stream, so none changes them).
-func (s *stream) takeTailLocked(to int64) [][]byte {
-	var took [][]byte
-	for len(s.tail) > 0 && s.tailOff+int64(len(s.tail[0])) <= to {
-		b := s.tail[0]
-		s.tail[0] = nil
-		s.tail = s.tail[1:]
-		s.tailOff += int64(len(b))
-		s.tailLen -= int64(len(b))
-		took = append(took, b)
-	}
-	if len(took) > 0 {
-		select {
-		case s.space <- struct{}{}:
-		default:
-		}
-	}
-	return took
 }
 
 // truncatedLocked: a truncate ends streaming of this version; a
@@ -304,8 +179,6 @@ func (f *file) startStreamLocked() error {
 		opts: blobstore.PutOptions{Metadata: meta, IfNoneMatch: f.excl, IfMatch: f.replaces},
 		wake: make(chan struct{}, 1), finish: make(chan struct{}),
 		cancel: cancel, pw: pw, done: make(chan struct{}),
-		tailOff: f.seqEnd, space: make(chan struct{}, 1),
-		free: make(chan []byte, streamTail/streamRead+2),
 	}
 	f.stream = s
 	go func() {
@@ -347,35 +220,23 @@ func (f *file) pump(ctx context.Context, s *stream) {
 		if final {
 			to = st.Size()
 		}
-		// [from, to) is: staging up to the tail, the tail's writes that
-		// end by to (a write straddling to waits for the next round),
-		// staging after them (only when final, past what was written).
-		stagedTo := min(to, s.tailOff)
-		took := s.takeTailLocked(to)
-		tailTo := max(s.tailOff, stagedTo)
-		if len(took) == 0 {
-			tailTo = stagedTo
-		}
-		if !final {
-			to = tailTo
-		}
 		if to > from {
 			s.fed = to
 		}
 		f.mu.Unlock()
-		err := readInto(enc, st, buf, from, stagedTo)
-		for _, b := range took {
-			if err == nil {
-				_, err = enc.Write(b)
+		for off := from; off < to; {
+			n, err := st.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
+			if err == io.EOF && n > 0 {
+				err = nil
 			}
-			s.recycle(b)
-		}
-		if err == nil {
-			err = readInto(enc, st, buf, tailTo, to)
-		}
-		if err != nil {
-			s.pw.CloseWithError(err)
-			return
+			if err == nil {
+				_, err = enc.Write(buf[:n])
+			}
+			if err != nil {
+				s.pw.CloseWithError(err)
+				return
+			}
+			off += int64(n)
 		}
 		if final {
 			err := enc.Close()
@@ -383,24 +244,6 @@ func (f *file) pump(ctx context.Context, s *stream) {
 			return
 		}
 	}
-}
-
-// readInto writes [from, to) of the staging file st to w, through buf.
-func readInto(w io.Writer, st stagingFile, buf []byte, from, to int64) error {
-	for off := from; off < to; {
-		n, err := st.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
-		if err == io.EOF && n > 0 {
-			err = nil
-		}
-		if err == nil {
-			_, err = w.Write(buf[:n])
-		}
-		if err != nil {
-			return err
-		}
-		off += int64(n)
-	}
-	return nil
 }
 
 // abortStreamLocked ends f's stream without completing it (f.mu held):
@@ -421,7 +264,6 @@ func (f *file) abortStreamLocked() {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	s.dropTailLocked(0)
 	f.up = upKey{}
 }
 
