@@ -27,6 +27,8 @@ type countingStore struct {
 	counts map[string]int
 	// onList, if set, is called at the start of every List.
 	onList func(prefix, delim string)
+	// onGet, if set, is called at the start of every Get.
+	onGet func(key string)
 }
 
 func (c *countingStore) inc(op string) {
@@ -75,6 +77,9 @@ func (c *countingStore) Multipart(ctx context.Context, key string, opts blobstor
 
 func (c *countingStore) Get(ctx context.Context, key string, opts blobstore.GetOptions) (io.ReadCloser, blobstore.ObjectInfo, error) {
 	c.inc(indexOp("get", key))
+	if c.onGet != nil {
+		c.onGet(key)
+	}
 	return c.Store.Get(ctx, key, opts)
 }
 

@@ -260,10 +260,17 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 		}
 		if f != nil {
 			v.moveLocal(f, oldp, newp, now)
+			v.mu.Lock()
 			f.mu.Lock()
 			f.node, f.rd, f.replaces = nn, nil, nn.etag
 			f.attr.Ctime, f.attr.Changes = nn.attr.Ctime, nn.attr.Changes
+			// Closed and uploaded while this rename waited for it (its
+			// writeback timer fired), it was forgotten, and moveLocal put
+			// it back: forget it again, or it would stand for newp here
+			// for ever, over whatever the store holds.
+			v.forgetLocked(f)
 			f.mu.Unlock()
+			v.mu.Unlock()
 		} else {
 			v.dropLocal(newp)
 		}

@@ -246,3 +246,64 @@ func TestRenameToHashedNameBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestRenameWhileItsUploadRuns: a closed staged file renamed over an open
+// file is uploaded by its writeback timer while the rename keeps the
+// open file's content (the interleaving is forced at that download). The
+// rename then copies the stored object, and the file, clean and closed,
+// must not stay registered at its new name: it would stand there over
+// the store for good, hiding another mount's later version.
+func TestRenameWhileItsUploadRuns(t *testing.T) {
+	const ttl = 10 * time.Second
+	tv := stalled(t, EncryptionClient, func(o *Options) { o.MetadataTTL = ttl })
+	clk := tv.clock.(*fakeClock)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/f", []byte("old"))
+	flush(t, tv.Volume)
+	now := &manualTime{t: time.Now()}
+	tv.meta.now = now.Now
+	h, err := tv.Open(ctx, "/f", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tv.Volume, "/staged", []byte("renamed over it"))
+	delays := clk.armed()
+	if len(delays) != 1 {
+		t.Fatalf("armed timers %v, want the staged file's upload", delays)
+	}
+	fired := false
+	tv.store.onGet = func(string) {
+		if !fired {
+			fired = true // the download of /f's content for h
+			clk.fire(t, delays[0])
+		}
+	}
+	if err := tv.Rename(ctx, "/staged", "/f", 0); err != nil {
+		t.Fatal(err)
+	}
+	tv.store.onGet = nil
+	if !fired {
+		t.Fatal("the rename downloaded nothing: the interleaving was not forced")
+	}
+	if got := readAll(t, h); string(got) != "old" {
+		t.Errorf("the open handle reads %q, want what it opened", got)
+	}
+	h.Close(ctx)
+	tv.mu.Lock()
+	left := len(tv.files)
+	tv.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d files still held, closed and stored", left)
+	}
+
+	other := tv.reopen(t)
+	if got := readFile(t, other, "/f"); string(got) != "renamed over it" {
+		t.Fatalf("/f = %q in the store", got)
+	}
+	writeFile(t, other, "/f", []byte("another mount's"))
+	flush(t, other)
+	now.advance(ttl + time.Millisecond)
+	if got := readFile(t, tv.Volume, "/f"); string(got) != "another mount's" {
+		t.Errorf("/f = %q after the metadata TTL, want the other mount's version", got)
+	}
+}
