@@ -226,10 +226,16 @@ func TestUploadSharedPool(t *testing.T) {
 }
 
 func TestUploadCancel(t *testing.T) {
-	f := newFaulty(t, nil)
-	f.delay = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(30*time.Millisecond, cancel)
+	defer cancel()
+	// Cancelled once part 2 is being sent: the upload has begun, and the
+	// other parts are in flight or still to come.
+	f := newFaulty(t, func(n, attempt int) error {
+		if n == 2 {
+			cancel()
+		}
+		return nil
+	})
 	data := make([]byte, 10*testPart)
 	_, err := blobstore.Upload(ctx, f, "k", bytes.NewReader(data), int64(len(data)), blobstore.UploadOptions{PartSize: testPart})
 	if !errors.Is(err, context.Canceled) {
