@@ -40,9 +40,10 @@ const (
 	// maxOwnRecords bounds the own writes remembered before their
 	// indexes are written (a few hundred bytes each).
 	maxOwnRecords = 20000
-	// indexWriteTimeout bounds writing one index (a LIST, a GET, a PUT):
-	// it is a cache, and an unmount must never hang on a failing store.
-	indexWriteTimeout = 10 * time.Second
+	// indexWriteTimeout bounds writing one index (a LIST, a GET, a PUT),
+	// and twice that all those of one Flush: it is a cache, and an
+	// unmount must never hang on a failing store.
+	indexWriteTimeout = 30 * time.Second
 )
 
 // indexEntry is what an index holds of one object listed below its
@@ -214,10 +215,11 @@ type dirIndexes struct {
 	records  int
 	settle   func()
 	settling bool
+	timeout  time.Duration // indexWriteTimeout (tests shorten it)
 }
 
 func newDirIndexes() *dirIndexes {
-	return &dirIndexes{dirOf: map[string]string{}, wrote: map[string]map[string]indexEntry{}}
+	return &dirIndexes{dirOf: map[string]string{}, wrote: map[string]map[string]indexEntry{}, timeout: indexWriteTimeout}
 }
 
 // splitKey is an object key's listing prefix and segment.
@@ -415,7 +417,7 @@ func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old 
 	v.idx.bg.Add(1)
 	go func() {
 		defer v.idx.bg.Done()
-		ctx, cancel := context.WithTimeout(v.ctx, indexWriteTimeout)
+		ctx, cancel := context.WithTimeout(v.ctx, v.idx.timeout)
 		defer cancel()
 		entries := buildIndex(items, v.idx.ownWrites(prefix), fetched, old)
 		if err := v.storeIndex(ctx, dir, entries); err != nil {
@@ -426,7 +428,8 @@ func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old 
 
 // flushIndexes rewrites the index of every directory this mount stored
 // objects in, once their uploads settled (Flush): one LIST, the old
-// index and one PUT per directory, each bounded by indexWriteTimeout; a
+// index and one PUT per directory, each bounded by indexWriteTimeout and
+// all by twice that; a
 // failure is logged, never returned (the index is a cache). Own writes
 // take precedence over the old index: on servers whose metadata-only
 // copy keeps LastModified (versitygw), the listing cannot show a chmod,
@@ -448,9 +451,11 @@ func (v *Volume) flushIndexes(ctx context.Context) {
 		}
 	}
 	v.idx.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*v.idx.timeout)
+	defer cancel()
 	fanOut(ctx, v.opts.UploadConcurrency, len(todo), func(ctx context.Context, i int) error {
 		d := todo[i]
-		ctx, cancel := context.WithTimeout(ctx, indexWriteTimeout)
+		ctx, cancel := context.WithTimeout(ctx, v.idx.timeout)
 		defer cancel()
 		own := v.idx.ownWrites(d.prefix)
 		err := v.reindex(ctx, d.dir, d.prefix, own)
