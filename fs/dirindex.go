@@ -208,7 +208,10 @@ type dirIndexes struct {
 	mu    sync.Mutex
 	dirOf map[string]string                // listing prefix -> canonical directory
 	wrote map[string]map[string]indexEntry // listing prefix -> seg -> own write
-	bg    sync.WaitGroup                   // index writes after a listing
+	// inPlace: prefixes with an own metadata-only copy since their index
+	// was last written (the ones a KeepNoIndexes volume still rewrites).
+	inPlace map[string]bool
+	bg      sync.WaitGroup // index writes after a listing
 	// records counts the entries of wrote: at maxOwnRecords, settle
 	// (Volume.flushIndexes in the background) writes the indexes, so the
 	// memory they take stays bounded on a mount that never unmounts.
@@ -219,7 +222,7 @@ type dirIndexes struct {
 }
 
 func newDirIndexes() *dirIndexes {
-	return &dirIndexes{dirOf: map[string]string{}, wrote: map[string]map[string]indexEntry{}, timeout: indexWriteTimeout}
+	return &dirIndexes{dirOf: map[string]string{}, wrote: map[string]map[string]indexEntry{}, inPlace: map[string]bool{}, timeout: indexWriteTimeout}
 }
 
 // splitKey is an object key's listing prefix and segment.
@@ -243,8 +246,10 @@ func (x *dirIndexes) noteKey(p, key string) {
 	x.mu.Unlock()
 }
 
-// stored records an own write of key (size -1: unknown) with meta.
-func (x *dirIndexes) stored(key, etag string, size int64, meta map[string]string) {
+// stored records an own write of key (size -1: unknown) with meta;
+// inPlace when it was a metadata-only copy onto itself, which keeps the
+// ETag (and, on versitygw, LastModified): only an index rewrite shows it.
+func (x *dirIndexes) stored(key, etag string, size int64, meta map[string]string, inPlace bool) {
 	prefix, seg := splitKey(key)
 	if seg == "" || etag == "" || meta == nil || strings.HasPrefix(key, reservedName+"/") {
 		return
@@ -260,6 +265,9 @@ func (x *dirIndexes) stored(key, etag string, size int64, meta map[string]string
 		x.records++
 	}
 	w[seg] = indexEntry{seg: seg, etag: etag, size: size, meta: maps.Clone(meta)}
+	if inPlace {
+		x.inPlace[prefix] = true
+	}
 	if x.records >= maxOwnRecords && x.settle != nil && !x.settling {
 		x.settling = true
 		x.settle()
@@ -283,7 +291,7 @@ type recordingStore struct {
 func (s recordingStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
 	info, err := s.Store.Put(ctx, key, body, size, opts)
 	if err == nil {
-		s.idx.stored(key, info.ETag, size, opts.Metadata)
+		s.idx.stored(key, info.ETag, size, opts.Metadata, false)
 	}
 	return info, err
 }
@@ -291,7 +299,7 @@ func (s recordingStore) Put(ctx context.Context, key string, body io.Reader, siz
 func (s recordingStore) Copy(ctx context.Context, src, dst string, opts blobstore.CopyOptions) (blobstore.ObjectInfo, error) {
 	info, err := s.Store.Copy(ctx, src, dst, opts)
 	if err == nil {
-		s.idx.stored(dst, info.ETag, -1, opts.Metadata)
+		s.idx.stored(dst, info.ETag, -1, opts.Metadata, src == dst)
 	}
 	return info, err
 }
@@ -314,7 +322,7 @@ type recordingUpload struct {
 func (u recordingUpload) Complete(ctx context.Context, parts []blobstore.Part) (blobstore.ObjectInfo, error) {
 	info, err := u.MultipartUpload.Complete(ctx, parts)
 	if err == nil {
-		u.idx.stored(u.key, info.ETag, -1, u.meta)
+		u.idx.stored(u.key, info.ETag, -1, u.meta, false)
 	}
 	return info, err
 }
@@ -411,7 +419,7 @@ func (v *Volume) storeIndex(ctx context.Context, dir string, entries []indexEntr
 // entry's LastModified older than the object's: a later listing then
 // fetches it rather than trusting it.
 func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old map[string]indexEntry) {
-	if v.indexKeyring() == nil || v.opts.ReadOnly || len(fetched) < indexAfterFetches {
+	if v.indexKeyring() == nil || v.opts.ReadOnly || v.opts.KeepNoIndexes || len(fetched) < indexAfterFetches {
 		return
 	}
 	v.idx.bg.Add(1)
@@ -434,6 +442,9 @@ func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old 
 // take precedence over the old index: on servers whose metadata-only
 // copy keeps LastModified (versitygw), the listing cannot show a chmod,
 // so the mount that made it must rewrite the index.
+//
+// A KeepNoIndexes volume rewrites only the indexes of directories where
+// it made a metadata-only copy: a new object never makes an index wrong.
 func (v *Volume) flushIndexes(ctx context.Context) {
 	if v.indexKeyring() == nil {
 		return
@@ -443,11 +454,17 @@ func (v *Volume) flushIndexes(ctx context.Context) {
 	type dirty struct{ dir, prefix string }
 	var todo []dirty
 	for prefix := range v.idx.wrote {
+		if v.opts.KeepNoIndexes && !v.idx.inPlace[prefix] {
+			v.idx.records -= len(v.idx.wrote[prefix])
+			delete(v.idx.wrote, prefix)
+			continue
+		}
 		if dir, ok := v.idx.dirOf[prefix]; ok {
 			todo = append(todo, dirty{dir, prefix})
 		} else {
 			v.idx.records -= len(v.idx.wrote[prefix])
 			delete(v.idx.wrote, prefix) // no path known: nothing to index it by
+			delete(v.idx.inPlace, prefix)
 		}
 	}
 	v.idx.mu.Unlock()
@@ -482,6 +499,7 @@ func (x *dirIndexes) done(prefix string, own map[string]indexEntry) {
 	}
 	if len(w) == 0 {
 		delete(x.wrote, prefix)
+		delete(x.inPlace, prefix)
 	}
 }
 

@@ -369,3 +369,45 @@ func (h hangingList) List(ctx context.Context, prefix, delim string) iter.Seq2[b
 		yield(blobstore.Entry{}, ctx.Err())
 	}
 }
+
+// TestDirIndexKeepNone: a volume with KeepNoIndexes (offline commands)
+// writes no index for new files, but rewrites one its metadata-only copy
+// made stale.
+func TestDirIndexKeepNone(t *testing.T) {
+	tv := indexedDir(t, 10)
+	ctx := context.Background()
+	key := tv.indexKey("/d")
+	before := tv.getObject(t, key)
+	opts := tv.options
+	opts.CacheDir, opts.KeepNoIndexes = t.TempDir(), true
+	v, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close(ctx)
+	writeFile(t, v, "/d/new", []byte("new"))
+	if _, err := v.Mkdir(ctx, "/e", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		writeFile(t, v, fmt.Sprintf("/e/f%d", i), []byte("e"))
+	}
+	flush(t, v)
+	if !bytes.Equal(tv.getObject(t, key), before) {
+		t.Error("a new file made a KeepNoIndexes volume rewrite the index")
+	}
+	if _, _, err := tv.store.Store.Get(ctx, tv.indexKey("/e"), blobstore.GetOptions{Length: 1}); err == nil {
+		t.Error("a KeepNoIndexes volume wrote an index for a new directory")
+	}
+	mode := uint32(0o600)
+	if _, err := v.SetAttr(ctx, "/d/f001", SetAttr{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, v)
+	if bytes.Equal(tv.getObject(t, key), before) {
+		t.Error("a chmod by a KeepNoIndexes volume left the index as it was")
+	}
+	if got, _ := tv.coldListing(t, "/d"); !strings.Contains(got, "f001 100600") {
+		t.Errorf("cold listing after the chmod:\n%s", got)
+	}
+}
