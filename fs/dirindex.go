@@ -40,9 +40,10 @@ const (
 	// maxOwnRecords bounds the own writes remembered before their
 	// indexes are written (a few hundred bytes each).
 	maxOwnRecords = 20000
-	// indexWriteTimeout bounds writing one index (a LIST, a GET, a PUT):
-	// it is a cache, and an unmount must never hang on a failing store.
-	indexWriteTimeout = 10 * time.Second
+	// indexWriteTimeout bounds writing one index (a LIST, a GET, a PUT),
+	// and twice that all those of one Flush: it is a cache, and an
+	// unmount must never hang on a failing store.
+	indexWriteTimeout = 30 * time.Second
 )
 
 // indexEntry is what an index holds of one object listed below its
@@ -207,17 +208,21 @@ type dirIndexes struct {
 	mu    sync.Mutex
 	dirOf map[string]string                // listing prefix -> canonical directory
 	wrote map[string]map[string]indexEntry // listing prefix -> seg -> own write
-	bg    sync.WaitGroup                   // index writes after a listing
+	// inPlace: prefixes with an own metadata-only copy since their index
+	// was last written (the ones a KeepNoIndexes volume still rewrites).
+	inPlace map[string]bool
+	bg      sync.WaitGroup // index writes after a listing
 	// records counts the entries of wrote: at maxOwnRecords, settle
 	// (Volume.flushIndexes in the background) writes the indexes, so the
 	// memory they take stays bounded on a mount that never unmounts.
 	records  int
 	settle   func()
 	settling bool
+	timeout  time.Duration // indexWriteTimeout (tests shorten it)
 }
 
 func newDirIndexes() *dirIndexes {
-	return &dirIndexes{dirOf: map[string]string{}, wrote: map[string]map[string]indexEntry{}}
+	return &dirIndexes{dirOf: map[string]string{}, wrote: map[string]map[string]indexEntry{}, inPlace: map[string]bool{}, timeout: indexWriteTimeout}
 }
 
 // splitKey is an object key's listing prefix and segment.
@@ -241,8 +246,10 @@ func (x *dirIndexes) noteKey(p, key string) {
 	x.mu.Unlock()
 }
 
-// stored records an own write of key (size -1: unknown) with meta.
-func (x *dirIndexes) stored(key, etag string, size int64, meta map[string]string) {
+// stored records an own write of key (size -1: unknown) with meta;
+// inPlace when it was a metadata-only copy onto itself, which keeps the
+// ETag (and, on versitygw, LastModified): only an index rewrite shows it.
+func (x *dirIndexes) stored(key, etag string, size int64, meta map[string]string, inPlace bool) {
 	prefix, seg := splitKey(key)
 	if seg == "" || etag == "" || meta == nil || strings.HasPrefix(key, reservedName+"/") {
 		return
@@ -258,6 +265,9 @@ func (x *dirIndexes) stored(key, etag string, size int64, meta map[string]string
 		x.records++
 	}
 	w[seg] = indexEntry{seg: seg, etag: etag, size: size, meta: maps.Clone(meta)}
+	if inPlace {
+		x.inPlace[prefix] = true
+	}
 	if x.records >= maxOwnRecords && x.settle != nil && !x.settling {
 		x.settling = true
 		x.settle()
@@ -281,7 +291,7 @@ type recordingStore struct {
 func (s recordingStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
 	info, err := s.Store.Put(ctx, key, body, size, opts)
 	if err == nil {
-		s.idx.stored(key, info.ETag, size, opts.Metadata)
+		s.idx.stored(key, info.ETag, size, opts.Metadata, false)
 	}
 	return info, err
 }
@@ -289,7 +299,7 @@ func (s recordingStore) Put(ctx context.Context, key string, body io.Reader, siz
 func (s recordingStore) Copy(ctx context.Context, src, dst string, opts blobstore.CopyOptions) (blobstore.ObjectInfo, error) {
 	info, err := s.Store.Copy(ctx, src, dst, opts)
 	if err == nil {
-		s.idx.stored(dst, info.ETag, -1, opts.Metadata)
+		s.idx.stored(dst, info.ETag, -1, opts.Metadata, src == dst)
 	}
 	return info, err
 }
@@ -312,7 +322,7 @@ type recordingUpload struct {
 func (u recordingUpload) Complete(ctx context.Context, parts []blobstore.Part) (blobstore.ObjectInfo, error) {
 	info, err := u.MultipartUpload.Complete(ctx, parts)
 	if err == nil {
-		u.idx.stored(u.key, info.ETag, -1, u.meta)
+		u.idx.stored(u.key, info.ETag, -1, u.meta, false)
 	}
 	return info, err
 }
@@ -409,13 +419,13 @@ func (v *Volume) storeIndex(ctx context.Context, dir string, entries []indexEntr
 // entry's LastModified older than the object's: a later listing then
 // fetches it rather than trusting it.
 func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old map[string]indexEntry) {
-	if v.indexKeyring() == nil || v.opts.ReadOnly || len(fetched) < indexAfterFetches {
+	if v.indexKeyring() == nil || v.opts.ReadOnly || v.opts.KeepNoIndexes || len(fetched) < indexAfterFetches {
 		return
 	}
 	v.idx.bg.Add(1)
 	go func() {
 		defer v.idx.bg.Done()
-		ctx, cancel := context.WithTimeout(v.ctx, indexWriteTimeout)
+		ctx, cancel := context.WithTimeout(v.ctx, v.idx.timeout)
 		defer cancel()
 		entries := buildIndex(items, v.idx.ownWrites(prefix), fetched, old)
 		if err := v.storeIndex(ctx, dir, entries); err != nil {
@@ -426,11 +436,15 @@ func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old 
 
 // flushIndexes rewrites the index of every directory this mount stored
 // objects in, once their uploads settled (Flush): one LIST, the old
-// index and one PUT per directory, each bounded by indexWriteTimeout; a
+// index and one PUT per directory, each bounded by indexWriteTimeout and
+// all by twice that; a
 // failure is logged, never returned (the index is a cache). Own writes
 // take precedence over the old index: on servers whose metadata-only
 // copy keeps LastModified (versitygw), the listing cannot show a chmod,
 // so the mount that made it must rewrite the index.
+//
+// A KeepNoIndexes volume rewrites only the indexes of directories where
+// it made a metadata-only copy: a new object never makes an index wrong.
 func (v *Volume) flushIndexes(ctx context.Context) {
 	if v.indexKeyring() == nil {
 		return
@@ -440,17 +454,25 @@ func (v *Volume) flushIndexes(ctx context.Context) {
 	type dirty struct{ dir, prefix string }
 	var todo []dirty
 	for prefix := range v.idx.wrote {
+		if v.opts.KeepNoIndexes && !v.idx.inPlace[prefix] {
+			v.idx.records -= len(v.idx.wrote[prefix])
+			delete(v.idx.wrote, prefix)
+			continue
+		}
 		if dir, ok := v.idx.dirOf[prefix]; ok {
 			todo = append(todo, dirty{dir, prefix})
 		} else {
 			v.idx.records -= len(v.idx.wrote[prefix])
 			delete(v.idx.wrote, prefix) // no path known: nothing to index it by
+			delete(v.idx.inPlace, prefix)
 		}
 	}
 	v.idx.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*v.idx.timeout)
+	defer cancel()
 	fanOut(ctx, v.opts.UploadConcurrency, len(todo), func(ctx context.Context, i int) error {
 		d := todo[i]
-		ctx, cancel := context.WithTimeout(ctx, indexWriteTimeout)
+		ctx, cancel := context.WithTimeout(ctx, v.idx.timeout)
 		defer cancel()
 		own := v.idx.ownWrites(d.prefix)
 		err := v.reindex(ctx, d.dir, d.prefix, own)
@@ -477,6 +499,7 @@ func (x *dirIndexes) done(prefix string, own map[string]indexEntry) {
 	}
 	if len(w) == 0 {
 		delete(x.wrote, prefix)
+		delete(x.inPlace, prefix)
 	}
 }
 

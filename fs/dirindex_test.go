@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -319,5 +320,94 @@ func testDirAhead(t *testing.T, expired bool) {
 	}
 	if c := tv.store.snapshot(); c["get"]+c["head"] != 0 {
 		t.Errorf("reading files whose first chunks were read ahead: %v requests, want none", c)
+	}
+}
+
+// TestDirIndexStoreHangs: a store that never answers the index upkeep's
+// requests holds a Flush up for the index timeout only; the files are
+// stored and Flush reports no error (the index is a cache).
+func TestDirIndexStoreHangs(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	tv.idx.timeout = 50 * time.Millisecond
+	ctx := context.Background()
+	if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		writeFile(t, tv.Volume, fmt.Sprintf("/d/f%d", i), []byte("data"))
+	}
+	prefix, err := tv.dirPrefix("/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung := hangingList{Store: tv.store.Store, prefix: prefix}
+	tv.store.Store = hung
+	if err := tv.Flush(ctx, nil); err != nil {
+		t.Fatalf("flush with the index upkeep hanging: %v", err)
+	}
+	tv.store.Store = hung.Store
+	v := tv.reopen(t)
+	for i := range 3 {
+		if got := string(readFile(t, v, fmt.Sprintf("/d/f%d", i))); got != "data" {
+			t.Fatalf("f%d: %q", i, got)
+		}
+	}
+}
+
+// hangingList lists prefix only once the caller gives up.
+type hangingList struct {
+	blobstore.Store
+	prefix string
+}
+
+func (h hangingList) List(ctx context.Context, prefix, delim string) iter.Seq2[blobstore.Entry, error] {
+	if prefix != h.prefix {
+		return h.Store.List(ctx, prefix, delim)
+	}
+	return func(yield func(blobstore.Entry, error) bool) {
+		<-ctx.Done()
+		yield(blobstore.Entry{}, ctx.Err())
+	}
+}
+
+// TestDirIndexKeepNone: a volume with KeepNoIndexes (offline commands)
+// writes no index for new files, but rewrites one its metadata-only copy
+// made stale.
+func TestDirIndexKeepNone(t *testing.T) {
+	tv := indexedDir(t, 10)
+	ctx := context.Background()
+	key := tv.indexKey("/d")
+	before := tv.getObject(t, key)
+	opts := tv.options
+	opts.CacheDir, opts.KeepNoIndexes = t.TempDir(), true
+	v, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close(ctx)
+	writeFile(t, v, "/d/new", []byte("new"))
+	if _, err := v.Mkdir(ctx, "/e", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		writeFile(t, v, fmt.Sprintf("/e/f%d", i), []byte("e"))
+	}
+	flush(t, v)
+	if !bytes.Equal(tv.getObject(t, key), before) {
+		t.Error("a new file made a KeepNoIndexes volume rewrite the index")
+	}
+	if _, _, err := tv.store.Store.Get(ctx, tv.indexKey("/e"), blobstore.GetOptions{Length: 1}); err == nil {
+		t.Error("a KeepNoIndexes volume wrote an index for a new directory")
+	}
+	mode := uint32(0o600)
+	if _, err := v.SetAttr(ctx, "/d/f001", SetAttr{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, v)
+	if bytes.Equal(tv.getObject(t, key), before) {
+		t.Error("a chmod by a KeepNoIndexes volume left the index as it was")
+	}
+	if got, _ := tv.coldListing(t, "/d"); !strings.Contains(got, "f001 100600") {
+		t.Errorf("cold listing after the chmod:\n%s", got)
 	}
 }

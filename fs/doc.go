@@ -287,6 +287,9 @@
 //     made a chmod knows of it. Past maxOwnRecords remembered writes the
 //     rewrite runs in the background. Read-only, write-only and none-mode
 //     volumes write no index; write-only and none-mode ones read none.
+//     Offline commands (Options.KeepNoIndexes) rewrite only the indexes
+//     of directories where they made a metadata-only copy: a new object
+//     never makes an index wrong, and one put is not worth a LIST.
 //   - Directory read-ahead (dirahead.go): a listing from the index brings
 //     no first chunks, so opening two files of a listed directory in name
 //     order fetches the first chunks of the next small files (up to

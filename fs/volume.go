@@ -97,6 +97,11 @@ type Options struct {
 	RetryBudget time.Duration
 	// ReadOnly refuses every change with EROFS.
 	ReadOnly bool
+	// KeepNoIndexes: use directory indexes (dirindex.go) but write them
+	// only where a metadata-only copy made them stale. Offline commands
+	// set it: one put is not worth a LIST of its directory, and a new
+	// object never makes an index wrong.
+	KeepNoIndexes bool
 	// Writers says what to do with the files writer keys stored
 	// ("": WritersRead).
 	Writers WritersPolicy

@@ -45,6 +45,7 @@ func volumePath(arg string) (string, error) {
 func (f *volumeFlags) openOffline(ctx context.Context, e *env, write bool) (*openedVolume, error) {
 	return f.open(ctx, e, cofferfs.Options{
 		ReadOnly:       !write,
+		KeepNoIndexes:  true,
 		WritebackDelay: -1,
 		UID:            uint32(os.Getuid()),
 		GID:            uint32(os.Getgid()),
