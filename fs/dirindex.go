@@ -340,19 +340,28 @@ func (v *Volume) indexKeyring() *cipher.Keyring {
 // (none stored, sealed for another directory or under a retired
 // generation, malformed, the store failing) is an empty index: listing
 // then fetches every entry, as without indexes.
-func (v *Volume) loadIndex(ctx context.Context, dir string) map[string]indexEntry {
+//
+// ver is the stored index object that a new index of dir replaces: the
+// write is conditional on it (If-Match its ETag, If-None-Match when none
+// is stored), so that an index built from what one mount saw never
+// lands over one another mount stored meanwhile. On servers whose
+// metadata-only copy keeps ETag and LastModified (versitygw) only that
+// order keeps another mount's chmod from being undone in the index.
+func (v *Volume) loadIndex(ctx context.Context, dir string) (idx map[string]indexEntry, ver indexVersion) {
 	kr := v.indexKeyring()
 	if kr == nil {
-		return nil
+		return nil, ver
 	}
 	key := kr.DirIndexKey(dir)
-	body, _, err := v.store.Get(ctx, key, blobstore.GetOptions{Length: -1})
+	body, info, err := v.store.Get(ctx, key, blobstore.GetOptions{Length: -1})
 	if err != nil {
-		if !errors.Is(err, blobstore.ErrNotFound) {
-			v.logEvent(slog.LevelDebug, "directory index unreadable; listing without it", "", key, "err", err)
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return nil, indexVersion{known: true}
 		}
-		return nil
+		v.logEvent(slog.LevelDebug, "directory index unreadable; listing without it", "", key, "err", err)
+		return nil, ver
 	}
+	ver = indexVersion{etag: info.ETag, known: info.ETag != ""}
 	defer body.Close()
 	sealed, err := io.ReadAll(io.LimitReader(body, maxIndexBytes+1))
 	if err == nil && len(sealed) > maxIndexBytes {
@@ -362,15 +371,28 @@ func (v *Volume) loadIndex(ctx context.Context, dir string) map[string]indexEntr
 	if err == nil {
 		plain, err = kr.OpenDirIndex(dir, sealed)
 	}
-	var idx map[string]indexEntry
 	if err == nil {
 		idx, err = decodeIndex(plain)
 	}
 	if err != nil {
 		v.logEvent(slog.LevelDebug, "directory index does not open; listing without it", "", key, "err", err)
-		return nil
+		return nil, ver
 	}
-	return idx
+	return idx, ver
+}
+
+// indexVersion names the stored index object a write replaces (see
+// loadIndex); unknown when the read failed, and then nothing is written.
+type indexVersion struct {
+	etag  string // "" with known: none is stored
+	known bool
+}
+
+func (iv indexVersion) putOptions() blobstore.PutOptions {
+	if iv.etag == "" {
+		return blobstore.PutOptions{IfNoneMatch: true}
+	}
+	return blobstore.PutOptions{IfMatch: iv.etag}
 }
 
 // buildIndex is the index of a directory as listed: for each indexable
@@ -397,18 +419,19 @@ func buildIndex(items []listItem, sources ...map[string]indexEntry) []indexEntry
 	return out
 }
 
-// storeIndex seals and stores entries as dir's index (last writer wins:
-// it is a cache).
-func (v *Volume) storeIndex(ctx context.Context, dir string, entries []indexEntry) error {
+// storeIndex seals and stores entries as dir's index in place of
+// version ver (blobstore.ErrPreconditionFailed when another write came
+// first).
+func (v *Volume) storeIndex(ctx context.Context, dir string, entries []indexEntry, ver indexVersion) error {
 	kr := v.indexKeyring()
-	if kr == nil || len(entries) == 0 {
+	if kr == nil || len(entries) == 0 || !ver.known {
 		return nil
 	}
 	sealed, err := kr.SealDirIndex(dir, encodeIndex(entries))
 	if err != nil {
 		return err
 	}
-	_, err = v.store.Put(ctx, kr.DirIndexKey(dir), bytes.NewReader(sealed), int64(len(sealed)), blobstore.PutOptions{})
+	_, err = v.store.Put(ctx, kr.DirIndexKey(dir), bytes.NewReader(sealed), int64(len(sealed)), ver.putOptions())
 	return err
 }
 
@@ -418,7 +441,7 @@ func (v *Volume) storeIndex(ctx context.Context, dir string, entries []indexEntr
 // preceded the fetches, so a metadata change between the two makes the
 // entry's LastModified older than the object's: a later listing then
 // fetches it rather than trusting it.
-func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old map[string]indexEntry) {
+func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old map[string]indexEntry, ver indexVersion) {
 	if v.indexKeyring() == nil || v.opts.ReadOnly || v.opts.KeepNoIndexes || len(fetched) < indexAfterFetches {
 		return
 	}
@@ -428,7 +451,8 @@ func (v *Volume) indexListed(dir, prefix string, items []listItem, fetched, old 
 		ctx, cancel := context.WithTimeout(v.ctx, v.idx.timeout)
 		defer cancel()
 		entries := buildIndex(items, v.idx.ownWrites(prefix), fetched, old)
-		if err := v.storeIndex(ctx, dir, entries); err != nil {
+		// Refused when another mount stored one since: that one stays.
+		if err := v.storeIndex(ctx, dir, entries, ver); err != nil {
 			v.logEvent(slog.LevelDebug, "could not store a directory index", "", prefix, "err", err)
 		}
 	}()
@@ -504,17 +528,24 @@ func (x *dirIndexes) done(prefix string, own map[string]indexEntry) {
 }
 
 // reindex lists dir and stores its index from own writes and the old
-// index.
+// index; when another mount stored the index meanwhile, again on top of
+// that one (own writes still first).
 func (v *Volume) reindex(ctx context.Context, dir, prefix string, own map[string]indexEntry) error {
-	var items []listItem
-	for e, err := range v.listDir(ctx, prefix) {
-		if err != nil {
-			return err
+	for attempt := 0; ; attempt++ {
+		var items []listItem
+		for e, err := range v.listDir(ctx, prefix) {
+			if err != nil {
+				return err
+			}
+			items = append(items, listItemOf(e))
 		}
-		items = append(items, listItemOf(e))
+		old, ver := v.loadIndex(ctx, dir)
+		err := v.storeIndex(ctx, dir, buildIndex(items, own, old), ver)
+		if errors.Is(err, blobstore.ErrPreconditionFailed) && attempt < 3 {
+			continue
+		}
+		return err
 	}
-	entries := buildIndex(items, own, v.loadIndex(ctx, dir))
-	return v.storeIndex(ctx, dir, entries)
 }
 
 // settleIndexes starts flushIndexes in the background, when own writes

@@ -274,7 +274,12 @@
 //     metadata an object version had before a metadata-only copy on a
 //     server whose copies keep LastModified (versitygw), when the index
 //     predates the copy and the copying mount did not rewrite it.
-//   - Writes (last writer wins): a listing that had to fetch at least
+//   - Writes are conditional on the index version their build read
+//     (If-Match its ETag, If-None-Match when there was none): a listing's
+//     background write that lost the race to another mount's is dropped,
+//     and a Flush rewrite lists and builds again on top of the newer one
+//     (up to 3 times), so one mount's stale view never lands over
+//     another's chmod (TestDirIndexWriteRace). A listing that had to fetch at least
 //     indexAfterFetches entries writes the index in the background from
 //     what it fetched (the LIST preceded those fetches, so a change in
 //     between leaves an entry that a later listing refetches); and every

@@ -462,8 +462,9 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 		items = append(items, listItemOf(e))
 	}
 	var index map[string]indexEntry
+	var indexVer indexVersion
 	if len(items) > 0 {
-		index = v.loadIndex(ctx, p)
+		index, indexVer = v.loadIndex(ctx, p)
 	}
 	nodes := make([]*node, len(items))
 	records := make([]*indexEntry, len(items)) // what resolve learnt for a new index
@@ -500,7 +501,7 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 			fetched[r.seg] = *r
 		}
 	}
-	v.indexListed(p, prefix, items, fetched, index)
+	v.indexListed(p, prefix, items, fetched, index, indexVer)
 	return out, nil
 }
 
