@@ -213,19 +213,7 @@ func TestReadShortBody(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer h.Close(ctx)
-			buf := make([]byte, 1<<20)
-			var off int64
-			for ; off < int64(len(data)); off += int64(len(buf)) {
-				n, err := h.ReadAt(ctx, buf, off)
-				if err != nil {
-					wantErrno(t, err, syscall.EIO)
-					break
-				}
-				if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
-					t.Fatalf("read at %d differs", off)
-				}
-			}
-			if off >= int64(len(data)) {
+			if off := readUntilEIO(t, h, data); off >= int64(len(data)) {
 				t.Fatal("every read succeeded from GETs cut short")
 			}
 		})

@@ -330,18 +330,7 @@ func TestStreamedReadTampered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(ctx)
-	buf := make([]byte, 1<<20)
-	var off int64
-	for ; off < int64(len(data)); off += int64(len(buf)) {
-		n, err := h.ReadAt(ctx, buf, off)
-		if err != nil {
-			wantErrno(t, err, syscall.EIO)
-			break
-		}
-		if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
-			t.Fatalf("read at %d differs", off)
-		}
-	}
+	off := readUntilEIO(t, h, data)
 	// Read-ahead authenticates whole 2 MiB segments: the first read of
 	// the altered chunk's segment fails.
 	if seg := int64(bad) &^ (segChunks*cipher.ChunkSize - 1); off != seg {
@@ -404,4 +393,25 @@ func TestBodySizesAroundOneChunk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readUntilEIO reads h from the start in 1 MiB reads, each checked
+// against data, and returns the offset of the first read that failed,
+// which must fail with EIO (len(data) when none did).
+func readUntilEIO(t *testing.T, h *Handle, data []byte) int64 {
+	t.Helper()
+	ctx := context.Background()
+	buf := make([]byte, 1<<20)
+	var off int64
+	for ; off < int64(len(data)); off += int64(len(buf)) {
+		n, err := h.ReadAt(ctx, buf, off)
+		if err != nil {
+			wantErrno(t, err, syscall.EIO)
+			break
+		}
+		if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+			t.Fatalf("read at %d differs", off)
+		}
+	}
+	return off
 }
