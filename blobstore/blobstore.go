@@ -30,6 +30,11 @@ type Store interface {
 	// delimiter, keys sharing a prefix up to the delimiter are rolled up
 	// into one Entry with IsPrefix set. Pagination is hidden.
 	List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry, error]
+	// ListAfter is List from the first key after startAfter (S3's
+	// StartAfter): separate ranges of one prefix can be listed in
+	// parallel. Where startAfter falls below a rolled-up prefix (past
+	// the delimiter), whether that prefix comes again is the server's.
+	ListAfter(ctx context.Context, prefix, delimiter, startAfter string) iter.Seq2[Entry, error]
 	// Copy copies src to dst server-side. With Metadata non-nil, dst gets
 	// exactly that metadata (REPLACE directive), else src's. With IfMatch,
 	// the copy fails with ErrPreconditionFailed when src's ETag differs.

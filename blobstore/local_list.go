@@ -111,6 +111,20 @@ func (l *Local) List(ctx context.Context, prefix, delimiter string) iter.Seq2[En
 	}
 }
 
+// ListAfter is List from the first key after startAfter.
+func (l *Local) ListAfter(ctx context.Context, prefix, delimiter, startAfter string) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		for e, err := range l.List(ctx, prefix, delimiter) {
+			if err == nil && e.Key <= startAfter && !(e.IsPrefix && strings.HasPrefix(startAfter, e.Key)) {
+				continue
+			}
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
+}
+
 // walkPrefix starts at the directory of prefix's complete segments.
 func (l *Local) walkPrefix(ctx context.Context, prefix string, rollUp bool, yield func(Entry, error) bool) {
 	dirKey := prefix[:strings.LastIndexByte(prefix, '/')+1]

@@ -230,6 +230,11 @@ func (s *S3) headWithMatch(ctx context.Context, key string, k *sseCKey, ifMatch 
 // carry (control characters, possible in --encryption none mode) come
 // back intact from servers that support it.
 func (s *S3) List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry, error] {
+	return s.ListAfter(ctx, prefix, delimiter, "")
+}
+
+// ListAfter is List from the first key after startAfter.
+func (s *S3) ListAfter(ctx context.Context, prefix, delimiter, startAfter string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		in := &s3.ListObjectsV2Input{
 			Bucket:       &s.bucket,
@@ -238,6 +243,9 @@ func (s *S3) List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry
 		}
 		if delimiter != "" {
 			in.Delimiter = aws.String(delimiter)
+		}
+		if startAfter != "" {
+			in.StartAfter = aws.String(s.prefix + startAfter)
 		}
 		pages := s3.NewListObjectsV2Paginator(s.client, in)
 		for pages.HasMorePages() {

@@ -183,7 +183,7 @@ func TestDirIndexWriteRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for e, err := range tv.listDir(ctx, prefix) {
+	for e, err := range tv.listDir(ctx, prefix, "") {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -465,5 +465,113 @@ func TestDirIndexKeepNone(t *testing.T) {
 	}
 	if got, _ := tv.coldListing(t, "/d"); !strings.Contains(got, "f001 100600") {
 		t.Errorf("cold listing after the chmod:\n%s", got)
+	}
+}
+
+// TestListRanges: a directory whose index holds more names than one
+// listing page is listed as ranges cut at indexed names, one request
+// each, and the ranges add up to exactly the listing, also when the index
+// is stale (names added and removed since).
+func TestListRanges(t *testing.T) {
+	const n = 45
+	tv := indexedDir(t, n)
+	ctx := context.Background()
+	prefix, err := tv.dirPrefix("/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists := 0
+	tv.store.onList = func(p, _ string) {
+		if p == prefix {
+			lists++
+		}
+	}
+	// ranged lists /d on a fresh mount whose pages hold 10 keys, after
+	// checking that the ranges yield every key once, in order.
+	ranged := func() string {
+		v := tv.reopen(t)
+		v.listPage = 10
+		idx, _ := v.loadIndex(ctx, "/d")
+		items, err := v.listRanges(ctx, "/d", prefix, listBounds(prefix, idx, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(items); i++ {
+			if items[i].key <= items[i-1].key {
+				t.Fatalf("ranges yield %q after %q", items[i].key, items[i-1].key)
+			}
+		}
+		lists = 0
+		l := listing(t, v, "/d")
+		if got := strings.Count(l, "\n"); len(items) != got {
+			t.Errorf("ranges yield %d items, the listing has %d entries", len(items), got)
+		}
+		v.Close(ctx)
+		return l
+	}
+	whole := func() string {
+		v := tv.reopen(t)
+		l := listing(t, v, "/d")
+		v.Close(ctx)
+		return l
+	}
+
+	want := whole()
+	if strings.Count(want, "\n") != n {
+		t.Fatalf("listing of %d files:\n%s", n, want)
+	}
+	if got := ranged(); got != want {
+		t.Errorf("listed in ranges:\n%s\nwant:\n%s", got, want)
+	}
+	if lists != 5 {
+		t.Errorf("%d files, index pages of 10: %d listing requests, want 5", n, lists)
+	}
+
+	// Stale: 25 names added, 5 removed, the old index put back.
+	old := tv.getObject(t, tv.indexKey("/d"))
+	other := tv.reopen(t)
+	for i := range 25 {
+		writeFile(t, other, fmt.Sprintf("/d/g%03d", i), []byte("new"))
+	}
+	for i := range 5 {
+		if err := other.Unlink(ctx, fmt.Sprintf("/d/f%03d", i*9)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, other)
+	other.Close(ctx)
+	tv.putObject(t, tv.indexKey("/d"), old)
+	want = whole()
+	if strings.Count(want, "\n") != n+25-5 {
+		t.Fatalf("listing after the changes:\n%s", want)
+	}
+	tv.putObject(t, tv.indexKey("/d"), old)
+	if got := ranged(); got != want {
+		t.Errorf("listed in ranges cut by a stale index:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestListBounds: bounds cut every page-th indexed name in order, at
+// most maxListRanges ranges, never at a name holding the delimiter.
+func TestListBounds(t *testing.T) {
+	index := map[string]indexEntry{}
+	for i := range 35 {
+		index[fmt.Sprintf("n%02d", i)] = indexEntry{}
+	}
+	if got := listBounds("p/", index, 40); got != nil {
+		t.Errorf("35 names, pages of 40: bounds %q, want none", got)
+	}
+	if got, want := listBounds("p/", index, 10), []string{"p/n09", "p/n19", "p/n29"}; !slices.Equal(got, want) {
+		t.Errorf("35 names, pages of 10: bounds %q, want %q", got, want)
+	}
+	index["n05/x"] = indexEntry{}
+	if got, want := listBounds("p/", index, 10), []string{"p/n09", "p/n19", "p/n29"}; !slices.Equal(got, want) {
+		t.Errorf("with a name holding /: bounds %q, want %q", got, want)
+	}
+	for i := range 160 {
+		index[fmt.Sprintf("m%03d", i)] = indexEntry{}
+	}
+	if got := listBounds("p/", index, 1); len(got)+1 > maxListRanges || len(got)+1 < maxListRanges-1 || !slices.IsSorted(got) {
+		t.Errorf("195 names, pages of 1: %d ranges (sorted %v), want %d or %d", len(got)+1, slices.IsSorted(got), maxListRanges-1, maxListRanges)
 	}
 }

@@ -300,6 +300,17 @@
 //     order fetches the first chunks of the next small files (up to
 //     aheadWindow) in parallel; cp -r, tar and the like then wait for no
 //     GET per file, and a bare ls -l fetches nothing.
+//   - Ranged listing (listRanges): the index is read before the LIST, and
+//     a directory whose index names more than a page (1000 keys) is listed
+//     as ranges cut at every 1000th indexed name (at most 16), in parallel
+//     (ListAfter: S3's StartAfter). A range ends at its bound and the next
+//     starts after it, so the ranges partition the keys whatever the index
+//     says: a stale or forged index makes them uneven, never incomplete.
+//     Measured on versitygw (loopback, cold ls -l, 3 runs each): 2000
+//     files 0.50-0.51 s vs 0.51-0.55 s one page after the other; 10,000
+//     files 2.50-2.61 s vs 2.94-3.05 s, at 40% more versitygw CPU (each
+//     of its LISTs reads the whole directory); on a store whose LIST pages
+//     cost network round trips the ranges save more.
 //
 // Config: OpenVolume uses a config only once cipher authenticated it
 // (entry authentication included) and its modes match the caller's; a

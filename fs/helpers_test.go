@@ -101,6 +101,14 @@ func (c *countingStore) List(ctx context.Context, prefix, delim string) iter.Seq
 	return c.Store.List(ctx, prefix, delim)
 }
 
+func (c *countingStore) ListAfter(ctx context.Context, prefix, delim, after string) iter.Seq2[blobstore.Entry, error] {
+	c.inc("list")
+	if c.onList != nil {
+		c.onList(prefix, delim)
+	}
+	return c.Store.ListAfter(ctx, prefix, delim, after)
+}
+
 func (c *countingStore) Delete(ctx context.Context, key string) error {
 	c.inc("delete")
 	return c.Store.Delete(ctx, key)

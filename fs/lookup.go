@@ -124,7 +124,7 @@ func (v *Volume) refreshNames(ctx context.Context, dir string) error {
 	}
 	names := map[string]struct{}{}
 	hashed := map[string]struct{}{}
-	for e, err := range v.listDir(ctx, prefix) {
+	for e, err := range v.listDir(ctx, prefix, "") {
 		if err != nil {
 			return err
 		}
@@ -142,6 +142,73 @@ func (v *Volume) refreshNames(ctx context.Context, dir string) error {
 	return nil
 }
 
+// defaultListPage is how many keys one listing request returns (S3's
+// and versitygw's MaxKeys default): the size of the ranges listBounds
+// cuts.
+const defaultListPage = 1000
+
+// maxListRanges bounds the listing requests of one directory in flight.
+const maxListRanges = 16
+
+// listBounds cuts the listing of a directory whose index is index into
+// ranges of about page keys: the keys of every page-th indexed name, in
+// order (at most maxListRanges ranges). A range ends at its bound (inclusive), the next one
+// starts after it, so ranges partition the keys whatever the index says:
+// a stale or wrong index only makes ranges uneven (a range longer than a
+// page takes more requests, one after the other). Names holding the
+// delimiter are no bounds, since a rolled-up prefix could straddle them.
+func listBounds(prefix string, index map[string]indexEntry, page int) []string {
+	if len(index) <= page {
+		return nil
+	}
+	segs := make([]string, 0, len(index))
+	for seg := range index {
+		if seg != "" && !strings.Contains(seg, "/") {
+			segs = append(segs, seg)
+		}
+	}
+	slices.Sort(segs)
+	step := max(page, (len(segs)+maxListRanges-1)/maxListRanges)
+	var bounds []string
+	for i := step; i < len(segs); i += step {
+		bounds = append(bounds, prefix+segs[i-1])
+	}
+	return bounds
+}
+
+// listRanges lists directory p (listing prefix prefix) as the ranges
+// that bounds cut, in parallel, and returns its visible entries in key
+// order. Measured on versitygw, a cold listing of 2000 files: one range
+// after another, two pages, 0.34 s of a 0.58 s ls -l.
+func (v *Volume) listRanges(ctx context.Context, p, prefix string, bounds []string) ([]listItem, error) {
+	ranges := make([][]listItem, len(bounds)+1)
+	err := fanOut(ctx, maxListRanges, len(ranges), func(ctx context.Context, i int) error {
+		after, upTo := "", ""
+		if i > 0 {
+			after = bounds[i-1]
+		}
+		if i < len(bounds) {
+			upTo = bounds[i]
+		}
+		for e, err := range v.listDir(ctx, prefix, after) {
+			if err != nil {
+				return err
+			}
+			if upTo != "" && e.Key > upTo {
+				break // the next range's
+			}
+			if !hiddenEntry(p, e.seg) {
+				ranges[i] = append(ranges[i], listItemOf(e))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(ranges...), nil
+}
+
 // listedEntry is an entry listed directly below a directory, with its
 // stored name segment (a common prefix without its trailing "/").
 type listedEntry struct {
@@ -150,10 +217,17 @@ type listedEntry struct {
 }
 
 // listDir lists the entries directly below the directory whose listing
-// prefix is prefix (dirPrefix), leaving out the directory's own marker.
-func (v *Volume) listDir(ctx context.Context, prefix string) iter.Seq2[listedEntry, error] {
+// prefix is prefix (dirPrefix), leaving out the directory's own marker;
+// from the first key after after ("": all).
+func (v *Volume) listDir(ctx context.Context, prefix, after string) iter.Seq2[listedEntry, error] {
 	return func(yield func(listedEntry, error) bool) {
-		for e, err := range v.store.List(ctx, prefix, "/") {
+		var list iter.Seq2[blobstore.Entry, error]
+		if after == "" {
+			list = v.store.List(ctx, prefix, "/")
+		} else {
+			list = v.store.ListAfter(ctx, prefix, "/", after)
+		}
+		for e, err := range list {
 			if err != nil {
 				yield(listedEntry{}, err)
 				return
@@ -451,20 +525,12 @@ func (v *Volume) listChildren(ctx context.Context, p string) (map[string]*node, 
 	if err != nil {
 		return nil, err
 	}
-	var items []listItem
-	for e, err := range v.listDir(ctx, prefix) {
-		if err != nil {
-			return nil, err
-		}
-		if hiddenEntry(p, e.seg) {
-			continue
-		}
-		items = append(items, listItemOf(e))
-	}
-	var index map[string]indexEntry
-	var indexVer indexVersion
-	if len(items) > 0 {
-		index, indexVer = v.loadIndex(ctx, p)
+	// The index first: its names split a long listing into ranges
+	// listed in parallel (listRanges).
+	index, indexVer := v.loadIndex(ctx, p)
+	items, err := v.listRanges(ctx, p, prefix, listBounds(prefix, index, v.listPage))
+	if err != nil {
+		return nil, err
 	}
 	nodes := make([]*node, len(items))
 	records := make([]*indexEntry, len(items)) // what resolve learnt for a new index

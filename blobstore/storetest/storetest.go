@@ -476,6 +476,44 @@ func (s *Suite) TestList(t *testing.T) {
 	}
 }
 
+// TestListAfter: listings from the first key after a start key, with
+// and without a delimiter.
+func (s *Suite) TestListAfter(t *testing.T) {
+	st, ctx := s.setup(t)
+	keys := []string{"d/1", "d/2", "d/sub/x", "d/sub/y", "d/sub2/z", "d-x", "e", "dd/1", "d0"}
+	for _, k := range keys {
+		put(t, ctx, st, k, []byte(k), blobstore.PutOptions{})
+	}
+	cases := []struct {
+		prefix, delim, after string
+		want                 []string
+	}{
+		{"", "", "d/2", []string{"d/sub/x", "d/sub/y", "d/sub2/z", "d0", "dd/1", "e"}},
+		{"", "", "", []string{"d-x", "d/1", "d/2", "d/sub/x", "d/sub/y", "d/sub2/z", "d0", "dd/1", "e"}},
+		{"", "/", "d0", []string{"dd/*", "e"}},
+		{"", "/", "d-x", []string{"d/*", "d0", "dd/*", "e"}},
+		{"d/", "/", "d/1", []string{"d/2", "d/sub/*", "d/sub2/*"}},
+		{"d/", "/", "d/sub", []string{"d/sub/*", "d/sub2/*"}},
+		{"d/", "/", "d/a", []string{"d/sub/*", "d/sub2/*"}},
+		{"d/", "/", "d/z", nil},
+		{"d/", "/", "c", []string{"d/1", "d/2", "d/sub/*", "d/sub2/*"}},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%q,%q,%q", c.prefix, c.delim, c.after), func(t *testing.T) {
+			var es []blobstore.Entry
+			for e, err := range st.ListAfter(ctx, c.prefix, c.delim, c.after) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				es = append(es, e)
+			}
+			if got := entryNames(es); !slices.Equal(got, c.want) {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
 // TestListPagination: listings past 1000 keys (one S3 page), early stop.
 func (s *Suite) TestListPagination(t *testing.T) {
 	st, ctx := s.setup(t)
@@ -494,6 +532,16 @@ func (s *Suite) TestListPagination(t *testing.T) {
 	got = entryNames(list(t, ctx, st, "p/", "/"))
 	if len(got) != n+1 || got[n] != "p/sub/*" {
 		t.Fatalf("List(p/, /) returned %d entries ending %q", len(got), got[len(got)-1])
+	}
+	var after []string
+	for e, err := range st.ListAfter(ctx, "p/", "/", "p/0499") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		after = append(after, e.Key)
+	}
+	if len(after) != n-500+1 || after[0] != "p/0500" || after[len(after)-1] != "p/sub/" {
+		t.Fatalf("ListAfter(p/, /, p/0499) returned %d entries, want %d from p/0500 to p/sub/", len(after), n-500+1)
 	}
 	seen := 0
 	for _, err := range st.List(ctx, "", "") {
