@@ -575,3 +575,64 @@ func TestListBounds(t *testing.T) {
 		t.Errorf("195 names, pages of 1: %d ranges (sorted %v), want %d or %d", len(got)+1, slices.IsSorted(got), maxListRanges-1, maxListRanges)
 	}
 }
+
+// TestFsckOrphanIndexes: fsck reports the index of a directory that was
+// removed and of one that was renamed, not those of live directories
+// (the root, a nested one, a long-named one, one emptied since), and
+// --repair removes only the orphans.
+func TestFsckOrphanIndexes(t *testing.T) {
+	tv := indexedDir(t, 3)
+	ctx := context.Background()
+	long := "/" + strings.Repeat("l", 200)
+	for _, d := range []string{"/e", "/e/sub", long, "/k"} {
+		if _, err := tv.Mkdir(ctx, d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, tv.Volume, d+"/x", []byte("x"))
+	}
+	writeFile(t, tv.Volume, "/top", []byte("top"))
+	flush(t, tv.Volume)
+	for _, d := range []string{"/", "/d", "/e", "/e/sub", long, "/k"} {
+		tv.getObject(t, tv.indexKey(d)) // each has its index
+	}
+	if err := tv.Unlink(ctx, "/k/x"); err != nil { // /k: a marker alone
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := tv.Unlink(ctx, fmt.Sprintf("/d/f%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tv.Rmdir(ctx, "/d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tv.Rename(ctx, "/e/sub", "/e/moved", 0); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, tv.Volume)
+	orphans := []string{tv.indexKey("/d"), tv.indexKey("/e/sub")}
+	slices.Sort(orphans)
+
+	rep := fsck(t, tv.Volume, FsckOptions{})
+	got := slices.Sorted(slices.Values(rep.OrphanIndexes))
+	if !slices.Equal(got, orphans) || len(rep.Findings) != 0 || rep.IndexesRemoved != 0 {
+		t.Fatalf("orphaned indexes: %q (%d removed), want %q (those of /d and /e/sub), and no finding:\n%s", got, rep.IndexesRemoved, orphans, findingsOf(rep))
+	}
+	tv.getObject(t, orphans[0]) // without --repair, nothing changes
+
+	rep = fsck(t, tv.Volume, FsckOptions{Repair: true})
+	if rep.IndexesRemoved != len(orphans) {
+		t.Errorf("--repair removed %d orphaned indexes, want %d", rep.IndexesRemoved, len(orphans))
+	}
+	for _, k := range orphans {
+		if _, err := tv.store.Store.Head(ctx, k); !errors.Is(err, blobstore.ErrNotFound) {
+			t.Errorf("orphaned index %s after --repair: %v", k, err)
+		}
+	}
+	for _, d := range []string{"/", "/e", long, "/k"} {
+		tv.getObject(t, tv.indexKey(d))
+	}
+	if rep := fsck(t, tv.Volume, FsckOptions{}); len(rep.Findings) != 0 || len(rep.OrphanIndexes) != 0 {
+		t.Errorf("after --repair: orphaned indexes %q, findings:\n%s", rep.OrphanIndexes, findingsOf(rep))
+	}
+}

@@ -76,7 +76,8 @@ type FsckOptions struct {
 	// Repair aborts orphaned multipart uploads and removes stale
 	// leftovers in CacheDir; of the store's objects it removes only the
 	// hard-link leftovers fsck_links.go names (links outside their
-	// inode's live set, inodes no link names).
+	// inode's live set, inodes no link names) and the directory indexes
+	// of directories that are gone.
 	Repair bool
 	// UploadAge is the age from which a multipart upload in progress is
 	// orphaned (0: DefaultUploadAge). A mount completes or aborts its
@@ -111,7 +112,12 @@ type FsckReport struct {
 	Uploads  int   // multipart uploads in progress
 	Inodes   int   // hard-linked files' inode objects (their names count as Files)
 	Indexes  int   // directory indexes (caches: not checked)
-	Findings []Finding
+	// OrphanIndexes are the keys of the directory indexes whose
+	// directory is gone (removed or renamed): caches, no finding;
+	// Repair removes them, IndexesRemoved counts those it did.
+	OrphanIndexes  []string
+	IndexesRemoved int
+	Findings       []Finding
 }
 
 // storedObject is one listed object with what a HEAD (or a deep GET)
@@ -212,14 +218,17 @@ func (v *Volume) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error
 	}
 	c := &checker{v: v, opts: opts, objs: map[string]*storedObject{}, paths: map[string]pathResult{}, inodes: map[cipher.InodeID]*fsckInode{}}
 	var order []*storedObject
+	var indexes []string
 	for e, err := range v.store.List(ctx, "", "") {
 		if err != nil {
 			return nil, fmt.Errorf("listing the store: %w", err)
 		}
 		if strings.HasPrefix(e.Key, cipher.DirIndexPrefix) {
 			// Directory indexes are caches (dirindex.go): listings
-			// authenticate each entry again, so none is a finding.
+			// authenticate each entry again, so none is a finding;
+			// only one whose directory is gone is (orphanIndexes).
 			c.rep.Indexes++
+			indexes = append(indexes, e.Key)
 			continue
 		}
 		o := &storedObject{key: e.Key, size: e.Size}
@@ -239,6 +248,7 @@ func (v *Volume) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error
 		}
 	}
 	c.crossCheckLinks(ctx)
+	c.orphanIndexes(ctx, order, indexes)
 	if err := c.uploads(ctx); err != nil {
 		return nil, err
 	}
@@ -250,6 +260,47 @@ func (v *Volume) Fsck(ctx context.Context, opts FsckOptions) (*FsckReport, error
 	c.rep.Chunks = c.chunks
 	slices.SortStableFunc(c.rep.Findings, func(a, b Finding) int { return strings.Compare(a.Key, b.Key) })
 	return &c.rep, nil
+}
+
+// orphanIndexes records the directory indexes (keys indexes) of no
+// directory the listing showed (removed or renamed since the index was
+// written), and removes them with Repair. They are no finding: an index
+// is a cache, and rmdir and rename leave the old one behind rather than
+// pay a request for it; its key, an HMAC of the directory's path, is all
+// that tells whose it is. A directory is one with a marker or with any
+// object below it; the root always is.
+func (c *checker) orphanIndexes(ctx context.Context, objs []*storedObject, indexes []string) {
+	kr := c.v.indexKeyring()
+	if kr == nil || len(indexes) == 0 {
+		return
+	}
+	live := map[string]bool{kr.DirIndexKey("/"): true}
+	for _, o := range objs {
+		if !o.gone && strings.HasSuffix(o.key, "/") && !strings.HasPrefix(o.key, reservedName+"/") {
+			c.dirPath(strings.TrimSuffix(o.key, "/")) // a marker: its own path
+		}
+	}
+	c.mu.Lock()
+	for _, r := range c.paths {
+		if r.err == nil {
+			live[kr.DirIndexKey(r.path)] = true
+		}
+	}
+	c.mu.Unlock()
+	for _, key := range indexes {
+		if live[key] {
+			continue
+		}
+		c.rep.OrphanIndexes = append(c.rep.OrphanIndexes, key)
+		if !c.opts.Repair {
+			continue
+		}
+		if err := c.v.store.Delete(ctx, key); err != nil {
+			c.v.log.Warn("fsck: removing a directory index of no directory", "key", key, "err", err)
+		} else {
+			c.rep.IndexesRemoved++
+		}
+	}
 }
 
 // readAll fetches every object's metadata (a HEAD) in parallel, and with

@@ -29,10 +29,16 @@ Each problem is printed on its own line, by path (by object key where the
 name does not decode), then a summary; the exit status is 1 when there is
 any finding (repaired or not), 0 when the volume is clean.
 
-Nothing is changed unless --repair is given, and then only: orphaned
-multipart uploads are aborted, and stale leftovers in --cache-dir (never
-used by a running mount) are removed. No object is ever removed: objects
-that fail their checks are reported for you to restore or delete.`,
+Directory indexes (caches of a directory's attributes) whose directory
+was removed or renamed are counted in the summary; they are no problem.
+
+Nothing is changed unless --repair is given, and then only what holds no
+file's data: orphaned multipart uploads are aborted, hard-link leftovers
+(a link its inode does not list, an inode no link names) and the indexes
+of directories that are gone are removed, and stale leftovers in
+--cache-dir (never used by a running mount) are removed. No other object
+is removed: objects that fail their checks are reported for you to
+restore or delete.`,
 		Example: `  coffer fsck --store s3://bucket/vault
   coffer fsck --deep
   coffer fsck --repair --cache-dir ~/.cache/coffer/VOLUME-ID`,
@@ -84,6 +90,12 @@ that fail their checks are reported for you to restore or delete.`,
 			}
 			fmt.Fprintf(e.stdout, "%d objects: %d files (%s), %d directory markers, %d reserved%s; %d multipart uploads in progress\n",
 				rep.Objects, rep.Files, humanBytes(rep.Bytes), rep.Dirs, rep.Reserved, deep, rep.Uploads)
+			switch n := len(rep.OrphanIndexes); {
+			case n > 0 && opts.Repair:
+				fmt.Fprintf(e.stdout, "%d directory indexes of directories that are gone, %d removed\n", n, rep.IndexesRemoved)
+			case n > 0:
+				fmt.Fprintf(e.stdout, "%d directory indexes of directories that are gone (caches: --repair removes them)\n", n)
+			}
 			switch {
 			case len(rep.Findings) == 0:
 				fmt.Fprintln(e.stdout, "no problems found")
