@@ -68,6 +68,7 @@ type Volume struct {
 
 	mu        sync.Mutex
 	rootAttr  Attr             // "/" once changed (chmod of the mountpoint): kept while mounted
+	held      map[string]*node // a writer's directories whose marker waits for Flush (writeonly.go), by path
 	files     map[string]*file // open or staged files by current path
 	bg        sync.WaitGroup   // background uploads
 	closed    bool

@@ -59,6 +59,9 @@ func (v *Volume) lookup(ctx context.Context, p string) (*node, error) {
 	if n := v.openNode(p); n != nil {
 		return n, nil
 	}
+	if n := v.heldDir(p); n != nil {
+		return v.dirs.overlay(n), nil
+	}
 	if n, ok := v.meta.get(p); ok {
 		if n == nil {
 			return nil, syscall.ENOENT
@@ -468,6 +471,9 @@ func (v *Volume) readDir(ctx context.Context, p string) ([]DirEntry, error) {
 	}
 	for name, f := range local {
 		children[name] = f.snapshot()
+	}
+	for name, n := range v.heldChildren(p) {
+		children[name] = n
 	}
 	ents := make([]DirEntry, 0, len(children))
 	for _, name := range slices.Sorted(maps.Keys(children)) {

@@ -135,8 +135,11 @@ func (v *Volume) mkdir(ctx context.Context, p string, mode uint32) (*node, error
 		return nil, err
 	}
 	attr := v.newAttr(ctx, p, syscall.S_IFDIR|mode&0o7777)
-	n, err := v.putMarker(ctx, p, key+"/", long, attr)
-	if err != nil {
+	var n *node
+	if v.writer != nil {
+		n = &node{path: p, attr: attr, base: attr, key: key + "/", long: long}
+		v.holdMarker(n) // stored at Flush (writeonly.go)
+	} else if n, err = v.putMarker(ctx, p, key+"/", long, attr); err != nil {
 		return nil, err
 	}
 	v.meta.added(p)
@@ -265,7 +268,9 @@ func (v *Volume) rmdir(ctx context.Context, p string) error {
 		return err
 	}
 	parent := v.implicitParent(ctx, p)
-	if n.key != "" {
+	if v.dropHeld(p) {
+		// Held (writeonly.go): no marker was stored.
+	} else if n.key != "" {
 		if err := v.store.Delete(ctx, n.key); err != nil {
 			return err
 		}
@@ -445,6 +450,16 @@ func (v *Volume) changeAttr(ctx context.Context, p string, change func(Attr) (At
 	// One metadata rewrite of p at a time (a background store of its
 	// directory times included): the cache must end with the last one.
 	defer v.lockPaths(p)()
+	if n := v.heldDir(p); n != nil { // a writer's, not stored yet (writeonly.go)
+		gen := v.dirs.current(p)
+		a, err := apply(v.dirs.overlay(n).attr)
+		if err != nil {
+			return Attr{}, err
+		}
+		v.setHeld(p, a)
+		v.dirs.stored(p, gen)
+		return a, nil
+	}
 	var f *file
 	if n, err := v.lookup(ctx, p); err == nil {
 		f = v.fileOf(p, n) // a hard link's file may be open through another name

@@ -40,6 +40,10 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 	if isUnder(newp, oldp) {
 		return syscall.EINVAL
 	}
+	// A rename moves stored objects: held markers are stored first.
+	if err := errors.Join(v.storeHeld(ctx, oldp), v.storeHeld(ctx, newp)); err != nil {
+		return err
+	}
 	src, err := v.lookup(ctx, oldp)
 	if err != nil {
 		return err
@@ -104,7 +108,7 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 }
 
 func (v *Volume) checkEmpty(ctx context.Context, p string) error {
-	if v.hasLocalFilesUnder(p) {
+	if v.hasLocalFilesUnder(p) || len(v.heldChildren(p)) > 0 {
 		return syscall.ENOTEMPTY
 	}
 	prefix, err := v.dirPrefix(p)

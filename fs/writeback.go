@@ -484,8 +484,9 @@ func (v *Volume) Flush(ctx context.Context, progress func(pending int)) error {
 			break
 		}
 	}
-	dirErr := v.flushDirs(ctx, "") // directory times (dirtimes.go)
-	v.flushIndexes(ctx)            // directory indexes (dirindex.go): best effort
+	heldErr := v.storeHeld(ctx, "")                      // a writer's held markers (writeonly.go)
+	dirErr := errors.Join(heldErr, v.flushDirs(ctx, "")) // directory times (dirtimes.go)
+	v.flushIndexes(ctx)                                  // directory indexes (dirindex.go): best effort
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"syscall"
 	"time"
 
@@ -31,13 +33,144 @@ import (
 //
 // Listings show every name and, for files, the stored size (ReadDir); a
 // lookup of a file not of this session is EACCES, so through FUSE its
-// name shows and nothing else. Directory times are never stored: that
-// would rewrite markers, and a writer only creates objects (the bucket
+// name shows and nothing else. A writer only creates objects (the bucket
 // policy of README gives it PutObject with If-None-Match and nothing
-// else). The volume config is not authenticated (the writer holds no key
+// else): the implicit moves of directory times are never stored, since
+// they would rewrite markers, and its own new directories are held until
+// Flush and stored once with their last attributes (held markers, below). The volume config is not authenticated (the writer holds no key
 // that could): only its volume ID is compared with the credential's, and
 // the modes, names and keys come from the credential (cipher/doc.go).
 // The cache dir's local secret is a random file of its own.
+
+// Held markers: a writer's mkdir stores no marker at once. The bucket
+// policy of README lets a writer create an object once and never change
+// it, and tar x (like cp -a, rsync -a) sets a directory's times after
+// filling it, and a chmod may follow a mkdir: rewriting the marker then
+// failed ("Cannot utime"). So the session holds the directory (v.held):
+// lookups, listings, chmod and utimens see and change the held
+// attributes, its entries are stored below it as usual (the store shows
+// it as an implicit directory meanwhile), and Flush (unmount) stores each
+// held marker once, If-None-Match, with the attributes it has then. A
+// rename of a held directory stores it first. The price: until the
+// unmount other mounts see such a directory with the implicit mode and
+// times (an empty one not at all), and a crash of the writer loses the
+// held attributes (and empty directories); files are safe as ever. A
+// marker another session stored meanwhile wins (the directory exists,
+// which both wanted), and the writer's attributes are dropped with a
+// notice.
+
+// SyncDir stores the held markers (writeonly.go) of directory p and the
+// directories below it: fsync(2) of a directory. Every other namespace
+// change is stored when the call that made it returns.
+func (v *Volume) SyncDir(ctx context.Context, p string) error {
+	if p == "/" {
+		p = ""
+	}
+	return v.finish("fsync", p, v.storeHeld(ctx, p))
+}
+
+// holdMarker keeps the new directory n (a writer's) until Flush.
+func (v *Volume) holdMarker(n *node) {
+	v.mu.Lock()
+	if v.held == nil {
+		v.held = map[string]*node{}
+	}
+	v.held[n.path] = n
+	v.mu.Unlock()
+}
+
+// heldDir is the held directory at p, if any.
+func (v *Volume) heldDir(p string) *node {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if n := v.held[p]; n != nil {
+		c := *n
+		return &c
+	}
+	return nil
+}
+
+// heldChildren are the held directories directly below dir, by name.
+func (v *Volume) heldChildren(dir string) map[string]*node {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out map[string]*node
+	for p, n := range v.held {
+		if p != "/" && parentOf(p) == dir {
+			if out == nil {
+				out = map[string]*node{}
+			}
+			c := *n
+			out[nameOf(p)] = &c
+		}
+	}
+	return out
+}
+
+// setHeld sets the attributes of the held directory at p, if it is
+// still held.
+func (v *Volume) setHeld(p string, a Attr) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if n := v.held[p]; n != nil {
+		n.attr = a
+	}
+}
+
+// dropHeld forgets the held directory at p (rmdir).
+func (v *Volume) dropHeld(p string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.held[p]
+	delete(v.held, p)
+	return ok
+}
+
+// storeHeld stores the marker of every held directory at or below p
+// ("": all), parents first, each with the attributes it has now.
+func (v *Volume) storeHeld(ctx context.Context, p string) error {
+	v.mu.Lock()
+	var todo []string
+	for hp := range v.held {
+		if p == "" || hp == p || isUnder(hp, p) {
+			todo = append(todo, hp)
+		}
+	}
+	v.mu.Unlock()
+	slices.Sort(todo)
+	var errs []error
+	for _, hp := range todo {
+		if err := v.storeHeldOne(ctx, hp); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", hp, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (v *Volume) storeHeldOne(ctx context.Context, p string) error {
+	defer v.lockPaths(p)()
+	n := v.heldDir(p)
+	if n == nil {
+		return nil // removed meanwhile
+	}
+	gen := v.dirs.current(p)
+	a := v.dirs.overlay(n).attr
+	stored, err := v.putMarker(ctx, p, n.key, n.long, a)
+	if errors.Is(err, syscall.EEXIST) {
+		v.logEvent(slog.LevelInfo, "another session stored this directory first: its attributes stay, this session's are dropped", p, n.key)
+		v.meta.invalidate(p)
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	if stored != nil {
+		v.meta.put(stored)
+	}
+	v.dirs.stored(p, gen)
+	v.dropHeld(p)
+	return nil
+}
 
 // errForeign marks an object this session did not store.
 var errForeign = errors.New("not stored by this write-only session")

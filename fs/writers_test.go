@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"syscall"
 	"testing"
@@ -674,4 +676,105 @@ func TestWriterRevokedWhileMounted(t *testing.T) {
 	}
 	_, err := tryRead(tv.Volume, "/in/a")
 	wantErrno(t, err, syscall.EIO)
+}
+
+// createOnlyStore is the bucket policy README gives a writer: objects
+// are created (If-None-Match) and never changed; a copy, an overwrite
+// and a delete are refused.
+type createOnlyStore struct{ blobstore.Store }
+
+func (s createOnlyStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
+	if !opts.IfNoneMatch {
+		return blobstore.ObjectInfo{}, fmt.Errorf("put %s without If-None-Match: %w", key, blobstore.ErrAccessDenied)
+	}
+	return s.Store.Put(ctx, key, body, size, opts)
+}
+
+func (s createOnlyStore) Copy(ctx context.Context, src, dst string, opts blobstore.CopyOptions) (blobstore.ObjectInfo, error) {
+	return blobstore.ObjectInfo{}, fmt.Errorf("copy to %s: %w", dst, blobstore.ErrAccessDenied)
+}
+
+func (s createOnlyStore) Delete(ctx context.Context, key string) error {
+	return fmt.Errorf("delete %s: %w", key, blobstore.ErrAccessDenied)
+}
+
+// TestWriterHeldMarkers: under the create-only policy a writer makes a
+// tree as tar x does, directories re-timed and chmodded after they were
+// filled, a nested one emptied and removed, and all of it reaches the
+// store at unmount with the attributes set last: each marker stored
+// once. Until then the store holds no marker of the writer's.
+func TestWriterHeldMarkers(t *testing.T) {
+	tv := newTestVolume(t, EncryptionClient)
+	ctx := context.Background()
+	if _, err := tv.Mkdir(ctx, "/in", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, tv.Volume)
+	cred := exportTestWriter(t, tv, "/in")
+	opts := tv.options
+	opts.Roots, opts.Writer, opts.CacheDir = nil, cred, t.TempDir()
+	opts.Store = createOnlyStore{tv.options.Store}
+	w, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+
+	for _, d := range []string{"/in/a", "/in/a/b", "/in/a/gone", "/in/empty", "/in/p", "/in/p/q"} {
+		if _, err := w.Mkdir(ctx, d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantErrno(t, w.Rmdir(ctx, "/in/p"), syscall.ENOTEMPTY) // a held directory below
+	for _, d := range []string{"/in/p/q", "/in/p"} {
+		if err := w.Rmdir(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, w, "/in/a/f", []byte("in a"))
+	writeFile(t, w, "/in/a/b/g", []byte("in b"))
+	if err := w.Rmdir(ctx, "/in/a"); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("rmdir of a held directory holding files: %v, want ENOTEMPTY", err)
+	}
+	wantErrno(t, w.Rmdir(ctx, "/in/a/b"), syscall.ENOTEMPTY)
+	if err := w.Rmdir(ctx, "/in/a/gone"); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Unix(1_700_000_000, 0)
+	mode := uint32(0o751)
+	for _, d := range []string{"/in/a", "/in/a/b", "/in/empty"} {
+		if _, err := w.SetAttr(ctx, d, SetAttr{Mode: &mode, Mtime: &mt, Atime: &mt}); err != nil {
+			t.Fatalf("utime and chmod of %s under the create-only policy: %v", d, err)
+		}
+		if a, err := w.Stat(ctx, d); err != nil || a.Mode != syscall.S_IFDIR|0o751 || !a.Mtime.Equal(mt) {
+			t.Fatalf("stat %s: %+v, %v", d, a, err)
+		}
+	}
+	if ents, err := w.ReadDir(ctx, "/in"); err != nil || names(ents) != "a,empty" {
+		t.Fatalf("readdir /in = %v, %v", names(ents), err)
+	}
+	key, _, err := tv.objectKey("/in/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tv.store.Store.Head(ctx, key+"/"); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Fatalf("the marker of /in/a before unmount: %v, want none", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatalf("unmount: %v", err)
+	}
+
+	v := tv.reopen(t)
+	for _, d := range []string{"/in/a", "/in/a/b", "/in/empty"} {
+		a, err := v.Stat(ctx, d)
+		if err != nil || a.Mode != syscall.S_IFDIR|0o751 || !a.Mtime.Equal(mt) || !a.Origin.IsWriter() {
+			t.Errorf("%s after the writer's unmount: %+v, %v", d, a, err)
+		}
+	}
+	if _, err := v.Stat(ctx, "/in/a/gone"); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("/in/a/gone: %v, want ENOENT", err)
+	}
+	if got := readFile(t, v, "/in/a/b/g"); string(got) != "in b" {
+		t.Errorf("/in/a/b/g = %q", got)
+	}
 }

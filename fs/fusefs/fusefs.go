@@ -515,8 +515,15 @@ var (
 )
 
 // Fsync of a directory: every namespace change is already in the store
-// when the call that made it returns.
-func (d *dir) Fsync(context.Context, gofs.FileHandle, uint32) syscall.Errno { return 0 }
+// when the call that made it returns, but for a write-only session's
+// held directory markers (Volume.SyncDir).
+func (d *dir) Fsync(ctx context.Context, _ gofs.FileHandle, _ uint32) syscall.Errno {
+	p, ok := d.path()
+	if !ok {
+		return syscall.ENOENT
+	}
+	return errno(d.vol.SyncDir(uninterrupted(ctx), p))
+}
 
 func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = uninterrupted(ctx)
