@@ -23,6 +23,9 @@ const (
 	DefaultPartRetries       = 4
 	MinPartSize              = 5 << 20 // S3's smallest non-last part
 	MaxParts                 = 10000   // S3's part count limit
+	// smallPut is the largest body of known size that Upload sends
+	// from a buffer of its own size rather than a part buffer.
+	smallPut = 1 << 20
 )
 
 // Backoff for retried parts: exponential from retryBase, capped at
@@ -103,6 +106,16 @@ func Upload(ctx context.Context, s Store, key string, r io.Reader, size int64, o
 	u := newUploader(s, key, size, opts)
 	if size > 0 && (size+u.partSize-1)/u.partSize > MaxParts {
 		return ObjectInfo{}, &Error{Op: "upload", Key: key, Err: fmt.Errorf("%d bytes need more than %d parts of the pool's %d bytes", size, MaxParts, u.partSize)}
+	}
+	if size >= 0 && size <= min(smallPut, u.partSize) {
+		// A small body of known size takes no part buffer: thousands of
+		// small files would each wait for, and clear, a part-sized
+		// buffer of the shared pool (8 MiB for a 4 KiB file).
+		body := make([]byte, size)
+		if _, _, err := u.readPart(r, body); err != nil {
+			return ObjectInfo{}, err
+		}
+		return u.single(ctx, body)
 	}
 	first, err := u.next(ctx, r)
 	if err != nil {

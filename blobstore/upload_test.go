@@ -286,3 +286,36 @@ func TestUploadSmallIsOnePut(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadSmallTakesNoPartBuffer: a small body of known size is stored
+// while every buffer of the shared pool is taken; one of unknown size
+// waits for a buffer. The uploads' context is cancelled, so a wait for a
+// buffer ends at once; the store's Put does not look at it.
+func TestUploadSmallTakesNoPartBuffer(t *testing.T) {
+	f := newFaulty(t, nil)
+	pool := blobstore.NewPartPool(testPart, 1)
+	held, err := pool.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Put(held)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	st := putIgnoringContext{f}
+	if _, err := blobstore.Upload(ctx, st, "small", bytes.NewReader(make([]byte, 4096)), 4096, blobstore.UploadOptions{Pool: pool}); err != nil {
+		t.Fatalf("4 KiB upload with the pool exhausted: %v", err)
+	}
+	if f.puts.Load() != 1 {
+		t.Fatalf("%d puts, want 1", f.puts.Load())
+	}
+	if _, err := blobstore.Upload(ctx, st, "unknown", bytes.NewReader(make([]byte, 4096)), -1, blobstore.UploadOptions{Pool: pool}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("upload of unknown size with the pool exhausted: %v, want it waiting for a buffer (context canceled)", err)
+	}
+}
+
+// putIgnoringContext stores with a context of its own.
+type putIgnoringContext struct{ *faultyStore }
+
+func (s putIgnoringContext) Put(_ context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
+	return s.faultyStore.Put(context.Background(), key, body, size, opts)
+}
