@@ -437,13 +437,19 @@ func (s *Suite) TestInvalidKeys(t *testing.T) {
 	}
 }
 
-// TestList: prefixes and delimiters, in lexical order.
-func (s *Suite) TestList(t *testing.T) {
+// listTree is a fresh store holding the keys the listing tests list,
+// each key its own body.
+func (s *Suite) listTree(t *testing.T) (blobstore.Store, context.Context) {
 	st, ctx := s.setup(t)
-	keys := []string{"d/1", "d/2", "d/sub/x", "d/sub/y", "d/sub2/z", "d-x", "e", "dd/1", "d0"}
-	for _, k := range keys {
+	for _, k := range []string{"d/1", "d/2", "d/sub/x", "d/sub/y", "d/sub2/z", "d-x", "e", "dd/1", "d0"} {
 		put(t, ctx, st, k, []byte(k), blobstore.PutOptions{})
 	}
+	return st, ctx
+}
+
+// TestList: prefixes and delimiters, in lexical order.
+func (s *Suite) TestList(t *testing.T) {
+	st, ctx := s.listTree(t)
 	cases := []struct {
 		prefix, delim string
 		want          []string
@@ -479,11 +485,7 @@ func (s *Suite) TestList(t *testing.T) {
 // TestListAfter: listings from the first key after a start key, with
 // and without a delimiter.
 func (s *Suite) TestListAfter(t *testing.T) {
-	st, ctx := s.setup(t)
-	keys := []string{"d/1", "d/2", "d/sub/x", "d/sub/y", "d/sub2/z", "d-x", "e", "dd/1", "d0"}
-	for _, k := range keys {
-		put(t, ctx, st, k, []byte(k), blobstore.PutOptions{})
-	}
+	st, ctx := s.listTree(t)
 	cases := []struct {
 		prefix, delim, after string
 		want                 []string
