@@ -13,10 +13,10 @@ import (
 	"github.com/cofferfs/coffer/blobstore"
 )
 
-// partStore counts the parts and completions of multipart uploads.
+// partStore counts the starts, parts and completions of multipart uploads.
 type partStore struct {
 	blobstore.Store
-	parts, completed atomic.Int64
+	started, parts, completed atomic.Int64
 	bigPuts          atomic.Int64 // PUTs of a part's size or more
 }
 
@@ -32,6 +32,7 @@ func (s *partStore) Multipart(ctx context.Context, key string, opts blobstore.Pu
 	if err != nil {
 		return nil, err
 	}
+	s.started.Add(1)
 	return &countedUpload{MultipartUpload: u, s: s}, nil
 }
 
@@ -331,29 +332,43 @@ func TestStreamRewritesInHoldback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			var first *stream // the file's stream once it started
 			write := func(b []byte, off int) {
 				t.Helper()
 				if _, err := h.WriteAt(ctx, b, int64(off)); err != nil {
 					t.Fatal(err)
+				}
+				h.f.mu.Lock()
+				s := h.f.stream
+				h.f.mu.Unlock()
+				if first == nil {
+					first = s
+				} else if s != first {
+					t.Fatalf("a write of %d bytes at %d ended the stream", len(b), off)
 				}
 			}
 			for off, i := 0, 0; off < size; i++ {
 				n := min(size-off, []int{1 << 20, 4096, 333 << 10, 1}[i%4])
 				write(bytes.Repeat([]byte{byte(i)}, n), off) // first a wrong version,
 				write(data[off:off+n], off)                  // then the right one over it
-				if i%3 == 0 && off > 1000 {
-					// and one that overlaps the previous write's start
-					back := min(off, 1000)
+				if back := min(off, 1000); i%3 == 0 && n+back <= streamHoldback {
+					// and one that overlaps the previous write's start,
+					// still within the holdback of the written end (a
+					// rewrite further back may find it fed: the stream
+					// would rightly start over)
 					write(data[off-back:off+n/2], off-back)
 				}
 				off += n
+			}
+			if first == nil {
+				t.Fatal("the file never streamed")
 			}
 			if err := h.Fsync(ctx); err != nil {
 				t.Fatal(err)
 			}
 			onePass := (tv.lay.objectSize(int64(size)) + streamPart - 1) / streamPart
-			if parts, c, p := ps.parts.Load(), ps.completed.Load(), ps.bigPuts.Load(); parts != onePass || c != 1 || p != 0 {
-				t.Fatalf("%d parts, %d completions and %d PUTs of the body: want the stream's %d parts and 1 completion", parts, c, p, onePass)
+			if st, parts, c, p := ps.started.Load(), ps.parts.Load(), ps.completed.Load(), ps.bigPuts.Load(); st != 1 || parts != onePass || c != 1 || p != 0 {
+				t.Fatalf("%d uploads started, %d parts, %d completions and %d PUTs of the body: want the stream's one upload, %d parts and 1 completion", st, parts, c, p, onePass)
 			}
 			h.Close(ctx)
 			flush(t, tv.Volume)
