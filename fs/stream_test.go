@@ -17,7 +17,7 @@ import (
 type partStore struct {
 	blobstore.Store
 	started, parts, completed atomic.Int64
-	bigPuts          atomic.Int64 // PUTs of a part's size or more
+	bigPuts                   atomic.Int64 // PUTs of a part's size or more
 }
 
 func (s *partStore) Put(ctx context.Context, key string, body io.Reader, size int64, opts blobstore.PutOptions) (blobstore.ObjectInfo, error) {
