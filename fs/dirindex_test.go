@@ -480,7 +480,7 @@ func TestListRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lists := 0
+	lists, pulled := 0, 0 // listing requests of /d; entries taken of all listings
 	tv.store.onList = func(p, _ string) {
 		if p == prefix {
 			lists++
@@ -502,7 +502,9 @@ func TestListRanges(t *testing.T) {
 			}
 		}
 		lists = 0
+		tv.store.reset()
 		l := listing(t, v, "/d")
+		pulled = tv.store.count("listed")
 		if got := strings.Count(l, "\n"); len(items) != got {
 			t.Errorf("ranges yield %d items, the listing has %d entries", len(items), got)
 		}
@@ -511,7 +513,9 @@ func TestListRanges(t *testing.T) {
 	}
 	whole := func() string {
 		v := tv.reopen(t)
+		tv.store.reset()
 		l := listing(t, v, "/d")
+		pulled = tv.store.count("listed")
 		v.Close(ctx)
 		return l
 	}
@@ -520,11 +524,17 @@ func TestListRanges(t *testing.T) {
 	if strings.Count(want, "\n") != n {
 		t.Fatalf("listing of %d files:\n%s", n, want)
 	}
+	wholePulled := pulled
 	if got := ranged(); got != want {
 		t.Errorf("listed in ranges:\n%s\nwant:\n%s", got, want)
 	}
 	if lists != 5 {
 		t.Errorf("%d files, index pages of 10: %d listing requests, want 5", n, lists)
+	}
+	// A range stops at its bound: taking the key after it would cost
+	// the request of another page on S3.
+	if pulled != wholePulled {
+		t.Errorf("the ranges took %d listed entries, one listing %d", pulled, wholePulled)
 	}
 
 	// Stale: 25 names added, 5 removed, the old index put back.

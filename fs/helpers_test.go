@@ -98,7 +98,20 @@ func (c *countingStore) List(ctx context.Context, prefix, delim string) iter.Seq
 	if c.onList != nil {
 		c.onList(prefix, delim)
 	}
-	return c.Store.List(ctx, prefix, delim)
+	return c.pulled(c.Store.List(ctx, prefix, delim))
+}
+
+// pulled counts the entries a listing's consumer takes ("listed"): on
+// S3, one more entry past a page is one more request.
+func (c *countingStore) pulled(list iter.Seq2[blobstore.Entry, error]) iter.Seq2[blobstore.Entry, error] {
+	return func(yield func(blobstore.Entry, error) bool) {
+		for e, err := range list {
+			c.inc("listed")
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
 }
 
 func (c *countingStore) ListAfter(ctx context.Context, prefix, delim, after string) iter.Seq2[blobstore.Entry, error] {
@@ -106,7 +119,7 @@ func (c *countingStore) ListAfter(ctx context.Context, prefix, delim, after stri
 	if c.onList != nil {
 		c.onList(prefix, delim)
 	}
-	return c.Store.ListAfter(ctx, prefix, delim, after)
+	return c.pulled(c.Store.ListAfter(ctx, prefix, delim, after))
 }
 
 func (c *countingStore) Delete(ctx context.Context, key string) error {
