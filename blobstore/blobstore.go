@@ -30,11 +30,12 @@ type Store interface {
 	// delimiter, keys sharing a prefix up to the delimiter are rolled up
 	// into one Entry with IsPrefix set. Pagination is hidden.
 	List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry, error]
-	// ListAfter is List from the first key after startAfter (S3's
+	// ListAfter is List from the first key after opts.StartAfter (S3's
 	// StartAfter): separate ranges of one prefix can be listed in
-	// parallel. Where startAfter falls below a rolled-up prefix (past
+	// parallel. Where StartAfter falls below a rolled-up prefix (past
 	// the delimiter), whether that prefix comes again is the server's.
-	ListAfter(ctx context.Context, prefix, delimiter, startAfter string) iter.Seq2[Entry, error]
+	// opts.FirstPage sizes the first listing request (see ListOptions).
+	ListAfter(ctx context.Context, prefix, delimiter string, opts ListOptions) iter.Seq2[Entry, error]
 	// Copy copies src to dst server-side. With Metadata non-nil, dst gets
 	// exactly that metadata (REPLACE directive), else src's. With IfMatch,
 	// the copy fails with ErrPreconditionFailed when src's ETag differs.
@@ -110,6 +111,23 @@ type Entry struct {
 	ETag         string
 	LastModified time.Time
 }
+
+// ListOptions apply to ListAfter.
+type ListOptions struct {
+	// StartAfter lists from the first key after it ("": from the start).
+	StartAfter string
+	// FirstPage, when positive, is how many entries the first listing
+	// request asks for (S3's MaxKeys; beyond MaxListPage, the server's
+	// default page); later requests ask for the default page. A caller
+	// that stops at a bound it knows asks for about as many entries as
+	// lie before it, so the server neither reads nor sends a page of
+	// entries the caller drops. Local, which has no pages, ignores it.
+	FirstPage int
+}
+
+// MaxListPage is the most entries one S3 listing request returns, and
+// the page size of S3 and versitygw when MaxKeys is not given.
+const MaxListPage = 1000
 
 // PutOptions apply to Put, Multipart and Upload.
 type PutOptions struct {

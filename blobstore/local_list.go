@@ -111,8 +111,10 @@ func (l *Local) List(ctx context.Context, prefix, delimiter string) iter.Seq2[En
 	}
 }
 
-// ListAfter is List from the first key after startAfter.
-func (l *Local) ListAfter(ctx context.Context, prefix, delimiter, startAfter string) iter.Seq2[Entry, error] {
+// ListAfter is List from the first key after opts.StartAfter (a listing
+// of Local has no pages: FirstPage does not apply).
+func (l *Local) ListAfter(ctx context.Context, prefix, delimiter string, opts ListOptions) iter.Seq2[Entry, error] {
+	startAfter := opts.StartAfter
 	return func(yield func(Entry, error) bool) {
 		for e, err := range l.List(ctx, prefix, delimiter) {
 			if err == nil && e.Key <= startAfter && !(e.IsPrefix && strings.HasPrefix(startAfter, e.Key)) {

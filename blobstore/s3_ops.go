@@ -230,11 +230,13 @@ func (s *S3) headWithMatch(ctx context.Context, key string, k *sseCKey, ifMatch 
 // carry (control characters, possible in --encryption none mode) come
 // back intact from servers that support it.
 func (s *S3) List(ctx context.Context, prefix, delimiter string) iter.Seq2[Entry, error] {
-	return s.ListAfter(ctx, prefix, delimiter, "")
+	return s.ListAfter(ctx, prefix, delimiter, ListOptions{})
 }
 
-// ListAfter is List from the first key after startAfter.
-func (s *S3) ListAfter(ctx context.Context, prefix, delimiter, startAfter string) iter.Seq2[Entry, error] {
+// ListAfter is List from the first key after opts.StartAfter, its first
+// request asking for opts.FirstPage entries. It pages by hand: the SDK's
+// paginator asks every page for the same MaxKeys.
+func (s *S3) ListAfter(ctx context.Context, prefix, delimiter string, opts ListOptions) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		in := &s3.ListObjectsV2Input{
 			Bucket:       &s.bucket,
@@ -244,12 +246,14 @@ func (s *S3) ListAfter(ctx context.Context, prefix, delimiter, startAfter string
 		if delimiter != "" {
 			in.Delimiter = aws.String(delimiter)
 		}
-		if startAfter != "" {
-			in.StartAfter = aws.String(s.prefix + startAfter)
+		if opts.StartAfter != "" {
+			in.StartAfter = aws.String(s.prefix + opts.StartAfter)
 		}
-		pages := s3.NewListObjectsV2Paginator(s.client, in)
-		for pages.HasMorePages() {
-			page, err := pages.NextPage(ctx)
+		if opts.FirstPage > 0 && opts.FirstPage < MaxListPage {
+			in.MaxKeys = aws.Int32(int32(opts.FirstPage))
+		}
+		for {
+			page, err := s.client.ListObjectsV2(ctx, in)
 			if err == nil {
 				var entries []Entry
 				entries, err = s.pageEntries(page)
@@ -259,8 +263,21 @@ func (s *S3) ListAfter(ctx context.Context, prefix, delimiter, startAfter string
 					}
 				}
 			}
+			if err == nil && aws.ToBool(page.IsTruncated) {
+				next := aws.ToString(page.NextContinuationToken)
+				if next == "" || next == aws.ToString(in.ContinuationToken) {
+					// A listing that cannot go on is an error, not a
+					// directory shown shorter than it is.
+					err = fmt.Errorf("listing: truncated page without a new continuation token")
+				} else {
+					in.ContinuationToken, in.MaxKeys = &next, nil
+				}
+			}
 			if err != nil {
 				yield(Entry{}, s.fail("list", prefix, err, reqNoObject, false))
+				return
+			}
+			if !aws.ToBool(page.IsTruncated) {
 				return
 			}
 		}

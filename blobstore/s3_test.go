@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -320,11 +322,13 @@ func (noBackoff) RetryDelay(int, error) (time.Duration, error) { return 0, nil }
 
 // fakeS3 answers just enough of the S3 API to record the headers each
 // operation sends. fail, when set, decides a response status for a
-// request before it is handled normally.
+// request before it is handled normally. ListObjectsV2 requests are
+// answered with listPages in turn (each a ListBucketResult's inner XML).
 type fakeS3 struct {
-	mu   sync.Mutex
-	reqs []fakeReq
-	fail func(op string, n int) int
+	mu        sync.Mutex
+	reqs      []fakeReq
+	fail      func(op string, n int) int
+	listPages []string
 }
 
 type fakeReq struct {
@@ -332,6 +336,7 @@ type fakeReq struct {
 	header http.Header
 	body   []byte
 	proto  string
+	query  url.Values
 }
 
 func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -351,6 +356,8 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		op = "CopyObject"
 	case r.Method == "PUT":
 		op = "PutObject"
+	case r.Method == "GET" && q.Get("list-type") == "2":
+		op = "ListObjectsV2"
 	case r.Method == "GET" && q.Has("encryption"):
 		op = "GetBucketEncryption"
 	case r.Method == "GET":
@@ -363,7 +370,7 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		op = "DeleteObjects"
 	}
 	f.mu.Lock()
-	f.reqs = append(f.reqs, fakeReq{op, r.Header.Clone(), body, r.Proto})
+	f.reqs = append(f.reqs, fakeReq{op, r.Header.Clone(), body, r.Proto, q})
 	n := 0
 	for _, q := range f.reqs {
 		if q.op == op {
@@ -381,6 +388,12 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
 	switch op {
+	case "ListObjectsV2":
+		page := "<IsTruncated>false</IsTruncated>"
+		if n <= len(f.listPages) {
+			page = f.listPages[n-1]
+		}
+		fmt.Fprintf(w, "<ListBucketResult><Name>b</Name>%s</ListBucketResult>", page)
 	case "CreateMultipartUpload":
 		fmt.Fprint(w, `<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>up1</UploadId></InitiateMultipartUploadResult>`)
 	case "CompleteMultipartUpload":
@@ -413,6 +426,19 @@ func (f *fakeS3) bodies(op string) [][]byte {
 		}
 	}
 	return bs
+}
+
+// queries returns the recorded query parameters of op's requests.
+func (f *fakeS3) queries(op string) []url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var qs []url.Values
+	for _, r := range f.reqs {
+		if r.op == op {
+			qs = append(qs, r.query)
+		}
+	}
+	return qs
 }
 
 // headers returns the recorded requests of op.
@@ -601,6 +627,65 @@ func TestRetriesServerErrors(t *testing.T) {
 	}
 	if n := len(f.headers("HeadObject")); n != DefaultMaxAttempts {
 		t.Errorf("%d HEAD attempts, want %d", n, DefaultMaxAttempts)
+	}
+}
+
+// ListAfter's first request asks for FirstPage keys after StartAfter;
+// the next ones go on from the continuation token with the server's
+// page size, and every entry comes out once, in order. A truncated page
+// without a token is an error, never a listing cut short.
+func TestListAfterFirstPage(t *testing.T) {
+	f, s := newFake(t, SSEConfig{})
+	s.prefix = "vol/"
+	f.listPages = []string{
+		"<IsTruncated>true</IsTruncated><NextContinuationToken>tok1</NextContinuationToken><Contents><Key>vol/d/b</Key><ETag>\"e\"</ETag><Size>1</Size></Contents>",
+		"<IsTruncated>false</IsTruncated><Contents><Key>vol/d/c</Key><ETag>\"e\"</ETag><Size>1</Size></Contents><CommonPrefixes><Prefix>vol/d/c2/</Prefix></CommonPrefixes>",
+	}
+	var got []string
+	for e, err := range s.ListAfter(context.Background(), "d/", "/", ListOptions{StartAfter: "d/a", FirstPage: 5}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.Key)
+	}
+	if want := []string{"d/b", "d/c", "d/c2/"}; !slices.Equal(got, want) {
+		t.Errorf("listed %q, want %q", got, want)
+	}
+	qs := f.queries("ListObjectsV2")
+	if len(qs) != 2 {
+		t.Fatalf("%d listing requests, want 2", len(qs))
+	}
+	if qs[0].Get("max-keys") != "5" || qs[0].Get("start-after") != "vol/d/a" || qs[0].Has("continuation-token") {
+		t.Errorf("first request %v: want max-keys 5 after vol/d/a", qs[0])
+	}
+	if qs[1].Has("max-keys") || qs[1].Get("continuation-token") != "tok1" {
+		t.Errorf("second request %v: want the token and the server's page size", qs[1])
+	}
+
+	reset := func(pages ...string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.reqs, f.listPages = nil, pages
+	}
+	// No FirstPage, or one of a page or more: the server's page size.
+	for _, first := range []int{0, MaxListPage, MaxListPage + 1} {
+		reset()
+		for _, err := range s.ListAfter(context.Background(), "d/", "/", ListOptions{FirstPage: first}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if qs := f.queries("ListObjectsV2"); len(qs) != 1 || qs[0].Has("max-keys") {
+			t.Errorf("first page %d: requests %v, want one without max-keys", first, qs)
+		}
+	}
+
+	reset("<IsTruncated>true</IsTruncated><Contents><Key>vol/d/b</Key></Contents>")
+	var err error
+	for _, err = range s.ListAfter(context.Background(), "d/", "/", ListOptions{}) {
+	}
+	if err == nil || !strings.Contains(err.Error(), "continuation token") {
+		t.Errorf("a truncated page without a token: %v, want an error", err)
 	}
 }
 

@@ -36,11 +36,11 @@ type Volume struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	headSem  chan struct{} // bounds the parallel requests (GETs, HEADs) of listings
-	listPage int           // keys per listing request: the size of a listing's ranges (listBounds)
-	getSem   chan struct{} // bounds parallel ranged GETs
-	bufs     sync.Pool     // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
-	plains   sync.Pool     // *[]byte of a segment's plaintext (reader.go)
+	headSem   chan struct{} // bounds the parallel requests (GETs, HEADs) of listings
+	rangeKeys int           // indexed names per range of a ranged listing (listBounds)
+	getSem    chan struct{} // bounds parallel ranged GETs
+	bufs      sync.Pool     // *[]byte of segmentBufSize: stored bytes of read-ahead GETs
+	plains    sync.Pool     // *[]byte of a segment's plaintext (reader.go)
 
 	// The upload pipeline (writeback.go).
 	upSem chan struct{} // bounds parallel uploads
@@ -101,20 +101,20 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		return nil, err
 	}
 	v := &Volume{
-		store:    opts.Store,
-		opts:     opts,
-		log:      opts.Logger,
-		meta:     newMetaCache(opts.MetadataTTL),
-		dirs:     newDirTimes(),
-		mount:    time.Now(),
-		headSem:  make(chan struct{}, opts.ListConcurrency),
-		listPage: defaultListPage,
-		getSem:   make(chan struct{}, 4*opts.UploadConcurrency),
-		upSem:    make(chan struct{}, opts.UploadConcurrency),
-		files:    map[string]*file{},
-		pool:     blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
-		clock:    opts.clock,
-		now:      opts.now,
+		store:     opts.Store,
+		opts:      opts,
+		log:       opts.Logger,
+		meta:      newMetaCache(opts.MetadataTTL),
+		dirs:      newDirTimes(),
+		mount:     time.Now(),
+		headSem:   make(chan struct{}, opts.ListConcurrency),
+		rangeKeys: defaultRangeKeys,
+		getSem:    make(chan struct{}, 4*opts.UploadConcurrency),
+		upSem:     make(chan struct{}, opts.UploadConcurrency),
+		files:     map[string]*file{},
+		pool:      blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
+		clock:     opts.clock,
+		now:       opts.now,
 	}
 	var secret []byte
 	if opts.Writer != nil {

@@ -533,7 +533,7 @@ func (x *dirIndexes) done(prefix string, own map[string]indexEntry) {
 func (v *Volume) reindex(ctx context.Context, dir, prefix string, own map[string]indexEntry) error {
 	for attempt := 0; ; attempt++ {
 		var items []listItem
-		for e, err := range v.listDir(ctx, prefix, "") {
+		for e, err := range v.listDir(ctx, prefix, blobstore.ListOptions{}) {
 			if err != nil {
 				return err
 			}

@@ -183,7 +183,7 @@ func TestDirIndexWriteRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for e, err := range tv.listDir(ctx, prefix, "") {
+	for e, err := range tv.listDir(ctx, prefix, blobstore.ListOptions{}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -481,18 +481,21 @@ func TestListRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	lists, pulled := 0, 0 // listing requests of /d; entries taken of all listings
-	tv.store.onList = func(p, _ string) {
+	var asked []int       // the first pages the listings of /d asked for
+	tv.store.onList = func(p, _ string, opts blobstore.ListOptions) {
 		if p == prefix {
 			lists++
+			asked = append(asked, opts.FirstPage)
 		}
 	}
 	// ranged lists /d on a fresh mount whose pages hold 10 keys, after
 	// checking that the ranges yield every key once, in order.
 	ranged := func() string {
 		v := tv.reopen(t)
-		v.listPage = 10
+		v.rangeKeys = 10
 		idx, _ := v.loadIndex(ctx, "/d")
-		items, err := v.listRanges(ctx, "/d", prefix, listBounds(prefix, idx, 10))
+		bounds, per := listBounds(prefix, idx, 10)
+		items, err := v.listRanges(ctx, "/d", prefix, bounds, per)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -501,7 +504,7 @@ func TestListRanges(t *testing.T) {
 				t.Fatalf("ranges yield %q after %q", items[i].key, items[i-1].key)
 			}
 		}
-		lists = 0
+		lists, asked = 0, nil
 		tv.store.reset()
 		l := listing(t, v, "/d")
 		pulled = tv.store.count("listed")
@@ -530,6 +533,13 @@ func TestListRanges(t *testing.T) {
 	}
 	if lists != 5 {
 		t.Errorf("%d files, index pages of 10: %d listing requests, want 5", n, lists)
+	}
+	// Each range asks the server for about its ten keys, not for a
+	// page of the server's default size, which it would mostly drop.
+	for i, a := range asked {
+		if a != rangeRequest(10) {
+			t.Errorf("range %d asked for a first page of %d keys, want %d", i, a, rangeRequest(10))
+		}
 	}
 	// A range stops at its bound: taking the key after it would cost
 	// the request of another page on S3.
@@ -564,25 +574,42 @@ func TestListRanges(t *testing.T) {
 // TestListBounds: bounds cut every page-th indexed name in order, at
 // most maxListRanges ranges, never at a name holding the delimiter.
 func TestListBounds(t *testing.T) {
+	bounds := func(index map[string]indexEntry, page int) []string {
+		b, per := listBounds("p/", index, page)
+		if b != nil && per < page {
+			t.Errorf("%d names, pages of %d: ranges of %d", len(index), page, per)
+		}
+		return b
+	}
 	index := map[string]indexEntry{}
 	for i := range 35 {
 		index[fmt.Sprintf("n%02d", i)] = indexEntry{}
 	}
-	if got := listBounds("p/", index, 40); got != nil {
+	if got := bounds(index, 40); got != nil {
 		t.Errorf("35 names, pages of 40: bounds %q, want none", got)
 	}
-	if got, want := listBounds("p/", index, 10), []string{"p/n09", "p/n19", "p/n29"}; !slices.Equal(got, want) {
+	if got, want := bounds(index, 10), []string{"p/n09", "p/n19", "p/n29"}; !slices.Equal(got, want) {
 		t.Errorf("35 names, pages of 10: bounds %q, want %q", got, want)
 	}
 	index["n05/x"] = indexEntry{}
-	if got, want := listBounds("p/", index, 10), []string{"p/n09", "p/n19", "p/n29"}; !slices.Equal(got, want) {
+	if got, want := bounds(index, 10), []string{"p/n09", "p/n19", "p/n29"}; !slices.Equal(got, want) {
 		t.Errorf("with a name holding /: bounds %q, want %q", got, want)
 	}
 	for i := range 160 {
 		index[fmt.Sprintf("m%03d", i)] = indexEntry{}
 	}
-	if got := listBounds("p/", index, 1); len(got)+1 > maxListRanges || len(got)+1 < maxListRanges-1 || !slices.IsSorted(got) {
-		t.Errorf("195 names, pages of 1: %d ranges (sorted %v), want %d or %d", len(got)+1, slices.IsSorted(got), maxListRanges-1, maxListRanges)
+	if got := bounds(index, 1); len(got)+1 > maxListRanges || len(got)+1 < maxListRanges-1 || !slices.IsSorted(got) {
+		t.Errorf("196 names, pages of 1: %d ranges (sorted %v), want %d or %d", len(got)+1, slices.IsSorted(got), maxListRanges-1, maxListRanges)
+	}
+	if _, per := listBounds("p/", index, 1); per != (len(index)-1+maxListRanges-1)/maxListRanges {
+		t.Errorf("196 names (195 without /), at most %d ranges: ranges of %d", maxListRanges, per)
+	}
+	// A range's first request asks for its share and some more, never
+	// for more than a page.
+	for _, keys := range []int{1, 10, 250, 625, 999, 5000} {
+		if got := rangeRequest(keys); got < min(keys, blobstore.MaxListPage) || got > blobstore.MaxListPage || keys < 900 && got < keys+keys/10 {
+			t.Errorf("rangeRequest(%d) = %d", keys, got)
+		}
 	}
 }
 

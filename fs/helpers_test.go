@@ -25,8 +25,9 @@ type countingStore struct {
 	blobstore.Store
 	mu     sync.Mutex
 	counts map[string]int
-	// onList, if set, is called at the start of every List.
-	onList func(prefix, delim string)
+	// onList, if set, is called at the start of every List and ListAfter
+	// (List with zero options).
+	onList func(prefix, delim string, opts blobstore.ListOptions)
 	// onGet, if set, is called at the start of every Get.
 	onGet func(key string)
 }
@@ -96,7 +97,7 @@ func (c *countingStore) Copy(ctx context.Context, src, dst string, opts blobstor
 func (c *countingStore) List(ctx context.Context, prefix, delim string) iter.Seq2[blobstore.Entry, error] {
 	c.inc("list")
 	if c.onList != nil {
-		c.onList(prefix, delim)
+		c.onList(prefix, delim, blobstore.ListOptions{})
 	}
 	return c.pulled(c.Store.List(ctx, prefix, delim))
 }
@@ -114,12 +115,12 @@ func (c *countingStore) pulled(list iter.Seq2[blobstore.Entry, error]) iter.Seq2
 	}
 }
 
-func (c *countingStore) ListAfter(ctx context.Context, prefix, delim, after string) iter.Seq2[blobstore.Entry, error] {
+func (c *countingStore) ListAfter(ctx context.Context, prefix, delim string, opts blobstore.ListOptions) iter.Seq2[blobstore.Entry, error] {
 	c.inc("list")
 	if c.onList != nil {
-		c.onList(prefix, delim)
+		c.onList(prefix, delim, opts)
 	}
-	return c.pulled(c.Store.ListAfter(ctx, prefix, delim, after))
+	return c.pulled(c.Store.ListAfter(ctx, prefix, delim, opts))
 }
 
 func (c *countingStore) Delete(ctx context.Context, key string) error {

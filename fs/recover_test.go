@@ -416,7 +416,7 @@ func TestRecoveryFollowsRenames(t *testing.T) {
 	// While the directory rename lists what it moves (a LIST without
 	// delimiter, after it uploaded /d/f), /d/f is written and closed
 	// again.
-	tv.store.onList = func(_, delim string) {
+	tv.store.onList = func(_, delim string, _ blobstore.ListOptions) {
 		if delim != "" {
 			return
 		}

@@ -115,7 +115,7 @@ func (v *Volume) checkEmpty(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	for _, err := range v.listDir(ctx, prefix, "") {
+	for _, err := range v.listDir(ctx, prefix, blobstore.ListOptions{}) {
 		if err != nil {
 			return err
 		}

@@ -80,15 +80,15 @@ func (s *store) Head(ctx context.Context, key string) (blobstore.ObjectInfo, err
 
 // List counts one request per listing (its pages are hidden).
 func (s *store) List(ctx context.Context, prefix, delimiter string) iter.Seq2[blobstore.Entry, error] {
-	return s.ListAfter(ctx, prefix, delimiter, "")
+	return s.ListAfter(ctx, prefix, delimiter, blobstore.ListOptions{})
 }
 
 // ListAfter counts as List does.
-func (s *store) ListAfter(ctx context.Context, prefix, delimiter, startAfter string) iter.Seq2[blobstore.Entry, error] {
+func (s *store) ListAfter(ctx context.Context, prefix, delimiter string, opts blobstore.ListOptions) iter.Seq2[blobstore.Entry, error] {
 	return func(yield func(blobstore.Entry, error) bool) {
 		start := time.Now()
 		var lerr error
-		for e, err := range s.next.ListAfter(ctx, prefix, delimiter, startAfter) {
+		for e, err := range s.next.ListAfter(ctx, prefix, delimiter, opts) {
 			if err != nil {
 				lerr = err
 			}

@@ -503,7 +503,7 @@ func (s *Suite) TestListAfter(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%q,%q,%q", c.prefix, c.delim, c.after), func(t *testing.T) {
 			var es []blobstore.Entry
-			for e, err := range st.ListAfter(ctx, c.prefix, c.delim, c.after) {
+			for e, err := range st.ListAfter(ctx, c.prefix, c.delim, blobstore.ListOptions{StartAfter: c.after}) {
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -535,15 +535,23 @@ func (s *Suite) TestListPagination(t *testing.T) {
 	if len(got) != n+1 || got[n] != "p/sub/*" {
 		t.Fatalf("List(p/, /) returned %d entries ending %q", len(got), got[len(got)-1])
 	}
-	var after []string
-	for e, err := range st.ListAfter(ctx, "p/", "/", "p/0499") {
-		if err != nil {
-			t.Fatal(err)
+	// A small first page changes the requests, not what is listed: the
+	// listing goes on past it (FirstPage 7, then pages of 1000 on S3).
+	for _, first := range []int{0, 7, 499, blobstore.MaxListPage + 1} {
+		var after []string
+		for e, err := range st.ListAfter(ctx, "p/", "/", blobstore.ListOptions{StartAfter: "p/0499", FirstPage: first}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			after = append(after, e.Key)
 		}
-		after = append(after, e.Key)
+		if len(after) != n-500+1 || after[0] != "p/0500" || after[len(after)-1] != "p/sub/" || !slices.IsSorted(after) {
+			t.Fatalf("ListAfter(p/, /, p/0499, first page %d) returned %d entries (sorted %v), want %d from p/0500 to p/sub/",
+				first, len(after), slices.IsSorted(after), n-500+1)
+		}
 	}
-	if len(after) != n-500+1 || after[0] != "p/0500" || after[len(after)-1] != "p/sub/" {
-		t.Fatalf("ListAfter(p/, /, p/0499) returned %d entries, want %d from p/0500 to p/sub/", len(after), n-500+1)
+	if got := len(list(t, ctx, st, "p/", "/")); got != n+1 {
+		t.Fatalf("List(p/, /) after ListAfter: %d entries", got)
 	}
 	seen := 0
 	for _, err := range st.List(ctx, "", "") {
