@@ -428,6 +428,12 @@ func (f *fakeS3) bodies(op string) [][]byte {
 	return bs
 }
 
+// truncatedPage is a truncated listing page of one key whose next page
+// is token's.
+func truncatedPage(token string) string {
+	return "<IsTruncated>true</IsTruncated><NextContinuationToken>" + token + "</NextContinuationToken><Contents><Key>vol/d/b</Key></Contents>"
+}
+
 // queries returns the recorded query parameters of op's requests.
 func (f *fakeS3) queries(op string) []url.Values {
 	f.mu.Lock()
@@ -680,12 +686,17 @@ func TestListAfterFirstPage(t *testing.T) {
 		}
 	}
 
-	reset("<IsTruncated>true</IsTruncated><Contents><Key>vol/d/b</Key></Contents>")
-	var err error
-	for _, err = range s.ListAfter(context.Background(), "d/", "/", ListOptions{}) {
-	}
-	if err == nil || !strings.Contains(err.Error(), "continuation token") {
-		t.Errorf("a truncated page without a token: %v, want an error", err)
+	for _, pages := range [][]string{
+		{"<IsTruncated>true</IsTruncated><Contents><Key>vol/d/b</Key></Contents>"},
+		{truncatedPage("tok1"), truncatedPage("tok1")},
+	} {
+		reset(pages...)
+		var err error
+		for _, err = range s.ListAfter(context.Background(), "d/", "/", ListOptions{}) {
+		}
+		if err == nil || !strings.Contains(err.Error(), "continuation token") {
+			t.Errorf("pages %q: %v, want an error about the continuation token", pages, err)
+		}
 	}
 }
 

@@ -312,13 +312,15 @@
 //     MaxKeys), later ones for full pages: the server reads every key it
 //     returns, so a range asking for a full page of 1000 made the server
 //     read the next ranges' keys too. Measured on versitygw (loopback,
-//     cold ls -l, 3 runs each): 2000 files 0.50-0.51 s vs 0.51-0.55 s one
+//     cold ls -l, 3 runs each) when ranges were cut at every 1000th name
+//     and asked for full pages: 2000 files 0.50-0.51 s vs 0.51-0.55 s one
 //     page after the other; 10,000 files 2.50-2.61 s vs 2.94-3.05 s, at
 //     40% more versitygw CPU (each of its LISTs reads the whole
 //     directory); on a store whose LIST pages cost network round trips
-//     the ranges save more. Ranges of 250 asking for their share, against
-//     ranges of 1000 (2000 files, five alternating runs): median 0.42 s
-//     against 0.53 s; 10,000 files no different within the noise.
+//     the ranges save more. Ranges of 250 asking for their share against
+//     those ranges of 1000 (2000 files, six alternating runs): 0.32-0.48 s
+//     (median 0.38) against 0.43-0.56 s (median 0.46); 10,000 files (16
+//     ranges either way) no different within the noise.
 //
 // Config: OpenVolume uses a config only once cipher authenticated it
 // (entry authentication included) and its modes match the caller's; a
