@@ -415,49 +415,41 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// bodies returns the recorded request bodies of op.
-func (f *fakeS3) bodies(op string) [][]byte {
+// requests returns the recorded requests of op, in order.
+func (f *fakeS3) requests(op string) []fakeReq {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var bs [][]byte
+	var rs []fakeReq
 	for _, r := range f.reqs {
 		if r.op == op {
-			bs = append(bs, r.body)
+			rs = append(rs, r)
 		}
 	}
+	return rs
+}
+
+// bodies returns the recorded request bodies of op.
+func (f *fakeS3) bodies(op string) [][]byte {
+	var bs [][]byte
+	for _, r := range f.requests(op) {
+		bs = append(bs, r.body)
+	}
 	return bs
+}
+
+// headers returns the recorded request headers of op.
+func (f *fakeS3) headers(op string) []http.Header {
+	var hs []http.Header
+	for _, r := range f.requests(op) {
+		hs = append(hs, r.header)
+	}
+	return hs
 }
 
 // truncatedPage is a truncated listing page of one key whose next page
 // is token's.
 func truncatedPage(token string) string {
 	return "<IsTruncated>true</IsTruncated><NextContinuationToken>" + token + "</NextContinuationToken><Contents><Key>vol/d/b</Key></Contents>"
-}
-
-// queries returns the recorded query parameters of op's requests.
-func (f *fakeS3) queries(op string) []url.Values {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var qs []url.Values
-	for _, r := range f.reqs {
-		if r.op == op {
-			qs = append(qs, r.query)
-		}
-	}
-	return qs
-}
-
-// headers returns the recorded requests of op.
-func (f *fakeS3) headers(op string) []http.Header {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var hs []http.Header
-	for _, r := range f.reqs {
-		if r.op == op {
-			hs = append(hs, r.header)
-		}
-	}
-	return hs
 }
 
 func newFake(t *testing.T, sse SSEConfig) (*fakeS3, *S3) {
@@ -657,15 +649,16 @@ func TestListAfterFirstPage(t *testing.T) {
 	if want := []string{"d/b", "d/c", "d/c2/"}; !slices.Equal(got, want) {
 		t.Errorf("listed %q, want %q", got, want)
 	}
-	qs := f.queries("ListObjectsV2")
+	qs := f.requests("ListObjectsV2")
 	if len(qs) != 2 {
 		t.Fatalf("%d listing requests, want 2", len(qs))
 	}
-	if qs[0].Get("max-keys") != "5" || qs[0].Get("start-after") != "vol/d/a" || qs[0].Has("continuation-token") {
-		t.Errorf("first request %v: want max-keys 5 after vol/d/a", qs[0])
+	q1, q2 := qs[0].query, qs[1].query
+	if q1.Get("max-keys") != "5" || q1.Get("start-after") != "vol/d/a" || q1.Has("continuation-token") {
+		t.Errorf("first request %v: want max-keys 5 after vol/d/a", q1)
 	}
-	if qs[1].Has("max-keys") || qs[1].Get("continuation-token") != "tok1" {
-		t.Errorf("second request %v: want the token and the server's page size", qs[1])
+	if q2.Has("max-keys") || q2.Get("continuation-token") != "tok1" {
+		t.Errorf("second request %v: want the token and the server's page size", q2)
 	}
 
 	reset := func(pages ...string) {
@@ -681,8 +674,10 @@ func TestListAfterFirstPage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if qs := f.queries("ListObjectsV2"); len(qs) != 1 || qs[0].Has("max-keys") {
-			t.Errorf("first page %d: requests %v, want one without max-keys", first, qs)
+		if qs := f.requests("ListObjectsV2"); len(qs) != 1 {
+			t.Errorf("first page %d: %d listing requests, want 1", first, len(qs))
+		} else if qs[0].query.Has("max-keys") {
+			t.Errorf("first page %d: asked for max-keys %s, want the server's page", first, qs[0].query.Get("max-keys"))
 		}
 	}
 
