@@ -118,10 +118,11 @@ type ListOptions struct {
 	StartAfter string
 	// FirstPage, when positive, is how many entries the first listing
 	// request asks for (S3's MaxKeys; at MaxListPage or beyond, the
-	// server's default page); later requests ask for the default page. A caller
-	// that stops at a bound it knows asks for about as many entries as
-	// lie before it, so the server neither reads nor sends a page of
-	// entries the caller drops. Local, which has no pages, ignores it.
+	// server's default page); later requests ask for the default page.
+	// A caller that stops at a bound it knows asks for about as many
+	// entries as lie before it, so the server neither reads nor sends a
+	// page of entries the caller drops. Local, which has no pages,
+	// ignores it.
 	FirstPage int
 }
 
