@@ -378,6 +378,7 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fail := f.fail
+	pages := f.listPages
 	f.mu.Unlock()
 	if fail != nil {
 		if st := fail(op, n); st != 0 {
@@ -390,8 +391,8 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch op {
 	case "ListObjectsV2":
 		page := "<IsTruncated>false</IsTruncated>"
-		if n <= len(f.listPages) {
-			page = f.listPages[n-1]
+		if n <= len(pages) {
+			page = pages[n-1]
 		}
 		fmt.Fprintf(w, "<ListBucketResult><Name>b</Name>%s</ListBucketResult>", page)
 	case "CreateMultipartUpload":
@@ -636,7 +637,7 @@ func TestListAfterFirstPage(t *testing.T) {
 	f, s := newFake(t, SSEConfig{})
 	s.prefix = "vol/"
 	f.listPages = []string{
-		"<IsTruncated>true</IsTruncated><NextContinuationToken>tok1</NextContinuationToken><Contents><Key>vol/d/b</Key><ETag>\"e\"</ETag><Size>1</Size></Contents>",
+		truncatedPage("tok1"),
 		"<IsTruncated>false</IsTruncated><Contents><Key>vol/d/c</Key><ETag>\"e\"</ETag><Size>1</Size></Contents><CommonPrefixes><Prefix>vol/d/c2/</Prefix></CommonPrefixes>",
 	}
 	var got []string
@@ -664,7 +665,7 @@ func TestListAfterFirstPage(t *testing.T) {
 	reset := func(pages ...string) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.reqs, f.listPages = nil, pages
+		f.reqs, f.listPages, f.fail = nil, pages, nil
 	}
 	// No FirstPage, or one of a page or more: the server's page size.
 	for _, first := range []int{0, MaxListPage, MaxListPage + 1} {
@@ -692,6 +693,30 @@ func TestListAfterFirstPage(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "continuation token") {
 			t.Errorf("pages %q: %v, want an error about the continuation token", pages, err)
 		}
+	}
+
+	// A request after the first page refused: the entries listed so
+	// far, then the error, and no request more.
+	reset(truncatedPage("tok1"), truncatedPage("tok2"))
+	f.mu.Lock()
+	f.fail = func(op string, n int) int {
+		if op == "ListObjectsV2" && n == 2 {
+			return http.StatusForbidden
+		}
+		return 0
+	}
+	f.mu.Unlock()
+	var keys []string
+	var lerr error
+	for e, err := range s.ListAfter(context.Background(), "d/", "/", ListOptions{FirstPage: 1}) {
+		if err != nil {
+			lerr = err
+			continue
+		}
+		keys = append(keys, e.Key)
+	}
+	if !slices.Equal(keys, []string{"d/b"}) || lerr == nil || len(f.requests("ListObjectsV2")) != 2 {
+		t.Errorf("second page refused: listed %q, error %v, %d requests; want d/b, an error, 2 requests", keys, lerr, len(f.requests("ListObjectsV2")))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -682,5 +683,37 @@ func TestFsckOrphanIndexes(t *testing.T) {
 	}
 	if rep := fsck(t, tv.Volume, FsckOptions{}); len(rep.Findings) != 0 || len(rep.OrphanIndexes) != 0 {
 		t.Errorf("after --repair: orphaned indexes %q, findings:\n%s", rep.OrphanIndexes, findingsOf(rep))
+	}
+}
+
+// failingRanges is a store whose listings after a start key fail: every
+// range of a ranged listing but the first.
+type failingRanges struct{ blobstore.Store }
+
+func (f failingRanges) ListAfter(ctx context.Context, prefix, delim string, opts blobstore.ListOptions) iter.Seq2[blobstore.Entry, error] {
+	if opts.StartAfter == "" {
+		return f.Store.ListAfter(ctx, prefix, delim, opts)
+	}
+	return func(yield func(blobstore.Entry, error) bool) { yield(blobstore.Entry{}, errListRefused) }
+}
+
+// TestListRangeFails: a ranged listing one of whose ranges the store
+// refuses fails (EIO), never shows the directory without that range.
+func TestListRangeFails(t *testing.T) {
+	tv := indexedDir(t, 45)
+	ctx := context.Background()
+	opts := tv.options
+	opts.CacheDir = t.TempDir()
+	opts.Store = failingRanges{tv.store}
+	v, err := OpenVolume(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close(ctx)
+	v.rangeKeys = 10
+	ents, err := v.ReadDir(ctx, "/d")
+	wantErrno(t, err, syscall.EIO)
+	if len(ents) != 0 {
+		t.Errorf("a failed listing returned %d entries", len(ents))
 	}
 }
