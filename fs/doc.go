@@ -308,7 +308,7 @@
 //     its bound and the next starts after it, so the ranges partition the
 //     keys whatever the index says: a stale or forged index makes them
 //     uneven, never incomplete. Each range's first request asks for its
-//     share of keys and an eighth more (ListOptions.FirstPage, S3's
+//     share of keys, an eighth and 8 more (ListOptions.FirstPage, S3's
 //     MaxKeys), later ones for full pages: the server reads every key it
 //     returns, so a range asking for a full page of 1000 made the server
 //     read the next ranges' keys too. Measured on versitygw (loopback,
