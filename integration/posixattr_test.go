@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -368,8 +369,11 @@ func TestPermissionsOtherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, v.path("suid"), []byte("#!/bin/sh\n"))
-	if err := os.Chmod(v.path("suid"), 0o4777); err != nil {
+	if err := os.Chmod(v.path("suid"), 0o777|os.ModeSetuid); err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(v.path("suid")); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Fatalf("chmod u+s: %v, %v", fi.Mode(), err)
 	}
 	for _, c := range []struct {
 		script string
@@ -405,15 +409,76 @@ func TestPermissionsOtherUser(t *testing.T) {
 	if err := unix.Stat(v.path("sgid", "sub"), &st); err != nil || st.Gid != 4242 || st.Mode&unix.S_ISGID == 0 {
 		t.Errorf("a directory in a setgid directory: gid %d mode 0%o, %v", st.Gid, st.Mode, err)
 	}
-	// Root's chown clears setuid too (Linux since 2.2.13).
-	if err := os.Chmod(v.path("suid"), 0o4755); err != nil {
+	// Root's chown clears setuid too (Linux since 2.2.13), and setgid
+	// when the group may execute.
+	if err := os.Chmod(v.path("suid"), 0o755|os.ModeSetuid|os.ModeSetgid); err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(v.path("suid")); err != nil || fi.Mode() != 0o755|os.ModeSetuid|os.ModeSetgid {
+		t.Fatalf("chmod 6755 left %v, %v", fi.Mode(), err)
 	}
 	if err := os.Chown(v.path("suid"), 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Stat(v.path("suid")); fi.Mode()&os.ModeSetuid != 0 {
-		t.Errorf("suid kept after chown: %v", fi.Mode())
+	if fi, err := os.Stat(v.path("suid")); err != nil {
+		t.Error(err)
+	} else if fi.Mode() != 0o755 {
+		t.Errorf("after chown: %v, want %v", fi.Mode(), os.FileMode(0o755))
+	}
+
+	// What each way of changing a file's content leaves of its set-ID
+	// bits, as Linux filesystems do (coffer clears them itself: fusefs
+	// killPriv). Another user's write, O_TRUNC open or truncate clears
+	// setuid, and setgid when the group may execute; root's keeps both.
+	for _, c := range []struct {
+		name   string
+		mode   os.FileMode
+		script string // %s: the file
+		asRoot bool
+		want   os.FileMode
+	}{
+		{"append", 0o777 | os.ModeSetuid, "echo x >> %s", false, 0o777},
+		{"trunc-open", 0o777 | os.ModeSetuid, ": > %s", false, 0o777},
+		{"truncate", 0o777 | os.ModeSetuid, "truncate -s 1 %s", false, 0o777},
+		{"sgid", 0o777 | os.ModeSetgid, "echo x >> %s", false, 0o777},
+		{"sgid-no-exec", 0o767 | os.ModeSetgid, "echo x >> %s", false, 0o767 | os.ModeSetgid},
+		{"root-append", 0o777 | os.ModeSetuid | os.ModeSetgid, "echo x >> %s", true, 0o777 | os.ModeSetuid | os.ModeSetgid},
+		{"root-trunc-open", 0o777 | os.ModeSetuid, ": > %s", true, 0o777 | os.ModeSetuid},
+	} {
+		name := "setid-" + c.name
+		writeFile(t, v.path(name), []byte("#!/bin/sh\n"))
+		if err := os.Chmod(v.path(name), c.mode); err != nil {
+			t.Fatal(err)
+		}
+		script := fmt.Sprintf(c.script, name)
+		var out string
+		var err error
+		if c.asRoot {
+			cmd := exec.Command("sh", "-c", script)
+			cmd.Dir = v.path()
+			var b []byte
+			b, err = cmd.CombinedOutput()
+			out = string(b)
+		} else {
+			out, err = as(script)
+		}
+		if err != nil {
+			t.Errorf("%s: %q: %v %s", c.name, script, err, out)
+			continue
+		}
+		if fi, err := os.Stat(v.path(name)); err != nil {
+			t.Error(err)
+		} else if fi.Mode() != c.want {
+			t.Errorf("%s: %q left %v, want %v", c.name, script, fi.Mode(), c.want)
+		}
+	}
+	// And in the store, not only in the kernel's cache.
+	v.unmount()
+	v.mount()
+	if fi, err := os.Stat(v.path("setid-trunc-open")); err != nil {
+		t.Error(err)
+	} else if fi.Mode() != 0o777 {
+		t.Errorf("setid-trunc-open after a remount: %v, want -rwxrwxrwx", fi.Mode())
 	}
 	if _, err := filepath.Glob(v.path("*")); err != nil {
 		t.Fatal(err)

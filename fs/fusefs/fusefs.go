@@ -91,21 +91,31 @@ func Mount(v *cfs.Volume, mountpoint string, opts MountOptions) (*fuse.Server, e
 	// O_TRUNC arrives with the OPEN, so a SETATTR of the size without a
 	// handle is truncate(2) alone (see Setattr).
 	mo.ExtraCapabilities |= fuse.CAP_ATOMIC_O_TRUNC
+	// We clear setuid and setgid (killPriv), so the kernel may remember
+	// that a file has no security.capability instead of asking before
+	// every write.
+	mo.ExtraCapabilities |= fuse.CAP_HANDLE_KILLPRIV_V2
 	// The kernel checks permissions against the modes we report.
 	mo.Options = append(mo.Options, "default_permissions")
 	if opts.ReadOnly || v.ReadOnly() {
 		mo.Options = append(mo.Options, "ro")
 	}
 	root := &dir{node: node{vol: v, writeback: opts.WritebackCache, attrs: &attrCache{}}}
-	server, err := gofs.Mount(mountpoint, root, &gofs.Options{
-		MountOptions: mo,
+	bridge := gofs.NewNodeFS(root, &gofs.Options{
 		// Mode 0000 is a mode like any other (go-fuse would show 0644).
 		NullPermissions: true,
 		AttrTimeout:     sec(opts.AttrTimeout),
 		EntryTimeout:    sec(opts.EntryTimeout),
 		NegativeTimeout: sec(opts.NegativeTimeout),
 	})
+	// What gofs.Mount does, with killPriv between the kernel and the
+	// bridge.
+	server, err := fuse.NewServer(&killPriv{RawFileSystem: bridge}, mountpoint, &mo)
 	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	if err := setReadAhead(mountpoint, opts.MaxReadAhead); err != nil {
