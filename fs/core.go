@@ -62,6 +62,9 @@ type Volume struct {
 	// pathWait, when set (by tests), is called each time lockPaths is
 	// about to wait for a stripe another holder has.
 	pathWait func()
+	// upWait, when set (by tests), is called when a rename is about to
+	// wait for an upload, in flight, of the file it replaces.
+	upWait func()
 
 	errnos      errnoCounts  // failed operations, for Stats
 	journalSize func() int64 // the upload journal's size (nil: no journal); see Stats

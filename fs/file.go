@@ -85,7 +85,9 @@ import (
 // the version journalled, never a closed file without a record.
 //
 // Lock order: a path stripe (v.lockPaths), then f.upMu, then v.mu, then
-// f.mu.
+// f.mu. A rename holds two upMu: the replaced file's, then the renamed
+// one's (the path stripes of both names keep any other holder of both
+// away).
 type file struct {
 	v *Volume
 

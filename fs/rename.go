@@ -166,6 +166,23 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 		victim = nil // a link's inode lives on under its other names
 	}
 	if victim != nil {
+		// Wait for an upload of the file this rename replaces that is in
+		// flight, and make sure none follows (as unlink does): landing
+		// after the rename, it would overwrite what the rename put there,
+		// or, when this file is still staged, be found by this file's
+		// upload and taken for another mount's version (a conflict copy of
+		// this mount's own file: git writes packed-refs twice through
+		// packed-refs.lock, and TestGitClone met it under load).
+		if !victim.upMu.TryLock() {
+			if v.upWait != nil {
+				v.upWait()
+			}
+			victim.upMu.Lock()
+		}
+		defer victim.upMu.Unlock()
+		if n := victim.snapshot(); n.key != "" {
+			dst = n // stored meanwhile: that object is what goes
+		}
 		// Handles open on the file this rename replaces keep reading what
 		// they opened (see unlink).
 		if err := victim.keepContent(ctx); !keptOrLost(err) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -305,5 +306,66 @@ func TestRenameWhileItsUploadRuns(t *testing.T) {
 	now.advance(ttl + time.Millisecond)
 	if got := readFile(t, tv.Volume, "/f"); string(got) != "another mount's" {
 		t.Errorf("/f = %q after the metadata TTL, want the other mount's version", got)
+	}
+}
+
+// TestRenameOverFileBeingUploaded: a file renamed over one whose upload
+// is in flight (git writes packed-refs twice, each time through
+// packed-refs.lock) waits for that upload, so the object it stored is
+// replaced: the renamed file is what the name holds, and no conflict
+// copy of this mount's own file appears. Renamed while staged, a rename
+// that did not wait left its own upload to find that object and store
+// itself as a conflict copy; stored (a copy), only the wait is new.
+func TestRenameOverFileBeingUploaded(t *testing.T) {
+	for _, staged := range []bool{true, false} {
+		t.Run(map[bool]string{true: "staged", false: "stored"}[staged], func(t *testing.T) {
+			var gs *gateStore
+			tv := stalled(t, EncryptionClient, func(o *Options) {
+				gs = &gateStore{Store: o.Store, entered: make(chan struct{}), release: make(chan struct{})}
+				o.Store = gs
+			})
+			clk := tv.clock.(*fakeClock)
+			ctx := context.Background()
+			if !staged {
+				writeFile(t, tv.Volume, "/p.lock", []byte("second"))
+				flush(t, tv.Volume)
+			}
+			writeFile(t, tv.Volume, "/first", []byte("first"))
+			if err := tv.Rename(ctx, "/first", "/p", 0); err != nil {
+				t.Fatal(err)
+			}
+			delays := clk.armed()
+			if len(delays) != 1 {
+				t.Fatalf("armed timers %v, want the upload of /p", delays)
+			}
+			gs.armed = true
+			uploaded := make(chan struct{})
+			go func() {
+				defer close(uploaded)
+				clk.fire(t, delays[0])
+			}()
+			<-gs.entered // the PUT of "first" is in flight
+			if staged {
+				writeFile(t, tv.Volume, "/p.lock", []byte("second"))
+			}
+			release := sync.OnceFunc(func() { close(gs.release) })
+			waited := false
+			tv.upWait = func() { waited = true; release() }
+			if err := tv.Rename(ctx, "/p.lock", "/p", 0); err != nil {
+				t.Fatal(err)
+			}
+			release() // a rename that did not wait: the PUT lands only now
+			<-uploaded
+			if !waited {
+				t.Error("the rename did not wait for the upload of the file it replaced")
+			}
+			flush(t, tv.Volume)
+			if got := storedNames(t, tv, "/"); got != "p" {
+				t.Errorf("the store holds %q, want p alone", got)
+			}
+			if got := readFile(t, tv.reopen(t), "/p"); string(got) != "second" {
+				t.Errorf("/p = %q in the store, want the file renamed last", got)
+			}
+		})
 	}
 }
