@@ -16,14 +16,15 @@
 // option to fusermount3). Permission checks are the kernel's
 // (default_permissions). FUSE_HANDLE_KILLPRIV_V2 is negotiated: the
 // adapter, not the kernel, clears setuid and setgid on another user's
-// write, truncate and O_TRUNC open and on chown, by flags go-fuse's node
-// API does not pass on, so a raw-request layer (killPriv, killpriv.go)
-// sits in front of the node bridge. In exchange the kernel remembers that
-// a file has no security.capability instead of asking (a GETXATTR round
-// trip) before every write(2); 10 KiB writes (tar's) went from 60-67 to
-// 82-104 MB/s on a local store. Before, an atomic O_TRUNC open by
-// another user kept the setuid bit (the kernel leaves that truncation to
-// the filesystem); TestPermissionsOtherUser covers each case.
+// write, truncate and O_TRUNC open or create and on chown, by flags
+// go-fuse's node API does not pass on, so a raw-request layer (killPriv,
+// killpriv.go) sits in front of the node bridge. In exchange the kernel
+// remembers that a file has no security.capability instead of asking
+// (a GETXATTR round trip) before every write(2); 10 KiB writes (tar's)
+// went from 60-67 to 82-104 MB/s on a local store. Before, an atomic
+// O_TRUNC open by another user kept the setuid bit (the kernel leaves
+// that truncation to the filesystem); TestPermissionsOtherUser covers
+// each case.
 //
 // Two things only the adapter can know: with the kernel writeback cache
 // (MountOptions.WritebackCache, off by default) the kernel places
