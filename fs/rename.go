@@ -180,8 +180,11 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 			victim.upMu.Lock()
 		}
 		defer victim.upMu.Unlock()
-		if n := victim.snapshot(); n.key != "" {
-			dst = n // stored meanwhile: that object is what goes
+		if n := victim.snapshot(); n.key != "" && n.path == newp {
+			// Stored meanwhile: that object is what goes. (Stored as a
+			// conflict copy instead, it moved away and stays: the other
+			// mount's version is what this rename meets at newp.)
+			dst = n
 		}
 		// Handles open on the file this rename replaces keep reading what
 		// they opened (see unlink).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -367,5 +368,61 @@ func TestRenameOverFileBeingUploaded(t *testing.T) {
 				t.Errorf("/p = %q in the store, want the file renamed last", got)
 			}
 		})
+	}
+}
+
+// TestRenameOverFileStoredAsConflict: the upload a rename waited for met
+// another mount's version and stored the replaced file as a conflict
+// copy. That copy is this mount's data and stays; the rename meets the
+// other mount's object at the name, and the renamed file, created over
+// it, becomes a conflict copy of its own. Nothing is lost.
+func TestRenameOverFileStoredAsConflict(t *testing.T) {
+	var gs *gateStore
+	tv := stalled(t, EncryptionClient, func(o *Options) {
+		gs = &gateStore{Store: o.Store, entered: make(chan struct{}), release: make(chan struct{})}
+		o.Store = gs
+	})
+	clk := tv.clock.(*fakeClock)
+	ctx := context.Background()
+	writeFile(t, tv.Volume, "/first", []byte("first"))
+	if err := tv.Rename(ctx, "/first", "/p", 0); err != nil {
+		t.Fatal(err)
+	}
+	delays := clk.armed()
+	if len(delays) != 1 {
+		t.Fatalf("armed timers %v, want the upload of /p", delays)
+	}
+	gs.armed = true
+	uploaded := make(chan struct{})
+	go func() {
+		defer close(uploaded)
+		clk.fire(t, delays[0])
+	}()
+	<-gs.entered // the PUT of "first" (If-None-Match) is in flight
+	other := tv.reopen(t)
+	writeFile(t, other, "/p", []byte("other"))
+	flush(t, other)
+	writeFile(t, tv.Volume, "/p.lock", []byte("second"))
+	tv.upWait = func() { close(gs.release) }
+	if err := tv.Rename(ctx, "/p.lock", "/p", 0); err != nil {
+		t.Fatal(err)
+	}
+	<-uploaded
+	flush(t, tv.Volume)
+	fresh := tv.reopen(t)
+	ents, err := fresh.ReadDir(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, string(readFile(t, fresh, "/"+e.Name)))
+	}
+	slices.Sort(got)
+	if want := []string{"first", "other", "second"}; !slices.Equal(got, want) {
+		t.Errorf("the store holds %q (%s), want %q", got, names(ents), want)
+	}
+	if b := readFile(t, fresh, "/p"); string(b) != "other" {
+		t.Errorf("/p = %q, want the other mount's version", b)
 	}
 }
