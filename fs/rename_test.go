@@ -320,32 +320,13 @@ func TestRenameWhileItsUploadRuns(t *testing.T) {
 func TestRenameOverFileBeingUploaded(t *testing.T) {
 	for _, staged := range []bool{true, false} {
 		t.Run(map[bool]string{true: "staged", false: "stored"}[staged], func(t *testing.T) {
-			var gs *gateStore
-			tv := stalled(t, EncryptionClient, func(o *Options) {
-				gs = &gateStore{Store: o.Store, entered: make(chan struct{}), release: make(chan struct{})}
-				o.Store = gs
+			tv, gs, uploaded := uploadHeldOfP(t, func(tv *testVol) {
+				if !staged {
+					writeFile(t, tv.Volume, "/p.lock", []byte("second"))
+					flush(t, tv.Volume)
+				}
 			})
-			clk := tv.clock.(*fakeClock)
 			ctx := context.Background()
-			if !staged {
-				writeFile(t, tv.Volume, "/p.lock", []byte("second"))
-				flush(t, tv.Volume)
-			}
-			writeFile(t, tv.Volume, "/first", []byte("first"))
-			if err := tv.Rename(ctx, "/first", "/p", 0); err != nil {
-				t.Fatal(err)
-			}
-			delays := clk.armed()
-			if len(delays) != 1 {
-				t.Fatalf("armed timers %v, want the upload of /p", delays)
-			}
-			gs.armed = true
-			uploaded := make(chan struct{})
-			go func() {
-				defer close(uploaded)
-				clk.fire(t, delays[0])
-			}()
-			<-gs.entered // the PUT of "first" is in flight
 			if staged {
 				writeFile(t, tv.Volume, "/p.lock", []byte("second"))
 			}
@@ -377,36 +358,18 @@ func TestRenameOverFileBeingUploaded(t *testing.T) {
 // other mount's object at the name, and the renamed file, created over
 // it, becomes a conflict copy of its own. Nothing is lost.
 func TestRenameOverFileStoredAsConflict(t *testing.T) {
-	var gs *gateStore
-	tv := stalled(t, EncryptionClient, func(o *Options) {
-		gs = &gateStore{Store: o.Store, entered: make(chan struct{}), release: make(chan struct{})}
-		o.Store = gs
-	})
-	clk := tv.clock.(*fakeClock)
+	tv, gs, uploaded := uploadHeldOfP(t, func(*testVol) {})
 	ctx := context.Background()
-	writeFile(t, tv.Volume, "/first", []byte("first"))
-	if err := tv.Rename(ctx, "/first", "/p", 0); err != nil {
-		t.Fatal(err)
-	}
-	delays := clk.armed()
-	if len(delays) != 1 {
-		t.Fatalf("armed timers %v, want the upload of /p", delays)
-	}
-	gs.armed = true
-	uploaded := make(chan struct{})
-	go func() {
-		defer close(uploaded)
-		clk.fire(t, delays[0])
-	}()
-	<-gs.entered // the PUT of "first" (If-None-Match) is in flight
 	other := tv.reopen(t)
 	writeFile(t, other, "/p", []byte("other"))
 	flush(t, other)
 	writeFile(t, tv.Volume, "/p.lock", []byte("second"))
-	tv.upWait = func() { close(gs.release) }
+	release := sync.OnceFunc(func() { close(gs.release) })
+	tv.upWait = release
 	if err := tv.Rename(ctx, "/p.lock", "/p", 0); err != nil {
 		t.Fatal(err)
 	}
+	release() // a rename that did not wait: the PUT lands only now
 	<-uploaded
 	flush(t, tv.Volume)
 	fresh := tv.reopen(t)
@@ -425,4 +388,33 @@ func TestRenameOverFileStoredAsConflict(t *testing.T) {
 	if b := readFile(t, fresh, "/p"); string(b) != "other" {
 		t.Errorf("/p = %q, want the other mount's version", b)
 	}
+}
+
+// uploadHeldOfP stages "first" (after before), renames it to /p, and
+// fires its upload, whose PUT (If-None-Match) the returned gate holds:
+// in flight until gs.release closes; uploaded closes when it is done.
+func uploadHeldOfP(t *testing.T, before func(*testVol)) (tv *testVol, gs *gateStore, uploaded chan struct{}) {
+	t.Helper()
+	tv = stalled(t, EncryptionClient, func(o *Options) {
+		gs = &gateStore{Store: o.Store, entered: make(chan struct{}), release: make(chan struct{})}
+		o.Store = gs
+	})
+	before(tv)
+	clk := tv.clock.(*fakeClock)
+	writeFile(t, tv.Volume, "/first", []byte("first"))
+	if err := tv.Rename(context.Background(), "/first", "/p", 0); err != nil {
+		t.Fatal(err)
+	}
+	delays := clk.armed()
+	if len(delays) != 1 {
+		t.Fatalf("armed timers %v, want the upload of /p", delays)
+	}
+	gs.armed = true
+	uploaded = make(chan struct{})
+	go func() {
+		defer close(uploaded)
+		clk.fire(t, delays[0])
+	}()
+	<-gs.entered
+	return tv, gs, uploaded
 }
