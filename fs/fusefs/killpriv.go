@@ -52,8 +52,8 @@ func (k *killPriv) Init(s *fuse.Server) {
 }
 
 // setIDToDrop is which set-ID bits of mode a write, truncate or chown
-// clears: setuid, and setgid when the group may execute (setgid without
-// it marks mandatory locking, which Linux keeps); never a directory's.
+// clears: setuid, and setgid when the group may execute (the protocol's
+// rule); never a directory's.
 func setIDToDrop(mode uint32) uint32 {
 	if mode&syscall.S_IFMT == syscall.S_IFDIR {
 		return 0
@@ -127,10 +127,9 @@ func (k *killPriv) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenO
 		k.RawFileSystem.Release(cancel, &fuse.ReleaseIn{InHeader: in.InHeader, Fh: out.Fh, Flags: in.Flags})
 		return st
 	}
-	if !dropped {
-		return fuse.OK
+	if dropped {
+		k.forgetAttr(in.NodeId)
 	}
-	k.forgetAttr(in.NodeId)
 	return fuse.OK
 }
 
@@ -185,7 +184,7 @@ func (k *killPriv) dropSetID(cancel <-chan struct{}, h fuse.InHeader, fh uint64)
 }
 
 // mode is the node's current mode, type bits included: asked through the
-// open file fh when there is one (0: none), which answers from memory.
+// open file fh when hasFh, which answers from memory.
 func (k *killPriv) mode(cancel <-chan struct{}, h fuse.InHeader, fh uint64, hasFh bool) (uint32, fuse.Status) {
 	in := fuse.GetAttrIn{InHeader: h}
 	if hasFh {
