@@ -202,6 +202,15 @@ func (b *Blocks) DropObject(object [32]byte) {
 	}
 }
 
+// Shrink gives disk space back when a write that must not lose to a
+// cache finds the disk full: it evicts at least n bytes of chunks from
+// disk (fewer if the cache holds fewer), never lets the disk layer grow
+// past what is left, and returns once the space is free. It reports
+// whether it freed anything, so that the writer knows a retry can help.
+func (b *Blocks) Shrink(n int64) bool {
+	return b.disk != nil && b.disk.shrink(n)
+}
+
 // Stats returns traffic counters and the disk layer's size.
 func (b *Blocks) Stats() Stats {
 	s := Stats{MemHits: b.memHits.Load(), MemMisses: b.memMisses.Load()}

@@ -239,6 +239,60 @@ func TestLRUEviction(t *testing.T) {
 	}
 }
 
+// Shrink, asked for room on a full disk, evicts least recently used
+// chunks until the bytes asked for are free on disk, keeps the rest, and
+// caps the disk layer at what is left; once nothing is left it says so.
+func TestShrinkGivesSpaceBack(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			dir := t.TempDir()
+			const n = 4096
+			d := &disk{secret: m.secret}
+			per := fileHeader + charge(d.entrySize(n)) // one chunk per object
+			b := mustNew(t, Options{Dir: dir, DiskBytes: 100 * per, SealSecret: m.secret})
+			id := func(i int) BlockID { return BlockID{Object: obj(i), Index: int64(i)} }
+			for i := range 10 {
+				b.PutStored(id(i), chunk(n, i))
+				b.wait()
+			}
+			b.GetStored(id(0)) // chunk 0 is now the most recently used
+			before := allocated(t, dir)
+			if !b.Shrink(3 * per) {
+				t.Fatal("Shrink freed nothing from a cache of 10 chunks")
+			}
+			// Shrink returns once the files are changed: no wait here.
+			if a := allocated(t, dir); before-a < 3*per {
+				t.Fatalf("Shrink(%d): files went from %d to %d bytes", 3*per, before, a)
+			}
+			for i, want := range map[int]bool{0: true, 1: false, 2: false, 3: false, 4: true, 9: true} {
+				if _, ok := b.GetStored(id(i)); ok != want {
+					t.Fatalf("after Shrink: chunk %d cached = %v, want %v", i, ok, want)
+				}
+			}
+			// The cache does not grow back into the room it gave.
+			for i := 10; i < 20; i++ {
+				b.PutStored(id(i), chunk(n, i))
+				b.wait()
+			}
+			if s := b.Stats(); s.DiskBytes > 7*per {
+				t.Fatalf("after Shrink the cache grew to %d bytes, past the %d it kept", s.DiskBytes, 7*per)
+			}
+			if _, ok := b.GetStored(id(19)); !ok {
+				t.Fatal("after Shrink the cache stopped caching new chunks")
+			}
+			for i := 0; b.Shrink(per); i++ {
+				if i == 20 {
+					t.Fatalf("Shrink still reports space freed after %d calls: %+v", i, b.Stats())
+				}
+			}
+			b.wait()
+			if s := b.Stats(); s.DiskEntries != 0 {
+				t.Fatalf("Shrink reported nothing left to free with %+v", s)
+			}
+		})
+	}
+}
+
 // Within one object, chunks are evicted one by one: their slots are
 // punched out and the file shrinks on disk.
 func TestEvictChunksOfOneObject(t *testing.T) {

@@ -710,6 +710,38 @@ func (d *disk) deleteObjectLocked(o *objFile) {
 	}
 }
 
+// shrink makes room on a full disk for what must not lose to a cache
+// (staging): it drops the puts still queued, evicts least recently used
+// chunks until at least n bytes are freed or none are left, and lowers
+// the limit to what is left, since the disk cannot hold the cache at its
+// configured size beside the staging files. It returns once the files
+// are changed, and reports whether it freed or dropped anything.
+func (d *disk) shrink(n int64) bool {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return false
+	}
+	dropped := len(d.pending) > 0
+	for id, p := range d.pending {
+		delete(d.pending, id)
+		d.pendingBytes -= int64(len(p.payload))
+	}
+	before := d.total
+	for before-d.total < n && d.lru.Len() > 0 {
+		d.removeLocked(d.lru.Back().Value.(*entry))
+	}
+	freed := before - d.total
+	d.limit = min(d.limit, d.total)
+	limit := d.limit
+	d.mu.Unlock()
+	d.flush()
+	if freed > 0 {
+		d.log.Warn("cache: the disk is full: the block cache gave space back to staging", "freed_bytes", freed, "limit_bytes", limit)
+	}
+	return freed > 0 || dropped
+}
+
 func (d *disk) evictLocked() {
 	for d.total > d.limit && d.lru.Len() > 0 {
 		d.removeLocked(d.lru.Back().Value.(*entry))

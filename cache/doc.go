@@ -57,7 +57,10 @@
 //
 // The cache never fails a read: disk errors (ENOSPC, EIO, permissions) are
 // logged with slog at most once per 10 s and the operation carries on as
-// a miss. A crash mid-write leaves at worst a damaged slot: in sealed
+// a miss. It gives way to what must not fail on a full disk: Shrink,
+// which the staging directory calls when a write finds the disk full,
+// evicts the least recently used chunks until the room asked for is
+// free and caps the disk layer at what is left until the next New. A crash mid-write leaves at worst a damaged slot: in sealed
 // mode it fails its checks and is dropped; in client mode it fails the
 // caller's and is replaced when the caller caches the chunk again.
 //

@@ -216,8 +216,19 @@
 // whole file at unlink or rename time, only when it is open here (a
 // staged file is private already). If the copy fails because that
 // version is unreadable anyway (gone, replaced by another client, failed
-// authentication) the unlink or rename goes on; any other failure (store
-// unreachable, local disk) fails it with nothing changed. An open
+// authentication) the unlink or rename goes on. So it does when the
+// local disk has no room for the copy, once the block cache has given
+// its own (below): a user frees space by removing files, so a full disk
+// must not refuse that; the handles' reads then fail (ENOENT, ESTALE)
+// and the log says why (TestDiskFullCacheGivesWay). Any other failure
+// (store unreachable, a local disk error) fails it with nothing changed.
+//
+// On a full disk staging comes first: the block cache only holds copies
+// of what is stored, staging what is not yet. A staging write that finds
+// the disk full asks the cache for room (cache.Blocks.Shrink evicts the
+// least recently used chunks and caps the cache at what is left for the
+// rest of the mount) and is tried again; only when the cache has
+// nothing left does the write fail with ENOSPC. An open
 // racing the unlink or rename of its path is serialised with it by a
 // striped per-path lock held from the open's lookup through its
 // registration and from the unlink's (rename's) check for open handles

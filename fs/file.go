@@ -556,25 +556,34 @@ func (f *file) stageFor(ctx context.Context, keep int64) error {
 func (f *file) keepContent(ctx context.Context) error {
 	f.mu.Lock()
 	need := f.refs > 0 && f.st == nil && f.node != nil && !f.removed
+	p := f.path
 	f.mu.Unlock()
 	if !need {
 		return nil
 	}
-	return f.stage(ctx)
+	err := f.stage(ctx)
+	if errors.Is(err, syscall.ENOSPC) {
+		// The block cache has given its room already (staging's reclaim).
+		f.v.logEvent(slog.LevelWarn, "no room on the local disk to keep the version open handles read: their reads fail from now on (ENOENT)", p, "", "err", err)
+	}
+	return err
 }
 
 // keptOrLost reports whether an unlink or rename may go on after
-// keepContent returned err: when it succeeded, or when the version the
+// keepContent returned err: when it succeeded; when the version the
 // handles opened is unreadable anyway (gone, replaced by another client,
-// failed authentication). Other failures (store unreachable, local disk,
-// interrupted) fail the operation, which changed nothing and can be
-// retried.
+// failed authentication); or when the local disk has no room for the
+// copy, since refusing would keep a user from freeing space by removing
+// files (the handles' reads then fail as when another client removed
+// the file, ENOENT or ESTALE; no data is lost). Other failures (store
+// unreachable, a local disk error, interrupted) fail the operation,
+// which changed nothing and can be retried.
 func keptOrLost(err error) bool {
 	if err == nil || errors.Is(err, cipher.ErrAuth) || errors.Is(err, cipher.ErrInvalidSize) {
 		return true
 	}
 	switch Errno(err) {
-	case syscall.ENOENT, syscall.ESTALE:
+	case syscall.ENOENT, syscall.ESTALE, syscall.ENOSPC:
 		return true
 	}
 	return false

@@ -55,6 +55,7 @@ type blockCache interface {
 	GetStored(id blockID) ([]byte, bool)
 	PutStored(id blockID, data []byte)
 	DropObject(object [32]byte)
+	Shrink(n int64) bool
 }
 
 // dropCached drops the cached chunks of stored version n, which was
@@ -127,6 +128,9 @@ func openLocalState(opts Options, secret []byte, client bool) (*localState, erro
 		j.Close()
 		return nil, err
 	}
+	// On a full disk the cache gives way: staging holds what is not yet
+	// stored, the cache only copies of what is.
+	sd.SetReclaim(blocks.Shrink)
 	return &localState{
 		dir:          dir,
 		newStaging:   func(meta []byte) (stagingFile, error) { return sd.Create(meta) },

@@ -195,6 +195,103 @@ func TestDiskFull(t *testing.T) {
 	})
 }
 
+// TestDiskFullCacheGivesWay: when the block cache has filled the disk
+// that staging shares with it, staging wins. Unlinking a file that a
+// reader still holds open copies the version it opened into staging;
+// with the cache dir on an 8 MiB tmpfs and 6 MiB of that file cached,
+// the copy fits only if the cache gives its space back, and the reader
+// goes on reading the right bytes after the unlink.
+func TestDiskFullCacheGivesWay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		tmpfs := smallTmpfs(t)
+		v := newVolume(t, b.newStore(t))
+		v.cacheDir = filepath.Join(tmpfs, "cache")
+		v.mount()
+		const size = 6 << 20
+		data := pseudoRandom(31, size)
+		if n, err := writeBig(v.path("big"), data); err != nil {
+			t.Fatalf("writing %d bytes (%d taken): %v", size, n, err)
+		}
+		v.remount(false) // big is stored; its staging space is free again
+
+		r := openFile(t, v.path("big"), os.O_RDONLY)
+		defer r.Close()
+		readAt := func(when string) {
+			t.Helper()
+			got := make([]byte, size)
+			if n, err := r.ReadAt(got, 0); n != size {
+				t.Fatalf("%s: read %d of %d bytes from the open handle: %v", when, n, size, err)
+			}
+			if err := sameBytes(got, data); err != nil {
+				t.Fatalf("%s: the open handle reads %v", when, err)
+			}
+		}
+		readAt("before the remove")
+		// The cache writes to disk behind the reads: wait until it holds
+		// big, so that the copy below cannot fit beside it.
+		for deadline := time.Now().Add(time.Minute); usedBytes(t, tmpfs) < size; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				logTree(t, tmpfs)
+				t.Fatalf("a minute after big was read, the cache dir holds %d bytes: the block cache did not keep it", usedBytes(t, tmpfs))
+			}
+		}
+		if err := os.Remove(v.path("big")); err != nil {
+			t.Fatalf("remove big while a reader holds it open, its chunks cached: %v", err)
+		}
+		if _, err := os.Stat(v.path("big")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("stat after remove: %v", err)
+		}
+		readAt("after the remove")
+		closeFile(t, r)
+
+		// With the disk full of something else, there is no room for the
+		// copy: the remove still succeeds (a user frees space by removing
+		// files), and the reader's reads fail as when another client
+		// removed the file (ENOENT, ESTALE: fs/doc.go), never wrong bytes.
+		second := pseudoRandom(32, 2<<20)
+		if n, err := writeBig(v.path("second"), second); err != nil {
+			t.Fatalf("writing second (%d taken): %v", n, err)
+		}
+		v.remount(false)
+		r = openFile(t, v.path("second"), os.O_RDONLY)
+		defer r.Close()
+		fillDisk(t, filepath.Join(tmpfs, "filler"))
+		if err := os.Remove(v.path("second")); err != nil {
+			t.Fatalf("remove second while a reader holds it open, the disk full: %v", err)
+		}
+		got := make([]byte, len(second))
+		if n, err := r.ReadAt(got, 0); errnoOf(err) != syscall.ENOENT && errnoOf(err) != syscall.ESTALE {
+			t.Fatalf("reading second after its remove on a full disk: %d bytes, err %v; want ENOENT or ESTALE", n, err)
+		}
+		if l, err := os.ReadFile(filepath.Join(v.cacheDir, "coffer.log")); err != nil || !strings.Contains(string(l), "no room on the local disk to keep the version open handles read") {
+			t.Fatalf("coffer.log does not say why the reader fails (read: %v)", err)
+		}
+		closeFile(t, r)
+	})
+}
+
+// fillDisk writes path until the file system it is on is full, and
+// removes it at cleanup.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close(); os.Remove(path) })
+	for _, n := range []int{1 << 20, 4 << 10, 512} {
+		buf := make([]byte, n)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if errnoOf(err) != syscall.ENOSPC {
+					t.Fatalf("filling the disk: %v", err)
+				}
+				break
+			}
+		}
+	}
+}
+
 // logTree logs every file under root with its size.
 func logTree(t *testing.T, root string) {
 	t.Helper()

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cofferfs/coffer/cipher"
 )
 
@@ -48,6 +50,8 @@ type Dir struct {
 	secret    []byte
 	blockSize int64
 	newSealer func(secret, salt []byte) (sealer, error)
+	// reclaim makes room when a write finds the disk full (SetReclaim).
+	reclaim func(n int64) bool
 
 	blockPool sync.Pool // *[]byte of blockSize: write-back buffers, partial blocks
 	runPool   sync.Pool // *[]byte of runBlocks slots: batched reads and writes
@@ -103,6 +107,22 @@ func OpenDir(path string, secret []byte) (*Dir, error) {
 	return d, nil
 }
 
+// SetReclaim gives d a way to make room on a full disk: a write that
+// fails with ENOSPC asks reclaim for the n bytes it needs, and is tried
+// again for as long as reclaim reports that it freed something (the
+// block cache gives way to staging). Call it before the first Create.
+func (d *Dir) SetReclaim(reclaim func(n int64) bool) { d.reclaim = reclaim }
+
+// retryFull runs op, and runs it again while it fails with ENOSPC and
+// reclaim frees space.
+func (d *Dir) retryFull(need int64, op func() error) error {
+	err := op()
+	for errors.Is(err, unix.ENOSPC) && d.reclaim != nil && d.reclaim(need) {
+		err = op()
+	}
+	return err
+}
+
 func (d *Dir) geometry() geometry { return defaultGeometry(d.blockSize) }
 
 // Create makes a new empty staging file holding meta (sealed).
@@ -127,10 +147,13 @@ func (d *Dir) Create(meta []byte) (*File, error) {
 	}
 	f := newFile(d, name, filepath.Join(d.path, name), salt, osf, g, s)
 	f.meta = bytes.Clone(meta)
-	if _, err := osf.WriteAt(encodeHeader(g, salt), 0); err != nil {
-		return nil, f.abandon(err)
-	}
-	if err := f.writeRecord(); err != nil {
+	err = d.retryFull(g.dataOff, func() error {
+		if _, err := osf.WriteAt(encodeHeader(g, salt), 0); err != nil {
+			return err
+		}
+		return f.writeRecord()
+	})
+	if err != nil {
 		return nil, f.abandon(err)
 	}
 	return f, nil

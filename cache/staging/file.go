@@ -335,13 +335,16 @@ func (f *File) abandon(err error) error {
 // reserve allocates the disk space a write ending at end > size needs
 // before anything changes, so a full disk fails the write whole (ENOSPC)
 // instead of half-way, which would leave the size covering blocks never
-// written. Filesystems without fallocate keep the old behaviour.
+// written; when the disk is full, the Dir's reclaim is asked for room
+// first. Filesystems without fallocate keep the old behaviour.
 func (f *File) reserve(end int64) error {
 	from, to := f.g.physicalSize(f.size), f.g.physicalSize(end)
 	if to <= from {
 		return nil
 	}
-	err := unix.Fallocate(int(f.f.Fd()), unix.FALLOC_FL_KEEP_SIZE, from, to-from)
+	err := f.dir.retryFull(to-from, func() error {
+		return unix.Fallocate(int(f.f.Fd()), unix.FALLOC_FL_KEEP_SIZE, from, to-from)
+	})
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
 		return nil
 	}
