@@ -65,6 +65,12 @@ type Volume struct {
 	// upWait, when set (by tests), is called when a rename is about to
 	// wait for an upload, in flight, of the file it replaces.
 	upWait func()
+	// renameWait, when set (by tests), is called when an upload is about
+	// to wait for a directory rename above its file (holdUploadsBelow).
+	renameWait func()
+	// renameStep, when set (by tests), is called by renameDir once the
+	// copies are made, before the sources go.
+	renameStep func()
 
 	errnos      errnoCounts  // failed operations, for Stats
 	journalSize func() int64 // the upload journal's size (nil: no journal); see Stats
@@ -77,6 +83,10 @@ type Volume struct {
 	closed    bool
 	conflicts []Conflict     // conflict copies stored (conflict.go)
 	recovered RecoveryReport // what OpenVolume's recovery did (recover.go)
+	// renaming holds, by old path, the directories being renamed; each
+	// channel closes when its rename ends. Uploads of files below one
+	// wait for it (holdUploadsBelow).
+	renaming map[string]chan struct{}
 }
 
 // OpenVolume authenticates the volume's config with opts.Roots, checks

@@ -117,6 +117,14 @@
 // moves. The root has no object: its attributes live as long as the
 // mount.
 //
+// A directory rename copies every object below it, then deletes the
+// sources (renamedir.go). Uploads of files below wait for it from the
+// listing on (holdUploadsBelow): landing at an old key in between, a
+// version would be copied with the metadata of the one before, or
+// deleted with the sources (TestRenameDirDuringUpload: an fsync during
+// the rename lost its write). A file written meanwhile stays staged,
+// moves with the directory, and is uploaded under its new path.
+//
 // Open files that lost their name (unlinked or replaced while open) are
 // reached through their Handle (Handle.SetAttr, Setxattr), never a path:
 // their changes live in memory until the last close.

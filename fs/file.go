@@ -87,7 +87,9 @@ import (
 // Lock order: a path stripe (v.lockPaths), then f.upMu, then v.mu, then
 // f.mu. A rename holds two upMu: the replaced file's, then the renamed
 // one's (the path stripes of both names keep any other holder of both
-// away).
+// away). A directory rename takes and drops the upMu of each file below
+// it in turn, after which their uploads wait for it without holding
+// upMu (holdUploadsBelow, file.lockUpload).
 type file struct {
 	v *Volume
 

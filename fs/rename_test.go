@@ -310,6 +310,60 @@ func TestRenameWhileItsUploadRuns(t *testing.T) {
 	}
 }
 
+// TestRenameDirDuringUpload: a file below a directory, written again and
+// fsync'd while the directory is renamed (after the rename's own uploads,
+// once its copies are made and before its sources go), waits for the
+// rename and is stored under its new path. An upload that landed at the
+// old key in between was deleted with the sources, and the renamed file
+// was the copy of the version before: the fsync'd write was lost.
+func TestRenameDirDuringUpload(t *testing.T) {
+	for _, mode := range []string{EncryptionClient, EncryptionNone} {
+		t.Run(mode, func(t *testing.T) {
+			tv := stalled(t, mode)
+			ctx := context.Background()
+			if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, tv.Volume, "/d/f", []byte("one"))
+			flush(t, tv.Volume)
+			h, err := tv.Open(ctx, "/d/f", syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			synced := make(chan error, 1)
+			waiting := make(chan struct{})
+			tv.renameWait = sync.OnceFunc(func() { close(waiting) })
+			tv.renameStep = func() {
+				if _, err := h.WriteAt(ctx, []byte("two"), 0); err != nil {
+					t.Error(err)
+				}
+				go func() { synced <- h.Fsync(ctx) }()
+				select {
+				case <-waiting: // held until the rename ends
+				case err := <-synced: // stored while the rename runs
+					synced <- err
+				}
+			}
+			if err := tv.Rename(ctx, "/d", "/e", 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-synced; err != nil {
+				t.Fatalf("fsync during the rename: %v", err)
+			}
+			if err := h.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			flush(t, tv.Volume)
+			if got := storedNames(t, tv, "/"); got != "e" {
+				t.Errorf("the store holds %q at the root, want e alone", got)
+			}
+			if got := readFile(t, tv.reopen(t), "/e/f"); string(got) != "two" {
+				t.Errorf("/e/f = %q in the store, want the write fsync'd during the rename", got)
+			}
+		})
+	}
+}
+
 // TestRenameOverFileBeingUploaded: a file renamed over one whose upload
 // is in flight (git writes packed-refs twice, each time through
 // packed-refs.lock) waits for that upload, so the object it stored is

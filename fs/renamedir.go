@@ -21,6 +21,7 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 	if err := v.uploadBelow(ctx, oldp); err != nil {
 		return err
 	}
+	defer v.holdUploadsBelow(oldp)()
 	d, err := v.listTree(ctx, oldp, newp)
 	if err != nil {
 		return err
@@ -33,6 +34,9 @@ func (v *Volume) renameDir(ctx context.Context, oldp, newp string, dst *node) er
 	}
 	if err := d.copyAll(ctx); err != nil {
 		return err
+	}
+	if v.renameStep != nil {
+		v.renameStep()
 	}
 	if err := d.deleteSources(ctx, dst); err != nil {
 		return err
@@ -89,6 +93,53 @@ func (v *Volume) uploadBelow(ctx context.Context, p string) error {
 				return v.failEIO("rename: uploading a file staged below the directory", f.path, "", err)
 			}
 			return err
+		}
+	}
+	return nil
+}
+
+// holdUploadsBelow keeps uploads of the files below directory p from
+// starting until the returned function is called, and waits for those in
+// flight. An upload landing at an old key during the rename would be
+// copied with the metadata of the version before it, or deleted with the
+// sources once copied: that version would be lost. A file written
+// meanwhile stays staged, moves with the directory (moveOpenFiles) and
+// is uploaded under its new path once the rename ends, or under its old
+// one if the rename failed.
+func (v *Volume) holdUploadsBelow(p string) (release func()) {
+	done := make(chan struct{})
+	v.mu.Lock()
+	if v.renaming == nil {
+		v.renaming = map[string]chan struct{}{}
+	}
+	v.renaming[p] = done // the rename holds p's stripe: no other renames p
+	var below []*file
+	for fp, f := range v.files {
+		if isUnder(fp, p) {
+			below = append(below, f)
+		}
+	}
+	v.mu.Unlock()
+	for _, f := range below {
+		// uploadBelow waited for the uploads of files dirty then; one
+		// that started since ends before the listing.
+		f.upMu.Lock()
+		f.upMu.Unlock()
+	}
+	return func() {
+		v.mu.Lock()
+		delete(v.renaming, p)
+		v.mu.Unlock()
+		close(done)
+	}
+}
+
+// renameAboveLocked is the end of a directory rename in progress above
+// p, or nil (v.mu held).
+func (v *Volume) renameAboveLocked(p string) <-chan struct{} {
+	for dir, done := range v.renaming {
+		if isUnder(p, dir) {
+			return done
 		}
 	}
 	return nil

@@ -111,7 +111,9 @@ func (f *file) scheduleLocked(delay time.Duration) {
 // error.
 func (f *file) upload(ctx context.Context) error {
 	v := f.v
-	f.upMu.Lock()
+	if err := f.lockUpload(ctx); err != nil {
+		return err
+	}
 	defer f.upMu.Unlock()
 	f.mu.Lock()
 	if !f.dirty || f.removed || f.st == nil {
@@ -180,6 +182,33 @@ func (f *file) upload(ctx context.Context) error {
 		f.doneLocked() // still open: the staging file stays, the record goes
 	}
 	return nil
+}
+
+// lockUpload takes f.upMu once no directory rename above f's path is in
+// progress (holdUploadsBelow); while it waits for one, it holds nothing.
+func (f *file) lockUpload(ctx context.Context) error {
+	v := f.v
+	for {
+		f.upMu.Lock()
+		v.mu.Lock()
+		f.mu.Lock()
+		p := f.path
+		f.mu.Unlock()
+		done := v.renameAboveLocked(p)
+		v.mu.Unlock()
+		if done == nil {
+			return nil
+		}
+		f.upMu.Unlock()
+		if v.renameWait != nil {
+			v.renameWait()
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // storeStaged stores the staged content of job as the object of its
