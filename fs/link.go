@@ -557,10 +557,14 @@ func (v *Volume) unlinkLink(ctx context.Context, p string, n *node, f *file) err
 			}
 		}
 		if n.link.links.Len() <= 1 {
+			// The last name, as an unlink: no upload of f may follow
+			// until it is marked removed (held to the end, which makes
+			// no upload). Landing once the inode is deleted, one would be
+			// taken for another mount's change and stored as a conflict
+			// copy of the file just removed.
 			f.upMu.Lock()
-			err := f.keepContent(ctx)
-			f.upMu.Unlock()
-			if !keptOrLost(err) {
+			defer f.upMu.Unlock()
+			if err := f.keepContent(ctx); !keptOrLost(err) {
 				return err
 			}
 		}

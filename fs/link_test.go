@@ -197,6 +197,90 @@ func TestHardLinkOpenAcrossUnlink(t *testing.T) {
 	}
 }
 
+// deleteHookStore calls afterDelete once a Delete of an inode object has
+// been done.
+type deleteHookStore struct {
+	blobstore.Store
+	afterDelete func()
+}
+
+func (s *deleteHookStore) Delete(ctx context.Context, key string) error {
+	err := s.Store.Delete(ctx, key)
+	if strings.HasPrefix(key, inodePrefix) && s.afterDelete != nil {
+		s.afterDelete()
+	}
+	return err
+}
+
+// TestHardLinkLastUnlinkDuringWrite: while the last name of a linked
+// file open here is unlinked, a write and fsync through the open handle
+// wait until the file is removed. Run once the inode object was deleted
+// (the old code let them), its upload met no inode, took that for
+// another mount's change, and stored the removed file again as a
+// conflict copy.
+func TestHardLinkLastUnlinkDuringWrite(t *testing.T) {
+	ctx := context.Background()
+	var hs *deleteHookStore
+	tv := stalled(t, EncryptionClient, func(o *Options) {
+		hs = &deleteHookStore{Store: o.Store}
+		o.Store = hs
+	})
+	writeFile(t, tv.Volume, "/a", []byte("hello"))
+	if _, err := tv.Link(ctx, "/a", "/b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tv.Unlink(ctx, "/b"); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, tv.Volume)
+	h, err := tv.Open(ctx, "/a", syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func() error {
+		if _, err := h.WriteAt(ctx, []byte("J"), 0); err != nil {
+			return err
+		}
+		return h.Fsync(ctx)
+	}
+	later := make(chan error, 1)
+	hs.afterDelete = func() {
+		hs.afterDelete = nil
+		tv.mu.Lock()
+		f := tv.files["/a"]
+		tv.mu.Unlock()
+		if f != nil && f.upMu.TryRLock() {
+			// Nothing holds the upload lock: write now, inside the
+			// unlink, as a handle could.
+			f.upMu.RUnlock()
+			later <- write()
+			return
+		}
+		// The unlink holds it: a write now waits for the unlink.
+		go func() { later <- write() }()
+	}
+	if err := tv.Unlink(ctx, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-later; err != nil {
+		t.Fatalf("write and fsync during the unlink: %v", err)
+	}
+	b := make([]byte, 5)
+	if n, err := h.ReadAt(ctx, b, 0); n != 5 || string(b) != "Jello" {
+		t.Errorf("the open handle reads %q (%v) after its write", b[:n], err)
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, tv.Volume)
+	if got := storedNames(t, tv, "/"); got != "" {
+		t.Errorf("the store holds %q after the last name was unlinked, want nothing", got)
+	}
+	if got := storedInodes(t, tv.store); len(got) != 0 {
+		t.Errorf("inode objects left: %v", got)
+	}
+}
+
 func TestHardLinkLimits(t *testing.T) {
 	ctx := context.Background()
 	v := newTestVolume(t, EncryptionClient).Volume
