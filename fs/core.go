@@ -71,6 +71,9 @@ type Volume struct {
 	// renameStep, when set (by tests), is called by renameDir once the
 	// copies are made, before the sources go.
 	renameStep func()
+	// renameHeld, when set (by tests), is called by renameDir once it
+	// holds the uploads below the directory (holdUploadsBelow).
+	renameHeld func()
 
 	errnos      errnoCounts  // failed operations, for Stats
 	journalSize func() int64 // the upload journal's size (nil: no journal); see Stats
@@ -87,6 +90,10 @@ type Volume struct {
 	// channel closes when its rename ends. Uploads of files below one
 	// wait for it (holdUploadsBelow).
 	renaming map[string]chan struct{}
+	// uploading counts the uploads running per file (past lockUpload);
+	// uploadEnded (on mu) is signalled when one ends.
+	uploading   map[*file]int
+	uploadEnded sync.Cond
 }
 
 // OpenVolume authenticates the volume's config with opts.Roots, checks
@@ -125,10 +132,12 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		getSem:    make(chan struct{}, 4*opts.UploadConcurrency),
 		upSem:     make(chan struct{}, opts.UploadConcurrency),
 		files:     map[string]*file{},
+		uploading: map[*file]int{},
 		pool:      blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
 		clock:     opts.clock,
 		now:       opts.now,
 	}
+	v.uploadEnded.L = &v.mu
 	var secret []byte
 	if opts.Writer != nil {
 		if secret, err = v.startWriterSession(opts); err != nil {

@@ -87,8 +87,8 @@ import (
 // Lock order: a path stripe (v.lockPaths), then f.upMu, then v.mu, then
 // f.mu. A rename holds two upMu: the replaced file's, then the renamed
 // one's (the path stripes of both names keep any other holder of both
-// away). A directory rename takes and drops the upMu of each file below
-// it in turn, after which their uploads wait for it without holding
+// away). Uploads of files below a directory being renamed wait for it
+// without holding upMu; the rename waits for those running, never for
 // upMu (holdUploadsBelow, file.lockUpload).
 type file struct {
 	v *Volume

@@ -364,6 +364,82 @@ func TestRenameDirDuringUpload(t *testing.T) {
 	}
 }
 
+// TestRenameInDirDuringDirRename: a rename within a directory that is
+// being renamed (the kernel allows both at once: they lock different
+// parents) holds the upMu of the file it replaces while the file it
+// renames uploads, and that upload waits for the directory rename. A
+// directory rename that waited for upMu below it, not for uploads, waited
+// for the file rename: both hung. (Found by a second reader.)
+func TestRenameInDirDuringDirRename(t *testing.T) {
+	tv := stalled(t, EncryptionClient)
+	ctx := context.Background()
+	if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tv.Volume, "/d/a", []byte("a1"))
+	writeFile(t, tv.Volume, "/d/b", []byte("b1"))
+	flush(t, tv.Volume)
+	hb, err := tv.Open(ctx, "/d/b", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha, err := tv.Open(ctx, "/d/a", syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv.mu.Lock()
+	victim := tv.files["/d/b"]
+	tv.mu.Unlock()
+	victim.upMu.RLock() // a write of /d/b in progress: the file rename waits for it
+	blocked := make(chan struct{})
+	tv.upWait = sync.OnceFunc(func() { close(blocked) })
+	fileDone := make(chan error, 1)
+	go func() { fileDone <- tv.Rename(ctx, "/d/a", "/d/b", 0) }()
+	<-blocked
+	held := make(chan struct{})
+	tv.renameHeld = sync.OnceFunc(func() { close(held) })
+	dirDone := make(chan error, 1)
+	go func() { dirDone <- tv.Rename(ctx, "/d", "/e", 0) }()
+	<-held
+	// /d/a changes after the directory rename's own uploads: the file
+	// rename, once it holds /d/b's upMu, uploads it, and that upload
+	// waits for the directory rename.
+	if _, err := ha.WriteAt(ctx, []byte("a2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	victim.upMu.RUnlock()
+	for range 2 {
+		select {
+		case err := <-fileDone:
+			t.Logf("rename /d/a /d/b: %v", err)
+		case err := <-dirDone:
+			if err != nil {
+				t.Errorf("rename /d /e: %v", err)
+			}
+		case <-time.After(time.Minute):
+			// Not t.Fatal: the cleanup (closing the volume) would wait
+			// for the renames too.
+			panic("TestRenameInDirDuringDirRename: a minute after both renames could go on, they still wait for each other")
+		}
+	}
+	for _, h := range []*Handle{ha, hb} {
+		if err := h.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	flush(t, tv.Volume)
+	fresh := tv.reopen(t)
+	found := false
+	for _, p := range []string{"/e/a", "/e/b", "/d/b"} {
+		if b, err := tryRead(fresh, p); err == nil && string(b) == "a2" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the write to /d/a is nowhere: / holds %q, /e %q", storedNames(t, tv, "/"), storedNames(t, tv, "/e"))
+	}
+}
+
 // TestRenameOverFileBeingUploaded: a file renamed over one whose upload
 // is in flight (git writes packed-refs twice, each time through
 // packed-refs.lock) waits for that upload, so the object it stored is

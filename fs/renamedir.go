@@ -99,13 +99,18 @@ func (v *Volume) uploadBelow(ctx context.Context, p string) error {
 }
 
 // holdUploadsBelow keeps uploads of the files below directory p from
-// starting until the returned function is called, and waits for those in
-// flight. An upload landing at an old key during the rename would be
+// starting until the returned function is called, and waits for those
+// running. An upload landing at an old key during the rename would be
 // copied with the metadata of the version before it, or deleted with the
 // sources once copied: that version would be lost. A file written
 // meanwhile stays staged, moves with the directory (moveOpenFiles) and
 // is uploaded under its new path once the rename ends, or under its old
 // one if the rename failed.
+//
+// It waits for running uploads (uploadBelow waited for those of files
+// dirty then; one may have started since), not for f.upMu: a file rename
+// below p holds the upMu of the file it replaces while it uploads the
+// renamed one, which waits for this rename.
 func (v *Volume) holdUploadsBelow(p string) (release func()) {
 	done := make(chan struct{})
 	v.mu.Lock()
@@ -113,25 +118,33 @@ func (v *Volume) holdUploadsBelow(p string) (release func()) {
 		v.renaming = map[string]chan struct{}{}
 	}
 	v.renaming[p] = done // the rename holds p's stripe: no other renames p
-	var below []*file
-	for fp, f := range v.files {
-		if isUnder(fp, p) {
-			below = append(below, f)
-		}
+	if v.renameHeld != nil {
+		v.renameHeld()
+	}
+	for v.uploadingBelowLocked(p) {
+		v.uploadEnded.Wait()
 	}
 	v.mu.Unlock()
-	for _, f := range below {
-		// uploadBelow waited for the uploads of files dirty then; one
-		// that started since ends before the listing.
-		f.upMu.Lock()
-		f.upMu.Unlock()
-	}
 	return func() {
 		v.mu.Lock()
 		delete(v.renaming, p)
 		v.mu.Unlock()
 		close(done)
 	}
+}
+
+// uploadingBelowLocked reports an upload running of a file below p (v.mu
+// held).
+func (v *Volume) uploadingBelowLocked(p string) bool {
+	for f := range v.uploading {
+		f.mu.Lock()
+		fp := f.path
+		f.mu.Unlock()
+		if isUnder(fp, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // renameAboveLocked is the end of a directory rename in progress above

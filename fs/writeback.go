@@ -114,7 +114,7 @@ func (f *file) upload(ctx context.Context) error {
 	if err := f.lockUpload(ctx); err != nil {
 		return err
 	}
-	defer f.upMu.Unlock()
+	defer f.unlockUpload()
 	f.mu.Lock()
 	if !f.dirty || f.removed || f.st == nil {
 		f.mu.Unlock()
@@ -185,7 +185,8 @@ func (f *file) upload(ctx context.Context) error {
 }
 
 // lockUpload takes f.upMu once no directory rename above f's path is in
-// progress (holdUploadsBelow); while it waits for one, it holds nothing.
+// progress (holdUploadsBelow), and counts the upload as running; while
+// it waits for a rename, it holds nothing.
 func (f *file) lockUpload(ctx context.Context) error {
 	v := f.v
 	for {
@@ -195,10 +196,12 @@ func (f *file) lockUpload(ctx context.Context) error {
 		p := f.path
 		f.mu.Unlock()
 		done := v.renameAboveLocked(p)
-		v.mu.Unlock()
 		if done == nil {
+			v.uploading[f]++
+			v.mu.Unlock()
 			return nil
 		}
+		v.mu.Unlock()
 		f.upMu.Unlock()
 		if v.renameWait != nil {
 			v.renameWait()
@@ -209,6 +212,18 @@ func (f *file) lockUpload(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// unlockUpload ends an upload lockUpload began.
+func (f *file) unlockUpload() {
+	v := f.v
+	v.mu.Lock()
+	if v.uploading[f]--; v.uploading[f] == 0 {
+		delete(v.uploading, f)
+	}
+	v.uploadEnded.Broadcast()
+	v.mu.Unlock()
+	f.upMu.Unlock()
 }
 
 // storeStaged stores the staged content of job as the object of its
