@@ -81,7 +81,7 @@ type disk struct {
 	removals     []removal
 	wake         chan struct{} // removals are waiting
 	queued, done int64         // operations handed to the writer, and finished
-	idle         *sync.Cond    // signalled when done catches up with queued
+	idle         *sync.Cond    // signalled when done moves
 	exited       chan struct{}
 
 	hits, misses, dropped atomic.Int64
@@ -348,12 +348,11 @@ func (d *disk) entrySize(n int) int {
 // put queues data for the writer; it never waits for the disk.
 func (d *disk) put(id BlockID, data []byte) {
 	n := d.entrySize(len(data))
-	if id.Index < 0 || id.Index > (1<<62-fileHeader)/slotSize || n > maxPayload ||
-		fileHeader+charge(n) > d.limit {
+	if id.Index < 0 || id.Index > (1<<62-fileHeader)/slotSize || n > maxPayload {
 		return
 	}
 	d.mu.Lock()
-	if d.closed || d.pendingBytes+int64(n) > maxPendingBytes {
+	if d.closed || d.pendingBytes+int64(n) > maxPendingBytes || fileHeader+charge(n) > d.limit {
 		d.mu.Unlock()
 		return
 	}
@@ -462,9 +461,7 @@ func (d *disk) finished(n int64) {
 	}
 	d.mu.Lock()
 	d.done += n
-	if d.done == d.queued {
-		d.idle.Broadcast()
-	}
+	d.idle.Broadcast() // flush waits for done == queued, flushTo for less
 	d.mu.Unlock()
 }
 
@@ -557,6 +554,17 @@ func (d *disk) writeSlot(p *pendingPut, create bool) error {
 func (d *disk) flush() {
 	d.mu.Lock()
 	for d.done != d.queued {
+		d.idle.Wait()
+	}
+	d.mu.Unlock()
+}
+
+// flushTo waits until the writer has made the first q changes handed to
+// it. It runs removals before any put, in batches, so those queued
+// before q are made by then whatever came after.
+func (d *disk) flushTo(q int64) {
+	d.mu.Lock()
+	for d.done < q {
 		d.idle.Wait()
 	}
 	d.mu.Unlock()
@@ -734,8 +742,9 @@ func (d *disk) shrink(n int64) bool {
 	freed := before - d.total
 	d.limit = min(d.limit, d.total)
 	limit := d.limit
+	upTo := d.queued
 	d.mu.Unlock()
-	d.flush()
+	d.flushTo(upTo)
 	if freed > 0 {
 		d.log.Warn("cache: the disk is full: the block cache gave space back to staging", "freed_bytes", freed, "limit_bytes", limit)
 	}

@@ -65,8 +65,9 @@ type Volume struct {
 	// upWait, when set (by tests), is called when a rename is about to
 	// wait for an upload, in flight, of the file it replaces.
 	upWait func()
-	// renameWait, when set (by tests), is called when an upload is about
-	// to wait for a directory rename above its file (holdUploadsBelow).
+	// renameWait, when set (by tests), is called when an upload or a
+	// metadata rewrite is about to wait for a directory rename above its
+	// path (holdUploadsBelow, waitRenameAbove).
 	renameWait func()
 	// renameStep, when set (by tests), is called by renameDir once the
 	// copies are made, before the sources go.

@@ -166,6 +166,9 @@ func (v *Volume) flushDir(ctx context.Context, dir string) error {
 		return nil
 	}
 	defer v.lockPaths(dir)() // as changeAttr: one rewrite of dir at a time
+	if err := v.waitRenameAbove(ctx, dir); err != nil {
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		gen := v.dirs.current(dir)
 		if gen == 0 || dir == "/" {

@@ -227,9 +227,10 @@
 // authentication) the unlink or rename goes on. So it does when the
 // local disk has no room for the copy, once the block cache has given
 // its own (below): a user frees space by removing files, so a full disk
-// must not refuse that; the handles' reads then fail (ENOENT, ESTALE)
-// and the log says why (TestDiskFullCacheGivesWay). Any other failure
-// (store unreachable, a local disk error) fails it with nothing changed.
+// must not refuse that; the handles' reads and writes then fail
+// (ENOENT, ESTALE) and the log says why (TestDiskFullCacheGivesWay). Any
+// other failure (store unreachable, a local disk error) fails it with
+// nothing changed.
 //
 // On a full disk staging comes first: the block cache only holds copies
 // of what is stored, staging what is not yet. A staging write that finds

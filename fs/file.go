@@ -576,10 +576,10 @@ func (f *file) keepContent(ctx context.Context) error {
 // handles opened is unreadable anyway (gone, replaced by another client,
 // failed authentication); or when the local disk has no room for the
 // copy, since refusing would keep a user from freeing space by removing
-// files (the handles' reads then fail as when another client removed
-// the file, ENOENT or ESTALE; no data is lost). Other failures (store
-// unreachable, a local disk error, interrupted) fail the operation,
-// which changed nothing and can be retried.
+// files (the handles' reads and writes then fail as when another client
+// removed the file, ENOENT or ESTALE; nothing staged is lost). Other
+// failures (store unreachable, a local disk error, interrupted) fail the
+// operation, which changed nothing and can be retried.
 func keptOrLost(err error) bool {
 	if err == nil || errors.Is(err, cipher.ErrAuth) || errors.Is(err, cipher.ErrInvalidSize) {
 		return true

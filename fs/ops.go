@@ -450,6 +450,9 @@ func (v *Volume) changeAttr(ctx context.Context, p string, change func(Attr) (At
 	// One metadata rewrite of p at a time (a background store of its
 	// directory times included): the cache must end with the last one.
 	defer v.lockPaths(p)()
+	if err := v.waitRenameAbove(ctx, p); err != nil {
+		return Attr{}, err
+	}
 	if n := v.heldDir(p); n != nil { // a writer's, not stored yet (writeonly.go)
 		gen := v.dirs.current(p)
 		a, err := apply(v.dirs.overlay(n).attr)

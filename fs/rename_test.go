@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -361,6 +362,52 @@ func TestRenameDirDuringUpload(t *testing.T) {
 				t.Errorf("/e/f = %q in the store, want the write fsync'd during the rename", got)
 			}
 		})
+	}
+}
+
+// TestChmodDuringDirRename: a chmod of a stored file below a directory,
+// once the directory rename has made its copies, waits for the rename.
+// Rewritten at the old key meanwhile, the new mode was deleted with the
+// sources and the copy kept the old one, though the chmod succeeded.
+// After the rename the old path names nothing: the chmod fails (ENOENT)
+// rather than claim a change that did not happen.
+func TestChmodDuringDirRename(t *testing.T) {
+	tv := stalled(t, EncryptionClient)
+	ctx := context.Background()
+	if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tv.Volume, "/d/f", []byte("data"))
+	flush(t, tv.Volume)
+	mode := uint32(0o600)
+	chmodded := make(chan error, 1)
+	waiting := make(chan struct{})
+	tv.renameWait = sync.OnceFunc(func() { close(waiting) })
+	tv.renameStep = func() {
+		go func() {
+			_, err := tv.SetAttr(ctx, "/d/f", SetAttr{Mode: &mode})
+			chmodded <- err
+		}()
+		select {
+		case <-waiting: // held until the rename ends
+		case err := <-chmodded: // rewritten while the rename runs
+			chmodded <- err
+		}
+	}
+	if err := tv.Rename(ctx, "/d", "/e", 0); err != nil {
+		t.Fatal(err)
+	}
+	err := <-chmodded
+	a, serr := tv.reopen(t).Stat(ctx, "/e/f")
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	got := a.Mode & 0o777
+	switch {
+	case err == nil && got != 0o600:
+		t.Errorf("chmod 600 during the rename succeeded, and /e/f is stored with mode %o", got)
+	case err != nil && !errors.Is(err, syscall.ENOENT):
+		t.Errorf("chmod during the rename: %v, want success or ENOENT", err)
 	}
 }
 

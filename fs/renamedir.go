@@ -147,6 +147,30 @@ func (v *Volume) uploadingBelowLocked(p string) bool {
 	return false
 }
 
+// waitRenameAbove waits while a directory above p is being renamed, for
+// a metadata rewrite of p: landing at the old key during the rename, it
+// would be deleted with the sources, and the copy keep the attributes
+// from before. Once the rename is done p names nothing (ENOENT follows),
+// unless the rename failed.
+func (v *Volume) waitRenameAbove(ctx context.Context, p string) error {
+	for {
+		v.mu.Lock()
+		done := v.renameAboveLocked(p)
+		v.mu.Unlock()
+		if done == nil {
+			return nil
+		}
+		if v.renameWait != nil {
+			v.renameWait()
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // renameAboveLocked is the end of a directory rename in progress above
 // p, or nil (v.mu held).
 func (v *Volume) renameAboveLocked(p string) <-chan struct{} {

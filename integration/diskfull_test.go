@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // smallTmpfs mounts an 8 MiB tmpfs on a fresh directory and unmounts it
@@ -241,7 +243,19 @@ func TestDiskFullCacheGivesWay(t *testing.T) {
 		if _, err := os.Stat(v.path("big")); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("stat after remove: %v", err)
 		}
+		// The reads after the remove must reach the mount, not the
+		// kernel's page cache of the reads before.
+		if err := unix.Fadvise(int(r.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+			t.Fatal(err)
+		}
 		readAt("after the remove")
+		l, err := os.ReadFile(filepath.Join(v.cacheDir, "coffer.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(l), "the block cache gave space back to staging") || strings.Contains(string(l), "no room on the local disk") {
+			t.Fatalf("the copy for the reader did not take the cache's room; coffer.log:\n%s", l)
+		}
 		closeFile(t, r)
 
 		// With the disk full of something else, there is no room for the

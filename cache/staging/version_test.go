@@ -72,6 +72,8 @@ func TestVersion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The refill Create started must not add a spare after f's.
+		d.refills.Wait()
 		if err := f.Remove(); err != nil {
 			t.Fatal(err)
 		}
