@@ -320,36 +320,20 @@ func TestRenameWhileItsUploadRuns(t *testing.T) {
 func TestRenameDirDuringUpload(t *testing.T) {
 	for _, mode := range []string{EncryptionClient, EncryptionNone} {
 		t.Run(mode, func(t *testing.T) {
-			tv := stalled(t, mode)
+			tv := storedBelowD(t, mode)
 			ctx := context.Background()
-			if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, tv.Volume, "/d/f", []byte("one"))
-			flush(t, tv.Volume)
 			h, err := tv.Open(ctx, "/d/f", syscall.O_RDWR)
 			if err != nil {
 				t.Fatal(err)
 			}
-			synced := make(chan error, 1)
-			waiting := make(chan struct{})
-			tv.renameWait = sync.OnceFunc(func() { close(waiting) })
-			tv.renameStep = func() {
+			err = duringDirRename(t, tv, func() error {
 				if _, err := h.WriteAt(ctx, []byte("two"), 0); err != nil {
-					t.Error(err)
+					return err
 				}
-				go func() { synced <- h.Fsync(ctx) }()
-				select {
-				case <-waiting: // held until the rename ends
-				case err := <-synced: // stored while the rename runs
-					synced <- err
-				}
-			}
-			if err := tv.Rename(ctx, "/d", "/e", 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-synced; err != nil {
-				t.Fatalf("fsync during the rename: %v", err)
+				return h.Fsync(ctx)
+			})
+			if err != nil {
+				t.Fatalf("write and fsync during the rename: %v", err)
 			}
 			if err := h.Close(ctx); err != nil {
 				t.Fatal(err)
@@ -372,32 +356,13 @@ func TestRenameDirDuringUpload(t *testing.T) {
 // After the rename the old path names nothing: the chmod fails (ENOENT)
 // rather than claim a change that did not happen.
 func TestChmodDuringDirRename(t *testing.T) {
-	tv := stalled(t, EncryptionClient)
+	tv := storedBelowD(t, EncryptionClient)
 	ctx := context.Background()
-	if _, err := tv.Mkdir(ctx, "/d", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, tv.Volume, "/d/f", []byte("data"))
-	flush(t, tv.Volume)
 	mode := uint32(0o600)
-	chmodded := make(chan error, 1)
-	waiting := make(chan struct{})
-	tv.renameWait = sync.OnceFunc(func() { close(waiting) })
-	tv.renameStep = func() {
-		go func() {
-			_, err := tv.SetAttr(ctx, "/d/f", SetAttr{Mode: &mode})
-			chmodded <- err
-		}()
-		select {
-		case <-waiting: // held until the rename ends
-		case err := <-chmodded: // rewritten while the rename runs
-			chmodded <- err
-		}
-	}
-	if err := tv.Rename(ctx, "/d", "/e", 0); err != nil {
-		t.Fatal(err)
-	}
-	err := <-chmodded
+	err := duringDirRename(t, tv, func() error {
+		_, err := tv.SetAttr(ctx, "/d/f", SetAttr{Mode: &mode})
+		return err
+	})
 	a, serr := tv.reopen(t).Stat(ctx, "/e/f")
 	if serr != nil {
 		t.Fatal(serr)
@@ -409,6 +374,42 @@ func TestChmodDuringDirRename(t *testing.T) {
 	case err != nil && !errors.Is(err, syscall.ENOENT):
 		t.Errorf("chmod during the rename: %v, want success or ENOENT", err)
 	}
+}
+
+// storedBelowD is a stalled volume (no timer fires) holding "one" at
+// /d/f, stored.
+func storedBelowD(t *testing.T, mode string) *testVol {
+	t.Helper()
+	tv := stalled(t, mode)
+	if _, err := tv.Mkdir(context.Background(), "/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tv.Volume, "/d/f", []byte("one"))
+	flush(t, tv.Volume)
+	return tv
+}
+
+// duringDirRename renames /d to /e and runs op once the rename's copies
+// are made, before its sources go (renameStep). The rename goes on when
+// op is done, or as soon as op waits for it (renameWait); duringDirRename
+// returns op's result.
+func duringDirRename(t *testing.T, tv *testVol, op func() error) error {
+	t.Helper()
+	result := make(chan error, 1)
+	waiting := make(chan struct{})
+	tv.renameWait = sync.OnceFunc(func() { close(waiting) })
+	tv.renameStep = func() {
+		go func() { result <- op() }()
+		select {
+		case <-waiting: // held until the rename ends
+		case err := <-result: // done while the rename runs
+			result <- err
+		}
+	}
+	if err := tv.Rename(context.Background(), "/d", "/e", 0); err != nil {
+		t.Fatal(err)
+	}
+	return <-result
 }
 
 // TestRenameInDirDuringDirRename: a rename within a directory that is

@@ -160,14 +160,22 @@ func (v *Volume) waitRenameAbove(ctx context.Context, p string) error {
 		if done == nil {
 			return nil
 		}
-		if v.renameWait != nil {
-			v.renameWait()
+		if err := v.awaitRename(ctx, done); err != nil {
+			return err
 		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	}
+}
+
+// awaitRename waits for done, a directory rename's end (renameAboveLocked).
+func (v *Volume) awaitRename(ctx context.Context, done <-chan struct{}) error {
+	if v.renameWait != nil {
+		v.renameWait()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

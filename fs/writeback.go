@@ -203,13 +203,8 @@ func (f *file) lockUpload(ctx context.Context) error {
 		}
 		v.mu.Unlock()
 		f.upMu.Unlock()
-		if v.renameWait != nil {
-			v.renameWait()
-		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := v.awaitRename(ctx, done); err != nil {
+			return err
 		}
 	}
 }
