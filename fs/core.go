@@ -91,9 +91,10 @@ type Volume struct {
 	// channel closes when its rename ends. Uploads of files below one
 	// wait for it (holdUploadsBelow).
 	renaming map[string]chan struct{}
-	// uploading counts the uploads running per file (past lockUpload);
-	// uploadEnded (on mu) is signalled when one ends.
-	uploading   map[*file]int
+	// uploading holds the files whose upload is running (past
+	// lockUpload; upMu makes it one per file); uploadEnded (on mu) is
+	// signalled when one ends.
+	uploading   map[*file]struct{}
 	uploadEnded sync.Cond
 }
 
@@ -133,7 +134,8 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		getSem:    make(chan struct{}, 4*opts.UploadConcurrency),
 		upSem:     make(chan struct{}, opts.UploadConcurrency),
 		files:     map[string]*file{},
-		uploading: map[*file]int{},
+		uploading: map[*file]struct{}{},
+		renaming:  map[string]chan struct{}{},
 		pool:      blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
 		clock:     opts.clock,
 		now:       opts.now,

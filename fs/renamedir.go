@@ -114,9 +114,6 @@ func (v *Volume) uploadBelow(ctx context.Context, p string) error {
 func (v *Volume) holdUploadsBelow(p string) (release func()) {
 	done := make(chan struct{})
 	v.mu.Lock()
-	if v.renaming == nil {
-		v.renaming = map[string]chan struct{}{}
-	}
 	v.renaming[p] = done // the rename holds p's stripe: no other renames p
 	if v.renameHeld != nil {
 		v.renameHeld()

@@ -197,7 +197,7 @@ func (f *file) lockUpload(ctx context.Context) error {
 		f.mu.Unlock()
 		done := v.renameAboveLocked(p)
 		if done == nil {
-			v.uploading[f]++
+			v.uploading[f] = struct{}{}
 			v.mu.Unlock()
 			return nil
 		}
@@ -213,9 +213,7 @@ func (f *file) lockUpload(ctx context.Context) error {
 func (f *file) unlockUpload() {
 	v := f.v
 	v.mu.Lock()
-	if v.uploading[f]--; v.uploading[f] == 0 {
-		delete(v.uploading, f)
-	}
+	delete(v.uploading, f)
 	v.uploadEnded.Broadcast()
 	v.mu.Unlock()
 	f.upMu.Unlock()
