@@ -75,6 +75,9 @@ type Volume struct {
 	// renameHeld, when set (by tests), is called by renameDir once it
 	// holds the uploads below the directory (holdUploadsBelow).
 	renameHeld func()
+	// drainWait, when set (by tests), is called each time a directory
+	// rename is about to wait for operations active below it (gate.go).
+	drainWait func()
 
 	errnos      errnoCounts  // failed operations, for Stats
 	journalSize func() int64 // the upload journal's size (nil: no journal); see Stats
@@ -96,6 +99,14 @@ type Volume struct {
 	// signalled when one ends.
 	uploading   map[*file]struct{}
 	uploadEnded sync.Cond
+	// ops holds the operations waiting at or past their gate (gate.go),
+	// gates the directory renames in progress by their two paths, and
+	// dirRenames (capacity 1) is held by the directory rename running;
+	// opEnded (on mu) is signalled when an operation ends or parks.
+	ops        map[*op]struct{}
+	gates      map[string]*gate
+	dirRenames chan struct{}
+	opEnded    sync.Cond
 }
 
 // OpenVolume authenticates the volume's config with opts.Roots, checks
@@ -123,24 +134,28 @@ func OpenVolume(ctx context.Context, opts Options) (*Volume, error) {
 		return nil, err
 	}
 	v := &Volume{
-		store:     opts.Store,
-		opts:      opts,
-		log:       opts.Logger,
-		meta:      newMetaCache(opts.MetadataTTL),
-		dirs:      newDirTimes(),
-		mount:     time.Now(),
-		headSem:   make(chan struct{}, opts.ListConcurrency),
-		rangeKeys: defaultRangeKeys,
-		getSem:    make(chan struct{}, 4*opts.UploadConcurrency),
-		upSem:     make(chan struct{}, opts.UploadConcurrency),
-		files:     map[string]*file{},
-		uploading: map[*file]struct{}{},
-		renaming:  map[string]chan struct{}{},
-		pool:      blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
-		clock:     opts.clock,
-		now:       opts.now,
+		store:      opts.Store,
+		opts:       opts,
+		log:        opts.Logger,
+		meta:       newMetaCache(opts.MetadataTTL),
+		dirs:       newDirTimes(),
+		mount:      time.Now(),
+		headSem:    make(chan struct{}, opts.ListConcurrency),
+		rangeKeys:  defaultRangeKeys,
+		getSem:     make(chan struct{}, 4*opts.UploadConcurrency),
+		upSem:      make(chan struct{}, opts.UploadConcurrency),
+		files:      map[string]*file{},
+		uploading:  map[*file]struct{}{},
+		renaming:   map[string]chan struct{}{},
+		ops:        map[*op]struct{}{},
+		gates:      map[string]*gate{},
+		dirRenames: make(chan struct{}, 1),
+		pool:       blobstore.NewPartPool(opts.PartSize, opts.UploadConcurrency+2),
+		clock:      opts.clock,
+		now:        opts.now,
 	}
 	v.uploadEnded.L = &v.mu
+	v.opEnded.L = &v.mu
 	var secret []byte
 	if opts.Writer != nil {
 		if secret, err = v.startWriterSession(opts); err != nil {

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -483,10 +484,13 @@ func TestListRanges(t *testing.T) {
 	}
 	lists, pulled := 0, 0 // listing requests of /d; entries taken of all listings
 	var asked []int       // the first pages the listings of /d asked for
+	var mu sync.Mutex     // the ranges list in parallel
 	tv.store.onList = func(p, _ string, opts blobstore.ListOptions) {
 		if p == prefix {
+			mu.Lock()
 			lists++
 			asked = append(asked, opts.FirstPage)
+			mu.Unlock()
 		}
 	}
 	// ranged lists /d on a fresh mount whose ranges hold 10 indexed names, after

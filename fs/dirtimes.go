@@ -42,9 +42,13 @@ func (d *dirTimes) overlay(n *node) *node {
 		return n
 	}
 	d.mu.Lock()
-	t := d.pending[n.path]
+	var t dirTouch
+	pt := d.pending[n.path]
+	if pt != nil {
+		t = *pt // touchDir changes it under d.mu
+	}
 	d.mu.Unlock()
-	if t == nil {
+	if pt == nil {
 		return n
 	}
 	c := *n

@@ -125,6 +125,22 @@
 // the rename lost its write). A file written meanwhile stays staged,
 // moves with the directory, and is uploaded under its new path.
 //
+// Beyond DESIGN.md, which says nothing of renames racing other
+// operations: the kernel locks only a renamed directory's parents, so a
+// create, mkdir, chmod or rename inside it runs during the copies, with
+// a path that names nothing once they end. Every path operation of the
+// Volume API passes a gate first (gate.go): it waits while a directory
+// rename is in progress at or above its paths and then runs where the
+// directory went; a directory rename lets the operations already past
+// their gate below it finish before it lists anything, and directory
+// renames run one at a time. Before, a mkdir or symlink there was left
+// at the old path (the directory came back beside the new one), a nested
+// directory rename moved nothing, and a chmod failed with ENOENT
+// (TestOpsDuringDirRename, TestNestedDirRenameDuringDirRename,
+// TestChmodDuringDirRename). Serialising directory renames costs
+// nothing a local file system does not: Linux serialises cross-directory
+// renames per file system too.
+//
 // Open files that lost their name (unlinked or replaced while open) are
 // reached through their Handle (Handle.SetAttr, Setxattr), never a path:
 // their changes live in memory until the last close.

@@ -84,8 +84,9 @@ import (
 // file is gone (nothing to upload) or one whose staging file is exactly
 // the version journalled, never a closed file without a record.
 //
-// Lock order: a path stripe (v.lockPaths), then f.upMu, then v.mu, then
-// f.mu. A rename holds two upMu: the replaced file's, then the renamed
+// Lock order: an operation's gate (v.begin, gate.go) and, for a
+// directory rename, the directory rename slot, before everything; then a
+// path stripe (v.lockPaths), then f.upMu, then v.mu, then f.mu. A rename holds two upMu: the replaced file's, then the renamed
 // one's (the path stripes of both names keep any other holder of both
 // away). Uploads of files below a directory being renamed wait for it
 // without holding upMu; the rename waits for those running, never for

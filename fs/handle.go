@@ -93,6 +93,11 @@ func (h *Handle) changeRemoved(change func(Attr) (Attr, error)) (Attr, error) {
 // for writing. With O_EXCL an existing path is EEXIST, and the upload is
 // a conditional create. mode holds permission bits.
 func (v *Volume) Create(ctx context.Context, path string, mode uint32, flags int) (*Handle, Attr, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return nil, Attr{}, v.finish("create", path, err)
+	}
+	defer end()
 	h, err := v.create(ctx, path, mode, flags)
 	if err != nil {
 		return nil, Attr{}, v.finish("create", path, err)
@@ -155,6 +160,11 @@ func (v *Volume) create(ctx context.Context, p string, mode uint32, flags int) (
 // O_WRONLY, O_RDWR, O_TRUNC, O_APPEND). Opening a stored file for writing
 // copies its content into staging at the first change, not at open.
 func (v *Volume) Open(ctx context.Context, path string, flags int) (*Handle, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return nil, v.finish("open", path, err)
+	}
+	defer end()
 	h, err := v.open(ctx, path, flags)
 	return h, v.finish("open", path, err)
 }

@@ -230,6 +230,12 @@ func (v *Volume) currentInode(ctx context.Context, n *node) (*node, error) {
 
 // Link makes newPath a second name of the file at oldPath (link(2)).
 func (v *Volume) Link(ctx context.Context, oldPath, newPath string) (Attr, error) {
+	o, err := v.begin(ctx, oldPath, newPath)
+	if err != nil {
+		return Attr{}, v.finish("link", newPath, err)
+	}
+	defer v.end(o)
+	oldPath, newPath = o.paths[0], o.paths[1]
 	n, err := v.link(ctx, oldPath, newPath)
 	if err != nil {
 		return Attr{}, v.finish("link", newPath, err)

@@ -19,6 +19,11 @@ import (
 
 // Stat returns the attributes of path (a lookup).
 func (v *Volume) Stat(ctx context.Context, path string) (Attr, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return Attr{}, v.finish("stat", path, err)
+	}
+	defer end()
 	n, err := v.lookup(ctx, path)
 	if err != nil {
 		return Attr{}, v.finish("stat", path, err)
@@ -476,6 +481,11 @@ func toCipherAttr(a Attr) cipher.Attr {
 // lookups that follow a READDIRPLUS, and reading a small file, hit the
 // cache.
 func (v *Volume) ReadDir(ctx context.Context, path string) ([]DirEntry, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return nil, v.finish("readdir", path, err)
+	}
+	defer end()
 	ents, err := v.readDir(ctx, path)
 	return ents, v.finish("readdir", path, err)
 }

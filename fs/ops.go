@@ -20,6 +20,11 @@ import (
 
 // Unlink removes a file or symlink.
 func (v *Volume) Unlink(ctx context.Context, path string) error {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return v.finish("unlink", path, err)
+	}
+	defer end()
 	return v.finish("unlink", path, v.unlink(ctx, path))
 }
 
@@ -122,6 +127,11 @@ func (v *Volume) keepDir(ctx context.Context, n *node) {
 
 // Mkdir creates a directory (a marker object).
 func (v *Volume) Mkdir(ctx context.Context, path string, mode uint32) (Attr, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return Attr{}, v.finish("mkdir", path, err)
+	}
+	defer end()
 	n, err := v.mkdir(ctx, path, mode)
 	if err != nil {
 		return Attr{}, v.finish("mkdir", path, err)
@@ -170,6 +180,11 @@ func (v *Volume) newAttr(ctx context.Context, p string, mode uint32) Attr {
 // body whose sealed attributes hold the type and rdev. Opening a special
 // file is the kernel's business; coffer only keeps it.
 func (v *Volume) Mknod(ctx context.Context, path string, mode, rdev uint32) (Attr, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return Attr{}, v.finish("mknod", path, err)
+	}
+	defer end()
 	n, err := v.mknod(ctx, path, mode, rdev)
 	if err != nil {
 		return Attr{}, v.finish("mknod", path, err)
@@ -241,6 +256,11 @@ func (v *Volume) putMarker(ctx context.Context, p, marker, long string, attr Att
 
 // Rmdir removes an empty directory (ENOTEMPTY otherwise).
 func (v *Volume) Rmdir(ctx context.Context, path string) error {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return v.finish("rmdir", path, err)
+	}
+	defer end()
 	return v.finish("rmdir", path, v.rmdir(ctx, path))
 }
 
@@ -315,6 +335,11 @@ func (v *Volume) hasLocalFilesUnder(p string) bool {
 // Symlink creates path as a symbolic link to target. The target is the
 // link's body (an envelope in client mode).
 func (v *Volume) Symlink(ctx context.Context, target, path string) (Attr, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return Attr{}, v.finish("symlink", path, err)
+	}
+	defer end()
 	n, err := v.symlink(ctx, target, path)
 	if err != nil {
 		return Attr{}, v.finish("symlink", path, err)
@@ -353,6 +378,11 @@ func (v *Volume) symlink(ctx context.Context, target, p string) (*node, error) {
 
 // Readlink returns the target of a symbolic link.
 func (v *Volume) Readlink(ctx context.Context, path string) (string, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return "", v.finish("readlink", path, err)
+	}
+	defer end()
 	t, err := v.readlink(ctx, path)
 	return t, v.finish("readlink", path, err)
 }
@@ -387,6 +417,11 @@ func (v *Volume) readlink(ctx context.Context, p string) (string, error) {
 // conditional metadata-only copy onto itself that keeps the file ID; on
 // a staged file they change what its upload will carry.
 func (v *Volume) SetAttr(ctx context.Context, path string, s SetAttr) (Attr, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return Attr{}, v.finish("setattr", path, err)
+	}
+	defer end()
 	a, err := v.setAttr(ctx, path, s)
 	return a, v.finish("setattr", path, err)
 }

@@ -413,15 +413,25 @@ func TestRecoveryFollowsRenames(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, tv.Volume, "/d/f", []byte("first"))
+	h, err := tv.Open(ctx, "/d/f", syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// While the directory rename lists what it moves (a LIST without
 	// delimiter, after it uploaded /d/f), /d/f is written and closed
-	// again.
+	// again, through a handle opened before (an open by path waits for
+	// the rename: gate.go).
 	tv.store.onList = func(_, delim string, _ blobstore.ListOptions) {
 		if delim != "" {
 			return
 		}
 		tv.store.onList = nil
-		writeFile(t, tv.Volume, "/d/f", []byte("written during the rename"))
+		if _, err := h.WriteAt(ctx, []byte("written during the rename"), 0); err != nil {
+			t.Error(err)
+		}
+		if err := h.Close(ctx); err != nil {
+			t.Error(err)
+		}
 	}
 	if err := tv.Rename(ctx, "/d", "/e", 0); err != nil {
 		t.Fatal(err)

@@ -18,63 +18,46 @@ import (
 // and then deleted. A directory is renamed by copying every descendant in
 // parallel; the sources are deleted only after every copy succeeded.
 func (v *Volume) Rename(ctx context.Context, oldPath, newPath string, flags RenameFlags) error {
-	return v.finish("rename", oldPath, v.rename(ctx, oldPath, newPath, flags))
+	o, err := v.begin(ctx, oldPath, newPath)
+	if err != nil {
+		return v.finish("rename", oldPath, err)
+	}
+	defer v.end(o)
+	err = v.rename(ctx, o, flags)
+	return v.finish("rename", o.paths[0], err)
 }
 
-func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlags) error {
-	if flags&RenameExchange != 0 {
-		return syscall.EINVAL
-	}
-	if err := v.checkWritable(oldp); err != nil {
-		return err
-	}
-	if err := v.checkWritable(newp); err != nil {
-		return err
-	}
-	if oldp == "/" || newp == "/" {
-		return syscall.EBUSY
-	}
-	if oldp == newp {
-		return nil
-	}
-	if isUnder(newp, oldp) {
-		return syscall.EINVAL
-	}
-	// A rename moves stored objects: held markers are stored first.
-	if err := errors.Join(v.storeHeld(ctx, oldp), v.storeHeld(ctx, newp)); err != nil {
-		return err
-	}
-	src, err := v.lookup(ctx, oldp)
-	if err != nil {
-		return err
-	}
-	if err := checkOwn(src); err != nil {
-		return err
-	}
-	if err := v.checkParent(ctx, newp); err != nil {
-		return err
-	}
-	if _, _, err := v.objectKey(newp); err != nil {
-		return err
-	}
-	dst, err := v.lookup(ctx, newp)
-	switch {
-	case errors.Is(err, syscall.ENOENT):
-		dst = nil
-	case err != nil:
-		return err
-	case dst.foreign:
-		return checkOwn(dst)
-	case flags&RenameNoReplace != 0:
-		return syscall.EEXIST
-	case src.isDir() && !dst.isDir():
-		return syscall.ENOTDIR
-	case !src.isDir() && dst.isDir():
-		return syscall.EISDIR
-	case dst.isDir():
-		if err := v.checkEmpty(ctx, newp); err != nil {
+// errSamePath is renameChecks' answer for a rename that does nothing.
+var errSamePath = errors.New("rename to itself")
+
+func (v *Volume) rename(ctx context.Context, o *op, flags RenameFlags) error {
+	var endDir func(moved bool)
+	var src, dst *node
+	for {
+		var err error
+		src, dst, err = v.renameChecks(ctx, o.paths[0], o.paths[1], flags)
+		if err != nil {
+			if endDir != nil {
+				endDir(false)
+			}
+			if errors.Is(err, errSamePath) {
+				return nil
+			}
 			return err
 		}
+		if !src.isDir() || endDir != nil {
+			break
+		}
+		// A directory: it renames alone, after the operations in progress
+		// below it (gate.go); then everything is looked at again.
+		if endDir, err = v.dirRename(ctx, o); err != nil {
+			return err
+		}
+	}
+	oldp, newp := o.paths[0], o.paths[1]
+	moved := false
+	if endDir != nil {
+		defer func() { endDir(moved) }()
 	}
 	if parentOf(oldp) != parentOf(newp) {
 		defer v.keepDir(ctx, v.implicitParent(ctx, oldp))
@@ -89,6 +72,7 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 		// (flushDir) from rewriting a marker, or caching one, across it.
 		unlock := v.lockPaths(oldp, newp)
 		err := v.renameDir(ctx, oldp, newp, dst)
+		moved = err == nil
 		if err == nil {
 			// What was pending at newp was the replaced directory's.
 			v.dirs.drop(newp)
@@ -105,6 +89,65 @@ func (v *Volume) rename(ctx context.Context, oldp, newp string, flags RenameFlag
 	v.touchParent(oldp, now)
 	v.touchParent(newp, now)
 	return nil
+}
+
+// renameChecks looks up the source and destination of a rename and
+// refuses what rename(2) refuses; dst is nil when newp names nothing.
+func (v *Volume) renameChecks(ctx context.Context, oldp, newp string, flags RenameFlags) (src, dst *node, err error) {
+	if flags&RenameExchange != 0 {
+		return nil, nil, syscall.EINVAL
+	}
+	if err := v.checkWritable(oldp); err != nil {
+		return nil, nil, err
+	}
+	if err := v.checkWritable(newp); err != nil {
+		return nil, nil, err
+	}
+	if oldp == "/" || newp == "/" {
+		return nil, nil, syscall.EBUSY
+	}
+	if oldp == newp {
+		return nil, nil, errSamePath
+	}
+	if isUnder(newp, oldp) {
+		return nil, nil, syscall.EINVAL
+	}
+	// A rename moves stored objects: held markers are stored first.
+	if err := errors.Join(v.storeHeld(ctx, oldp), v.storeHeld(ctx, newp)); err != nil {
+		return nil, nil, err
+	}
+	if src, err = v.lookup(ctx, oldp); err != nil {
+		return nil, nil, err
+	}
+	if err := checkOwn(src); err != nil {
+		return nil, nil, err
+	}
+	if err := v.checkParent(ctx, newp); err != nil {
+		return nil, nil, err
+	}
+	if _, _, err := v.objectKey(newp); err != nil {
+		return nil, nil, err
+	}
+	dst, err = v.lookup(ctx, newp)
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		dst = nil
+	case err != nil:
+		return nil, nil, err
+	case dst.foreign:
+		return nil, nil, checkOwn(dst)
+	case flags&RenameNoReplace != 0:
+		return nil, nil, syscall.EEXIST
+	case src.isDir() && !dst.isDir():
+		return nil, nil, syscall.ENOTDIR
+	case !src.isDir() && dst.isDir():
+		return nil, nil, syscall.EISDIR
+	case dst.isDir():
+		if err := v.checkEmpty(ctx, newp); err != nil {
+			return nil, nil, err
+		}
+	}
+	return src, dst, nil
 }
 
 func (v *Volume) checkEmpty(ctx context.Context, p string) error {

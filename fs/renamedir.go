@@ -147,8 +147,10 @@ func (v *Volume) uploadingBelowLocked(p string) bool {
 // waitRenameAbove waits while a directory above p is being renamed, for
 // a metadata rewrite of p: landing at the old key during the rename, it
 // would be deleted with the sources, and the copy keep the attributes
-// from before. Once the rename is done p names nothing (ENOENT follows),
-// unless the rename failed.
+// from before. An operation of the Volume API waited at its gate already
+// (gate.go) and runs on p's new path; a background store of directory
+// times (flushDir) finds p gone once the rename is done (ENOENT), unless
+// the rename failed.
 func (v *Volume) waitRenameAbove(ctx context.Context, p string) error {
 	for {
 		v.mu.Lock()

@@ -333,6 +333,11 @@ var ErrNotWriters = errors.New("not a file a writer key stored")
 // the origin, same file ID and DEK, with one conditional metadata copy
 // (cipher.Keyring.AdoptMetadata). Only a file not open here.
 func (v *Volume) Adopt(ctx context.Context, p string) error {
+	p, end, err := v.begin1(ctx, p)
+	if err != nil {
+		return v.finish("adopt", p, err)
+	}
+	defer end()
 	return v.finish("adopt", p, v.adopt(ctx, p))
 }
 

@@ -29,6 +29,11 @@ func (v *Volume) Getxattr(ctx context.Context, path, name string) ([]byte, error
 	if err := checkGetName(name); err != nil {
 		return nil, err // a probe, not a failure worth counting
 	}
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return nil, v.finish("getxattr", path, err)
+	}
+	defer end()
 	a, err := v.xattrsOf(ctx, path, name)
 	if err != nil {
 		return nil, v.finish("getxattr", path, err)
@@ -38,6 +43,11 @@ func (v *Volume) Getxattr(ctx context.Context, path, name string) ([]byte, error
 
 // Listxattr returns the names of path's extended attributes, sorted.
 func (v *Volume) Listxattr(ctx context.Context, path string) ([]string, error) {
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return nil, v.finish("listxattr", path, err)
+	}
+	defer end()
 	a, err := v.xattrsOf(ctx, path, "")
 	if err != nil {
 		return nil, v.finish("listxattr", path, err)
@@ -109,13 +119,23 @@ func checkGetName(name string) error {
 // Setxattr sets extended attribute name of path (flags: XattrCreate,
 // XattrReplace).
 func (v *Volume) Setxattr(ctx context.Context, path, name string, value []byte, flags int) error {
-	_, err := v.changeAttr(ctx, path, func(a Attr) (Attr, error) { return setXattr(a, name, value, flags) })
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return v.finish("setxattr", path, err)
+	}
+	defer end()
+	_, err = v.changeAttr(ctx, path, func(a Attr) (Attr, error) { return setXattr(a, name, value, flags) })
 	return v.finish("setxattr", path, err)
 }
 
 // Removexattr removes extended attribute name of path.
 func (v *Volume) Removexattr(ctx context.Context, path, name string) error {
-	_, err := v.changeAttr(ctx, path, func(a Attr) (Attr, error) { return removeXattr(a, name) })
+	path, end, err := v.begin1(ctx, path)
+	if err != nil {
+		return v.finish("removexattr", path, err)
+	}
+	defer end()
+	_, err = v.changeAttr(ctx, path, func(a Attr) (Attr, error) { return removeXattr(a, name) })
 	return v.finish("removexattr", path, err)
 }
 
