@@ -170,3 +170,30 @@ func BenchmarkS3Download(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkS3SmallPuts stores 2000 objects of 4 KiB at several
+// concurrencies: the floor under `make bench`'s small-file create row,
+// which uploads each closed file as one PUT.
+func BenchmarkS3SmallPuts(b *testing.B) {
+	const files, size = 2000, 4 << 10
+	data := make([]byte, size)
+	ctx := context.Background()
+	s := benchStore(b, false)
+	for _, conc := range []int{8, 16, 32} {
+		b.Run(fmt.Sprintf("conc%d", conc), func(b *testing.B) {
+			for b.Loop() {
+				g, gctx := errgroup.WithContext(ctx)
+				g.SetLimit(conc)
+				for i := range files {
+					g.Go(func() error {
+						_, err := s.Put(gctx, fmt.Sprintf("small/%04d", i), bytes.NewReader(data), size, blobstore.PutOptions{})
+						return err
+					})
+				}
+				if err := g.Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

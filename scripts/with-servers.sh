@@ -163,7 +163,10 @@ start_versitygw() {
 	read -r port admin <<<"$(free_ports 2)"
 	export COFFER_TEST_VERSITYGW_ACCESS_KEY=coffer-test-ak
 	export COFFER_TEST_VERSITYGW_SECRET_KEY=coffer-test-secret-$RANDOM$RANDOM
-	"$bin" --port "127.0.0.1:$port" \
+	# --keep-alive: versitygw otherwise answers every request with
+	# "Connection: close", so each request pays a new TCP connection
+	# (and the server a new one per request), which no real S3 does.
+	"$bin" --port "127.0.0.1:$port" --keep-alive \
 		--access "$COFFER_TEST_VERSITYGW_ACCESS_KEY" --secret "$COFFER_TEST_VERSITYGW_SECRET_KEY" \
 		--iam-dir "$dir/iam" --admin-port "127.0.0.1:$admin" --quiet \
 		posix "$dir/data" </dev/null >"$dir/log" 2>&1 &

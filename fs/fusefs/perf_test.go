@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,6 +81,7 @@ func TestMountPerf(t *testing.T) {
 	umount := mount()
 	os.Mkdir(filepath.Join(mnt, "small"), 0o755)
 	payload := bytes.Repeat([]byte("x"), 4096)
+	stopProfile := startProfile(t, "COFFER_PERF_CREATE_CPUPROFILE")
 	start := time.Now()
 	for i := range files {
 		if err := os.WriteFile(filepath.Join(mnt, "small", fmt.Sprintf("f%05d", i)), payload, 0o644); err != nil {
@@ -89,6 +91,7 @@ func TestMountPerf(t *testing.T) {
 	t.Logf("%d small files created: %v (before upload)", files, time.Since(start))
 	umount()
 	t.Logf("%d small files created and stored: %v", files, time.Since(start))
+	stopProfile()
 
 	umount = mount()
 	start = time.Now()
@@ -128,17 +131,8 @@ func TestMountPerf(t *testing.T) {
 	}
 	umount = mount()
 	defer umount()
-	if prof := os.Getenv("COFFER_PERF_READ_CPUPROFILE"); prof != "" {
-		f, err := os.Create(prof)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			t.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	stopProfile = startProfile(t, "COFFER_PERF_READ_CPUPROFILE")
+	defer stopProfile()
 	var rss0 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &rss0)
 	start = time.Now()
@@ -146,7 +140,7 @@ func TestMountPerf(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	d = time.Since(start)
-	pprof.StopCPUProfile() // the read alone (a no-op without a profile)
+	stopProfile() // the read alone
 	var rss syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &rss)
 	cpu := time.Duration(rss.Utime.Nano() + rss.Stime.Nano() - rss0.Utime.Nano() - rss0.Stime.Nano())
@@ -178,6 +172,31 @@ func TestMountPerf(t *testing.T) {
 	}
 	raw := float64(size) / time.Since(start).Seconds() / 1e6
 	t.Logf("raw GetObject of the same object: %.0f MB/s; mount/raw = %.0f%%", raw, 100*viaMount/raw)
+}
+
+// startProfile writes a CPU profile to the file the environment variable
+// env names, if set, until the function it returns is called (again: a
+// no-op).
+func startProfile(t *testing.T, env string) func() {
+	t.Helper()
+	path := os.Getenv(env)
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}
 }
 
 func envInt(name string, def int) int {

@@ -217,9 +217,10 @@ func redraw(_ context.Context, cfg config) error {
 // figures yet.
 func newReport(cfg config) *report {
 	host, _ := os.Hostname()
-	server := "versitygw on loopback"
+	// scripts/with-servers.sh starts it with --keep-alive.
+	server := "versitygw (keep-alive) on loopback"
 	if v := serverVersion(cfg.serverBin); v != "" {
-		server = "versitygw " + v + " on loopback"
+		server = "versitygw " + v + " (keep-alive) on loopback"
 	}
 	cold := "page cache dropped before each cold read"
 	if os.Geteuid() != 0 {
