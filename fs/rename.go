@@ -216,6 +216,12 @@ func (v *Volume) renameFile(ctx context.Context, oldp, newp string, src, dst *no
 		// upload and taken for another mount's version (a conflict copy of
 		// this mount's own file: git writes packed-refs twice through
 		// packed-refs.lock, and TestGitClone met it under load).
+		//
+		// Lock order: the victim's upMu, then the renamed file's (below).
+		// Two renames crossing (a to b while b to a) would take them in
+		// opposite orders; through FUSE they never run at once, since the
+		// kernel holds the parents' locks (lock_rename) for the whole
+		// rename, and the core's other callers rename one file at a time.
 		if !victim.upMu.TryLock() {
 			if v.upWait != nil {
 				v.upWait()
