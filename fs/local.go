@@ -35,6 +35,8 @@ type stagingFile interface {
 	Sync() error
 	Meta() []byte
 	Close() error
+	// Evict drops [off, end) from the page cache (it stays on disk).
+	Evict(off, end int64) error
 }
 
 // uploadJournal is the part of cache/journal.Journal the core uses: it

@@ -18,8 +18,9 @@ import (
 //	wroteLocked      every write: tracks the sequentially written prefix (seqEnd);
 //	                 starts the stream past the threshold, or aborts it when a
 //	                 write lands below what the stream has read (fed)
-//	stream.pump      reads [fed, seqEnd-streamHoldback) back from the staging file
-//	                 and encrypts it into the upload (blobstore.Upload of unknown
+//	stream.pump      reads [fed, seqEnd-streamHoldback) back from the staging file,
+//	                 evicts each MiB read from the page cache (staging.File.Evict:
+//	                 it stays on disk) and encrypts it into the upload (blobstore.Upload of unknown
 //	                 size: parts in parallel from the shared part pool, per-part
 //	                 checksum and retries)
 //	finishStream     the upload (file.upload, upMu held: no writes) feeds the rest,
@@ -235,6 +236,11 @@ func (f *file) pump(ctx context.Context, s *stream) {
 			if err != nil {
 				s.pw.CloseWithError(err)
 				return
+			}
+			// Read into the upload: out of the page cache with it (it
+			// stays on disk, the source of truth until stored).
+			if err := st.Evict(off, off+int64(n)); err != nil {
+				f.v.log.Debug("staging: page cache kept", "err", err)
 			}
 			off += int64(n)
 		}

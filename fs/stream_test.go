@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cofferfs/coffer/blobstore"
+	"github.com/cofferfs/coffer/cache/staging"
 )
 
 // partStore counts the starts, parts and completions of multipart uploads.
@@ -431,5 +432,47 @@ func TestStreamRenameAfterClose(t *testing.T) {
 			}
 			waitFor(t, "no multipart upload left", func() bool { return pendingUploads(t, tv.store) == 0 })
 		})
+	}
+}
+
+// TestStreamEvictsWhatItRead: what the stream has read into the upload
+// leaves the page cache (it stays in the staging file, which uploads
+// whole if the stream is aborted: TestStreamRandomWriteFallback), so a
+// big file being written does not fill memory with itself.
+func TestStreamEvictsWhatItRead(t *testing.T) {
+	tv, ps := streamVolume(t, EncryptionClient)
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(tv.options.CacheDir, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Type == 0x01021994 { // TMPFS_MAGIC
+		t.Skip("tmpfs keeps its pages: nothing to evict")
+	}
+	ctx := context.Background()
+	data := randomBytes(5*streamPart + 12345)
+	h, _, err := tv.Create(ctx, "/big", 0o600, syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSeq(t, h, data)
+	waitFor(t, "parts uploaded while the file is open", func() bool { return ps.parts.Load() >= 3 })
+	h.f.mu.Lock()
+	sf := h.f.st.(*staging.File)
+	h.f.mu.Unlock()
+	// The first two parts were read for the upload: their pages are gone
+	// but for a few the kernel had not let go of yet.
+	in, all, err := staging.ResidentPages(sf.Path(), 1<<20, 2*streamPart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all == 0 || in > all/20 {
+		t.Errorf("%d of %d pages of the uploaded start resident, want (almost) none", in, all)
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, tv.Volume)
+	if got := readFile(t, tv.reopen(t), "/big"); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, not what was written", len(got))
 	}
 }

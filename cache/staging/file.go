@@ -37,6 +37,9 @@ type File struct {
 	closed  bool
 	removed bool
 	wb      writeBack
+	// evicted: the file offset where the last Evict started dropping
+	// pages (0: none yet), where the next one drops from.
+	evicted int64
 }
 
 // writeBack holds one block in plaintext so that writes smaller than a
@@ -283,6 +286,56 @@ func (f *File) Close() error {
 		err = f.ioErr(cerr)
 	}
 	return err
+}
+
+// Evict writes the blocks holding plaintext [off, end) out to disk and
+// drops them from the page cache: the data stays in the file, reads of
+// it come from disk. A streaming upload calls it for what it has read,
+// so that a big file being written recycles a few megabytes of page
+// cache instead of holding all of itself there (cache/staging/doc.go,
+// "Page cache"). Dropping is best effort: pages whose writeback has just
+// completed can sit in another CPU's LRU batch for a moment, so each call
+// drops again from where the previous one started. Errors are the
+// kernel's and change nothing on disk; a closed file is left alone.
+func (f *File) Evict(off, end int64) error {
+	f.mu.Lock()
+	osf, closed, again := f.f, f.closed, f.evicted
+	first, _ := f.g.blockOf(off)
+	last, _ := f.g.blockOf(end) // block last is kept: end may fall inside it
+	if !closed && last > first {
+		f.evicted = f.g.blockOff(first)
+	}
+	f.mu.Unlock()
+	if closed || last <= first {
+		return nil
+	}
+	start, stop := f.g.blockOff(first), f.g.blockOff(last)
+	if again == 0 || again > start {
+		again = start
+	}
+	rc, err := osf.SyscallConn()
+	if err != nil {
+		return f.ioErr(err)
+	}
+	var serr error
+	// Control holds the descriptor open for the call (a concurrent Close
+	// waits), so the number cannot name another file meanwhile.
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SyncFileRange(int(fd), start, stop-start,
+			unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		if serr == nil {
+			serr = unix.Fadvise(int(fd), again, stop-again, unix.FADV_DONTNEED)
+		}
+	}); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return nil
+		}
+		return f.ioErr(err)
+	}
+	if serr != nil {
+		return f.ioErr(serr)
+	}
+	return nil
 }
 
 // Remove closes the file without committing and deletes its contents.

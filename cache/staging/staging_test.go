@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cofferfs/coffer/cipher"
 )
 
@@ -742,5 +744,69 @@ func TestSparesMadeAheadOfDemand(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(d2.path); len(ents) != 1 {
 		t.Fatalf("Close during a refill left %d files, want 1", len(ents))
+	}
+}
+
+// TestEvict: Evict drops the blocks of a range from the page cache
+// (mincore(2) on a mapping of the file sees them gone) and keeps the
+// data: a read afterwards returns the same bytes, from disk.
+func TestEvict(t *testing.T) {
+	d := newTestDir(t, 0)
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(d.path, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	if sfs.Type == unix.TMPFS_MAGIC {
+		t.Skip("tmpfs keeps its pages: nothing to evict")
+	}
+	f := mustCreate(t, d, []byte("m"))
+	data := make([]byte, 64*d.blockSize+1000)
+	rand.NewChaCha8([32]byte{1}).Read(data)
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	resident := func(from, to int64) (in, all int) {
+		t.Helper()
+		in, all, err := ResidentPages(f.path, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in, all
+	}
+	g := f.g
+	lo, hi := g.blockOff(8), g.blockOff(40) // the blocks evicted below
+	if in, all := resident(lo, hi); in != all || all == 0 {
+		t.Fatalf("before Evict: %d of %d pages resident, want all", in, all)
+	}
+	// A range that starts and ends inside blocks: blocks 8 to 39 go.
+	if err := f.Evict(7*d.blockSize+5, 40*d.blockSize+7); err != nil {
+		t.Fatal(err)
+	}
+	// fadvise(2) is best effort: a page still in another CPU's LRU batch
+	// stays (5 of 511 here at times).
+	if in, all := resident(lo, hi); in > all/10 {
+		t.Errorf("after Evict: %d of %d pages of blocks 8-39 resident, want (almost) none", in, all)
+	}
+	if in, all := resident(g.blockOff(41), g.blockOff(63)); in != all {
+		t.Errorf("after Evict: %d of %d pages past the range resident, want all", in, all)
+	}
+	// The next call drops the stragglers of the one before.
+	if err := f.Evict(40*d.blockSize+7, 48*d.blockSize); err != nil {
+		t.Fatal(err)
+	}
+	if in, all := resident(lo, g.blockOff(44)); in != 0 {
+		t.Errorf("after a second Evict: %d of %d pages of blocks 8-43 resident, want none", in, all)
+	}
+	if in, all := resident(g.blockOff(49), g.blockOff(63)); in != all {
+		t.Errorf("after a second Evict: %d of %d pages past its range resident, want all", in, all)
+	}
+	if got := readAll(t, f, 1<<20); !bytes.Equal(got, data) {
+		t.Fatal("data read after Evict differs from what was written")
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Evict(0, int64(len(data))); err != nil {
+		t.Errorf("Evict of a closed file: %v, want nil", err)
 	}
 }

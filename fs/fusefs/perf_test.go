@@ -89,7 +89,9 @@ func TestMountPerf(t *testing.T) {
 		}
 	}
 	t.Logf("%d small files created: %v (before upload)", files, time.Since(start))
+	stopFlushProfile := startProfile(t, "COFFER_PERF_FLUSH_CPUPROFILE")
 	umount()
+	stopFlushProfile()
 	t.Logf("%d small files created and stored: %v", files, time.Since(start))
 	stopProfile()
 
@@ -114,11 +116,13 @@ func TestMountPerf(t *testing.T) {
 	t.Logf("cold read of %d files: %v", files, time.Since(start))
 
 	big := filepath.Join(mnt, "big")
+	stopProfile = startProfile(t, "COFFER_PERF_WRITE_CPUPROFILE")
 	start = time.Now()
 	if out, err := exec.Command("dd", "if=/dev/zero", "of="+big, "bs=1M", "count="+strconv.Itoa(mb), "conv=fsync").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
 	d := time.Since(start)
+	stopProfile()
 	t.Logf("write %d MiB until stored (fsync): %v, %.0f MB/s", mb, d, float64(mb<<20)/d.Seconds()/1e6)
 	start = time.Now()
 	if out, err := exec.Command("dd", "if=/dev/zero", "of="+big+"4k", "bs=4k", "count=16384").CombinedOutput(); err != nil {
