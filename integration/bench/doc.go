@@ -24,12 +24,18 @@
 //   - one big file written with 1 MiB writes (as dd bs=1M does), timed
 //     until stored: fsync, then unmount, which waits for pending uploads
 //     and for the mount process to exit;
-//   - a cold read of it: a fresh mount with an empty cache directory, the
-//     page cache dropped (when root), 1 MiB reads;
+//   - a cold read of it: a fresh mount with an empty cache directory,
+//     1 MiB reads;
 //   - many small files created (create, write, close) until stored, then
 //     a cold `ls -l` and a cold read of them all, each on a fresh mount;
 //   - the peak RSS (VmHWM) of the mount process while it stores a larger
 //     file.
+//
+// Every phase, the SDK baselines' too, starts the same way (startPhase):
+// sync, the page cache dropped (when root), and -prewarm (BENCH_PREWARM,
+// default 4 GiB, at most a quarter of MemAvailable) of memory touched and
+// freed, so that no phase inherits another's cached pages or pays the
+// host for memory the VM's balloon gave back (prewarm).
 //
 // -phases (BENCH_PHASES) runs some workloads only, e.g. -phases write for
 // the write row (and its SDK baselines) alone.

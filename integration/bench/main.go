@@ -45,6 +45,7 @@ type config struct {
 	chartOnly bool   // only redraw the chart (and print the table) from jsonPath
 	cipher    bool   // also run the cipher envelope/AES-GCM ratio benchmark
 	phases    phases // the workloads to run
+	prewarm   int64  // bytes of memory touched and freed before each phase (startPhase)
 
 	endpoint, accessKey, secretKey string
 }
@@ -83,6 +84,7 @@ func parseConfig(args []string) (config, error) {
 	flags.StringVar(&cfg.svgPath, "svg", os.Getenv("BENCH_SVG"), "draw the chart here (env BENCH_SVG; default: the JSON's path with .svg)")
 	flags.BoolVar(&cfg.chartOnly, "chart-only", false, "measure nothing: read -json, print its table and redraw -svg (no server needed)")
 	flags.BoolVar(&cfg.cipher, "cipher", true, "run the cipher envelope/AES-GCM ratio benchmark (go test) too")
+	prewarm := flags.String("prewarm", envOr("BENCH_PREWARM", "4GiB"), "memory touched and freed before each phase, at most a quarter of MemAvailable; 0: none (env BENCH_PREWARM; see startPhase)")
 	phaseList := flags.String("phases", envOr("BENCH_PHASES", "all"), "the workloads to run: all, or a list of write,read,small,rss (read needs write; env BENCH_PHASES)")
 	if err := flags.Parse(args); err != nil {
 		return cfg, err
@@ -91,7 +93,7 @@ func parseConfig(args []string) (config, error) {
 	for _, s := range []struct {
 		dst  *int64
 		text string
-	}{{&cfg.size, *size}, {&cfg.smallSize, *small}, {&cfg.rssSize, *rss}, {&cfg.rangeSize, *rangeSize}} {
+	}{{&cfg.size, *size}, {&cfg.smallSize, *small}, {&cfg.rssSize, *rss}, {&cfg.rangeSize, *rangeSize}, {&cfg.prewarm, *prewarm}} {
 		if *s.dst, err = parseSize(s.text); err != nil {
 			return cfg, err
 		}
@@ -222,9 +224,12 @@ func newReport(cfg config) *report {
 	if v := serverVersion(cfg.serverBin); v != "" {
 		server = "versitygw " + v + " (keep-alive) on loopback"
 	}
-	cold := "page cache dropped before each cold read"
+	cold := "page cache dropped before each phase"
 	if os.Geteuid() != 0 {
 		cold = "not root: cold reads may hit the page cache"
+	}
+	if cfg.prewarm > 0 {
+		cold += fmt.Sprintf("; %s of memory touched and freed before each phase", sizeString(cfg.prewarm))
 	}
 	return &report{Meta: meta{
 		Date:           time.Now().UTC().Format(time.RFC3339),

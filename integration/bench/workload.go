@@ -50,7 +50,7 @@ func (srv server) createBucket(ctx context.Context, bucket string) error {
 // (the AWS SDK, unsigned payload on loopback), into figs: one PutObject
 // of the big file's size (sdk_put) and the same bytes as a parallel
 // multipart upload with coffer's default part size and concurrency
-// (sdk_multipart); then, the page cache dropped before each, one
+// (sdk_multipart); then one
 // GetObject of the object put (sdk_get) and the same object as ranged
 // GETs of cfg.rangeSize, cfg.rangeConc in flight (sdk_ranged_get).
 // coffer stores a big file as a multipart upload, and a server may
@@ -78,7 +78,7 @@ func measureSDK(ctx context.Context, srv server, cfg config, figs *[numSystems]r
 	if !cfg.phases.write && !cfg.phases.read {
 		return nil
 	}
-	settleDisks()
+	startPhase(cfg.prewarm)
 	start := time.Now()
 	if _, err := store.Put(ctx, "big", io.LimitReader(zeros{}, size), size, blobstore.PutOptions{}); err != nil {
 		return err
@@ -86,7 +86,7 @@ func measureSDK(ctx context.Context, srv server, cfg config, figs *[numSystems]r
 	figs[sysSDKPut][writeMBs] = mbps(size, time.Since(start))
 
 	if cfg.phases.write {
-		settleDisks()
+		startPhase(cfg.prewarm)
 		start = time.Now()
 		if _, err := blobstore.Upload(ctx, store, "big-multipart", io.LimitReader(zeros{}, size), size, blobstore.UploadOptions{
 			PartSize: cfs.DefaultPartSize, Concurrency: cfs.DefaultUploadConcurrency,
@@ -102,14 +102,14 @@ func measureSDK(ctx context.Context, srv server, cfg config, figs *[numSystems]r
 		return nil
 	}
 
-	dropPageCache()
+	startPhase(cfg.prewarm)
 	start = time.Now()
 	if err := getRange(ctx, store, "big", 0, -1, size); err != nil {
 		return err
 	}
 	figs[sysSDKGet][readMBs] = mbps(size, time.Since(start))
 
-	dropPageCache()
+	startPhase(cfg.prewarm)
 	start = time.Now()
 	if err := rangedGet(ctx, store, "big", size, cfg.rangeSize, cfg.rangeConc); err != nil {
 		return fmt.Errorf("ranged get: %w", err)
@@ -193,7 +193,7 @@ func measureMount(ctx context.Context, m mounter, cfg config) (results, error) {
 // measureWrite is the write phase: the big file written until stored.
 func measureWrite(ctx context.Context, m mounter, cfg config, r *results) error {
 	logf("%s: write %s", m.system().name(), sizeString(cfg.size))
-	p, err := phase(ctx, m, false, true, func(mnt string) error {
+	p, err := phase(ctx, m, cfg, true, func(mnt string) error {
 		return writeFile(ctx, filepath.Join(mnt, "big"), cfg.size)
 	})
 	if err != nil {
@@ -206,7 +206,7 @@ func measureWrite(ctx context.Context, m mounter, cfg config, r *results) error 
 // measureRead is the cold read of the big file the write phase wrote.
 func measureRead(ctx context.Context, m mounter, cfg config, r *results) error {
 	logf("%s: cold read", m.system().name())
-	p, err := phase(ctx, m, true, false, func(mnt string) error {
+	p, err := phase(ctx, m, cfg, false, func(mnt string) error {
 		return readFile(ctx, filepath.Join(mnt, "big"), cfg.size)
 	})
 	if err != nil {
@@ -220,7 +220,7 @@ func measureRead(ctx context.Context, m mounter, cfg config, r *results) error {
 // and reads them all cold.
 func measureSmall(ctx context.Context, m mounter, cfg config, r *results) error {
 	logf("%s: %d small files", m.system().name(), cfg.files)
-	p, err := phase(ctx, m, false, true, func(mnt string) error {
+	p, err := phase(ctx, m, cfg, true, func(mnt string) error {
 		return createFiles(ctx, filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
 	})
 	if err != nil {
@@ -228,14 +228,14 @@ func measureSmall(ctx context.Context, m mounter, cfg config, r *results) error 
 	}
 	r[createSecs] = p.took.Seconds()
 
-	if p, err = phase(ctx, m, true, false, func(mnt string) error {
+	if p, err = phase(ctx, m, cfg, false, func(mnt string) error {
 		return listLong(ctx, filepath.Join(mnt, "small"), cfg.files)
 	}); err != nil {
 		return fmt.Errorf("ls -l: %w", err)
 	}
 	r[lsSecs] = p.took.Seconds()
 
-	if p, err = phase(ctx, m, true, false, func(mnt string) error {
+	if p, err = phase(ctx, m, cfg, false, func(mnt string) error {
 		return readFiles(ctx, filepath.Join(mnt, "small"), cfg.files, cfg.smallSize)
 	}); err != nil {
 		return fmt.Errorf("read small files: %w", err)
@@ -247,7 +247,7 @@ func measureSmall(ctx context.Context, m mounter, cfg config, r *results) error 
 // measureRSS watches the peak RSS of the mount storing the RSS file.
 func measureRSS(ctx context.Context, m mounter, cfg config, r *results) error {
 	logf("%s: peak RSS writing %s", m.system().name(), sizeString(cfg.rssSize))
-	p, err := phase(ctx, m, false, true, func(mnt string) error {
+	p, err := phase(ctx, m, cfg, true, func(mnt string) error {
 		return writeFile(ctx, filepath.Join(mnt, "rss"), cfg.rssSize)
 	})
 	if err != nil {
@@ -264,19 +264,15 @@ type phaseResult struct {
 	peakRSS int64
 }
 
-// phase mounts m afresh (after dropping the page cache when cold), runs
-// work on the mountpoint and unmounts. The time includes the unmount when
-// untilStored: that is when the data is safe in the store.
-func phase(ctx context.Context, m mounter, cold, untilStored bool, work func(mnt string) error) (phaseResult, error) {
+// phase mounts m afresh (after startPhase), runs work on the mountpoint
+// and unmounts. The time includes the unmount when untilStored: that is
+// when the data is safe in the store.
+func phase(ctx context.Context, m mounter, cfg config, untilStored bool, work func(mnt string) error) (phaseResult, error) {
 	var p phaseResult
 	if err := ctx.Err(); err != nil {
 		return p, err
 	}
-	if cold {
-		dropPageCache()
-	} else {
-		settleDisks()
-	}
+	startPhase(cfg.prewarm)
 	mnt, pid, err := m.mount(ctx)
 	if err != nil {
 		return p, fmt.Errorf("mount: %w", err)
@@ -445,23 +441,70 @@ func vmHWM(pid int) (int64, error) {
 	return 0, errors.New("no VmHWM")
 }
 
-// settleDisks writes back what earlier phases left dirty in the page
-// cache, so that a write phase does not pay for its predecessor's data
-// (seen on versitygw: three 1 GiB multipart uploads in a row, their
-// completions took 0.3, 0.5 and 1.3 s as the dirty pages of the ones
-// before piled up past the kernel's background writeback threshold).
-func settleDisks() { syscall.Sync() }
+// startPhase puts the machine in the same state before every phase of
+// every system, SDK baselines included:
+//   - what earlier phases left dirty is written back (sync), so a phase
+//     does not pay for its predecessor's data (seen on versitygw: three
+//     1 GiB multipart uploads in a row, their completions took 0.3, 0.5
+//     and 1.3 s as the dirty pages of the ones before piled up past the
+//     kernel's background writeback threshold);
+//   - the page cache is dropped (when root), so reads reach the mount and
+//     the server's disk, and no phase starts with another's pages cached;
+//   - prewarm bytes of anonymous memory are touched and freed (prewarm).
+func startPhase(prewarmBytes int64) {
+	syscall.Sync()
+	if os.Geteuid() == 0 {
+		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+			logf("drop caches: %v", err)
+		}
+	}
+	prewarm(prewarmBytes)
+}
 
-// dropPageCache empties the kernel's page cache so reads reach the mount
-// and the server's disk; only root can, others read warm caches.
-func dropPageCache() {
-	if os.Geteuid() != 0 {
+// prewarm touches n bytes of fresh anonymous memory and frees it, so the
+// phase that follows finds that much memory its kernel can hand out
+// cheaply. On a VM whose balloon reports free memory to the host (this
+// bench's Firecracker machines: virtio-balloon free page reporting), a
+// page freed a few seconds ago has gone back to the host, and the first
+// touch of it costs the guest a host fault: there, 2 GiB of clean page
+// cache left by one phase made versitygw spend 4.3-4.5 s of CPU instead
+// of 2.6-2.9 s storing the next 1 GiB (README, "Benchmarks"). Which
+// system pays, and how much, then depends on what ran before it and on
+// the host; real machines pay nothing of the kind.
+func prewarm(n int64) {
+	if n <= 0 {
 		return
 	}
-	settleDisks()
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
-		logf("drop caches: %v", err)
+	n = min(n, memAvailable()/4) &^ (1<<20 - 1)
+	if n <= 0 {
+		return
 	}
+	b, err := syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		logf("prewarm: %v", err)
+		return
+	}
+	for i := 0; i < len(b); i += os.Getpagesize() {
+		b[i] = 1
+	}
+	if err := syscall.Munmap(b); err != nil {
+		logf("prewarm: %v", err)
+	}
+}
+
+// memAvailable is /proc/meminfo's MemAvailable in bytes (0 if unknown).
+func memAvailable() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
