@@ -117,13 +117,7 @@ func TestStreamStartsBeforeClose(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			tv, ps := streamVolume(t, mode)
 			ctx := context.Background()
-			data := randomBytes(5*streamPart + 12345)
-			h, _, err := tv.Create(ctx, "/big", 0o600, syscall.O_WRONLY)
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeSeq(t, h, data)
-			waitFor(t, "parts uploaded while the file is open", func() bool { return ps.parts.Load() >= 3 })
+			h, data := writeStreaming(t, tv, ps)
 			if ps.completed.Load() != 0 {
 				t.Fatal("completed before fsync")
 			}
@@ -449,13 +443,7 @@ func TestStreamEvictsWhatItRead(t *testing.T) {
 		t.Skip("tmpfs keeps its pages: nothing to evict")
 	}
 	ctx := context.Background()
-	data := randomBytes(5*streamPart + 12345)
-	h, _, err := tv.Create(ctx, "/big", 0o600, syscall.O_WRONLY)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeSeq(t, h, data)
-	waitFor(t, "parts uploaded while the file is open", func() bool { return ps.parts.Load() >= 3 })
+	h, data := writeStreaming(t, tv, ps)
 	h.f.mu.Lock()
 	sf := h.f.st.(*staging.File)
 	h.f.mu.Unlock()
@@ -475,4 +463,19 @@ func TestStreamEvictsWhatItRead(t *testing.T) {
 	if got := readFile(t, tv.reopen(t), "/big"); !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes, not what was written", len(got))
 	}
+}
+
+// writeStreaming creates /big and writes a little over five parts into
+// it sequentially, returning once three parts are uploaded (the file
+// still open).
+func writeStreaming(t *testing.T, tv *testVol, ps *partStore) (*Handle, []byte) {
+	t.Helper()
+	data := randomBytes(5*streamPart + 12345)
+	h, _, err := tv.Create(context.Background(), "/big", 0o600, syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSeq(t, h, data)
+	waitFor(t, "parts uploaded while the file is open", func() bool { return ps.parts.Load() >= 3 })
+	return h, data
 }
