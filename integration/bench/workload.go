@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -428,17 +427,23 @@ func watchRSS(pid int) func() int64 {
 }
 
 func vmHWM(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	return procBytes(fmt.Sprintf("/proc/%d/status", pid), "VmHWM")
+}
+
+// procBytes reads a "Field:   N kB" line of a /proc file such as
+// /proc/meminfo or /proc/PID/status, in bytes.
+func procBytes(path, field string) (int64, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmHWM")
+	return 0, fmt.Errorf("%s: no %s", path, field)
 }
 
 // startPhase puts the machine in the same state before every phase of
@@ -475,7 +480,12 @@ func prewarm(n int64) {
 	if n <= 0 {
 		return
 	}
-	n = min(n, memAvailable()/4) &^ (1<<20 - 1)
+	avail, err := procBytes("/proc/meminfo", "MemAvailable")
+	if err != nil {
+		logf("prewarm: %v", err)
+		return
+	}
+	n = min(n, avail/4) &^ (1<<20 - 1)
 	if n <= 0 {
 		return
 	}
@@ -490,21 +500,6 @@ func prewarm(n int64) {
 	if err := syscall.Munmap(b); err != nil {
 		logf("prewarm: %v", err)
 	}
-}
-
-// memAvailable is /proc/meminfo's MemAvailable in bytes (0 if unknown).
-func memAvailable() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
